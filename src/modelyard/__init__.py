@@ -1,0 +1,81 @@
+"""modelyard: the whole machine-learning lifecycle in one pip install.
+
+Importing the package is cheap: the facade and its dependencies (SQLAlchemy, pandas...)
+load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from modelyard._version import __version__
+from modelyard.errors import (
+    AlreadyExistsError,
+    ArtifactIntegrityError,
+    ConfigurationError,
+    ConflictError,
+    InvalidFilterError,
+    InvalidInputError,
+    InvalidMetricError,
+    ModelyardError,
+    NotFoundError,
+    ParamConflictError,
+    ProjectNotFoundError,
+    RunStateError,
+    SchemaVersionError,
+    StorageError,
+)
+
+if TYPE_CHECKING:
+    from modelyard.client import Yard, connect
+    from modelyard.project import init_project
+    from modelyard.settings import Settings
+    from modelyard.tracking.run import Run
+    from modelyard.tracking.service import RunComparison
+
+__all__ = [
+    "AlreadyExistsError",
+    "ArtifactIntegrityError",
+    "ConfigurationError",
+    "ConflictError",
+    "InvalidFilterError",
+    "InvalidInputError",
+    "InvalidMetricError",
+    "ModelyardError",
+    "NotFoundError",
+    "ParamConflictError",
+    "ProjectNotFoundError",
+    "Run",
+    "RunComparison",
+    "RunStateError",
+    "SchemaVersionError",
+    "Settings",
+    "StorageError",
+    "Yard",
+    "__version__",
+    "connect",
+    "init_project",
+]
+
+_LAZY = {
+    "Yard": "modelyard.client",
+    "connect": "modelyard.client",
+    "init_project": "modelyard.project",
+    "Settings": "modelyard.settings",
+    "Run": "modelyard.tracking.run",
+    "RunComparison": "modelyard.tracking.service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

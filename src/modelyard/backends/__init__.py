@@ -1,0 +1,1 @@
+"""Storage backends, each behind a small interface and chosen by URI."""

@@ -1,0 +1,1 @@
+"""Artifact stores: content-addressed blobs, chosen by URI."""

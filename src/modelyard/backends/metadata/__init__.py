@@ -1,0 +1,1 @@
+"""Metadata store: experiments, runs and (later) features and models, behind small interfaces."""

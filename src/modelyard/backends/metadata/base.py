@@ -1,0 +1,155 @@
+"""The tracking side of the metadata store: its records and its interface.
+
+A backend implements :class:`TrackingStore`; the SQLAlchemy store covers SQLite and
+PostgreSQL, and a REST store can implement the same interface later. Records are plain
+frozen dataclasses so they cross process and network boundaries unchanged.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+RunStatus = Literal["running", "finished", "failed", "killed"]
+RUN_STATUSES: tuple[RunStatus, ...] = ("running", "finished", "failed", "killed")
+TERMINAL_STATUSES: frozenset[str] = frozenset({"finished", "failed", "killed"})
+
+
+@dataclass(frozen=True)
+class Experiment:
+    experiment_id: int
+    name: str
+    description: str
+    created_at: int  # epoch milliseconds
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    experiment_id: int
+    name: str
+    status: str
+    start_time: int  # epoch milliseconds
+    end_time: int | None
+    parent_run_id: str | None
+    user: str
+    host: str
+    pid: int
+    heartbeat: int
+
+
+@dataclass(frozen=True)
+class LatestMetric:
+    value: float
+    step: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run with everything logged to it (metrics as their latest value)."""
+
+    info: RunInfo
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, LatestMetric] = field(default_factory=dict)
+
+
+class MetricPoint(NamedTuple):
+    run_id: str
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    path: str  # relative path inside the run, '/'-separated
+    sha256: str
+    size: int
+
+
+# --- search -------------------------------------------------------------------------------
+
+Entity = Literal["metric", "param", "tag", "attribute"]
+SEARCHABLE_ATTRIBUTES = ("run_id", "name", "status", "start_time", "end_time",
+                         "user", "host", "parent_run_id")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``entity.key op value``, e.g. metrics.r2 > 0.9 or params.max_depth IN ('3', '5')."""
+
+    entity: Entity
+    key: str
+    op: str  # = != < <= > >= LIKE ILIKE IN NOT IN
+    value: float | str | tuple[str, ...] | tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class OrderBy:
+    entity: Entity
+    key: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    experiment_ids: Sequence[int] = ()
+    where: Sequence[Comparison] = ()  # AND-ed together
+    order_by: Sequence[OrderBy] = ()
+    statuses: Sequence[str] = ()
+    limit: int | None = None
+
+
+class TrackingStore(ABC):
+    """Experiments, runs, params, tags, metrics and artifact records."""
+
+    @abstractmethod
+    def create_experiment(self, name: str, description: str = "") -> Experiment: ...
+
+    @abstractmethod
+    def get_experiment(self, name_or_id: str | int) -> Experiment:
+        """Raises NotFoundError when there is none."""
+
+    @abstractmethod
+    def list_experiments(self) -> list[Experiment]: ...
+
+    @abstractmethod
+    def create_run(self, info: RunInfo, tags: Mapping[str, str]) -> None: ...
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunRecord: ...
+
+    @abstractmethod
+    def end_run(self, run_id: str, status: str, end_time: int) -> None: ...
+
+    @abstractmethod
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        """All or nothing; ParamConflictError if a key is stored with another value."""
+
+    @abstractmethod
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+
+    @abstractmethod
+    def log_metrics(self, points: Sequence[MetricPoint], heartbeat: Iterable[str] = ()) -> None:
+        """Append points (any runs) in one transaction and refresh the runs' heartbeat."""
+
+    @abstractmethod
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]: ...
+
+    @abstractmethod
+    def record_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None: ...
+
+    @abstractmethod
+    def list_artifacts(self, run_id: str) -> list[ArtifactEntry]: ...
+
+    @abstractmethod
+    def search_runs(self, query: RunQuery) -> list[RunRecord]: ...
+
+    @abstractmethod
+    def mark_killed(self, run_ids: Sequence[str]) -> int:
+        """Mark these runs killed if they are still running (their process died)."""

@@ -1,0 +1,7 @@
+"""Alembic migrations of the metadata store; SCHEMA_REVISIONS lists them oldest first."""
+
+# Kept in step with versions/ by tests/backends/test_migrations.py, so the version check at
+# connect time needs no Alembic import.
+SCHEMA_REVISIONS: tuple[str, ...] = ("0001",)
+HEAD = SCHEMA_REVISIONS[-1]
+VERSION_TABLE = "modelyard_schema_version"

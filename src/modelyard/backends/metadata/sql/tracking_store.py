@@ -1,0 +1,339 @@
+"""The tracking store on SQLAlchemy: the same code for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from modelyard.backends.metadata.base import (
+    ArtifactEntry,
+    Comparison,
+    Experiment,
+    LatestMetric,
+    MetricPoint,
+    RunInfo,
+    RunQuery,
+    RunRecord,
+    TrackingStore,
+)
+from modelyard.backends.metadata.sql import tables as t
+from modelyard.backends.metadata.sql.engine import ensure_schema, translate_errors
+from modelyard.errors import AlreadyExistsError, NotFoundError, ParamConflictError
+
+_ENTITY_TABLES = {"metric": t.latest_metrics, "param": t.params, "tag": t.tags}
+_CHUNK = 5_000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SqlTrackingStore(TrackingStore):
+    def __init__(self, engine: Engine, *, migrate: bool = True) -> None:
+        self.engine = engine
+        if migrate:
+            ensure_schema(engine)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _insert(self, table: sa.Table) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _read(self) -> Connection:
+        return self.engine.connect().execution_options(modelyard_read_only=True)
+
+    def _require_run(self, conn: Connection, run_id: str) -> RunInfo:
+        row = conn.execute(sa.select(t.runs).where(t.runs.c.run_id == run_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no run with id {run_id!r}", run_id=run_id)
+        return RunInfo(**row)
+
+    # --- experiments ----------------------------------------------------------------------
+
+    @translate_errors
+    def create_experiment(self, name: str, description: str = "") -> Experiment:
+        created = _now_ms()
+        try:
+            with self.engine.begin() as conn:
+                new_id = conn.execute(
+                    t.experiments.insert().values(
+                        name=name, description=description, created_at=created
+                    )
+                ).inserted_primary_key[0]
+        except sa.exc.IntegrityError as exc:
+            raise AlreadyExistsError(f"experiment {name!r} already exists", name=name) from exc
+        return Experiment(int(new_id), name, description, created)
+
+    @translate_errors
+    def get_experiment(self, name_or_id: str | int) -> Experiment:
+        col = t.experiments.c
+        if isinstance(name_or_id, int):
+            cond = col.experiment_id == name_or_id
+        else:
+            cond = col.name == name_or_id
+        with self._read() as conn:
+            row = conn.execute(sa.select(t.experiments).where(cond)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no experiment named {name_or_id!r}", experiment=name_or_id)
+        return Experiment(**row)
+
+    @translate_errors
+    def list_experiments(self) -> list[Experiment]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.experiments).order_by(t.experiments.c.experiment_id)
+            ).mappings()
+            return [Experiment(**r) for r in rows]
+
+    # --- runs -----------------------------------------------------------------------------
+
+    @translate_errors
+    def create_run(self, info: RunInfo, tags: Mapping[str, str]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.runs.insert().values(**info.__dict__))
+            if tags:
+                conn.execute(
+                    t.tags.insert(),
+                    [{"run_id": info.run_id, "key": k, "value": v} for k, v in tags.items()],
+                )
+
+    @translate_errors
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._read() as conn:
+            info = self._require_run(conn, run_id)
+            records = self._load_details(conn, [info])
+        return records[0]
+
+    @translate_errors
+    def end_run(self, run_id: str, status: str, end_time: int) -> None:
+        with self.engine.begin() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(
+                t.runs.update()
+                .where(t.runs.c.run_id == run_id)
+                .values(status=status, end_time=end_time, heartbeat=end_time)
+            )
+
+    @translate_errors
+    def mark_killed(self, run_ids: Sequence[str]) -> int:
+        c = t.runs.c
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                t.runs.update()
+                .where(c.status == "running", c.run_id.in_(list(run_ids)))
+                .values(status="killed", end_time=c.heartbeat)
+            )
+            return int(result.rowcount or 0)
+
+    # --- params, tags, metrics ------------------------------------------------------------
+
+    @translate_errors
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        if not params:
+            return
+        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items()]
+        with self.engine.begin() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(self._insert(t.params).on_conflict_do_nothing(), rows)
+            stored = dict(
+                conn.execute(
+                    sa.select(t.params.c.key, t.params.c.value).where(
+                        t.params.c.run_id == run_id, t.params.c.key.in_(list(params))
+                    )
+                ).all()
+            )
+            clashes = {k: (stored[k], v) for k, v in params.items() if stored.get(k) != v}
+            if clashes:
+                key, (old, new) = next(iter(clashes.items()))
+                raise ParamConflictError(
+                    f"param {key!r} of run {run_id} is already {old!r}; it cannot become "
+                    f"{new!r} (params are immutable; log a metric or a tag for changing values)",
+                    run_id=run_id,
+                    keys=sorted(clashes),
+                )
+
+    @translate_errors
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        if not tags:
+            return
+        stmt = self._insert(t.tags)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.tags.c.run_id, t.tags.c.key], set_={"value": stmt.excluded.value}
+        )
+        with self.engine.begin() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(stmt, [{"run_id": run_id, "key": k, "value": v}
+                                for k, v in tags.items()])
+
+    @translate_errors
+    def log_metrics(self, points: Sequence[MetricPoint], heartbeat: Iterable[str] = ()) -> None:
+        beat = sorted(set(heartbeat))
+        if not points and not beat:
+            return
+        latest: dict[tuple[str, str], MetricPoint] = {}
+        for p in points:
+            best = latest.get((p.run_id, p.key))
+            if best is None or (p.step, p.timestamp) >= (best.step, best.timestamp):
+                latest[(p.run_id, p.key)] = p
+        with self.engine.begin() as conn:
+            if points:
+                conn.execute(
+                    t.metrics.insert(),
+                    [p._asdict() for p in points],
+                )
+                stmt = self._insert(t.latest_metrics)
+                cur = t.latest_metrics.c
+                newer = sa.or_(
+                    stmt.excluded.step > cur.step,
+                    sa.and_(stmt.excluded.step == cur.step,
+                            stmt.excluded.timestamp >= cur.timestamp),
+                )
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[cur.run_id, cur.key],
+                    set_={"value": stmt.excluded.value, "step": stmt.excluded.step,
+                          "timestamp": stmt.excluded.timestamp},
+                    where=newer,
+                )
+                conn.execute(stmt, [p._asdict() for p in latest.values()])
+            if beat:
+                conn.execute(
+                    t.runs.update()
+                    .where(t.runs.c.run_id.in_(beat), t.runs.c.status == "running")
+                    .values(heartbeat=_now_ms())
+                )
+
+    @translate_errors
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        c = t.metrics.c
+        with self._read() as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(
+                sa.select(c.run_id, c.key, c.value, c.step, c.timestamp)
+                .where(c.run_id == run_id, c.key == key)
+                .order_by(c.step, c.timestamp, c.id)
+            )
+            return [MetricPoint(*r) for r in rows]
+
+    # --- artifacts ------------------------------------------------------------------------
+
+    @translate_errors
+    def record_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None:
+        if not entries:
+            return
+        stmt = self._insert(t.artifacts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.artifacts.c.run_id, t.artifacts.c.path],
+            set_={"sha256": stmt.excluded.sha256, "size": stmt.excluded.size},
+        )
+        with self.engine.begin() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(stmt, [{"run_id": run_id, **e.__dict__} for e in entries])
+
+    @translate_errors
+    def list_artifacts(self, run_id: str) -> list[ArtifactEntry]:
+        c = t.artifacts.c
+        with self._read() as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(
+                sa.select(c.path, c.sha256, c.size).where(c.run_id == run_id).order_by(c.path)
+            )
+            return [ArtifactEntry(*r) for r in rows]
+
+    # --- search ---------------------------------------------------------------------------
+
+    @translate_errors
+    def search_runs(self, query: RunQuery) -> list[RunRecord]:
+        runs = t.runs
+        stmt = sa.select(runs)
+        if query.experiment_ids:
+            stmt = stmt.where(runs.c.experiment_id.in_(list(query.experiment_ids)))
+        if query.statuses:
+            stmt = stmt.where(runs.c.status.in_(list(query.statuses)))
+        for cmp in query.where:
+            stmt = stmt.where(_condition(cmp))
+        order: list[Any] = []
+        for i, ob in enumerate(query.order_by):
+            if ob.entity == "attribute":
+                col: Any = runs.c[ob.key]
+            else:
+                alias = _ENTITY_TABLES[ob.entity].alias(f"ord{i}")
+                stmt = stmt.outerjoin(
+                    alias, sa.and_(alias.c.run_id == runs.c.run_id, alias.c.key == ob.key)
+                )
+                col = alias.c.value
+            order += [col.is_(None), col.desc() if ob.descending else col.asc()]
+        order += [runs.c.start_time.desc(), runs.c.run_id]
+        stmt = stmt.order_by(*order)
+        if query.limit is not None:
+            stmt = stmt.limit(query.limit)
+        with self._read() as conn:
+            infos = [RunInfo(**r) for r in conn.execute(stmt).mappings()]
+            return self._load_details(conn, infos)
+
+    def _load_details(self, conn: Connection, infos: list[RunInfo]) -> list[RunRecord]:
+        params: dict[str, dict[str, str]] = {i.run_id: {} for i in infos}
+        tags: dict[str, dict[str, str]] = {i.run_id: {} for i in infos}
+        metrics: dict[str, dict[str, LatestMetric]] = {i.run_id: {} for i in infos}
+        ids = list(params)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            for table, target in ((t.params, params), (t.tags, tags)):
+                for run_id, key, value in conn.execute(
+                    sa.select(table.c.run_id, table.c.key, table.c.value)
+                    .where(table.c.run_id.in_(chunk))
+                ):
+                    target[run_id][key] = value
+            lm = t.latest_metrics.c
+            for run_id, key, value, step, ts in conn.execute(
+                sa.select(lm.run_id, lm.key, lm.value, lm.step, lm.timestamp)
+                .where(lm.run_id.in_(chunk))
+            ):
+                metrics[run_id][key] = LatestMetric(value, step, ts)
+        return [
+            RunRecord(i, params[i.run_id], tags[i.run_id], metrics[i.run_id]) for i in infos
+        ]
+
+
+def _condition(cmp: Comparison) -> Any:
+    if cmp.entity == "attribute":
+        return _compare(t.runs.c[cmp.key], cmp.op, cmp.value)
+    table = _ENTITY_TABLES[cmp.entity]
+    return sa.exists().where(
+        table.c.run_id == t.runs.c.run_id,
+        table.c.key == cmp.key,
+        _compare(table.c.value, cmp.op, cmp.value),
+    )
+
+
+def _compare(col: Any, op: str, value: Any) -> Any:
+    if op == "=":
+        return col == value
+    if op == "!=":
+        return col != value
+    if op == "<":
+        return col < value
+    if op == "<=":
+        return col <= value
+    if op == ">":
+        return col > value
+    if op == ">=":
+        return col >= value
+    if op == "LIKE":
+        return col.like(value)
+    if op == "ILIKE":
+        return sa.func.lower(col).like(str(value).lower())
+    if op == "IN":
+        return col.in_(list(value))
+    if op == "NOT IN":
+        return col.not_in(list(value))
+    raise ValueError(f"unknown operator {op}")  # the parser never produces one
+
+
+__all__ = ["SqlTrackingStore"]

@@ -1,0 +1,111 @@
+"""The one public facade: ``modelyard.connect()`` returns a :class:`Yard`.
+
+``Yard`` stays short on purpose: it wires backends chosen by URI to the domain services and
+offers a few shortcuts; the work happens in the services (``yard.tracking`` ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.backends.artifacts.base import artifact_store_from_uri
+from modelyard.backends.metadata.base import Experiment, RunRecord
+from modelyard.backends.metadata.sql.engine import make_engine
+from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
+from modelyard.errors import ConfigurationError
+from modelyard.settings import Settings, load_settings
+from modelyard.tracking.run import Run
+from modelyard.tracking.service import RunComparison, TrackingService
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Yard:
+    """A connection to one modelyard project (its stores and services)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine = make_engine(settings.uri)
+        self.tracking = TrackingService(
+            SqlTrackingStore(self._engine), artifact_store_from_uri(settings.artifact_uri),
+            settings,
+        )
+
+    def __repr__(self) -> str:
+        return f"Yard(project={self.settings.project_name!r}, uri={self.store_uri!r})"
+
+    @property
+    def store_uri(self) -> str:
+        return str(self._engine.url.render_as_string(hide_password=True))
+
+    # --- tracking shortcuts ---------------------------------------------------------------
+
+    def start_run(self, experiment: str | int | None = None, *, name: str | None = None,
+                  parent: Run | str | None = None, nested: bool = True,
+                  tags: dict[str, Any] | None = None) -> Run:
+        return self.tracking.start_run(experiment, name=name, parent=parent, nested=nested,
+                                       tags=tags)
+
+    def active_run(self) -> Run | None:
+        return self.tracking.active_run()
+
+    def create_experiment(self, name: str, description: str = "") -> Experiment:
+        return self.tracking.create_experiment(name, description)
+
+    def list_experiments(self) -> list[Experiment]:
+        return self.tracking.list_experiments()
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return self.tracking.get_run(run_id)
+
+    def search_runs(self, experiments: str | int | Sequence[str | int] | None = None,
+                    filter: str | None = None, order_by: Sequence[str] | str | None = None,
+                    limit: int | None = None) -> pd.DataFrame:
+        return self.tracking.search_runs(experiments, filter, order_by, limit)
+
+    def best_run(self, experiment: str | int, metric: str, *, mode: str = "max",
+                 filter: str | None = None) -> RunRecord:
+        return self.tracking.best_run(experiment, metric, mode=mode, filter=filter)
+
+    def compare_runs(self, run_ids: Iterable[str]) -> RunComparison:
+        return self.tracking.compare_runs(run_ids)
+
+    def autolog(self, *, log_models: bool = True, disable: bool = False) -> None:
+        """Log scikit-learn (and XGBoost/LightGBM) training automatically."""
+        from modelyard.tracking import autolog
+
+        autolog.configure(self.tracking, log_models=log_models, disable=disable)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.tracking.buffer.flush()
+        self._engine.dispose()
+
+    def __enter__(self) -> Yard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(uri: str | None = None, *, project: str | os.PathLike[str] | None = None,
+            artifact_uri: str | None = None, **settings: Any) -> Yard:
+    """Connect to the project found by walking up from the working directory.
+
+    ``uri`` (or ``MODELYARD_URI``) points the metadata store elsewhere: ``sqlite:///path.db``
+    or ``postgresql://user@host/db``. Any setting of :class:`modelyard.Settings` can be given
+    as a keyword.
+    """
+    if uri is not None and uri.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            "connecting to a modelyard server over HTTP is not available in this version; "
+            "use a sqlite:// or postgresql:// URI"
+        )
+    resolved = load_settings(Path(project) if project is not None else None, uri=uri,
+                             artifact_uri=artifact_uri, **settings)
+    return Yard(resolved)

@@ -1,0 +1,209 @@
+"""Every setting modelyard reads, with its default and one line of doc.
+
+Precedence, highest first: explicit keyword arguments to :func:`modelyard.connect`, the
+environment (``MODELYARD_*``), the project file (``modelyard.toml``), the user file
+(``$XDG_CONFIG_HOME/modelyard/config.toml``), the default below.
+
+Settings are resolved once, at the top (``connect`` or the CLI), and passed down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelyard.errors import ConfigurationError
+
+PROJECT_FILE = "modelyard.toml"
+DATA_DIR = ".modelyard"
+
+
+def _setting(default: Any, toml: str, env: str, doc: str) -> Any:
+    return field(default=default, metadata={"toml": toml, "env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one connection."""
+
+    project_name: str = _setting("", "project.name", "MODELYARD_PROJECT_NAME",
+                                 "Name of the project, shown by `modelyard doctor`.")
+    uri: str = _setting("", "store.uri", "MODELYARD_URI",
+                        "Metadata store URI: sqlite:///path.db or postgresql://...; "
+                        "default: the project's .modelyard/modelyard.db.")
+    artifact_uri: str = _setting("", "store.artifact_uri", "MODELYARD_ARTIFACT_URI",
+                                 "Artifact store URI (file:///path); "
+                                 "default: the project's .modelyard/artifacts.")
+    default_experiment: str = _setting("default", "tracking.default_experiment",
+                                       "MODELYARD_EXPERIMENT",
+                                       "Experiment used when a run names none.")
+    flush_interval: float = _setting(1.0, "tracking.flush_interval",
+                                     "MODELYARD_FLUSH_INTERVAL",
+                                     "Seconds between background flushes of buffered metrics; "
+                                     "a kill -9 loses at most this much.")
+    flush_max_points: int = _setting(20_000, "tracking.flush_max_points",
+                                     "MODELYARD_FLUSH_MAX_POINTS",
+                                     "Buffered metric points that trigger an early flush.")
+    heartbeat_timeout: float = _setting(60.0, "tracking.heartbeat_timeout",
+                                        "MODELYARD_HEARTBEAT_TIMEOUT",
+                                        "Seconds without a heartbeat after which a running "
+                                        "run is shown as killed.")
+    capture_git: bool = _setting(True, "tracking.capture_git", "MODELYARD_CAPTURE_GIT",
+                                 "Record git commit, branch and dirty state for each run.")
+    capture_packages: bool = _setting(True, "tracking.capture_packages",
+                                      "MODELYARD_CAPTURE_PACKAGES",
+                                      "Record the installed Python packages for each run.")
+    project_root: Path | None = field(default=None, metadata={"doc": "Folder of modelyard.toml."})
+
+    @property
+    def data_dir(self) -> Path | None:
+        return None if self.project_root is None else self.project_root / DATA_DIR
+
+    @classmethod
+    def fields(cls) -> list[dataclasses.Field[Any]]:
+        return [f for f in dataclasses.fields(cls) if "toml" in f.metadata]
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "modelyard" / "config.toml"
+
+
+def find_project(start: Path | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` holding ``modelyard.toml``, as git finds .git."""
+    env = os.environ.get("MODELYARD_PROJECT")
+    if env:
+        root = Path(env).expanduser().resolve()
+        if not (root / PROJECT_FILE).is_file():
+            raise ConfigurationError(
+                f"MODELYARD_PROJECT points at {root}, which holds no {PROJECT_FILE}",
+                path=str(root),
+            )
+        return root
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_FILE).is_file():
+            return folder
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}", path=str(path)) from exc
+
+
+def _lookup(doc: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _coerce(f: dataclasses.Field[Any], raw: Any, origin: str) -> Any:
+    kind = type(f.default)
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        value = kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"setting {f.name!r} from {origin} must be {kind.__name__}, got {raw!r}",
+            setting=f.name,
+        ) from exc
+    if kind in (int, float) and value < 0:
+        raise ConfigurationError(
+            f"setting {f.name!r} from {origin} must not be negative, got {raw!r}",
+            setting=f.name,
+        )
+    return value
+
+
+def load_settings(project_root: Path | None = None, **overrides: Any) -> Settings:
+    """Resolve every setting for ``project_root`` (found by walking up when None)."""
+    root = project_root.resolve() if project_root is not None else find_project()
+    layers: list[tuple[str, Mapping[str, Any]]] = [
+        (str(user_config_path()), _read_toml(user_config_path())),
+    ]
+    if root is not None:
+        layers.append((str(root / PROJECT_FILE), _read_toml(root / PROJECT_FILE)))
+    values: dict[str, Any] = {}
+    for f in Settings.fields():
+        for origin, doc in layers:
+            raw = _lookup(doc, f.metadata["toml"])
+            if raw is not None:
+                values[f.name] = _coerce(f, raw, origin)
+        if f.metadata["env"] in os.environ:
+            values[f.name] = _coerce(f, os.environ[f.metadata["env"]], f.metadata["env"])
+        if overrides.get(f.name) is not None:
+            values[f.name] = _coerce(f, overrides.pop(f.name), "arguments")
+    unknown = [k for k, v in overrides.items() if v is not None]
+    if unknown:
+        raise ConfigurationError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return _with_defaults(Settings(project_root=root, **values))
+
+
+def _with_defaults(s: Settings) -> Settings:
+    """Fill the store URIs from the project folder when not set, and resolve relative paths."""
+    uri, artifact_uri = s.uri, s.artifact_uri
+    if s.data_dir is not None:
+        uri = uri or f"sqlite:///{s.data_dir / 'modelyard.db'}"
+        artifact_uri = artifact_uri or f"file://{s.data_dir / 'artifacts'}"
+    if not uri:
+        raise ConfigurationError(
+            f"no modelyard project here: run `modelyard init` or set MODELYARD_URI "
+            f"(searched from {Path.cwd()} upwards for {PROJECT_FILE})"
+        )
+    if not artifact_uri:
+        raise ConfigurationError(
+            "MODELYARD_URI is set but no artifact store is: set MODELYARD_ARTIFACT_URI "
+            "(file:///path) or run inside a project"
+        )
+    base = s.project_root or Path.cwd()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        rel = uri[len("sqlite:///"):]
+        if rel and rel != ":memory:" and not Path(rel).is_absolute():
+            uri = f"sqlite:///{(base / rel).resolve()}"
+    if artifact_uri.startswith("file://"):
+        path = Path(artifact_uri[len("file://"):])
+        artifact_uri = f"file://{(base / path).resolve() if not path.is_absolute() else path}"
+    elif "://" not in artifact_uri:
+        artifact_uri = f"file://{(base / artifact_uri).resolve()}"
+    project_name = s.project_name or (s.project_root.name if s.project_root else "")
+    return dataclasses.replace(s, uri=uri, artifact_uri=artifact_uri, project_name=project_name)
+
+
+def render_project_file(name: str) -> str:
+    return (
+        "# modelyard project settings; environment variables MODELYARD_* override these.\n"
+        "[project]\n"
+        f'name = "{name}"\n'
+        "\n"
+        "[store]\n"
+        "# Metadata store; default is the project's .modelyard/modelyard.db (SQLite).\n"
+        '# uri = "postgresql://user@127.0.0.1:5432/modelyard"\n'
+        "# Artifact store; default is the project's .modelyard/artifacts.\n"
+        '# artifact_uri = "file:///data/modelyard-artifacts"\n'
+        "\n"
+        "[tracking]\n"
+        'default_experiment = "default"\n'
+        "flush_interval = 1.0\n"
+    )

@@ -1,0 +1,110 @@
+"""What a run records about where it ran: code version, interpreter, packages, host."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import hashlib
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+TAG_PREFIX = "modelyard."
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def entrypoint() -> Path | None:
+    """The script this process was started with, if it is a file."""
+    main = sys.modules.get("__main__")
+    candidate = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else "")
+    if not candidate:
+        return None
+    path = Path(candidate)
+    return path.resolve() if path.is_file() else None
+
+
+def _git(args: list[str], cwd: Path) -> bytes | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_state(cwd: Path) -> dict[str, str]:
+    """Commit, branch and dirty flag (with a hash of the diff) of the repo around ``cwd``."""
+    status = _git(["status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd)
+    if status is None:
+        return {}
+    tags: dict[str, str] = {}
+    dirty = False
+    for line in status.decode("utf-8", "replace").splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split(" ", 2)[2]
+            if oid != "(initial)":
+                tags["git.commit"] = oid
+        elif line.startswith("# branch.head "):
+            head = line.split(" ", 2)[2]
+            tags["git.branch"] = "" if head == "(detached)" else head
+        elif line and not line.startswith("#"):
+            dirty = True
+    root = _git(["rev-parse", "--show-toplevel"], cwd)
+    if root:
+        tags["git.root"] = root.decode().strip()
+    tags["git.dirty"] = "true" if dirty else "false"
+    if dirty:
+        diff = _git(["diff", "HEAD", "--binary"], cwd) or b""
+        tags["git.diff_sha256"] = hashlib.sha256(diff).hexdigest()
+    return tags
+
+
+@functools.cache
+def installed_packages() -> str:
+    """``name==version`` of every installed distribution, sorted (a requirements file)."""
+    from importlib import metadata
+
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name.lower()] = dist.version
+    return "".join(f"{n}=={v}\n" for n, v in sorted(found.items()))
+
+
+def capture(*, git: bool, packages: bool) -> tuple[dict[str, str], bytes | None]:
+    """System tags for a new run, and the requirements text to keep as an artifact."""
+    tags = {
+        "python.version": platform.python_version(),
+        "python.implementation": platform.python_implementation(),
+        "platform": platform.platform(terse=True),
+        "host": hostname(),
+        "user": current_user(),
+        "command": " ".join(sys.argv)[:1000],
+    }
+    script = entrypoint()
+    if script is not None:
+        tags["source.entrypoint"] = str(script)
+        try:
+            tags["source.sha256"] = hashlib.sha256(script.read_bytes()).hexdigest()
+        except OSError:
+            pass
+    if git:
+        tags.update(git_state(script.parent if script is not None else Path.cwd()))
+    requirements = installed_packages().encode() if packages else None
+    if requirements is not None:
+        tags["packages.sha256"] = hashlib.sha256(requirements).hexdigest()
+    return {TAG_PREFIX + k: v for k, v in tags.items()}, requirements

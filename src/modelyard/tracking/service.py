@@ -1,0 +1,383 @@
+"""Experiment tracking: experiments, runs, search, comparison and artifacts."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.backends.artifacts.base import ArtifactStore
+from modelyard.backends.metadata.base import (
+    ArtifactEntry,
+    Experiment,
+    RunInfo,
+    RunQuery,
+    RunRecord,
+    TrackingStore,
+)
+from modelyard.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from modelyard.settings import Settings
+from modelyard.tracking import environment
+from modelyard.tracking.buffer import MetricBuffer
+from modelyard.tracking.filters import parse_filter, parse_order_by
+from modelyard.tracking.run import Run, install_exit_hooks, validate_key
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+REQUIREMENTS_ARTIFACT = "modelyard/requirements.txt"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """Runs side by side: params that differ between them, and every metric."""
+
+    runs: list[RunRecord]
+    params: pd.DataFrame  # one row per differing param, one column per run
+    metrics: pd.DataFrame  # one row per metric, one column per run
+
+
+class TrackingService:
+    def __init__(self, store: TrackingStore, artifacts: ArtifactStore,
+                 settings: Settings) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.settings = settings
+        self.buffer = MetricBuffer(
+            store,
+            interval=settings.flush_interval,
+            max_points=settings.flush_max_points,
+            heartbeat_every=max(settings.flush_interval, settings.heartbeat_timeout / 4),
+        )
+        self._local = threading.local()
+        self._experiment_ids: dict[str, int] = {}
+
+    # --- experiments ----------------------------------------------------------------------
+
+    def create_experiment(self, name: str, description: str = "") -> Experiment:
+        validate_key("experiment", name)
+        return self.store.create_experiment(name, description)
+
+    def get_experiment(self, name_or_id: str | int) -> Experiment:
+        return self.store.get_experiment(name_or_id)
+
+    def list_experiments(self) -> list[Experiment]:
+        return self.store.list_experiments()
+
+    def _experiment_id(self, name: str | int, *, create: bool) -> int:
+        if isinstance(name, int):
+            return self.store.get_experiment(name).experiment_id
+        if name in self._experiment_ids:
+            return self._experiment_ids[name]
+        try:
+            exp = self.store.get_experiment(name)
+        except NotFoundError:
+            if not create:
+                raise
+            validate_key("experiment", name)
+            try:
+                exp = self.store.create_experiment(name)
+            except AlreadyExistsError:  # another process created it meanwhile
+                exp = self.store.get_experiment(name)
+        self._experiment_ids[name] = exp.experiment_id
+        return exp.experiment_id
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def _stack(self) -> list[Run]:
+        stack: list[Run] | None = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def active_run(self) -> Run | None:
+        stack = self._stack()
+        while stack and stack[-1].ended:
+            stack.pop()
+        return stack[-1] if stack else None
+
+    def start_run(
+        self,
+        experiment: str | int | None = None,
+        *,
+        name: str | None = None,
+        parent: Run | str | None = None,
+        nested: bool = True,
+        tags: dict[str, Any] | None = None,
+        capture: bool = True,
+    ) -> Run:
+        """Start a run; inside another active run it becomes that run's child."""
+        active = self.active_run()
+        if parent is None and nested and active is not None:
+            parent = active
+        parent_id = parent.run_id if isinstance(parent, Run) else parent
+        if experiment is None:
+            exp_id = (active.experiment_id if active is not None and parent is active
+                      else self._experiment_id(self.settings.default_experiment, create=True))
+        else:
+            exp_id = self._experiment_id(experiment, create=True)
+        if parent_id is not None:
+            self.store.get_run(parent_id)  # NotFoundError for an unknown parent
+        run_id = uuid.uuid4().hex
+        if name is not None:
+            validate_key("run", name)
+        now = _now_ms()
+        info = RunInfo(
+            run_id=run_id, experiment_id=exp_id, name=name or f"run-{run_id[:8]}",
+            status="running", start_time=now, end_time=None, parent_run_id=parent_id,
+            user=environment.current_user(), host=environment.hostname(), pid=os.getpid(),
+            heartbeat=now,
+        )
+        all_tags = {validate_key("tag", k): str(v) for k, v in (tags or {}).items()}
+        requirements = None
+        if capture:
+            system, requirements = environment.capture(
+                git=self.settings.capture_git, packages=self.settings.capture_packages
+            )
+            all_tags = {**system, **all_tags}
+        self.store.create_run(info, all_tags)
+        run = Run(self, info)
+        if requirements is not None:
+            self.log_bytes(run_id, requirements, REQUIREMENTS_ARTIFACT)
+        install_exit_hooks()
+        self.buffer.track(run_id)
+        self._stack().append(run)
+        return run
+
+    def end_run(self, run: Run, status: str) -> None:
+        self.buffer.flush()
+        self.store.end_run(run.run_id, status, _now_ms())
+        self.buffer.untrack(run.run_id)
+        stack = self._stack()
+        if run in stack:
+            stack.remove(run)
+
+    def reap_dead_runs(self) -> int:
+        """Show runs whose process died as killed: a stale heartbeat, or a dead local pid."""
+        running = self.store.search_runs(RunQuery(statuses=["running"]))
+        if not running:
+            return 0
+        stale_before = _now_ms() - int(self.settings.heartbeat_timeout * 1000)
+        host, me = environment.hostname(), os.getpid()
+        dead = [
+            r.info.run_id for r in running
+            if r.info.heartbeat < stale_before
+            or (r.info.host == host and r.info.pid != me and not _pid_alive(r.info.pid))
+        ]
+        return self.store.mark_killed(dead) if dead else 0
+
+    def get_run(self, run_id: str) -> RunRecord:
+        self.reap_dead_runs()
+        return self.store.get_run(run_id)
+
+    def metric_history(self, run_id: str, key: str) -> pd.DataFrame:
+        import pandas as pd
+
+        self.buffer.flush()
+        points = self.store.metric_history(run_id, key)
+        frame = pd.DataFrame(points, columns=["run_id", "key", "value", "step", "timestamp"])
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
+        return frame.drop(columns=["run_id"])
+
+    # --- search ---------------------------------------------------------------------------
+
+    def _query(self, experiments: str | int | Sequence[str | int] | None, filter: str | None,
+               order_by: Sequence[str] | str | None, limit: int | None,
+               statuses: Sequence[str] = ()) -> RunQuery:
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise InvalidInputError(f"limit must be a positive whole number, got {limit!r}",
+                                    field="limit")
+        where = parse_filter(filter)
+        order = parse_order_by(order_by)
+        if experiments is None:
+            ids: list[int] = []
+        else:
+            names = [experiments] if isinstance(experiments, (str, int)) else list(experiments)
+            ids = [self._experiment_id(n, create=False) for n in names]
+        return RunQuery(experiment_ids=ids, where=where, order_by=order, limit=limit,
+                        statuses=statuses)
+
+    def find_runs(self, experiments: str | int | Sequence[str | int] | None = None,
+                  filter: str | None = None, order_by: Sequence[str] | str | None = None,
+                  limit: int | None = None) -> list[RunRecord]:
+        """Like :meth:`search_runs`, as records instead of a DataFrame."""
+        query = self._query(experiments, filter, order_by, limit)
+        self.buffer.flush()
+        self.reap_dead_runs()
+        return self.store.search_runs(query)
+
+    def search_runs(self, experiments: str | int | Sequence[str | int] | None = None,
+                    filter: str | None = None, order_by: Sequence[str] | str | None = None,
+                    limit: int | None = None) -> pd.DataFrame:
+        """Runs matching ``filter`` as a DataFrame: one row per run, one column per
+        attribute, ``metrics.*`` (latest value), ``params.*`` and ``tags.*``."""
+        records = self.find_runs(experiments, filter, order_by, limit)
+        return self.runs_frame(records)
+
+    def runs_frame(self, records: Sequence[RunRecord]) -> pd.DataFrame:
+        import pandas as pd
+
+        names = {e.experiment_id: e.name for e in self.store.list_experiments()}
+        cols: dict[str, list[Any]] = {
+            "run_id": [], "experiment": [], "name": [], "status": [], "start_time": [],
+            "end_time": [], "parent_run_id": [], "user": [], "host": [],
+        }
+        extra: dict[str, dict[int, Any]] = {}
+        for i, r in enumerate(records):
+            info = r.info
+            cols["run_id"].append(info.run_id)
+            cols["experiment"].append(names.get(info.experiment_id, str(info.experiment_id)))
+            cols["name"].append(info.name)
+            cols["status"].append(info.status)
+            cols["start_time"].append(info.start_time)
+            cols["end_time"].append(info.end_time)
+            cols["parent_run_id"].append(info.parent_run_id)
+            cols["user"].append(info.user)
+            cols["host"].append(info.host)
+            for k, m in r.metrics.items():
+                extra.setdefault("metrics." + k, {})[i] = m.value
+            for k, v in r.params.items():
+                extra.setdefault("params." + k, {})[i] = v
+            for k, v in r.tags.items():
+                extra.setdefault("tags." + k, {})[i] = v
+        frame = pd.DataFrame(cols)
+        for col in ("start_time", "end_time"):
+            frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True)
+        n = len(records)
+        ordered = sorted(extra, key=lambda c: ({"metrics": 0, "params": 1, "tags": 2}
+                                               [c.split(".", 1)[0]], c))
+        block = {}
+        for col in ordered:
+            values = extra[col]
+            if col.startswith("metrics."):
+                block[col] = pd.Series([values.get(i) for i in range(n)], dtype="float64")
+            else:
+                block[col] = pd.Series([values.get(i) for i in range(n)], dtype="object")
+        if block:
+            frame = pd.concat([frame, pd.DataFrame(block)], axis=1)
+        return frame
+
+    def best_run(self, experiment: str | int, metric: str, *, mode: str = "max",
+                 filter: str | None = None) -> RunRecord:
+        """The run with the highest (``mode="max"``) or lowest value of ``metric``."""
+        if mode not in ("max", "min"):
+            raise InvalidInputError(f"mode must be 'max' or 'min', got {mode!r}", field="mode")
+        validate_key("metric", metric)
+        key = metric.replace('"', '\\"')
+        clause = f'metrics."{key}" >= -1e308'
+        runs = self.find_runs(
+            experiment, f"{filter} and {clause}" if filter else clause,
+            [f'metrics."{key}" {"desc" if mode == "max" else "asc"}'], limit=1,
+        )
+        if not runs:
+            raise NotFoundError(
+                f"no run in experiment {experiment!r} has logged the metric {metric!r}"
+                + (f" and matches {filter!r}" if filter else ""),
+                experiment=experiment, metric=metric,
+            )
+        return runs[0]
+
+    def compare_runs(self, run_ids: Iterable[str]) -> RunComparison:
+        import pandas as pd
+
+        self.buffer.flush()
+        records = [self.get_run(r) for r in run_ids]
+        if len(records) < 2:
+            raise InvalidInputError("compare needs at least two runs", field="run_ids")
+        labels = [f"{r.info.name} ({r.info.run_id[:8]})" for r in records]
+        keys = sorted({k for r in records for k in r.params})
+        differing = [k for k in keys if len({r.params.get(k) for r in records}) > 1]
+        params = pd.DataFrame(
+            {label: [r.params.get(k) for k in differing] for label, r in zip(labels, records,
+                                                                              strict=True)},
+            index=pd.Index(differing, name="param"),
+        )
+        mkeys = sorted({k for r in records for k in r.metrics})
+        metrics = pd.DataFrame(
+            {label: [r.metrics[k].value if k in r.metrics else None for k in mkeys]
+             for label, r in zip(labels, records, strict=True)},
+            index=pd.Index(mkeys, name="metric"), dtype="float64",
+        )
+        return RunComparison(records, params, metrics)
+
+    # --- artifacts ------------------------------------------------------------------------
+
+    def log_bytes(self, run_id: str, data: bytes, name: str) -> ArtifactEntry:
+        path = _artifact_name(name)
+        sha, size = self.artifacts.put_bytes(data)
+        entry = ArtifactEntry(path, sha, size)
+        self.store.record_artifacts(run_id, [entry])
+        return entry
+
+    def log_artifact(self, run_id: str, path: Path, name: str | None) -> list[ArtifactEntry]:
+        if not path.exists():
+            raise InvalidInputError(f"no file or folder at {path}", field="path")
+        base = _artifact_name(name or path.name)
+        if path.is_file():
+            files = [(path, base)]
+        else:
+            files = [(p, f"{base}/{p.relative_to(path).as_posix()}")
+                     for p in sorted(path.rglob("*")) if p.is_file()]
+        entries = []
+        for file, rel in files:
+            sha, size = self.artifacts.put_file(file)
+            entries.append(ArtifactEntry(rel, sha, size))
+        self.store.record_artifacts(run_id, entries)  # one transaction: all or none
+        return entries
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactEntry]:
+        return self.store.list_artifacts(run_id)
+
+    def _entries(self, run_id: str, name: str) -> list[ArtifactEntry]:
+        name = name.strip("/")
+        found = [e for e in self.store.list_artifacts(run_id)
+                 if e.path == name or e.path.startswith(name + "/") or not name]
+        if not found:
+            raise NotFoundError(f"run {run_id} has no artifact {name!r}",
+                                run_id=run_id, artifact=name)
+        return found
+
+    def read_artifact(self, run_id: str, name: str) -> bytes:
+        """The bytes of one artifact file, verified against its recorded sha256."""
+        entries = self._entries(run_id, name)
+        exact = [e for e in entries if e.path == name.strip("/")]
+        if not exact:
+            raise InvalidInputError(f"{name!r} is a folder; download it instead",
+                                    field="name")
+        return self.artifacts.get_bytes(exact[0].sha256)
+
+    def download_artifacts(self, run_id: str, name: str, dest: str | os.PathLike[str]) -> Path:
+        """Copy an artifact file or folder under ``dest``; each file's hash is verified."""
+        target = Path(dest)
+        for e in self._entries(run_id, name):
+            self.artifacts.copy_to(e.sha256, target / e.path)
+        return target / name.strip("/") if name.strip("/") else target
+
+
+def _artifact_name(name: str) -> str:
+    clean = name.replace("\\", "/").strip("/")
+    parts = clean.split("/")
+    if not clean or any(p in ("", ".", "..") for p in parts):
+        raise InvalidInputError(
+            f"artifact name {name!r} is not a clean relative path", field="name"
+        )
+    return clean

@@ -1,0 +1,80 @@
+"""Shared fixtures: an isolated project per test, and a real PostgreSQL database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URI = os.environ.get("MODELYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_admin():  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(PG_ADMIN_URI).set(drivername="postgresql+psycopg")
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No MODELYARD_* from the outside, and a private user config folder."""
+    for key in list(os.environ):
+        if key.startswith("MODELYARD_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh project folder, made the working directory."""
+    from modelyard import init_project
+
+    root = tmp_path / "proj"
+    init_project(root, "testproj")
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
+def pg_uri() -> Iterator[str]:
+    """A brand-new PostgreSQL database on the local server, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"my_test_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URI} is not answering: {exc}")
+    url = sa.engine.make_url(PG_ADMIN_URI).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_uri(request: pytest.FixtureRequest, project: Path) -> str:
+    """The metadata store URI for each backend: the project's SQLite file, or PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{project / '.modelyard' / 'modelyard.db'}"
+    return str(request.getfixturevalue("pg_uri"))
+
+
+@pytest.fixture
+def yard(store_uri: str, project: Path) -> Iterator[object]:
+    """A Yard on each backend, with environment capture off to keep tests quick."""
+    import modelyard
+
+    y = modelyard.connect(store_uri, capture_packages=False, capture_git=False)
+    try:
+        yield y
+    finally:
+        y.close()
