@@ -10,6 +10,7 @@ Settings are resolved once, at the top (``connect`` or the CLI), and passed down
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelyard.errors import ConfigurationError
+from modelyard.errors import ConfigurationError, ProjectNotFoundError
 
 PROJECT_FILE = "modelyard.toml"
 DATA_DIR = ".modelyard"
@@ -112,7 +113,7 @@ def _lookup(doc: Mapping[str, Any], dotted: str) -> Any:
 
 
 def _coerce(f: dataclasses.Field[Any], raw: Any, origin: str) -> Any:
-    kind = type(f.default)
+    kind: type[Any] = type(f.default)
     try:
         if kind is bool:
             if isinstance(raw, bool):
@@ -123,7 +124,13 @@ def _coerce(f: dataclasses.Field[Any], raw: Any, origin: str) -> Any:
             if text in {"0", "false", "no", "off"}:
                 return False
             raise ValueError(raw)
+        if isinstance(raw, (dict, list)) or (kind is not str and isinstance(raw, bool)):
+            raise TypeError(raw)
+        if kind is int and isinstance(raw, float) and not raw.is_integer():
+            raise ValueError(raw)
         value = kind(raw)
+        if kind is float and not math.isfinite(value):
+            raise ValueError(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(
             f"setting {f.name!r} from {origin} must be {kind.__name__}, got {raw!r}",
@@ -168,7 +175,7 @@ def _with_defaults(s: Settings) -> Settings:
         uri = uri or f"sqlite:///{s.data_dir / 'modelyard.db'}"
         artifact_uri = artifact_uri or f"file://{s.data_dir / 'artifacts'}"
     if not uri:
-        raise ConfigurationError(
+        raise ProjectNotFoundError(
             f"no modelyard project here: run `modelyard init` or set MODELYARD_URI "
             f"(searched from {Path.cwd()} upwards for {PROJECT_FILE})"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import hashlib
@@ -98,10 +99,8 @@ def capture(*, git: bool, packages: bool) -> tuple[dict[str, str], bytes | None]
     script = entrypoint()
     if script is not None:
         tags["source.entrypoint"] = str(script)
-        try:
+        with contextlib.suppress(OSError):
             tags["source.sha256"] = hashlib.sha256(script.read_bytes()).hexdigest()
-        except OSError:
-            pass
     if git:
         tags.update(git_state(script.parent if script is not None else Path.cwd()))
     requirements = installed_packages().encode() if packages else None

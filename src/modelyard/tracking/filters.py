@@ -39,10 +39,10 @@ _TOKEN = re.compile(
     (?P<ws>\s+)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<backtick>`[^`]*`)
-  | (?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.]))
+  | (?P<number>(?<!\w)[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?!\w))
   | (?P<op><=|>=|!=|<>|==|=|<|>)
   | (?P<punct>[(),.])
-  | (?P<word>[A-Za-z_][\w\-/:]*)
+  | (?P<word>\d*[A-Za-z_][\w\-/:]*)
     """,
     re.VERBOSE,
 )
@@ -109,8 +109,12 @@ def _parse_name(tokens: _Tokens) -> tuple[Entity, str]:
                 kpos + len(key)
             ):
                 tokens.take()
-                part = tokens.take("a key part")
-                key += "." + part[1]
+                pkind, ptext, ppos = tokens.take("the rest of the key")
+                if pkind not in ("word", "number") or ppos != dot[2] + 1:
+                    raise tokens.error(
+                        f"expected the rest of the key after {key}., found {ptext!r}", ppos
+                    )
+                key += "." + ptext
         else:
             raise tokens.error(f"expected a key after {text}., found {ktext!r}", kpos)
         if entity != "attribute":
@@ -204,7 +208,7 @@ def parse_filter(text: str | None) -> list[Comparison]:
     clauses = [_parse_clause(tokens)]
     while tokens.peek() is not None:
         if not tokens.at_word("AND"):
-            kind, word, pos = tokens.take()
+            _, word, pos = tokens.take()
             if word.upper() == "OR":
                 raise tokens.error("OR is not supported; run two searches and combine them",
                                    pos)

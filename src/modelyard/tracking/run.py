@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import math
 import numbers
@@ -19,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from modelyard.backends.metadata.base import ArtifactEntry, MetricPoint, RunInfo, RunRecord
-from modelyard.errors import InvalidInputError, InvalidMetricError, NotFoundError, RunStateError
+from modelyard.errors import InvalidInputError, InvalidMetricError, RunStateError
 
 if TYPE_CHECKING:
     from modelyard.tracking.service import TrackingService
@@ -228,11 +229,9 @@ class Run:
             self.end("finished")
             return
         status = "killed" if issubclass(exc_type, KeyboardInterrupt) else "failed"
-        try:
+        with contextlib.suppress(Exception):  # the original exception matters more
             self._service.store.set_tags(self.run_id,
                                          {ERROR_TAG: f"{exc_type.__name__}: {exc}"[:8000]})
-        except Exception:  # the original exception matters more
-            pass
         self.end(status)
 
 
@@ -267,7 +266,5 @@ def _end_open_runs() -> None:
     if _uncaught and isinstance(_uncaught[-1], KeyboardInterrupt):
         status = "killed"
     for run in list(_open_runs):
-        try:
+        with contextlib.suppress(Exception):  # exiting anyway; never mask the exit
             run.end(status)
-        except (NotFoundError, Exception):
-            pass

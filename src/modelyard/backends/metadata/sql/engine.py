@@ -113,6 +113,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA case_sensitive_like = ON")  # LIKE as on PostgreSQL; ILIKE ignores case
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -171,12 +172,11 @@ def ensure_schema(engine: Engine) -> None:
         _check_known(current, where)
         if current == HEAD:
             return
-        with _migration_lock(engine):
-            with engine.begin() as conn:
-                current = _stored_revision(conn)
-                _check_known(current, where)
-                if current != HEAD:
-                    _upgrade(conn)
+        with _migration_lock(engine), engine.begin() as conn:
+            current = _stored_revision(conn)
+            _check_known(current, where)
+            if current != HEAD:
+                _upgrade(conn)
     except ModelyardError:
         raise
     except sa.exc.SQLAlchemyError as exc:

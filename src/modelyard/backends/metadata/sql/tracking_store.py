@@ -23,7 +23,12 @@ from modelyard.backends.metadata.base import (
 )
 from modelyard.backends.metadata.sql import tables as t
 from modelyard.backends.metadata.sql.engine import ensure_schema, translate_errors
-from modelyard.errors import AlreadyExistsError, NotFoundError, ParamConflictError
+from modelyard.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    ParamConflictError,
+    StorageError,
+)
 
 _ENTITY_TABLES = {"metric": t.latest_metrics, "param": t.params, "tag": t.tags}
 _CHUNK = 5_000
@@ -62,14 +67,16 @@ class SqlTrackingStore(TrackingStore):
         created = _now_ms()
         try:
             with self.engine.begin() as conn:
-                new_id = conn.execute(
+                key = conn.execute(
                     t.experiments.insert().values(
                         name=name, description=description, created_at=created
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key
         except sa.exc.IntegrityError as exc:
             raise AlreadyExistsError(f"experiment {name!r} already exists", name=name) from exc
-        return Experiment(int(new_id), name, description, created)
+        if key is None:  # pragma: no cover - both dialects return the key
+            raise StorageError(f"the store returned no id for experiment {name!r}")
+        return Experiment(int(key[0]), name, description, created)
 
     @translate_errors
     def get_experiment(self, name_or_id: str | int) -> Experiment:

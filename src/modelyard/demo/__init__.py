@@ -1,0 +1,25 @@
+"""``modelyard demo``: a realistic insurance-claims project, from raw data to the best model.
+
+The demo is a list of steps (:mod:`modelyard.demo.steps`) run inside one tracked parent run:
+generate the data (:mod:`~modelyard.demo.data`), train candidates in child runs
+(:mod:`~modelyard.demo.training`), pick the best; each step tells its chapter of the story
+(:mod:`~modelyard.demo.story`).
+"""
+
+from __future__ import annotations
+
+from modelyard.demo.data import ClaimsData, generate
+from modelyard.demo.runner import DemoResult, run_demo
+from modelyard.demo.state import DemoConfig, DemoState
+from modelyard.demo.steps import Step, default_steps
+
+__all__ = [
+    "ClaimsData",
+    "DemoConfig",
+    "DemoResult",
+    "DemoState",
+    "Step",
+    "default_steps",
+    "generate",
+    "run_demo",
+]

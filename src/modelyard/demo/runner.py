@@ -1,0 +1,75 @@
+"""Running the demo end to end: a project, a parent run, and the steps inside it."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from modelyard.client import connect
+from modelyard.demo import story
+from modelyard.demo.candidates import require_sklearn
+from modelyard.demo.state import DemoConfig, DemoState
+from modelyard.demo.steps import Progress, Step, default_steps
+from modelyard.project import init_project
+
+DEMO_TAG = "modelyard.demo"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Where the demo left things."""
+
+    root: Path
+    experiment: str
+    parent_run_id: str
+    candidate_run_ids: list[str]
+    best_run_id: str | None
+    data_files: dict[str, Path]
+    data_version: str
+    seconds: float
+
+
+def _project_name(root: Path) -> str:
+    return re.sub(r"[^\w\-. ]", "-", root.name)[:100] or "demo"
+
+
+def _updater(status_update: Progress, title: str) -> Progress:
+    return lambda detail: status_update(f"{title}: {detail}")
+
+
+def run_demo(config: DemoConfig | None = None, *, console: Console | None = None,
+             steps: Sequence[Step] | None = None) -> DemoResult:
+    """Create (or reuse) the demo project and run every step, telling the story on
+    ``console``. Re-running adds a new parent run with new candidates."""
+    config = config or DemoConfig()
+    config.validate()
+    require_sklearn()
+    console = console or Console()
+    began = time.perf_counter()
+    path = config.path.expanduser().resolve()
+    root = init_project(path, _project_name(path), exist_ok=True)
+    story.tell_intro(config, root, console)
+    with connect(project=root) as yard, yard.start_run(
+        config.experiment, name="claims-demo", tags={DEMO_TAG: "claims"},
+    ) as parent:
+        parent.log_params({"demo.seed": config.seed, "demo.customers": config.customers,
+                           "demo.months": config.months})
+        state = DemoState(config, yard, root, parent)
+        for step in steps if steps is not None else default_steps():
+            with console.status(f"{step.title}...") as status:
+                step.action(state, _updater(status.update, step.title))
+            step.tell(state, console)
+    seconds = time.perf_counter() - began
+    story.tell_outro(state, seconds, console)
+    return DemoResult(
+        root=root, experiment=config.experiment, parent_run_id=parent.run_id,
+        candidate_run_ids=[r.run_id for r in state.results],
+        best_run_id=state.best.info.run_id if state.best is not None else None,
+        data_files={f.name: f.path for f in state.files}, data_version=state.data_version,
+        seconds=seconds,
+    )

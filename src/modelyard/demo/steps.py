@@ -1,0 +1,76 @@
+"""The demo as a list of steps: each does its work, then tells its part of the story.
+
+A step is an action on the shared :class:`DemoState` plus a chapter of the story. Adding a
+stage to the demo means writing those two functions and placing a :class:`Step` in
+:func:`default_steps`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from modelyard.demo import story
+from modelyard.demo.candidates import default_candidates
+from modelyard.demo.data import generate
+from modelyard.demo.files import DATA_FOLDER, fingerprint, write_table
+from modelyard.demo.state import DemoState, need
+from modelyard.demo.training import time_split, train_all, training_frame
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: str
+    action: Callable[[DemoState, Progress], None]
+    tell: Callable[[DemoState, Console], None]
+
+
+def generate_data(state: DemoState, progress: Progress) -> None:
+    """Generate policy holders and claims, write them as Parquet, fingerprint them."""
+    cfg = state.config
+    progress(f"{cfg.customers:,} policy holders and their claims")
+    state.data = generate(cfg.customers, cfg.seed, months=cfg.months,
+                          shift_months=cfg.shift_months)
+    progress("writing Parquet files")
+    folder = state.root / DATA_FOLDER
+    state.files = [write_table(state.data.policyholders, folder, "policyholders"),
+                   write_table(state.data.claims, folder, "claims")]
+    state.data_version = fingerprint(state.files)
+    state.parent.log_params(state.data_params())
+    state.parent.log_params({f"data.{f.name}.rows": f.rows for f in state.files})
+    state.parent.set_tag("data.version", state.data_version)
+
+
+def train_candidates(state: DemoState, progress: Progress) -> None:
+    """Fit every candidate on the early months, each in a child run, scored on a later slice."""
+    cfg, data = state.config, need(state.data, "data")
+    progress("joining claims with policy holders")
+    state.split = time_split(training_frame(data), data.start, cfg.train_months,
+                             cfg.valid_months)
+    state.parent.log_params(state.split.params())
+    state.results = train_all(state.yard, state.experiment, default_candidates(cfg.seed),
+                              state.split, parent=state.parent,
+                              data_params=state.data_params(), progress=progress)
+
+
+def pick_best(state: DemoState, progress: Progress) -> None:
+    """Ask the tracking store for the best candidate of this demo by validation r2."""
+    progress("querying the runs")
+    state.best = state.yard.best_run(state.experiment, "r2",
+                                     filter=f"parent_run_id = '{state.parent.run_id}'")
+    state.parent.set_tags({"demo.best_run_id": state.best.info.run_id,
+                           "demo.best_model": state.best.info.name})
+    state.parent.log_metric("best_r2", state.best.metrics["r2"].value)
+
+
+def default_steps() -> list[Step]:
+    return [
+        Step("data", "Generating insurance claims", generate_data, story.tell_data),
+        Step("train", "Training candidate models", train_candidates, story.tell_training),
+        Step("best", "Picking the best candidate", pick_best, story.tell_best),
+    ]

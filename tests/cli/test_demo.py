@@ -1,0 +1,78 @@
+"""`modelyard demo` end to end, on a temporary path, as a user would run it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import modelyard
+from modelyard.cli.app import app
+
+
+def _demo(path: Path, *extra: str) -> str:
+    result = CliRunner().invoke(app, ["demo", "--path", str(path), "--customers", "800",
+                                      *extra])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_demo_trains_tracks_and_reruns(tmp_path: Path) -> None:
+    path = tmp_path / "demo-project"
+    out = _demo(path, "--seed", "7")
+    assert (path / "modelyard.toml").is_file()
+    for name in ("policyholders", "claims"):
+        assert (path / "data" / f"{name}.parquet").is_file()
+    for text in ("1. Data", "2. Candidates", "3. Best candidate",
+                 "modelyard runs list -e claims-demo", "modelyard runs show"):
+        assert text in out, text
+
+    with modelyard.connect(project=path) as yard:
+        runs = yard.search_runs("claims-demo")
+        parents = runs[runs["parent_run_id"].isna()]
+        assert len(parents) == 1
+        children = runs[runs["parent_run_id"] == parents["run_id"].iloc[0]]
+        assert len(children) >= 3
+        assert set(children["status"]) == {"finished"}
+        assert children["metrics.r2"].notna().all()
+        assert children["metrics.r2"].nunique() == len(children)  # models really differ
+        assert (children["params.data.version"] == parents["params.data.version"].iloc[0]).all()
+        best = yard.best_run("claims-demo", "r2")
+        assert best.info.run_id in set(children["run_id"])
+        assert best.metrics["r2"].value == children["metrics.r2"].max() > 0.5
+        assert best.info.run_id in out
+        first_version = parents["params.data.version"].iloc[0]
+
+    out = _demo(path, "--seed", "7")  # re-running reuses the project
+    assert "3. Best candidate" in out
+    with modelyard.connect(project=path) as yard:
+        runs = yard.search_runs("claims-demo")
+    parents = runs[runs["parent_run_id"].isna()]
+    assert len(parents) == 2
+    assert set(parents["params.data.version"]) == {first_version}  # same seed, same data
+    assert (runs["parent_run_id"].notna()).sum() >= 6
+
+
+def test_demo_without_sklearn_says_what_to_install(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    result = CliRunner().invoke(app, ["demo", "--path", str(tmp_path / "d")])
+    assert isinstance(result.exception, modelyard.ConfigurationError)
+    assert "modelyard[sklearn]" in result.exception.message
+    assert not (tmp_path / "d").exists()  # refused before touching anything
+
+
+def test_demo_refuses_too_few_customers(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--path", str(tmp_path / "d"),
+                                      "--customers", "5"])
+    assert result.exit_code == 2
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_has_help() -> None:
+    result = CliRunner().invoke(app, ["demo", "--help"])
+    assert result.exit_code == 0
+    for option in ("--path", "--seed", "--customers"):
+        assert option in result.output
