@@ -30,10 +30,14 @@ class Yard:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engine = make_engine(settings.uri)
-        self.tracking = TrackingService(
-            SqlTrackingStore(self._engine), artifact_store_from_uri(settings.artifact_uri),
-            settings,
-        )
+        try:
+            self.tracking = TrackingService(
+                SqlTrackingStore(self._engine), artifact_store_from_uri(settings.artifact_uri),
+                settings,
+            )
+        except BaseException:  # e.g. SchemaVersionError: close what was opened
+            self._engine.dispose()
+            raise
 
     def __repr__(self) -> str:
         return f"Yard(project={self.settings.project_name!r}, uri={self.store_uri!r})"

@@ -168,6 +168,31 @@ def load_settings(project_root: Path | None = None, **overrides: Any) -> Setting
     return _with_defaults(Settings(project_root=root, **values))
 
 
+def setting_sources(settings: Settings, **overrides: Any) -> dict[str, str]:
+    """Where each setting's value came from, by the precedence of :func:`load_settings`."""
+    user_file = user_config_path()
+    layers = [(str(user_file), _read_toml(user_file))]
+    root = settings.project_root
+    if root is not None:
+        layers.append((str(root / PROJECT_FILE), _read_toml(root / PROJECT_FILE)))
+    sources: dict[str, str] = {}
+    for f in Settings.fields():
+        source = "default"
+        if root is not None and f.name in ("uri", "artifact_uri"):
+            source = "default (project folder)"
+        if root is not None and f.name == "project_name":
+            source = "default (folder name)"
+        for origin, doc in layers:
+            if _lookup(doc, f.metadata["toml"]) is not None:
+                source = origin
+        if f.metadata["env"] in os.environ:
+            source = f.metadata["env"]
+        if overrides.get(f.name) is not None:
+            source = "arguments"
+        sources[f.name] = source
+    return sources
+
+
 def _with_defaults(s: Settings) -> Settings:
     """Fill the store URIs from the project folder when not set, and resolve relative paths."""
     uri, artifact_uri = s.uri, s.artifact_uri

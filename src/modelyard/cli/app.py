@@ -27,7 +27,10 @@ def main() -> None:
     try:
         app()
     except ModelyardError as exc:
+        from rich.markup import escape
+
         from modelyard.cli.render import error_console
 
-        error_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        error_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False,
+                            soft_wrap=True)
         sys.exit(1)

@@ -1,9 +1,104 @@
-"""CLI: project commands (to be filled in)."""
+"""CLI: ``modelyard init`` and ``modelyard doctor``, and the store option other commands share."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.markup import escape
+
+from modelyard.client import Yard, connect
+from modelyard.diagnostics import diagnose
+from modelyard.project import init_project
+from modelyard.settings import PROJECT_FILE, Settings, load_settings
+
+from .render import cell, console, listing, say, section
+
+UriOption = Annotated[
+    str | None,
+    typer.Option(
+        "--uri", metavar="URI",
+        help="Metadata store to use (sqlite:///path.db or postgresql://user@host/db); "
+             "default: MODELYARD_URI, else the project's own store.",
+    ),
+]
+
+def open_yard(uri: str | None) -> Yard:
+    """The connection every store command works on (close it, or use it in ``with``)."""
+    return connect(uri)
+
+
+def hide_password(uri: str) -> str:
+    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", uri)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("init")(init)
+    app.command("doctor")(doctor)
+
+
+def init(
+    path: Annotated[Path, typer.Argument(
+        help="Folder to turn into a project (created if missing).", show_default=True,
+    )] = Path("."),
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Project name; default: the folder's name.",
+    )] = None,
+) -> None:
+    """Create a project: modelyard.toml plus the .modelyard/ data folder."""
+    root = init_project(path, name)
+    project_name = load_settings(root).project_name
+    say(f"Created project [bold]{escape(project_name)}[/] in {escape(str(root))}\n"
+        f"  {PROJECT_FILE}   settings (keep it in version control)\n"
+        "  .modelyard/      metadata and artifacts (ignored by git)\n"
+        "Next: in Python, [bold]yard = modelyard.connect()[/] and "
+        "[bold]with yard.start_run('my-experiment') as run: ...[/]\n"
+        "      then [bold]modelyard runs list[/] from this folder or any below it.")
+
+def doctor(uri: UriOption = None) -> None:
+    """Show the project, its stores, the settings in force and the versions in use.
+
+    Read-only: it neither creates nor migrates the metadata store."""
+    d = diagnose(uri)
+    settings = d.settings
+    project = section("Project")
+    project.add_row("name", cell(settings.project_name or "(none)"))
+    project.add_row("root", cell(settings.project_root or "(none: MODELYARD_URI is used)"))
+    store = section("Metadata store")
+    if d.store is None:
+        store.add_row("uri", cell(hide_password(settings.uri)))
+        message = d.store_error.message if d.store_error else "unknown problem"
+        store.add_row("status", cell(f"unusable: {message}", style="red"))
+    else:
+        store.add_row("uri", cell(d.store.uri))
+        store.add_row("backend", cell(f"{d.store.backend} {d.store.server_version}".strip()))
+        if d.store.revision is None:
+            store.add_row("schema", cell("not created yet (made on first use)"))
+        elif d.store.revision == d.store.head:
+            store.add_row("schema", cell(f"{d.store.revision} (up to date)"))
+            store.add_row("experiments", cell(d.experiments))
+        else:
+            store.add_row("schema", cell(f"{d.store.revision} (this modelyard expects "
+                                         f"{d.store.head}; it is migrated on first use if older)"))
+    artifacts = section("Artifact store")
+    artifacts.add_row("uri", cell(settings.artifact_uri))
+    if d.artifact_folder_exists is not None:
+        artifacts.add_row("folder", cell("exists" if d.artifact_folder_exists
+                                         else "not created yet (made on the first artifact)"))
+    table = listing("Settings", ["setting", "value", "from"])
+    table.columns[0].no_wrap = True
+    for f in Settings.fields():
+        value = getattr(settings, f.name)
+        shown = hide_password(value) if f.name == "uri" else value
+        source = "--uri" if d.sources[f.name] == "arguments" else d.sources[f.name]
+        table.add_row(cell(f.metadata["toml"]), cell(shown), cell(source))
+    versions = section("Versions")
+    for package, version in d.versions.items():
+        versions.add_row(package, cell(version))
+    for part in (project, store, artifacts, table, versions):
+        console.print(part)
+        console.print()
+    if d.store_error is not None:
+        raise d.store_error

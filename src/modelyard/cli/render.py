@@ -1,8 +1,115 @@
-"""Shared Rich consoles and small rendering helpers for the CLI."""
+"""Shared Rich consoles and small rendering helpers for the CLI.
+
+Everything printed here stays readable without a terminal: colour is an extra, never the
+only carrier of meaning, and text is plain ASCII apart from table borders (which Rich swaps
+for ASCII when the output encoding needs it).
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from rich import box
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 console = Console()
 error_console = Console(stderr=True)
+
+STATUS_STYLES = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow"}
+
+
+def cell(value: object, style: str = "") -> Text:
+    """Literal text for a table cell: square brackets in user data are not Rich markup."""
+    return Text("" if value is None else str(value), style=style)
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def short_id(run_id: str | None) -> str:
+    return run_id[:8] if run_id else ""
+
+
+def say(markup: str) -> None:
+    """Print a message (Rich markup) that wraps at the terminal's edge, not at 80 columns."""
+    console.print(markup, highlight=False, soft_wrap=True)
+
+
+def format_time(ms: int | None, *, seconds: bool = False, compact: bool = False) -> str:
+    """Epoch milliseconds as local time: ``2024-05-01 14:03``; ``compact`` drops the year
+    when it is this year (``05-01 14:03``); ``seconds`` adds seconds and the UTC offset."""
+    if ms is None:
+        return ""
+    moment = datetime.fromtimestamp(ms / 1000).astimezone()
+    if seconds:
+        return moment.strftime("%Y-%m-%d %H:%M:%S %z")
+    if compact and moment.year == datetime.now().year:
+        return moment.strftime("%m-%d %H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def format_seconds(total: float) -> str:
+    """A duration for people: ``850ms``, ``4.2s``, ``3m 05s``, ``2h 14m``, ``3d 04h``."""
+    if total < 1:
+        return f"{max(total, 0) * 1000:.0f}ms"
+    if total < 60:
+        return f"{total:.1f}s"
+    whole = int(total)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"
+
+
+def format_duration(start_ms: int, end_ms: int | None) -> str:
+    """Run length; a run without an end is measured up to now and marked with ``+``."""
+    if end_ms is None:
+        return format_seconds((time.time_ns() // 1_000_000 - start_ms) / 1000) + "+"
+    return format_seconds((end_ms - start_ms) / 1000)
+
+
+def format_number(value: float | None) -> str:
+    """Compact but faithful: ``0.9346``, ``12345.68``, ``3``, ``1.2e-05``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    magnitude = abs(value)
+    if magnitude >= 1e6 or magnitude < 1e-3:
+        return f"{value:.4g}"
+    text = f"{value:.4f}" if magnitude < 1000 else f"{value:.2f}"
+    return text.rstrip("0").rstrip(".")
+
+
+def format_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def section(title: str) -> Table:
+    """A borderless two-column table of ``label  value`` lines under a bold title."""
+    table = Table(title=title, title_justify="left", title_style="bold", show_header=False,
+                  box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    return table
+
+
+def listing(title: str | None, headers: Iterable[str]) -> Table:
+    """A table with a header row and no outer frame, for lists of things."""
+    table = Table(title=title, title_justify="left", title_style="bold", header_style="bold",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table

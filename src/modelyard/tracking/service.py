@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import sys
 import threading
 import time
 import uuid
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard.backends.artifacts.base import ArtifactStore
 from modelyard.backends.metadata.base import (
     ArtifactEntry,
+    Comparison,
     Experiment,
     RunInfo,
     RunQuery,
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 REQUIREMENTS_ARTIFACT = "modelyard/requirements.txt"
+MIN_RUN_PREFIX = 6
+_RUN_REF = re.compile(r"[0-9a-f]+")
 
 
 def _now_ms() -> int:
@@ -44,7 +49,22 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie (killed, not yet waited for by its parent) still answers signal 0
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """A run and what surrounds it, as ``modelyard runs show`` presents it."""
+
+    record: RunRecord
+    experiment: Experiment
+    artifacts: list[ArtifactEntry]
+    parent: RunRecord | None
+    children: list[RunRecord]
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,10 @@ class TrackingService:
 
     def list_experiments(self) -> list[Experiment]:
         return self.store.list_experiments()
+
+    def count_runs(self) -> dict[int, int]:
+        """Runs per experiment id."""
+        return self.store.count_runs()
 
     def _experiment_id(self, name: str | int, *, create: bool) -> int:
         if isinstance(name, int):
@@ -185,7 +209,49 @@ class TrackingService:
         ]
         return self.store.mark_killed(dead) if dead else 0
 
+    def resolve_run_id(self, ref: str) -> str:
+        """The full id of the one run whose id is or starts with ``ref`` (6+ characters)."""
+        text = ref.strip().lower()
+        if not _RUN_REF.fullmatch(text):
+            raise InvalidInputError(
+                f"{ref!r} is not a run id: ids are hexadecimal, as `modelyard runs list` shows",
+                field="run_id",
+            )
+        if len(text) < MIN_RUN_PREFIX:
+            raise InvalidInputError(
+                f"run id {ref!r} is too short: give at least {MIN_RUN_PREFIX} characters of it",
+                field="run_id",
+            )
+        found = self.find_runs(filter=f"run_id LIKE '{text}%'", limit=5)
+        if not found:
+            raise NotFoundError(f"no run with an id starting with {text!r}", run_id=text)
+        if any(r.info.run_id == text for r in found):
+            return text
+        if len(found) > 1:
+            listed = ", ".join(r.info.run_id for r in found[:4])
+            raise InvalidInputError(
+                f"run id {text!r} is ambiguous; it starts {listed}"
+                f"{' and more' if len(found) > 4 else ''}: give more characters",
+                field="run_id",
+            )
+        return found[0].info.run_id
+
+    def describe_run(self, ref: str) -> RunDetails:
+        """One run with its experiment, artifacts, parent and children (``ref`` may be a
+        unique prefix of the id)."""
+        record = self.get_run(self.resolve_run_id(ref))
+        info = record.info
+        return RunDetails(
+            record=record,
+            experiment=self.store.get_experiment(info.experiment_id),
+            artifacts=self.store.list_artifacts(info.run_id),
+            parent=self.store.get_run(info.parent_run_id) if info.parent_run_id else None,
+            children=self.store.search_runs(RunQuery(where=[
+                Comparison("attribute", "parent_run_id", "=", info.run_id)])),
+        )
+
     def get_run(self, run_id: str) -> RunRecord:
+        self.buffer.flush()
         self.reap_dead_runs()
         return self.store.get_run(run_id)
 
@@ -203,7 +269,8 @@ class TrackingService:
     def _query(self, experiments: str | int | Sequence[str | int] | None, filter: str | None,
                order_by: Sequence[str] | str | None, limit: int | None,
                statuses: Sequence[str] = ()) -> RunQuery:
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):
             raise InvalidInputError(f"limit must be a positive whole number, got {limit!r}",
                                     field="limit")
         where = parse_filter(filter)
@@ -259,9 +326,9 @@ class TrackingService:
                 extra.setdefault("params." + k, {})[i] = v
             for k, v in r.tags.items():
                 extra.setdefault("tags." + k, {})[i] = v
-        frame = pd.DataFrame(cols)
+        frame = pd.DataFrame({k: pd.Series(v, dtype="object") for k, v in cols.items()})
         for col in ("start_time", "end_time"):
-            frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True)
+            frame[col] = pd.to_datetime(frame[col].astype("float64"), unit="ms", utc=True)
         n = len(records)
         ordered = sorted(extra, key=lambda c: ({"metrics": 0, "params": 1, "tags": 2}
                                                [c.split(".", 1)[0]], c))
@@ -283,7 +350,7 @@ class TrackingService:
             raise InvalidInputError(f"mode must be 'max' or 'min', got {mode!r}", field="mode")
         validate_key("metric", metric)
         key = metric.replace('"', '\\"')
-        clause = f'metrics."{key}" >= -1e308'
+        clause = f'metrics."{key}" >= {-sys.float_info.max!r}'
         runs = self.find_runs(
             experiment, f"{filter} and {clause}" if filter else clause,
             [f'metrics."{key}" {"desc" if mode == "max" else "asc"}'], limit=1,

@@ -119,6 +119,10 @@ class TrackingStore(ABC):
     def list_experiments(self) -> list[Experiment]: ...
 
     @abstractmethod
+    def count_runs(self) -> dict[int, int]:
+        """Number of runs per experiment id (experiments without runs are absent)."""
+
+    @abstractmethod
     def create_run(self, info: RunInfo, tags: Mapping[str, str]) -> None: ...
 
     @abstractmethod

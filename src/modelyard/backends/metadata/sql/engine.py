@@ -13,6 +13,7 @@ import functools
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -183,6 +184,33 @@ def ensure_schema(engine: Engine) -> None:
         raise StorageError(
             f"cannot open the metadata store at {where}: {getattr(exc, 'orig', exc)}"
         ) from exc
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """What a read-only look at a metadata store finds (``modelyard doctor``)."""
+
+    uri: str  # password hidden
+    backend: str
+    server_version: str
+    revision: str | None  # None: schema not created yet
+    head: str
+
+
+def describe_store(engine: Engine) -> StoreStatus:
+    """Backend, server version and schema revision, without creating or migrating anything."""
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect().execution_options(modelyard_read_only=True) as conn:
+            info = conn.dialect.server_version_info or ()
+            revision = _stored_revision(conn)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StorageError(
+            f"cannot open the metadata store at {where}: {getattr(exc, 'orig', None) or exc}"
+        ) from exc
+    backend = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(engine.dialect.name,
+                                                                    engine.dialect.name)
+    return StoreStatus(where, backend, ".".join(str(p) for p in info), revision, HEAD)
 
 
 def _upgrade(conn: Connection) -> None:

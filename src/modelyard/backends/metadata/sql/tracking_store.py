@@ -99,6 +99,14 @@ class SqlTrackingStore(TrackingStore):
             ).mappings()
             return [Experiment(**r) for r in rows]
 
+    @translate_errors
+    def count_runs(self) -> dict[int, int]:
+        c = t.runs.c
+        with self._read() as conn:
+            rows = conn.execute(sa.select(c.experiment_id, sa.func.count()).group_by(
+                c.experiment_id))
+            return {int(exp): int(n) for exp, n in rows}
+
     # --- runs -----------------------------------------------------------------------------
 
     @translate_errors
