@@ -154,13 +154,17 @@ class TrackingService:
         if parent is None and nested and active is not None:
             parent = active
         parent_id = parent.run_id if isinstance(parent, Run) else parent
-        if experiment is None:
-            exp_id = (active.experiment_id if active is not None and parent is active
-                      else self._experiment_id(self.settings.default_experiment, create=True))
-        else:
+        parent_experiment = None
+        if isinstance(parent, Run):
+            parent_experiment = parent.experiment_id
+        elif parent_id is not None:  # NotFoundError for an unknown parent
+            parent_experiment = self.store.get_run(parent_id).info.experiment_id
+        if experiment is not None:
             exp_id = self._experiment_id(experiment, create=True)
-        if parent_id is not None:
-            self.store.get_run(parent_id)  # NotFoundError for an unknown parent
+        elif parent_experiment is not None:
+            exp_id = parent_experiment  # a child lives with its parent by default
+        else:
+            exp_id = self._experiment_id(self.settings.default_experiment, create=True)
         run_id = uuid.uuid4().hex
         if name is not None:
             validate_key("run", name)
