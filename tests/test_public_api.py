@@ -37,8 +37,8 @@ def test_every_public_name_resolves() -> None:
     from modelyard.client import Yard, connect
     from modelyard.project import init_project
     from modelyard.settings import Settings
+    from modelyard.tracking.frames import RunComparison
     from modelyard.tracking.run import Run
-    from modelyard.tracking.service import RunComparison
 
     for name in PUBLIC:
         assert getattr(modelyard, name) is not None, name

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from modelyard.client import Yard, connect
     from modelyard.project import init_project
     from modelyard.settings import Settings
+    from modelyard.tracking.frames import RunComparison
     from modelyard.tracking.run import Run
-    from modelyard.tracking.service import RunComparison
 
 __all__ = [
     "AlreadyExistsError",
@@ -64,7 +64,7 @@ _LAZY = {
     "init_project": "modelyard.project",
     "Settings": "modelyard.settings",
     "Run": "modelyard.tracking.run",
-    "RunComparison": "modelyard.tracking.service",
+    "RunComparison": "modelyard.tracking.frames",
 }
 
 

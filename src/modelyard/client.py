@@ -17,8 +17,9 @@ from modelyard.backends.metadata.sql.engine import make_engine
 from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
 from modelyard.errors import ConfigurationError
 from modelyard.settings import Settings, load_settings
+from modelyard.tracking.frames import RunComparison
 from modelyard.tracking.run import Run
-from modelyard.tracking.service import RunComparison, TrackingService
+from modelyard.tracking.service import TrackingService
 
 if TYPE_CHECKING:
     import pandas as pd

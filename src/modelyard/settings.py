@@ -144,52 +144,50 @@ def _coerce(f: dataclasses.Field[Any], raw: Any, origin: str) -> Any:
     return value
 
 
-def load_settings(project_root: Path | None = None, **overrides: Any) -> Settings:
-    """Resolve every setting for ``project_root`` (found by walking up when None)."""
-    root = project_root.resolve() if project_root is not None else find_project()
+def _resolve(root: Path | None, overrides: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Each explicitly set value with where it came from, by precedence (later wins)."""
     layers: list[tuple[str, Mapping[str, Any]]] = [
         (str(user_config_path()), _read_toml(user_config_path())),
     ]
     if root is not None:
         layers.append((str(root / PROJECT_FILE), _read_toml(root / PROJECT_FILE)))
-    values: dict[str, Any] = {}
+    overrides = dict(overrides)
+    found: dict[str, tuple[Any, str]] = {}
     for f in Settings.fields():
         for origin, doc in layers:
             raw = _lookup(doc, f.metadata["toml"])
             if raw is not None:
-                values[f.name] = _coerce(f, raw, origin)
+                found[f.name] = (_coerce(f, raw, origin), origin)
         if f.metadata["env"] in os.environ:
-            values[f.name] = _coerce(f, os.environ[f.metadata["env"]], f.metadata["env"])
+            env = f.metadata["env"]
+            found[f.name] = (_coerce(f, os.environ[env], env), env)
         if overrides.get(f.name) is not None:
-            values[f.name] = _coerce(f, overrides.pop(f.name), "arguments")
+            found[f.name] = (_coerce(f, overrides.pop(f.name), "arguments"), "arguments")
     unknown = [k for k, v in overrides.items() if v is not None]
     if unknown:
         raise ConfigurationError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return found
+
+
+def load_settings(project_root: Path | None = None, **overrides: Any) -> Settings:
+    """Resolve every setting for ``project_root`` (found by walking up when None)."""
+    root = project_root.resolve() if project_root is not None else find_project()
+    values = {name: value for name, (value, _) in _resolve(root, overrides).items()}
     return _with_defaults(Settings(project_root=root, **values))
 
 
 def setting_sources(settings: Settings, **overrides: Any) -> dict[str, str]:
     """Where each setting's value came from, by the precedence of :func:`load_settings`."""
-    user_file = user_config_path()
-    layers = [(str(user_file), _read_toml(user_file))]
-    root = settings.project_root
-    if root is not None:
-        layers.append((str(root / PROJECT_FILE), _read_toml(root / PROJECT_FILE)))
+    found = _resolve(settings.project_root, overrides)
+    in_project = settings.project_root is not None
     sources: dict[str, str] = {}
     for f in Settings.fields():
-        source = "default"
-        if root is not None and f.name in ("uri", "artifact_uri"):
-            source = "default (project folder)"
-        if root is not None and f.name == "project_name":
-            source = "default (folder name)"
-        for origin, doc in layers:
-            if _lookup(doc, f.metadata["toml"]) is not None:
-                source = origin
-        if f.metadata["env"] in os.environ:
-            source = f.metadata["env"]
-        if overrides.get(f.name) is not None:
-            source = "arguments"
-        sources[f.name] = source
+        default = "default"
+        if in_project and f.name in ("uri", "artifact_uri"):
+            default = "default (project folder)"
+        elif in_project and f.name == "project_name":
+            default = "default (folder name)"
+        sources[f.name] = found[f.name][1] if f.name in found else default
     return sources
 
 

@@ -25,9 +25,10 @@ from modelyard.backends.metadata.base import (
 )
 from modelyard.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from modelyard.settings import Settings
-from modelyard.tracking import environment
+from modelyard.tracking import environment, frames
 from modelyard.tracking.buffer import MetricBuffer
 from modelyard.tracking.filters import parse_filter, parse_order_by
+from modelyard.tracking.frames import RunComparison
 from modelyard.tracking.run import Run, install_exit_hooks, validate_key
 
 if TYPE_CHECKING:
@@ -65,15 +66,6 @@ class RunDetails:
     artifacts: list[ArtifactEntry]
     parent: RunRecord | None
     children: list[RunRecord]
-
-
-@dataclass(frozen=True)
-class RunComparison:
-    """Runs side by side: params that differ between them, and every metric."""
-
-    runs: list[RunRecord]
-    params: pd.DataFrame  # one row per differing param, one column per run
-    metrics: pd.DataFrame  # one row per metric, one column per run
 
 
 class TrackingService:
@@ -305,47 +297,8 @@ class TrackingService:
         return self.runs_frame(records)
 
     def runs_frame(self, records: Sequence[RunRecord]) -> pd.DataFrame:
-        import pandas as pd
-
         names = {e.experiment_id: e.name for e in self.store.list_experiments()}
-        cols: dict[str, list[Any]] = {
-            "run_id": [], "experiment": [], "name": [], "status": [], "start_time": [],
-            "end_time": [], "parent_run_id": [], "user": [], "host": [],
-        }
-        extra: dict[str, dict[int, Any]] = {}
-        for i, r in enumerate(records):
-            info = r.info
-            cols["run_id"].append(info.run_id)
-            cols["experiment"].append(names.get(info.experiment_id, str(info.experiment_id)))
-            cols["name"].append(info.name)
-            cols["status"].append(info.status)
-            cols["start_time"].append(info.start_time)
-            cols["end_time"].append(info.end_time)
-            cols["parent_run_id"].append(info.parent_run_id)
-            cols["user"].append(info.user)
-            cols["host"].append(info.host)
-            for k, m in r.metrics.items():
-                extra.setdefault("metrics." + k, {})[i] = m.value
-            for k, v in r.params.items():
-                extra.setdefault("params." + k, {})[i] = v
-            for k, v in r.tags.items():
-                extra.setdefault("tags." + k, {})[i] = v
-        frame = pd.DataFrame({k: pd.Series(v, dtype="object") for k, v in cols.items()})
-        for col in ("start_time", "end_time"):
-            frame[col] = pd.to_datetime(frame[col].astype("float64"), unit="ms", utc=True)
-        n = len(records)
-        ordered = sorted(extra, key=lambda c: ({"metrics": 0, "params": 1, "tags": 2}
-                                               [c.split(".", 1)[0]], c))
-        block = {}
-        for col in ordered:
-            values = extra[col]
-            if col.startswith("metrics."):
-                block[col] = pd.Series([values.get(i) for i in range(n)], dtype="float64")
-            else:
-                block[col] = pd.Series([values.get(i) for i in range(n)], dtype="object")
-        if block:
-            frame = pd.concat([frame, pd.DataFrame(block)], axis=1)
-        return frame
+        return frames.runs_frame(records, names)
 
     def best_run(self, experiment: str | int, metric: str, *, mode: str = "max",
                  filter: str | None = None) -> RunRecord:
@@ -368,27 +321,10 @@ class TrackingService:
         return runs[0]
 
     def compare_runs(self, run_ids: Iterable[str]) -> RunComparison:
-        import pandas as pd
-
-        self.buffer.flush()
         records = [self.get_run(r) for r in run_ids]
         if len(records) < 2:
             raise InvalidInputError("compare needs at least two runs", field="run_ids")
-        labels = [f"{r.info.name} ({r.info.run_id[:8]})" for r in records]
-        keys = sorted({k for r in records for k in r.params})
-        differing = [k for k in keys if len({r.params.get(k) for r in records}) > 1]
-        params = pd.DataFrame(
-            {label: [r.params.get(k) for k in differing] for label, r in zip(labels, records,
-                                                                              strict=True)},
-            index=pd.Index(differing, name="param"),
-        )
-        mkeys = sorted({k for r in records for k in r.metrics})
-        metrics = pd.DataFrame(
-            {label: [r.metrics[k].value if k in r.metrics else None for k in mkeys]
-             for label, r in zip(labels, records, strict=True)},
-            index=pd.Index(mkeys, name="metric"), dtype="float64",
-        )
-        return RunComparison(records, params, metrics)
+        return frames.compare(records)
 
     # --- artifacts ------------------------------------------------------------------------
 
