@@ -289,7 +289,7 @@ class SqlTrackingStore(TrackingStore):
         if query.limit is not None:
             stmt = stmt.limit(query.limit)
         with self._read() as conn:
-            infos = [RunInfo(**r) for r in conn.execute(stmt).mappings()]
+            infos = [RunInfo(**r) for r in conn.execute(stmt).mappings().all()]
             return self._load_details(conn, infos)
 
     def _load_details(self, conn: Connection, infos: list[RunInfo]) -> list[RunRecord]:
@@ -297,33 +297,43 @@ class SqlTrackingStore(TrackingStore):
         tags: dict[str, dict[str, str]] = {i.run_id: {} for i in infos}
         metrics: dict[str, dict[str, LatestMetric]] = {i.run_id: {} for i in infos}
         ids = list(params)
+        lm = t.latest_metrics.c
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
             for table, target in ((t.params, params), (t.tags, tags)):
-                for run_id, key, value in conn.execute(
-                    sa.select(table.c.run_id, table.c.key, table.c.value)
-                    .where(table.c.run_id.in_(chunk))
-                ):
+                for run_id, key, value in _plain_rows(conn, sa.select(
+                        table.c.run_id, table.c.key, table.c.value
+                ).where(table.c.run_id.in_(chunk))):
                     target[run_id][key] = value
-            lm = t.latest_metrics.c
-            for run_id, key, value, step, ts in conn.execute(
-                sa.select(lm.run_id, lm.key, lm.value, lm.step, lm.timestamp)
-                .where(lm.run_id.in_(chunk))
-            ):
+            for run_id, key, value, step, ts in _plain_rows(conn, sa.select(
+                    lm.run_id, lm.key, lm.value, lm.step, lm.timestamp
+            ).where(lm.run_id.in_(chunk))):
                 metrics[run_id][key] = LatestMetric(value, step, ts)
         return [
             RunRecord(i, params[i.run_id], tags[i.run_id], metrics[i.run_id]) for i in infos
         ]
 
 
+def _plain_rows(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
+    """All rows as the driver's tuples. For columns of plain types (text, integers, floats)
+    this skips SQLAlchemy's per-row processing, which costs more than the query itself on
+    the tens of thousands of rows a search loads."""
+    result = conn.execute(stmt)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
 def _condition(cmp: Comparison) -> Any:
     if cmp.entity == "attribute":
         return _compare(t.runs.c[cmp.key], cmp.op, cmp.value)
     table = _ENTITY_TABLES[cmp.entity]
-    return sa.exists().where(
-        table.c.run_id == t.runs.c.run_id,
-        table.c.key == cmp.key,
-        _compare(table.c.value, cmp.op, cmp.value),
+    # A semi-join driven by the (key, value) index, not a correlated EXISTS per run.
+    return t.runs.c.run_id.in_(
+        sa.select(table.c.run_id).where(
+            table.c.key == cmp.key, _compare(table.c.value, cmp.op, cmp.value)
+        )
     )
 
 
