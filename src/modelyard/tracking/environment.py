@@ -92,8 +92,6 @@ def capture(*, git: bool, packages: bool) -> tuple[dict[str, str], bytes | None]
         "python.version": platform.python_version(),
         "python.implementation": platform.python_implementation(),
         "platform": platform.platform(terse=True),
-        "host": hostname(),
-        "user": current_user(),
         "command": " ".join(sys.argv)[:1000],
     }
     script = entrypoint()

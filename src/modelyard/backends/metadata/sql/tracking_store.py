@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from modelyard.backends.metadata.base import (
@@ -47,9 +46,14 @@ class SqlTrackingStore(TrackingStore):
     # --- helpers --------------------------------------------------------------------------
 
     def _insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT, which has ON CONFLICT (imported only for the dialect used)."""
         if self.engine.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
 
     def _read(self) -> Connection:
         return self.engine.connect().execution_options(modelyard_read_only=True)
