@@ -314,3 +314,36 @@ def test_search_matches_a_brute_force_filter_and_sort(
     expected.sort(key=lambda rid: latest[rid] or 0.0, reverse=descending)
     assert [r.info.run_id for r in records] == expected
     assert [r.metrics["m"].value for r in records] == [latest[rid] for rid in expected]
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(
+    runs=st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 3)),   # metric m, often tied
+                            st.one_of(st.none(), st.sampled_from("ab")),  # param p
+                            st.integers(0, 2)),                          # metric f (filter)
+                  min_size=0, max_size=8),
+    limit=st.integers(1, 9),
+    order=st.sampled_from([["metrics.m desc"], ["metrics.m"], ["params.p desc", "metrics.m"],
+                           ["metrics.m desc", "params.p"], ["tags.t"], ["name"]]),
+    with_filter=st.booleans(),
+)
+def test_a_limited_search_is_the_head_of_the_full_one(
+    prop_yard: Yard, runs: list[tuple[int | None, str | None, int]], limit: int,
+    order: list[str], with_filter: bool,
+) -> None:
+    """The store plans a top-N search differently (walking the first key's index); it must
+    return exactly the first N of the full ordering, runs lacking the key included."""
+    experiment = f"limit-{next(_names)}"
+    prop_yard.create_experiment(experiment)
+    for m, p, f in runs:
+        with prop_yard.start_run(experiment) as run:
+            if m is not None:
+                run.log_metric("m", float(m))
+                run.set_tag("t", str(m))
+            if p is not None:
+                run.log_param("p", p)
+            run.log_metric("f", float(f))
+    flt = "metrics.f >= 1" if with_filter else None
+    full = prop_yard.tracking.find_runs(experiment, filter=flt, order_by=order)
+    head = prop_yard.tracking.find_runs(experiment, filter=flt, order_by=order, limit=limit)
+    assert [r.info.run_id for r in head] == [r.info.run_id for r in full][:limit]

@@ -11,7 +11,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from modelyard.backends.metadata.base import (
     ArtifactEntry,
-    Comparison,
     Experiment,
     LatestMetric,
     MetricPoint,
@@ -22,6 +21,7 @@ from modelyard.backends.metadata.base import (
 )
 from modelyard.backends.metadata.sql import tables as t
 from modelyard.backends.metadata.sql.engine import ensure_schema, translate_errors
+from modelyard.backends.metadata.sql.run_search import find_run_infos
 from modelyard.errors import (
     AlreadyExistsError,
     NotFoundError,
@@ -29,7 +29,6 @@ from modelyard.errors import (
     StorageError,
 )
 
-_ENTITY_TABLES = {"metric": t.latest_metrics, "param": t.params, "tag": t.tags}
 _CHUNK = 5_000
 
 
@@ -269,32 +268,8 @@ class SqlTrackingStore(TrackingStore):
 
     @translate_errors
     def search_runs(self, query: RunQuery) -> list[RunRecord]:
-        runs = t.runs
-        stmt = sa.select(runs)
-        if query.experiment_ids:
-            stmt = stmt.where(runs.c.experiment_id.in_(list(query.experiment_ids)))
-        if query.statuses:
-            stmt = stmt.where(runs.c.status.in_(list(query.statuses)))
-        for cmp in query.where:
-            stmt = stmt.where(_condition(cmp))
-        order: list[Any] = []
-        for i, ob in enumerate(query.order_by):
-            if ob.entity == "attribute":
-                col: Any = runs.c[ob.key]
-            else:
-                alias = _ENTITY_TABLES[ob.entity].alias(f"ord{i}")
-                stmt = stmt.outerjoin(
-                    alias, sa.and_(alias.c.run_id == runs.c.run_id, alias.c.key == ob.key)
-                )
-                col = alias.c.value
-            order += [col.is_(None), col.desc() if ob.descending else col.asc()]
-        order += [runs.c.start_time.desc(), runs.c.run_id]
-        stmt = stmt.order_by(*order)
-        if query.limit is not None:
-            stmt = stmt.limit(query.limit)
         with self._read() as conn:
-            infos = [RunInfo(**r) for r in conn.execute(stmt).mappings().all()]
-            return self._load_details(conn, infos)
+            return self._load_details(conn, find_run_infos(conn, query))
 
     def _load_details(self, conn: Connection, infos: list[RunInfo]) -> list[RunRecord]:
         params: dict[str, dict[str, str]] = {i.run_id: {} for i in infos}
@@ -327,42 +302,6 @@ def _plain_rows(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
         return list(result.cursor.fetchall())
     finally:
         result.close()
-
-
-def _condition(cmp: Comparison) -> Any:
-    if cmp.entity == "attribute":
-        return _compare(t.runs.c[cmp.key], cmp.op, cmp.value)
-    table = _ENTITY_TABLES[cmp.entity]
-    # A semi-join driven by the (key, value) index, not a correlated EXISTS per run.
-    return t.runs.c.run_id.in_(
-        sa.select(table.c.run_id).where(
-            table.c.key == cmp.key, _compare(table.c.value, cmp.op, cmp.value)
-        )
-    )
-
-
-def _compare(col: Any, op: str, value: Any) -> Any:
-    if op == "=":
-        return col == value
-    if op == "!=":
-        return col != value
-    if op == "<":
-        return col < value
-    if op == "<=":
-        return col <= value
-    if op == ">":
-        return col > value
-    if op == ">=":
-        return col >= value
-    if op == "LIKE":
-        return col.like(value)
-    if op == "ILIKE":
-        return sa.func.lower(col).like(str(value).lower())
-    if op == "IN":
-        return col.in_(list(value))
-    if op == "NOT IN":
-        return col.not_in(list(value))
-    raise ValueError(f"unknown operator {op}")  # the parser never produces one
 
 
 __all__ = ["SqlTrackingStore"]
