@@ -85,6 +85,22 @@ def test_list_drops_columns_that_do_not_fit(
 
 
 @sqlite_only
+def test_a_narrow_terminal_gives_up_start_and_duration_before_every_metric(
+    invoke: Invoke, yard: Yard, store_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_name = "gradient-boosting-with-a-long-name"
+    with yard.start_run("wide", name=long_name) as run:
+        run.log_metrics({"r2": 0.912345, "rmse": 2.5})
+    monkeypatch.setattr(render.console, "_width", 72)
+    result = invoke("runs", "list", "--uri", store_uri)
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if line.startswith("id"))
+    assert "r2" in header.split()  # a metric is shown ...
+    assert "start" not in header.split()  # ... in the place of the start time
+    assert long_name in result.output
+
+
+@sqlite_only
 def test_list_with_nothing_to_show(invoke: Invoke, logged: Logged) -> None:
     result = invoke("runs", "list", "--uri", logged.uri, "-f", "metrics.r2 > 5")
     assert result.exit_code == 0

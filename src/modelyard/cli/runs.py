@@ -113,17 +113,22 @@ def _base_columns(records: Sequence[RunRecord], experiments: dict[int, str]
     }
 
 
-def _fit(base: dict[str, list[str]], wanted: list[Column],
-         values: dict[Column, list[str]], width: int) -> list[Column]:
-    """The wanted columns that fit beside the base ones, taken in priority order and shown
-    metrics first."""
-    room = width - sum(_width(h, v) for h, v in base.items())
-    shown = []
-    for col in wanted:
-        if _width(col[2], values[col]) <= room:
-            room -= _width(col[2], values[col])
-            shown.append(col)
-    return sorted(shown, key=lambda c: (c[0] != "metric", wanted.index(c)))
+def _fit(base: dict[str, list[str]], wanted: list[Column], values: dict[Column, list[str]],
+         width: int) -> tuple[dict[str, list[str]], list[Column]]:
+    """The base columns and the wanted ones that fit beside them, taken in priority order and
+    shown metrics first. When not even one wanted column fits, the start time and then the
+    duration give way: a run list without its metrics says little."""
+    for drop in ((), ("start",), ("start", "duration")):
+        kept = {h: v for h, v in base.items() if h not in drop}
+        room = width - sum(_width(h, v) for h, v in kept.items())
+        shown = []
+        for col in wanted:
+            if _width(col[2], values[col]) <= room:
+                room -= _width(col[2], values[col])
+                shown.append(col)
+        if shown or not wanted:
+            break
+    return kept, sorted(shown, key=lambda c: (c[0] != "metric", wanted.index(c)))
 
 
 @app.command("list")
@@ -162,11 +167,15 @@ def list_runs(
     base = _base_columns(records, experiments)
     wanted = _requested_columns(records, columns) if columns else _default_columns(records)
     values = {col: [_value(r, col[0], col[1]) for r in records] for col in wanted}
-    shown = wanted if columns else _fit(base, wanted, values, console.width)
+    if columns:
+        shown = wanted
+    else:
+        base, shown = _fit(base, wanted, values, console.width)
 
     table = listing(None, base)
-    for header in ("id", "status", "start", "duration"):
-        next(c for c in table.columns if c.header == header).no_wrap = True
+    for column in table.columns:
+        if column.header in ("id", "status", "start", "duration"):
+            column.no_wrap = True
     for entity, _, header in shown:
         table.add_column(header, justify="right" if entity == "metric" else "left",
                          overflow="fold")
