@@ -21,6 +21,8 @@ EXPECTED = {
     "InvalidInputError": (errors.ModelyardError, 422),
     "InvalidFilterError": (errors.InvalidInputError, 422),
     "InvalidMetricError": (errors.InvalidInputError, 422),
+    "InvalidDefinitionError": (errors.InvalidInputError, 422),
+    "DataValidationError": (errors.InvalidInputError, 422),
     "NotFoundError": (errors.ModelyardError, 404),
     "ConflictError": (errors.ModelyardError, 409),
     "AlreadyExistsError": (errors.ConflictError, 409),

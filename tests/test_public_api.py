@@ -18,8 +18,10 @@ PUBLIC = {
     "connect", "init_project", "Yard", "Run", "RunComparison", "Settings",
     "ModelyardError", "ConfigurationError", "ProjectNotFoundError", "StorageError",
     "SchemaVersionError", "ArtifactIntegrityError", "InvalidInputError", "InvalidFilterError",
-    "InvalidMetricError", "NotFoundError", "ConflictError", "AlreadyExistsError",
-    "ParamConflictError", "RunStateError",
+    "InvalidMetricError", "DataValidationError", "InvalidDefinitionError", "NotFoundError",
+    "ConflictError",
+    "AlreadyExistsError", "ParamConflictError", "RunStateError",
+    "Entity", "Feature", "FeatureGroup", "Source", "Transform", "transform", "TrainingSet",
 }
 
 HEAVY = ["sqlalchemy", "pandas", "numpy", "alembic", "typer", "rich", "sklearn", "pyarrow",

@@ -15,6 +15,8 @@ from modelyard.errors import (
     ArtifactIntegrityError,
     ConfigurationError,
     ConflictError,
+    DataValidationError,
+    InvalidDefinitionError,
     InvalidFilterError,
     InvalidInputError,
     InvalidMetricError,
@@ -29,6 +31,15 @@ from modelyard.errors import (
 
 if TYPE_CHECKING:
     from modelyard.client import Yard, connect
+    from modelyard.features.definitions import (
+        Entity,
+        Feature,
+        FeatureGroup,
+        Source,
+        Transform,
+        transform,
+    )
+    from modelyard.features.training import TrainingSet
     from modelyard.project import init_project
     from modelyard.settings import Settings
     from modelyard.tracking.frames import RunComparison
@@ -39,6 +50,11 @@ __all__ = [
     "ArtifactIntegrityError",
     "ConfigurationError",
     "ConflictError",
+    "DataValidationError",
+    "Entity",
+    "Feature",
+    "FeatureGroup",
+    "InvalidDefinitionError",
     "InvalidFilterError",
     "InvalidInputError",
     "InvalidMetricError",
@@ -51,14 +67,25 @@ __all__ = [
     "RunStateError",
     "SchemaVersionError",
     "Settings",
+    "Source",
     "StorageError",
+    "TrainingSet",
+    "Transform",
     "Yard",
     "__version__",
     "connect",
     "init_project",
+    "transform",
 ]
 
 _LAZY = {
+    "Entity": "modelyard.features.definitions",
+    "Feature": "modelyard.features.definitions",
+    "FeatureGroup": "modelyard.features.definitions",
+    "Source": "modelyard.features.definitions",
+    "Transform": "modelyard.features.definitions",
+    "transform": "modelyard.features.definitions",
+    "TrainingSet": "modelyard.features.training",
     "Yard": "modelyard.client",
     "connect": "modelyard.client",
     "init_project": "modelyard.project",

@@ -6,8 +6,10 @@ offers a few shortcuts; the work happens in the services (``yard.tracking`` ...)
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,12 @@ from modelyard.tracking.service import TrackingService
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from modelyard.backends.offline.tables import Commit
+    from modelyard.features.definitions import Definition, FeatureGroup, Source
+    from modelyard.features.registry import Change
+    from modelyard.features.service import FeatureService
+    from modelyard.features.training import TrainingSet
 
 
 class Yard:
@@ -84,6 +92,38 @@ class Yard:
         from modelyard.tracking import autolog
 
         autolog.configure(self.tracking, log_models=log_models, disable=disable)
+
+    # --- features -------------------------------------------------------------------------
+
+    @functools.cached_property
+    def features(self) -> FeatureService:
+        """The feature store (its engine and table format load on first use)."""
+        from modelyard.backends.metadata.sql.feature_registry_store import (
+            SqlFeatureRegistryStore,
+        )
+        from modelyard.backends.offline.duckdb_engine import DuckDBEngine
+        from modelyard.backends.offline.tables import offline_store_from_uri
+        from modelyard.features.service import FeatureService
+
+        return FeatureService(SqlFeatureRegistryStore(self._engine, migrate=False),
+                              offline_store_from_uri(self.settings.offline_uri),
+                              DuckDBEngine(), self.settings.project_root)
+
+    def apply(self, objects: Sequence[Definition]) -> list[Change]:
+        """Store entities, sources and feature groups; a changed one becomes a new version."""
+        return self.features.apply(objects)
+
+    def ingest(self, target: Source | FeatureGroup | str, data: Any = None) -> Commit:
+        """Validate and append a batch to a source's offline table (one atomic commit)."""
+        return self.features.ingest(target, data)
+
+    def training_set(self, spine: Any = None, features: Sequence[str] | str = (), *,
+                     label: str | None = None, timestamp: str | None = None,
+                     as_of: datetime | str | None = None, start: datetime | None = None,
+                     end: datetime | None = None) -> TrainingSet:
+        """Point-in-time-correct features for each spine row; see FeatureService."""
+        return self.features.training_set(spine, features, label=label, timestamp=timestamp,
+                                          as_of=as_of, start=start, end=end)
 
     # --- lifecycle ------------------------------------------------------------------------
 

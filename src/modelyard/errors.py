@@ -14,7 +14,9 @@ itself to a plain dict so a remote client can raise the same class again.
     │   └── ArtifactIntegrityError (500) stored bytes do not match the recorded sha256
     ├── InvalidInputError (422)       a caller passed something malformed
     │   ├── InvalidFilterError (422)  a search filter or order_by does not parse
-    │   └── InvalidMetricError (422)  a metric value that is not a finite number
+    │   ├── InvalidMetricError (422)  a metric value that is not a finite number
+    │   ├── InvalidDefinitionError (422) a feature definition is malformed
+    │   └── DataValidationError (422) a data batch does not fit its declared schema
     ├── NotFoundError (404)           unknown experiment, run, artifact, ...
     └── ConflictError (409)           a write contradicts what is stored
         ├── AlreadyExistsError (409)
@@ -31,6 +33,8 @@ __all__ = [
     "ArtifactIntegrityError",
     "ConfigurationError",
     "ConflictError",
+    "DataValidationError",
+    "InvalidDefinitionError",
     "InvalidFilterError",
     "InvalidInputError",
     "InvalidMetricError",
@@ -93,6 +97,14 @@ class InvalidFilterError(InvalidInputError):
 
 
 class InvalidMetricError(InvalidInputError):
+    pass
+
+
+class InvalidDefinitionError(InvalidInputError):
+    pass
+
+
+class DataValidationError(InvalidInputError):
     pass
 
 

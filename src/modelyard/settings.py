@@ -40,6 +40,9 @@ class Settings:
     artifact_uri: str = _setting("", "store.artifact_uri", "MODELYARD_ARTIFACT_URI",
                                  "Artifact store URI (file:///path); "
                                  "default: the project's .modelyard/artifacts.")
+    offline_uri: str = _setting("", "store.offline_uri", "MODELYARD_OFFLINE_URI",
+                                "Offline feature tables (Delta Lake, file:///path); "
+                                "default: the project's .modelyard/offline.")
     default_experiment: str = _setting("default", "tracking.default_experiment",
                                        "MODELYARD_EXPERIMENT",
                                        "Experiment used when a run names none.")
@@ -183,7 +186,7 @@ def setting_sources(settings: Settings, **overrides: Any) -> dict[str, str]:
     sources: dict[str, str] = {}
     for f in Settings.fields():
         default = "default"
-        if in_project and f.name in ("uri", "artifact_uri"):
+        if in_project and f.name in ("uri", "artifact_uri", "offline_uri"):
             default = "default (project folder)"
         elif in_project and f.name == "project_name":
             default = "default (folder name)"
@@ -193,10 +196,11 @@ def setting_sources(settings: Settings, **overrides: Any) -> dict[str, str]:
 
 def _with_defaults(s: Settings) -> Settings:
     """Fill the store URIs from the project folder when not set, and resolve relative paths."""
-    uri, artifact_uri = s.uri, s.artifact_uri
+    uri, artifact_uri, offline_uri = s.uri, s.artifact_uri, s.offline_uri
     if s.data_dir is not None:
         uri = uri or f"sqlite:///{s.data_dir / 'modelyard.db'}"
         artifact_uri = artifact_uri or f"file://{s.data_dir / 'artifacts'}"
+        offline_uri = offline_uri or f"file://{s.data_dir / 'offline'}"
     if not uri:
         raise ProjectNotFoundError(
             f"no modelyard project here: run `modelyard init` or set MODELYARD_URI "
@@ -212,13 +216,23 @@ def _with_defaults(s: Settings) -> Settings:
         rel = uri[len("sqlite:///"):]
         if rel and rel != ":memory:" and not Path(rel).is_absolute():
             uri = f"sqlite:///{(base / rel).resolve()}"
-    if artifact_uri.startswith("file://"):
-        path = Path(artifact_uri[len("file://"):])
-        artifact_uri = f"file://{(base / path).resolve() if not path.is_absolute() else path}"
-    elif "://" not in artifact_uri:
-        artifact_uri = f"file://{(base / artifact_uri).resolve()}"
+    artifact_uri = _file_uri(artifact_uri, base)
+    if not offline_uri and artifact_uri.startswith("file://"):
+        offline_uri = f"{artifact_uri}/tables"  # outside a project: beside the artifacts
+    offline_uri = _file_uri(offline_uri, base)
     project_name = s.project_name or (s.project_root.name if s.project_root else "")
-    return dataclasses.replace(s, uri=uri, artifact_uri=artifact_uri, project_name=project_name)
+    return dataclasses.replace(s, uri=uri, artifact_uri=artifact_uri, offline_uri=offline_uri,
+                               project_name=project_name)
+
+
+def _file_uri(value: str, base: Path) -> str:
+    """A file:// URI (or bare path) made absolute against ``base``; other URIs unchanged."""
+    if value.startswith("file://"):
+        path = Path(value[len("file://"):])
+        return f"file://{path if path.is_absolute() else (base / path).resolve()}"
+    if value and "://" not in value:
+        return f"file://{(base / value).resolve()}"
+    return value
 
 
 def render_project_file(name: str) -> str:
@@ -232,6 +246,8 @@ def render_project_file(name: str) -> str:
         '# uri = "postgresql://user@127.0.0.1:5432/modelyard"\n'
         "# Artifact store; default is the project's .modelyard/artifacts.\n"
         '# artifact_uri = "file:///data/modelyard-artifacts"\n'
+        "# Offline feature tables (Delta Lake); default: the project's .modelyard/offline.\n"
+        '# offline_uri = "file:///data/modelyard-offline"\n'
         "\n"
         "[tracking]\n"
         'default_experiment = "default"\n'

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 import modelyard
+from modelyard.backends.metadata.sql.migrations import HEAD
 from modelyard.errors import AlreadyExistsError, ConfigurationError, InvalidInputError, StorageError
 
 from .conftest import Invoke
@@ -61,7 +62,7 @@ def test_doctor_reports_project_store_settings_and_versions(
     assert "testproj" in out and str(project) in out
     assert f"sqlite:///{project}/.modelyard/modelyard.db" in out
     assert "SQLite 3." in out
-    assert "0001 (up to date)" in out
+    assert f"{HEAD} (up to date)" in out
     assert f"file://{project}/.modelyard/artifacts" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert "2.5" in lines["tracking.flush_interval"]

@@ -23,10 +23,12 @@ from modelyard.backends.metadata.base import ArtifactEntry, MetricPoint, RunInfo
 from modelyard.errors import InvalidInputError, InvalidMetricError, RunStateError
 
 if TYPE_CHECKING:
+    from modelyard.features.training import TrainingSet
     from modelyard.tracking.service import TrackingService
 
 NOTE_TAG = "modelyard.note"
 ERROR_TAG = "modelyard.error"
+TRAINING_SET_TAG = "modelyard.training_set"
 _KEY = re.compile(r"^[\w\-. /:]{1,255}$")
 MAX_PARAM_LENGTH = 8_000
 
@@ -201,6 +203,14 @@ class Run:
             target = Path(tmp) / "object.joblib"
             joblib.dump(obj, target)
             return self._service.log_artifact(self.run_id, target, name)[0]
+
+    def log_training_set(self, training_set: TrainingSet) -> None:
+        """Record the training set this run used: its id as a tag, its lineage (feature
+        versions, table commits, spine hash) as ``modelyard/training_set.json``."""
+        self._live()
+        self.set_tags({TRAINING_SET_TAG: training_set.training_set_id})
+        body = json.dumps(training_set.lineage(), indent=2, sort_keys=True).encode()
+        self._service.log_bytes(self.run_id, body, "modelyard/training_set.json")
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -95,3 +95,44 @@ artifacts = Table(
     Column("sha256", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
 )
+
+# --- feature store (migration 0002) ---------------------------------------------------------
+
+definitions = Table(
+    "definitions",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+training_sets = Table(
+    "training_sets",
+    metadata,
+    Column("training_set_id", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("spec", Text, nullable=False),
+)
+
+ingestion_profiles = Table(
+    "ingestion_profiles",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("commit_id", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("profile", Text, nullable=False),
+)
+
+forget_log = Table(
+    "forget_log",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False),
+    Column("keys", Integer, nullable=False),
+    Column("rows_removed", BigInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("details", Text, nullable=False),
+)

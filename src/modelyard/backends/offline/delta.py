@@ -1,0 +1,377 @@
+"""Offline tables as Delta Lake tables on the local disk, one folder per table.
+
+An ingestion is one Delta commit. Its data files are written first and the commit is a single
+atomic put of the next log entry, so a reader sees the whole ingestion or none of it, and a
+process killed mid-write leaves only unreferenced files behind. Concurrent appends to one
+table are reconciled by Delta's optimistic concurrency; a commit that loses a race is retried.
+
+Each commit records in its own commit info the ``modelyard.*`` metadata (commit id,
+ingestion time, rows, source), so the Delta log is the source of truth for
+:meth:`DeltaTableStore.history`; the log is never trimmed. File statistics are collected for
+``_ingested_at`` only (what ingestion-time reads skip files by), which keeps entity keys and
+feature values out of the log: once ``forget`` has rewritten the data files and vacuumed the
+old ones, no file left on disk holds the forgotten rows.
+
+A reader that loaded the table just before a ``forget`` vacuumed its files reads again from
+the new version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import (
+    CommitFailedError,
+    DeltaError,
+    SchemaMismatchError,
+    TableNotFoundError,
+)
+
+from modelyard.backends.offline.tables import (
+    COMMIT,
+    INGESTED_AT,
+    SYSTEM_COLUMNS,
+    AsOf,
+    Commit,
+    OfflineTableStore,
+    check_table_name,
+)
+from modelyard.errors import (
+    DataValidationError,
+    InvalidInputError,
+    NotFoundError,
+    StorageError,
+)
+
+__all__ = ["DeltaTableStore"]
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_TABLE_CONFIG = {
+    "delta.dataSkippingStatsColumns": INGESTED_AT,
+    "delta.enableExpiredLogCleanup": "false",  # the log is the table's history: keep it all
+}
+_ATTEMPTS = 4  # Delta retries a lost commit itself; these cover racing to create a table
+_ORPHAN_AGE_HOURS = 1  # unreferenced files older than this are leftovers of dead writers
+_BAD_NAME_CHARS = set(" ,;{}()\n\t=")
+_META = "modelyard."
+_LOG_FILE = re.compile(r"^(\d{20})\.json$")
+
+T = TypeVar("T")
+
+
+class DeltaTableStore(OfflineTableStore):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uri = f"file://{root}"
+
+    # --- writing ------------------------------------------------------------------------
+
+    def append(self, table: str, data: pa.Table) -> Commit:
+        path = self._path(table)
+        if not isinstance(data, pa.Table):
+            raise InvalidInputError(
+                f"append takes a pyarrow.Table, got {type(data).__name__}", table=table)
+        batch = _storable(data)
+        existing = _arrow_schema(path)
+        if existing is not None:
+            batch = _conform(batch, existing)
+        for field in batch.schema:
+            if pa.types.is_null(field.type):
+                raise DataValidationError(
+                    f"column {field.name!r} holds only nulls, so its type is unknown: declare "
+                    "it in the schema", column=field.name)
+        commit_id = uuid.uuid4().hex
+        ingested_at = datetime.now(UTC)
+        batch = batch.append_column(
+            pa.field(INGESTED_AT, _TIMESTAMP, nullable=False),
+            pa.repeat(pa.scalar(ingested_at, _TIMESTAMP), batch.num_rows),
+        ).append_column(
+            pa.field(COMMIT, pa.string(), nullable=False),
+            pa.repeat(pa.scalar(commit_id, pa.string()), batch.num_rows),
+        )
+        props = CommitProperties(custom_metadata={
+            f"{_META}commit_id": commit_id,
+            f"{_META}operation": "ingest",
+            f"{_META}ingested_at": ingested_at.isoformat(),
+            f"{_META}rows": str(batch.num_rows),
+            f"{_META}source": table,
+        })
+
+        def write() -> int:
+            if not DeltaTable.is_deltatable(str(path)):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_deltalake(str(path), batch, mode="append", schema_mode="merge",
+                                configuration=_TABLE_CONFIG, commit_properties=props)
+                # usually version 0, unless another writer created the table meanwhile
+                return next(v for v, info in _commit_infos(path)
+                            if info.get(f"{_META}commit_id") == commit_id)
+            target = DeltaTable(str(path))
+            write_deltalake(target, batch, mode="append", schema_mode="merge",
+                            commit_properties=props)
+            return target.version()  # the version this write committed
+
+        with self._errors(table):
+            try:
+                version = _retrying(write)
+            except SchemaMismatchError as exc:
+                raise DataValidationError(
+                    f"the batch does not fit offline table {table!r}: {_first_line(exc)}",
+                    table=table) from exc
+            except CommitFailedError as exc:
+                raise StorageError(
+                    f"the ingestion into offline table {table!r} could not be committed, so "
+                    f"nothing was written: {_first_line(exc)}", table=table) from exc
+        return Commit(commit_id, version, ingested_at, batch.num_rows, "ingest")
+
+    def forget(self, table: str, key_columns: Sequence[str], keys: pa.Table) -> int:
+        schema = pa.schema(self._open(table).schema().to_arrow())
+        key_columns = list(key_columns)
+        if not key_columns:
+            raise InvalidInputError("forget needs at least one key column", table=table)
+        for name in key_columns:
+            if name not in schema.names:
+                raise InvalidInputError(f"offline table {table!r} has no column {name!r}",
+                                        table=table, column=name)
+            if name not in keys.column_names:
+                raise InvalidInputError(f"the keys to forget have no column {name!r}",
+                                        table=table, column=name)
+        source = _conform(keys.select(key_columns), schema)
+        if source.num_rows == 0:
+            return 0
+        commit_id = uuid.uuid4().hex
+        props = CommitProperties(custom_metadata={
+            f"{_META}commit_id": commit_id,
+            f"{_META}operation": "forget",
+            f"{_META}ingested_at": datetime.now(UTC).isoformat(),
+            f"{_META}source": table,
+            f"{_META}keys": str(source.num_rows),
+        })
+        predicate = " AND ".join(f't."{c}" = s."{c}"' for c in key_columns)
+
+        def merge() -> dict[str, Any]:
+            target = DeltaTable(str(self._path(table)))
+            return target.merge(source, predicate, source_alias="s", target_alias="t",
+                                commit_properties=props).when_matched_delete().execute()
+
+        with self._errors(table):
+            metrics = _retrying(merge)
+            dt = DeltaTable(str(self._path(table)))
+            dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+            dt.vacuum(retention_hours=_ORPHAN_AGE_HOURS, enforce_retention_duration=False,
+                      dry_run=False, full=True)
+        return int(metrics.get("num_target_rows_deleted", 0))
+
+    def drop(self, table: str) -> None:
+        path = self._path(table)
+        if not DeltaTable.is_deltatable(str(path)):
+            raise NotFoundError(f"no offline table {table!r}", table=table)
+        trash = self.root / f".dropped-{uuid.uuid4().hex}"
+        with self._errors(table):
+            os.replace(path, trash)
+            shutil.rmtree(trash)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def scan(self, table: str, *, columns: Sequence[str] | None = None,
+             as_of: AsOf = None) -> pa.RecordBatchReader:
+        dt = self._open(table)
+        path = self._path(table)
+        with self._errors(table):
+            dataset = dt.to_pyarrow_dataset(
+                filesystem=pafs.SubTreeFileSystem(str(path.resolve()), pafs.LocalFileSystem()))
+        names = dataset.schema.names
+        wanted = [n for n in names if n not in SYSTEM_COLUMNS] + [
+            n for n in SYSTEM_COLUMNS if n in names] if columns is None else list(columns)
+        for name in wanted:
+            if name not in dataset.schema.names:
+                raise InvalidInputError(f"offline table {table!r} has no column {name!r}",
+                                        table=table, column=name)
+        row_filter = self._as_of_filter(table, as_of)
+        with self._errors(table):
+            scanner = dataset.scanner(columns=wanted, filter=row_filter)
+            return scanner.to_reader()
+
+    def read(self, table: str, *, columns: Sequence[str] | None = None,
+             as_of: AsOf = None) -> pa.Table:
+        for attempt in range(2):
+            reader = self.scan(table, columns=columns, as_of=as_of)
+            try:
+                return reader.read_all()
+            except (OSError, pa.ArrowException) as exc:
+                if attempt == 1:  # not a file vacuumed by a concurrent forget: give up
+                    raise StorageError(f"cannot read offline table {table!r}: "
+                                       f"{_first_line(exc)}", table=table) from exc
+        raise AssertionError("unreachable")
+
+    def history(self, table: str) -> list[Commit]:
+        path = self._path(table)
+        if not DeltaTable.is_deltatable(str(path)):
+            raise NotFoundError(f"no offline table {table!r}", table=table)
+        with self._errors(table):
+            commits = [_commit_from_info(v, info) for v, info in _commit_infos(path)]
+        return sorted((c for c in commits if c is not None), key=lambda c: c.version)
+
+    def exists(self, table: str) -> bool:
+        return DeltaTable.is_deltatable(str(self._path(table)))
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _path(self, table: str) -> Path:
+        return self.root / check_table_name(table)
+
+    def _open(self, table: str) -> DeltaTable:
+        path = self._path(table)
+        try:
+            return DeltaTable(str(path))
+        except TableNotFoundError:
+            raise NotFoundError(f"no offline table {table!r}", table=table) from None
+        except (DeltaError, OSError) as exc:
+            raise StorageError(f"cannot open offline table {table!r}: {_first_line(exc)}",
+                               table=table) from exc
+
+    def _as_of_filter(self, table: str, as_of: AsOf) -> pc.Expression | None:
+        if as_of is None:
+            return None
+        if isinstance(as_of, datetime):
+            if as_of.tzinfo is None or as_of.utcoffset() is None:
+                raise InvalidInputError(
+                    "as_of must be a timezone-aware datetime (for example "
+                    "datetime.now(timezone.utc)), or a commit id", field="as_of")
+            return pc.field(INGESTED_AT) <= pa.scalar(as_of.astimezone(UTC), _TIMESTAMP)
+        if isinstance(as_of, str):
+            commits = self.history(table)
+            match = next((c for c in commits if c.commit_id == as_of), None)
+            if match is None:
+                raise NotFoundError(f"offline table {table!r} has no commit {as_of!r}",
+                                    table=table, commit=as_of)
+            known = [c.commit_id for c in commits
+                     if c.operation == "ingest" and c.version <= match.version]
+            # files rewritten by forget store text as string_view: compare as plain strings
+            return pc.field(COMMIT).cast(pa.string()).isin(pa.array(known, pa.string()))
+        raise InvalidInputError(
+            f"as_of must be a commit id or a datetime, got {type(as_of).__name__}",
+            field="as_of")
+
+    @contextmanager
+    def _errors(self, table: str) -> Iterator[None]:
+        try:
+            yield
+        except (DeltaError, OSError, pa.ArrowException) as exc:
+            raise StorageError(f"offline table {table!r}: {_first_line(exc)}",
+                               table=table) from exc
+
+
+def _retrying(op: Callable[[], T]) -> T:
+    """Run a Delta write again when its commit lost a race with another writer."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return op()
+        except CommitFailedError:
+            if attempt == _ATTEMPTS - 1:
+                raise
+            time.sleep(0.01 * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+def _commit_infos(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(version, commitInfo) of every commit, read from the Delta log's commit files.
+
+    Each commit file is written whole by one atomic put, so a listed file is complete.
+    """
+    log = path / "_delta_log"
+    with os.scandir(log) as entries:
+        versions = sorted(int(m[1]) for e in entries if (m := _LOG_FILE.match(e.name)))
+    for version in versions:
+        with open(log / f"{version:020d}.json", "rb") as fh:
+            for line in fh:
+                action = json.loads(line)
+                if "commitInfo" in action:
+                    yield version, action["commitInfo"]
+                    break
+
+
+def _commit_from_info(version: int, info: dict[str, Any]) -> Commit | None:
+    commit_id = info.get(f"{_META}commit_id")
+    operation = info.get(f"{_META}operation")
+    if not commit_id or operation not in ("ingest", "forget"):
+        return None
+    metrics = info.get("operationMetrics") or {}
+    if operation == "ingest":
+        rows = int(info.get(f"{_META}rows", metrics.get("num_added_rows", 0)))
+    else:
+        rows = int(metrics.get("num_target_rows_deleted", 0))
+    return Commit(str(commit_id), version,
+                  datetime.fromisoformat(str(info[f"{_META}ingested_at"])), rows,
+                  "ingest" if operation == "ingest" else "forget")
+
+
+def _arrow_schema(path: Path) -> pa.Schema | None:
+    if not DeltaTable.is_deltatable(str(path)):
+        return None
+    return pa.schema(DeltaTable(str(path)).schema().to_arrow())
+
+
+def _storable(data: pa.Table) -> pa.Table:
+    """Columns in types a Delta table stores, with names it accepts."""
+    names = data.column_names
+    reserved = [n for n in names if n in SYSTEM_COLUMNS]
+    if reserved:
+        raise InvalidInputError(
+            f"column(s) {', '.join(reserved)} are reserved for the offline store; rename them",
+            columns=reserved)
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InvalidInputError(f"column(s) {', '.join(dupes)} appear more than once",
+                                columns=dupes)
+    for name in names:
+        if not name or _BAD_NAME_CHARS & set(name):
+            raise InvalidInputError(
+                f"column name {name!r} is not storable: it may not be empty nor contain "
+                "spaces or any of ,;{}()=", column=name)
+    columns = []
+    for column in data.columns:
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            column = column.cast(kind.value_type)
+            kind = column.type
+        if pa.types.is_timestamp(kind) and kind.unit != "us":
+            column = column.cast(pa.timestamp("us", tz=kind.tz), safe=False)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=names)
+
+
+def _conform(batch: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast the columns the table already has to the table's types."""
+    columns = []
+    for name, column in zip(batch.column_names, batch.columns, strict=True):
+        index = schema.get_field_index(name)
+        target = schema.field(index).type if index >= 0 else column.type
+        if column.type != target:
+            try:
+                column = column.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DataValidationError(
+                    f"column {name!r} is {column.type} in this batch but {target} in the "
+                    f"offline table, and does not convert: {_first_line(exc)}",
+                    column=name, expected=str(target), got=str(column.type)) from exc
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=batch.column_names)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

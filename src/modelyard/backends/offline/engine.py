@@ -1,0 +1,235 @@
+"""The offline engine interface: point-in-time feature values for every row of a spine.
+
+A *spine* is a table of entity keys and a timestamp per row (typically the labelled training
+examples). For each spine row and each feature group the engine returns what was known about
+that entity at that instant, and nothing from the future:
+
+* **row features** take the values of the group's latest row (same keys) whose ``event_time``
+  is at or before the spine timestamp. Rows sharing an ``event_time`` are resolved by the latest
+  ``ingested_at``, then by the later position in the table. Null values in the chosen row stay
+  null; the engine never reaches back to an older row. With a TTL, a chosen row older than the
+  TTL yields nulls.
+* **window aggregates** run over the group's rows with
+  ``timestamp - window < event_time <= timestamp``.
+* with ``as_of``, rows ingested after that instant do not exist.
+
+The output is the spine itself, every column and every row in the spine's order, followed by
+the feature columns of each group. Engines receive Arrow tables and the plain specs below; they
+know nothing of feature definitions or of the registry, so another engine (Spark) implements
+the same one method.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal, get_args
+
+import pyarrow as pa
+
+from modelyard.errors import InvalidInputError
+
+__all__ = [
+    "EVENT_TIME",
+    "INGESTED_AT",
+    "WINDOW_FUNCTIONS",
+    "GroupInput",
+    "OfflineEngine",
+    "WindowFunction",
+    "WindowSpec",
+    "check_request",
+    "epoch_us",
+    "output_columns",
+]
+
+EVENT_TIME = "event_time"
+INGESTED_AT = "ingested_at"
+
+WindowFunction = Literal["mean", "sum", "count", "min", "max", "std", "last", "count_distinct"]
+WINDOW_FUNCTIONS: frozenset[str] = frozenset(get_args(WindowFunction))
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """One time-window aggregation, written to the output column ``name``.
+
+    The window of a spine row at ``ts`` holds the rows with ``ts - window_us < event_time <= ts``.
+    Aggregates ignore nulls as SQL does: ``count`` of an empty window is 0 and every other
+    function is null there; ``std`` is the sample standard deviation (null below two values);
+    ``count_distinct`` counts distinct non-null values; ``last`` is the non-null value of the
+    window's latest row (latest ``event_time``, then latest ``ingested_at``). ``column`` is None
+    only for ``count``, which then counts rows.
+    """
+
+    name: str
+    func: WindowFunction
+    column: str | None
+    window_us: int
+
+    def __post_init__(self) -> None:
+        if self.func not in WINDOW_FUNCTIONS:
+            raise InvalidInputError(
+                f"window {self.name!r}: unknown function {self.func!r}; "
+                f"expected one of {', '.join(sorted(WINDOW_FUNCTIONS))}",
+                column=self.name,
+            )
+        if self.column is None and self.func != "count":
+            raise InvalidInputError(
+                f"window {self.name!r}: {self.func} needs an input column", column=self.name
+            )
+        if self.window_us <= 0:
+            raise InvalidInputError(
+                f"window {self.name!r}: the window length must be positive, got "
+                f"{self.window_us} microseconds",
+                column=self.name,
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class GroupInput:
+    """One feature group's history and what to compute from it.
+
+    ``table`` holds the key columns, ``event_time`` and ``ingested_at`` (timezone-aware
+    timestamps) and the feature columns. ``row_features`` are taken as point-in-time values;
+    ``windows`` are aggregated. Output columns are named after the row features and the windows,
+    and must be unique across the spine and every group.
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    table: pa.Table
+    row_features: tuple[str, ...] = ()
+    windows: tuple[WindowSpec, ...] = ()
+    ttl_us: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise InvalidInputError(f"feature group {self.name!r} has no key columns")
+        if self.ttl_us is not None and self.ttl_us < 0:
+            raise InvalidInputError(
+                f"feature group {self.name!r}: the TTL must not be negative, got {self.ttl_us}"
+            )
+
+    def output_names(self) -> list[str]:
+        return [*self.row_features, *(w.name for w in self.windows)]
+
+
+class OfflineEngine(ABC):
+    """Computes training-set features as of each spine row."""
+
+    @abstractmethod
+    def point_in_time(
+        self,
+        spine: pa.Table,
+        timestamp: str,
+        groups: Sequence[GroupInput],
+        as_of: datetime | None = None,
+    ) -> pa.Table:
+        """The spine's columns in the spine's row order, then each group's feature columns.
+
+        ``timestamp`` names the spine's timezone-aware timestamp column. With ``as_of``, rows
+        ingested after that instant are invisible, which replays what was known then.
+        """
+
+
+# --- shared checks -----------------------------------------------------------------------
+
+_KeyFamily = Literal["integer", "string", "binary", "float", "bool", "temporal", "other"]
+
+
+def _key_family(dtype: pa.DataType) -> _KeyFamily:
+    if pa.types.is_dictionary(dtype):
+        return _key_family(dtype.value_type)
+    if pa.types.is_integer(dtype):
+        return "integer"
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or _is_string_view(dtype):
+        return "string"
+    if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype):
+        return "binary"
+    if pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
+        return "float"
+    if pa.types.is_boolean(dtype):
+        return "bool"
+    if pa.types.is_temporal(dtype):
+        return "temporal"
+    return "other"
+
+
+def _is_string_view(dtype: pa.DataType) -> bool:
+    check = getattr(pa.types, "is_string_view", None)
+    return bool(check(dtype)) if check is not None else False
+
+
+def _check_aware_timestamp(table: pa.Table, column: str, where: str) -> None:
+    if column not in table.column_names:
+        raise InvalidInputError(f"{where} has no timestamp column {column!r}", column=column)
+    dtype = table.schema.field(column).type
+    if not pa.types.is_timestamp(dtype):
+        raise InvalidInputError(
+            f"{where} column {column!r} must be a timezone-aware timestamp, got {dtype}",
+            column=column,
+        )
+    if dtype.tz is None:
+        raise InvalidInputError(
+            f"{where} column {column!r} is a naive timestamp; give it a timezone "
+            "(UTC or any other)",
+            column=column,
+        )
+
+
+def _check_group(spine: pa.Table, group: GroupInput) -> None:
+    where = f"feature group {group.name!r}"
+    table = group.table
+    for key in group.keys:
+        if key not in spine.column_names:
+            raise InvalidInputError(f"the spine has no key column {key!r} of {where}", column=key)
+        if key not in table.column_names:
+            raise InvalidInputError(f"{where} has no key column {key!r}", column=key)
+        left, right = spine.schema.field(key).type, table.schema.field(key).type
+        if _key_family(left) != _key_family(right) or _key_family(left) == "other":
+            raise InvalidInputError(
+                f"key column {key!r} is {left} in the spine but {right} in {where}",
+                column=key,
+            )
+    _check_aware_timestamp(table, EVENT_TIME, where)
+    _check_aware_timestamp(table, INGESTED_AT, where)
+    inputs = [*group.row_features, *(w.column for w in group.windows if w.column is not None)]
+    for column in inputs:
+        if column not in table.column_names:
+            raise InvalidInputError(f"{where} has no feature column {column!r}", column=column)
+
+
+def output_columns(spine: pa.Table, groups: Sequence[GroupInput]) -> list[str]:
+    """The feature columns the engine appends, checked to be unique and new to the spine."""
+    seen = set(spine.column_names)
+    names: list[str] = []
+    for group in groups:
+        for name in group.output_names():
+            if name in seen:
+                raise InvalidInputError(
+                    f"output column {name!r} of feature group {group.name!r} is already taken "
+                    "by the spine or another feature",
+                    column=name,
+                )
+            seen.add(name)
+            names.append(name)
+    return names
+
+
+def check_request(spine: pa.Table, timestamp: str, groups: Sequence[GroupInput]) -> None:
+    """Raise InvalidInputError, naming the column, for a request no engine can answer."""
+    _check_aware_timestamp(spine, timestamp, "the spine")
+    for group in groups:
+        _check_group(spine, group)
+    output_columns(spine, groups)
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the Unix epoch of a timezone-aware datetime."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidInputError(f"as_of must be timezone-aware, got naive {moment.isoformat()}")
+    return (moment - _EPOCH) // timedelta(microseconds=1)

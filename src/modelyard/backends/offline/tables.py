@@ -1,0 +1,136 @@
+"""The offline table store: one append-only table per source, with ingestion-time travel.
+
+Every stored row carries two system columns: ``_ingested_at`` (UTC, the same instant for all
+rows of one ingestion, taken when it starts) and ``_commit`` (the ingestion's id). An
+ingestion is one atomic commit: a reader sees all of its rows or none of them, also when the
+writing process dies mid-way, and concurrent writers to the same table all land.
+
+Time travel is by ingestion time, not by storage version. ``read(as_of=t)`` returns the rows
+whose ``_ingested_at`` is at or before ``t``: what the store knew at that moment.
+``read(as_of=commit_id)`` returns the rows of that ingestion and of every ingestion committed
+before it. Both filter the current table, so rows removed with :meth:`OfflineTableStore.forget`
+are gone from every point in time, not just from the latest one.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from modelyard.errors import ConfigurationError, InvalidInputError
+
+if TYPE_CHECKING:
+    import pyarrow
+
+__all__ = [
+    "COMMIT",
+    "INGESTED_AT",
+    "SYSTEM_COLUMNS",
+    "Commit",
+    "OfflineTableStore",
+    "check_table_name",
+    "offline_store_from_uri",
+]
+
+INGESTED_AT = "_ingested_at"
+COMMIT = "_commit"
+SYSTEM_COLUMNS = (INGESTED_AT, COMMIT)
+
+Operation = Literal["ingest", "forget"]
+AsOf = datetime | str | None
+
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One change to an offline table: an ingestion, or the removal of some entities."""
+
+    commit_id: str
+    version: int
+    ingested_at: datetime
+    rows: int  # rows added by an ingestion, rows removed by a forget
+    operation: Operation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"commit_id": self.commit_id, "version": self.version,
+                "ingested_at": self.ingested_at.isoformat(), "rows": self.rows,
+                "operation": self.operation}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Commit:
+        op = str(data["operation"])
+        if op not in ("ingest", "forget"):
+            raise InvalidInputError(f"unknown commit operation {op!r}", field="operation")
+        return cls(str(data["commit_id"]), int(data["version"]),
+                   datetime.fromisoformat(str(data["ingested_at"])), int(data["rows"]),
+                   "ingest" if op == "ingest" else "forget")
+
+
+def check_table_name(name: object) -> str:
+    if not isinstance(name, str) or not _TABLE_NAME.match(name) or name in (".", ".."):
+        raise InvalidInputError(
+            f"offline table name {name!r} is not valid: use letters, digits, _, . and -, "
+            "not starting with . or - (at most 128 characters)", field="table",
+        )
+    return name
+
+
+class OfflineTableStore(ABC):
+    """Append-only Arrow tables with atomic ingestions and ingestion-time travel."""
+
+    uri: str
+
+    @abstractmethod
+    def append(self, table: str, data: pyarrow.Table) -> Commit:
+        """Store a validated batch as one atomic ingestion; adds the system columns.
+
+        The first ingestion creates the table; a later one may bring new columns, which
+        read as null for older rows.
+        """
+
+    @abstractmethod
+    def scan(self, table: str, *, columns: Sequence[str] | None = None,
+             as_of: AsOf = None) -> pyarrow.RecordBatchReader:
+        """Stream the table's rows in batches (bounded memory); ``as_of`` as in :meth:`read`."""
+
+    def read(self, table: str, *, columns: Sequence[str] | None = None,
+             as_of: AsOf = None) -> pyarrow.Table:
+        """The table's rows, or those known at ``as_of`` (a commit id or an aware datetime)."""
+        return self.scan(table, columns=columns, as_of=as_of).read_all()
+
+    @abstractmethod
+    def history(self, table: str) -> list[Commit]:
+        """Every ingestion and forget, oldest first."""
+
+    @abstractmethod
+    def forget(self, table: str, key_columns: Sequence[str], keys: pyarrow.Table) -> int:
+        """Physically delete every row of the given entities, from every point in time.
+
+        ``keys`` holds the ``key_columns`` of the entities to remove. Returns the number of
+        rows removed; the removal is recorded as a ``forget`` commit.
+        """
+
+    @abstractmethod
+    def exists(self, table: str) -> bool: ...
+
+    @abstractmethod
+    def drop(self, table: str) -> None:
+        """Delete the table and all its data; raises NotFoundError if there is none."""
+
+
+def offline_store_from_uri(uri: str) -> OfflineTableStore:
+    if uri.startswith("file://"):
+        from pathlib import Path
+
+        from modelyard.backends.offline.delta import DeltaTableStore
+
+        return DeltaTableStore(Path(uri[len("file://"):]))
+    raise ConfigurationError(
+        f"unsupported offline store URI {uri!r}: use file:///path "
+        "(S3-compatible stores are planned)"
+    )

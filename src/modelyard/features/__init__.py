@@ -1,0 +1,1 @@
+"""The feature store: versioned definitions, ingestion, point-in-time training sets."""

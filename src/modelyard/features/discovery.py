@@ -1,0 +1,46 @@
+"""Finding definitions in Python files, for ``modelyard features plan/apply``."""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Sequence
+from pathlib import Path
+
+from modelyard.errors import InvalidDefinitionError, InvalidInputError
+from modelyard.features.definitions import Definition, Entity, FeatureGroup, Source
+
+DEFAULT_FILES = ("features.py", "features")
+
+
+def default_paths(root: Path) -> list[Path]:
+    """``features.py`` and the ``features/`` folder of the project, those that exist."""
+    return [root / name for name in DEFAULT_FILES if (root / name).exists()]
+
+
+def load_definitions(paths: Sequence[Path]) -> list[Definition]:
+    """Every Entity, Source and FeatureGroup bound to a module-level name in the files
+    (folders: their ``*.py`` files, sorted), in file order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.glob("*.py") if not p.name.startswith("_"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InvalidInputError(f"no file or folder at {path}", field="path")
+    found: list[Definition] = []
+    for file in files:
+        try:
+            namespace = runpy.run_path(str(file))
+        except InvalidDefinitionError:
+            raise
+        except Exception as exc:
+            raise InvalidDefinitionError(
+                f"{file} failed to run: {type(exc).__name__}: {exc}", path=str(file)) from exc
+        found += [v for v in namespace.values()
+                  if isinstance(v, (Entity, Source, FeatureGroup)) and v not in found]
+    if not found:
+        raise InvalidInputError(
+            f"no Entity, Source or FeatureGroup found in {', '.join(map(str, files)) or paths}",
+            field="path")
+    return found

@@ -1,0 +1,133 @@
+"""Applying definitions like Terraform: plan what would change, apply it as new versions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from modelyard.backends.metadata.feature_registry import DefinitionRecord, FeatureRegistryStore
+from modelyard.errors import InvalidDefinitionError
+from modelyard.features.definitions import (
+    Definition,
+    Entity,
+    FeatureGroup,
+    Source,
+    content_hash,
+)
+from modelyard.features.sql import check_expression
+
+Action = Literal["create", "update", "unchanged"]
+_ORDER = {"entity": 0, "source": 1, "feature_group": 2}
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    name: str
+    action: Action
+    version: int  # the version after apply (the current one when unchanged)
+    previous: int | None  # the version before, if any
+    content_hash: str
+
+    def __str__(self) -> str:
+        word = self.kind.replace("_", " ")
+        if self.action == "create":
+            return f"+ create {word} {self.name} (v{self.version})"
+        if self.action == "update":
+            return f"~ update {word} {self.name} (v{self.previous} -> v{self.version})"
+        return f"  unchanged {word} {self.name} (v{self.version})"
+
+
+def _expand(objects: Iterable[Definition]) -> list[Definition]:
+    """The objects plus the entities and sources their groups embed, each name once."""
+    found: dict[tuple[str, str], Definition] = {}
+    for obj in objects:
+        if not isinstance(obj, (Entity, Source, FeatureGroup)):
+            raise InvalidDefinitionError(
+                f"cannot apply {obj!r}: expected Entity, Source or FeatureGroup",
+                field="objects")
+        parts: list[Definition] = [obj]
+        if isinstance(obj, FeatureGroup):
+            parts = [obj.entity, obj.source, obj]
+        for part in parts:
+            key = (part.kind, part.name)
+            if key in found and found[key] != part:
+                raise InvalidDefinitionError(
+                    f"two different definitions named {part.name!r} ({part.kind}) were given "
+                    "in one apply", field="objects")
+            found[key] = part
+    return sorted(found.values(), key=lambda d: (_ORDER[d.kind], d.name))
+
+
+def _validate(group: FeatureGroup) -> None:
+    declared = group.source.declared_schema
+    for feature in group.features:
+        if feature.window is None:
+            check_expression(feature.expr, declared, f"feature {group.name}:{feature.name}")
+        else:
+            _, inner = feature.aggregation()
+            if inner is not None:
+                check_expression(inner, declared, f"feature {group.name}:{feature.name}")
+    if declared:
+        missing = [k for k in group.entity.keys if k not in declared]
+        if missing and group.transform is None:
+            raise InvalidDefinitionError(
+                f"feature group {group.name!r}: source {group.source.name!r} declares no "
+                f"column {', '.join(missing)} for the entity's key", field="entity")
+
+
+class DefinitionRegistry:
+    def __init__(self, store: FeatureRegistryStore) -> None:
+        self.store = store
+
+    def plan(self, objects: Sequence[Definition]) -> list[Change]:
+        changes = []
+        for obj in _expand(objects):
+            if isinstance(obj, FeatureGroup):
+                _validate(obj)
+            digest = content_hash(obj.spec())
+            latest = next(iter(self._latest(obj.kind, obj.name)), None)
+            if latest is None:
+                changes.append(Change(obj.kind, obj.name, "create", 1, None, digest))
+            elif latest.content_hash == digest:
+                changes.append(Change(obj.kind, obj.name, "unchanged", latest.version,
+                                      latest.version, digest))
+            else:
+                changes.append(Change(obj.kind, obj.name, "update", latest.version + 1,
+                                      latest.version, digest))
+        return changes
+
+    def apply(self, objects: Sequence[Definition]) -> list[Change]:
+        planned = self.plan(objects)  # validates everything before anything is stored
+        applied = []
+        for obj, change in zip(_expand(objects), planned, strict=True):
+            record, created = self.store.put_definition(obj.kind, obj.name,
+                                                        change.content_hash, obj.spec())
+            action: Action = change.action if created else "unchanged"
+            previous = change.previous if created else record.version
+            applied.append(Change(obj.kind, obj.name, action, record.version, previous,
+                                  record.content_hash))
+        return applied
+
+    def _latest(self, kind: str, name: str) -> list[DefinitionRecord]:
+        from modelyard.errors import NotFoundError
+
+        try:
+            return [self.store.get_definition(kind, name)]
+        except NotFoundError:
+            return []
+
+    def group(self, name: str, version: int | None = None) -> tuple[FeatureGroup, int]:
+        record = self.store.get_definition("feature_group", name, version)
+        return FeatureGroup.from_spec(record.spec), record.version
+
+    def source(self, name: str) -> Source:
+        return Source.from_spec(self.store.get_definition("source", name).spec)
+
+    def entity(self, name: str) -> Entity:
+        return Entity.from_spec(self.store.get_definition("entity", name).spec)
+
+    def groups(self) -> list[tuple[FeatureGroup, int]]:
+        return [(FeatureGroup.from_spec(r.spec), r.version)
+                for r in self.store.list_definitions("feature_group")]

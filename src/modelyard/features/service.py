@@ -1,0 +1,238 @@
+"""The feature store: definitions, ingestion, training sets, profiles and forgetting."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.backends.metadata.feature_registry import (
+    DefinitionRecord,
+    FeatureRegistryStore,
+    TrainingSetRecord,
+)
+from modelyard.backends.offline.engine import OfflineEngine
+from modelyard.backends.offline.tables import Commit, OfflineTableStore
+from modelyard.errors import InvalidInputError, NotFoundError
+from modelyard.features import training
+from modelyard.features.definitions import Definition, Entity, FeatureGroup, Source
+from modelyard.features.loading import load_source
+from modelyard.features.refs import parse_refs
+from modelyard.features.registry import Change, DefinitionRegistry
+from modelyard.features.training import SelectedGroup, TrainingSet, to_arrow
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def _as_of(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise InvalidInputError(f"as_of {value!r} is not an ISO date-time",
+                                    field="as_of") from exc
+    if value.tzinfo is None:
+        raise InvalidInputError("as_of must be timezone-aware (e.g. ...+00:00)",
+                                field="as_of")
+    return value.astimezone(UTC)
+
+
+class FeatureService:
+    def __init__(self, registry: FeatureRegistryStore, tables: OfflineTableStore,
+                 engine: OfflineEngine, project_root: Path | None) -> None:
+        self.store = registry
+        self.definitions = DefinitionRegistry(registry)
+        self.tables = tables
+        self.engine = engine
+        self.base = project_root or Path.cwd()
+
+    # --- definitions ----------------------------------------------------------------------
+
+    def plan(self, objects: Sequence[Definition]) -> list[Change]:
+        """What :meth:`apply` would change, without storing anything."""
+        return self.definitions.plan(objects)
+
+    def apply(self, objects: Sequence[Definition]) -> list[Change]:
+        """Store new versions of changed definitions; unchanged ones are no-ops."""
+        return self.definitions.apply(objects)
+
+    def list_definitions(self, kind: str | None = None) -> list[DefinitionRecord]:
+        return self.store.list_definitions(kind)
+
+    def history(self, kind: str, name: str) -> list[DefinitionRecord]:
+        return self.store.definition_history(kind, name)
+
+    def group(self, name: str, version: int | None = None) -> FeatureGroup:
+        return self.definitions.group(name, version)[0]
+
+    # --- ingestion ------------------------------------------------------------------------
+
+    def _source(self, target: Source | FeatureGroup | str) -> tuple[Source, tuple[str, ...]]:
+        """The registered source behind ``target`` and the key columns its rows must have."""
+        if isinstance(target, FeatureGroup):
+            name = target.source.name
+        elif isinstance(target, Source):
+            name = target.name
+        elif isinstance(target, str):
+            name = target
+            with contextlib.suppress(NotFoundError):  # a group's name means its source
+                name = self.definitions.group(target)[0].source.name
+        else:
+            raise InvalidInputError(
+                f"ingest into a Source, a FeatureGroup or a name, not {type(target).__name__}",
+                field="target")
+        try:
+            source = self.definitions.source(name)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"no source or feature group named {name!r} is applied; "
+                "yard.apply([...]) it first", name=name) from exc
+        keys: list[str] = []
+        for group, _ in self.definitions.groups():
+            if group.source.name == source.name:
+                keys += [k for k in group.entity.keys if k not in keys]
+        return source, tuple(keys)
+
+    def ingest(self, target: Source | FeatureGroup | str, data: Any = None) -> Commit:
+        """Validate a batch (a frame, or the source's own files/query when ``data`` is None)
+        and append it to the source's offline table as one atomic commit."""
+        from modelyard.features.profiles import profile
+        from modelyard.features.validation import validate_batch
+
+        source, keys = self._source(target)
+        raw = load_source(source, self.base) if data is None else to_arrow(data, "data")
+        batch = validate_batch(raw, source.declared_schema or None, keys=keys,
+                               timestamp=source.timestamp,
+                               naive_timestamps_are_utc=source.timestamps_utc)
+        summary = profile(batch, batch.column_names)
+        commit = self.tables.append(source.name, batch)
+        self.store.save_profile(source.name, commit.commit_id, summary.to_dict())
+        return commit
+
+    def commits(self, source: str) -> list[Commit]:
+        return self.tables.history(source) if self.tables.exists(source) else []
+
+    # --- training sets --------------------------------------------------------------------
+
+    def _select(self, features: Sequence[str] | str) -> list[SelectedGroup]:
+        chosen: dict[tuple[str, int], list[str]] = {}
+        groups: dict[tuple[str, int], FeatureGroup] = {}
+        for ref in parse_refs(features):
+            group, version = self.definitions.group(ref.group, ref.version)
+            key = (group.name, version)
+            groups[key] = group
+            names = [f.name for f in group.features] if ref.feature == "*" else [ref.feature]
+            for name in names:
+                try:
+                    group.feature(name)
+                except KeyError:
+                    raise NotFoundError(
+                        f"feature group {group.name!r} (v{version}) has no feature {name!r}; "
+                        f"it has {', '.join(f.name for f in group.features)}",
+                        feature=str(ref)) from None
+                if name not in chosen.setdefault(key, []):
+                    chosen[key].append(name)
+        return [SelectedGroup(groups[k], k[1], tuple(v)) for k, v in chosen.items()]
+
+    def training_set(self, spine: Any = None, features: Sequence[str] | str = (), *,
+                     label: str | None = None, timestamp: str | None = None,
+                     as_of: datetime | str | None = None, start: datetime | None = None,
+                     end: datetime | None = None) -> TrainingSet:
+        """Point-in-time-correct features for every spine row (keys + timestamp [+ label]);
+        without a spine, for every entity event of the first group between start and end."""
+        selected = self._select(features)
+        when = _as_of(as_of)
+        if spine is None:
+            spine_table = self._spine_for_period(selected[0], start, end, when)
+            timestamp = selected[0].group.source.timestamp
+        else:
+            if start is not None or end is not None:
+                raise InvalidInputError("pass a spine or start/end, not both", field="spine")
+            spine_table = to_arrow(spine, "spine")
+        ts = training.spine_timestamp(spine_table, timestamp)
+        if label is not None and label not in spine_table.column_names:
+            raise InvalidInputError(f"the spine has no label column {label!r}", field="label")
+        for s in selected:
+            missing = [k for k in s.group.entity.keys if k not in spine_table.column_names]
+            if missing:
+                raise InvalidInputError(
+                    f"the spine lacks key column(s) {', '.join(missing)} of entity "
+                    f"{s.group.entity.name!r} (feature group {s.group.name!r})", field="spine")
+        result = training.build(self.engine, self.tables, spine_table, selected,
+                                timestamp=ts, label=label, as_of=when)
+        self.store.save_training_set(TrainingSetRecord(result.training_set_id,
+                                                       result.created_at, result.lineage()))
+        return result
+
+    def _spine_for_period(self, selected: SelectedGroup, start: datetime | None,
+                          end: datetime | None, as_of: datetime | None) -> pa.Table:
+        import pyarrow.compute as pc
+
+        if start is None or end is None:
+            raise InvalidInputError("without a spine, give both start and end",
+                                    field="start")
+        group = selected.group
+        lo, hi = _as_of(start), _as_of(end)
+        keys, ts = list(group.entity.keys), group.source.timestamp
+        if not self.tables.exists(group.source.name):
+            raise NotFoundError(f"source {group.source.name!r} has no data yet",
+                                source=group.source.name)
+        rows = self.tables.read(group.source.name, columns=[*keys, ts], as_of=as_of)
+        mask = pc.and_(pc.greater_equal(rows[ts], lo), pc.less(rows[ts], hi))
+        period = rows.filter(mask)
+        return period.group_by([*keys, ts]).aggregate([]).sort_by(
+            [(ts, "ascending"), *((k, "ascending") for k in keys)])
+
+    def get_training_set(self, training_set_id: str) -> TrainingSetRecord:
+        return self.store.get_training_set(training_set_id)
+
+    # --- profiles and forgetting ----------------------------------------------------------
+
+    def commit_profile(self, source: str, commit_id: str | None = None) -> dict[str, Any]:
+        """The profile stored when a commit was ingested (the newest by default)."""
+        history = self.commits(source)
+        if not history:
+            raise NotFoundError(f"source {source!r} has no data yet", source=source)
+        commit = history[-1].commit_id if commit_id is None else commit_id
+        found = self.store.get_profile(source, commit)
+        if found is None:
+            raise NotFoundError(f"no profile stored for commit {commit!r} of {source!r}",
+                                source=source, commit=commit)
+        return found
+
+    def forget(self, entity: Entity | str, keys: Any) -> int:
+        """Delete an entity's rows from every version of every offline table that holds it
+        (a real delete, not a filter), and record that it happened."""
+        import pyarrow as pa
+
+        ent = entity if isinstance(entity, Entity) else self.definitions.entity(entity)
+        if isinstance(keys, dict):
+            key_table = pa.table({k: list(v) for k, v in keys.items()})
+        elif isinstance(keys, (list, tuple)):
+            if len(ent.keys) != 1:
+                raise InvalidInputError(
+                    f"entity {ent.name!r} has a composite key; pass a dict of columns "
+                    f"{list(ent.keys)}", field="keys")
+            key_table = pa.table({ent.keys[0]: list(keys)})
+        else:
+            key_table = to_arrow(keys, "keys")
+        missing = [k for k in ent.keys if k not in key_table.column_names]
+        if missing:
+            raise InvalidInputError(f"keys lack column(s) {', '.join(missing)} of entity "
+                                    f"{ent.name!r}", field="keys")
+        sources = sorted({g.source.name for g, _ in self.definitions.groups()
+                          if g.entity.name == ent.name})
+        removed = 0
+        per_source: dict[str, int] = {}
+        for source in sources:
+            if self.tables.exists(source):
+                n = self.tables.forget(source, ent.keys, key_table.select(list(ent.keys)))
+                per_source[source] = n
+                removed += n
+        self.store.log_forget(ent.name, key_table.num_rows, removed, {"sources": per_source})
+        return removed

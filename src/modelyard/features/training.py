@@ -1,0 +1,213 @@
+"""Point-in-time-correct training sets: definitions + offline tables -> the engine.
+
+For every spine row and every feature, the value is the latest one whose event time is at or
+before the row's timestamp (within the group's TTL), ties on event time broken by ingestion
+time; window features aggregate the entity's history up to the row's timestamp; with
+``as_of`` only rows ingested by then are seen. The engine does the joins; this module prepares
+its inputs and records the lineage: the :class:`TrainingSet` id is a hash of the feature
+versions, the table commits and the spine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from modelyard.backends.offline.engine import GroupInput, OfflineEngine, WindowSpec
+from modelyard.backends.offline.tables import OfflineTableStore
+from modelyard.errors import InvalidInputError, NotFoundError
+from modelyard.features.definitions import FeatureGroup
+from modelyard.features.sql import quote, select
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+    import pyarrow as pa
+
+INGESTED_AT = "_ingested_at"
+
+
+@dataclass(frozen=True)
+class SelectedGroup:
+    group: FeatureGroup
+    version: int
+    features: tuple[str, ...]
+
+
+@dataclass
+class TrainingSet:
+    """The rows (spine columns, then features) and the lineage that rebuilds them."""
+
+    training_set_id: str
+    table: pa.Table
+    features: list[str]  # "group@vN:feature"
+    label: str | None
+    timestamp: str
+    commits: dict[str, str | None]  # source -> last commit seen
+    spine_sha256: str
+    as_of: str | None
+    created_at: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.table.to_pandas()
+
+    def to_arrow(self) -> pa.Table:
+        return self.table
+
+    def to_polars(self) -> pl.DataFrame:
+        import polars as pl
+
+        result = pl.from_arrow(self.table)
+        assert isinstance(result, pl.DataFrame)
+        return result
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.to_pandas()
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    def lineage(self) -> dict[str, Any]:
+        return {"training_set_id": self.training_set_id, "features": self.features,
+                "label": self.label, "timestamp": self.timestamp, "commits": self.commits,
+                "spine_sha256": self.spine_sha256, "as_of": self.as_of,
+                "rows": self.table.num_rows}
+
+
+def to_arrow(data: Any, what: str) -> pa.Table:
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        return data
+    module = type(data).__module__.split(".")[0]
+    if module == "pandas":
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if module == "polars":
+        return data.to_arrow()  # type: ignore[no-any-return]
+    raise InvalidInputError(
+        f"{what} must be a pandas or Polars DataFrame or an Arrow table, got "
+        f"{type(data).__name__}", field=what)
+
+
+def spine_timestamp(spine: pa.Table, timestamp: str | None) -> str:
+    import pyarrow as pa
+
+    if timestamp is not None:
+        if timestamp not in spine.column_names:
+            raise InvalidInputError(
+                f"the spine has no timestamp column {timestamp!r} (columns: "
+                f"{', '.join(spine.column_names)})", field="timestamp")
+        chosen = timestamp
+    else:
+        stamps = [f.name for f in spine.schema if pa.types.is_timestamp(f.type)]
+        if len(stamps) != 1:
+            raise InvalidInputError(
+                "the spine needs one timestamp column per row (the time each row's features "
+                f"are taken at); found {stamps or 'none'}: pass timestamp='column'",
+                field="timestamp")
+        chosen = stamps[0]
+    kind = spine.schema.field(chosen).type
+    if not pa.types.is_timestamp(kind):
+        raise InvalidInputError(
+            f"spine column {chosen!r} must hold timestamps, not {kind}", field="timestamp")
+    if kind.tz is None:
+        raise InvalidInputError(
+            f"spine column {chosen!r} holds naive timestamps; make them timezone-aware "
+            "(e.g. pandas .dt.tz_localize('UTC')) so no row can see the future by a time "
+            "zone's offset", field="timestamp")
+    return chosen
+
+
+def group_input(tables: OfflineTableStore, selected: SelectedGroup,
+                as_of: datetime | None) -> GroupInput:
+    """The group's rows with its features computed, as the engine wants them."""
+    group = selected.group
+    source = group.source
+    if not tables.exists(source.name):
+        raise NotFoundError(
+            f"source {source.name!r} of feature group {group.name!r} has no data yet: "
+            f"ingest it first (yard.features.ingest({source.name!r}, ...))",
+            source=source.name)
+    raw = tables.read(source.name, as_of=as_of)
+    if group.transform is not None:
+        raw = _transformed(raw, group)
+    keys = group.entity.keys
+    columns: list[tuple[str, str]] = [(k, quote(k)) for k in keys]
+    columns += [("event_time", quote(source.timestamp)), ("ingested_at", quote(INGESTED_AT))]
+    row_features: list[str] = []
+    windows: list[WindowSpec] = []
+    for name in selected.features:
+        feature = group.feature(name)
+        if feature.window is None:
+            columns.append((name, feature.expr))
+            row_features.append(name)
+        else:
+            func, inner = feature.aggregation()
+            column = None
+            if inner is not None:
+                column = f"__w_{name}"
+                columns.append((column, inner))
+            windows.append(WindowSpec(name, func, column,  # type: ignore[arg-type]
+                                      int(feature.window_us or 0)))
+    table = select(raw, columns)
+    return GroupInput(group.name, keys, table, tuple(row_features), tuple(windows),
+                      group.ttl_us)
+
+
+def _transformed(raw: pa.Table, group: FeatureGroup) -> pa.Table:
+    import pyarrow as pa
+
+    assert group.transform is not None
+    fn = group.transform.load()
+    frame = raw.to_pandas()
+    out = fn(frame)
+    table = to_arrow(out, f"the result of transform {group.transform.name}")
+    needed = [*group.entity.keys, group.source.timestamp, INGESTED_AT]
+    missing = [c for c in needed if c not in table.column_names]
+    if missing:
+        raise InvalidInputError(
+            f"transform {group.transform.name!r} of feature group {group.name!r} dropped "
+            f"column(s) {', '.join(missing)}; it must keep the keys, the timestamp and "
+            f"{INGESTED_AT}", field="transform")
+    return pa.table(table)
+
+
+def spine_digest(spine: pa.Table) -> str:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, spine.schema) as writer:
+        writer.write_table(spine)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def build(engine: OfflineEngine, tables: OfflineTableStore, spine: pa.Table,
+          groups: Sequence[SelectedGroup], *, timestamp: str, label: str | None,
+          as_of: datetime | None) -> TrainingSet:
+    inputs = [group_input(tables, g, as_of) for g in groups]
+    names = [n for g in groups for n in g.features]
+    clashes = {n for n in names if names.count(n) > 1} | (set(names) & set(spine.column_names))
+    if clashes:
+        raise InvalidInputError(
+            f"feature name(s) {', '.join(sorted(clashes))} appear in several groups or in the "
+            "spine; select them from one group, or rename the spine's column",
+            field="features")
+    result = engine.point_in_time(spine, timestamp, inputs, as_of=as_of)
+    commits: dict[str, str | None] = {}
+    for g in groups:
+        history = tables.history(g.group.source.name)
+        seen = [c for c in history if as_of is None or c.ingested_at <= as_of]
+        commits[g.group.source.name] = seen[-1].commit_id if seen else None
+    features = [f"{g.group.name}@v{g.version}:{f}" for g in groups for f in g.features]
+    digest = spine_digest(spine)
+    as_of_text = None if as_of is None else as_of.isoformat()
+    ident = hashlib.sha256(json.dumps(
+        {"features": features, "commits": commits, "spine": digest, "label": label,
+         "timestamp": timestamp, "as_of": as_of_text}, sort_keys=True).encode()).hexdigest()
+    return TrainingSet(ident, result, features, label, timestamp, commits, digest, as_of_text)
