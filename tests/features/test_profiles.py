@@ -11,14 +11,13 @@ import pyarrow as pa
 import pytest
 
 from modelyard.errors import InvalidInputError
+from modelyard.features.expectations import Expectation, check_expectations
 from modelyard.features.profiles import (
     HISTOGRAM_BINS,
     QUANTILES,
     TOP_VALUES,
-    Expectation,
     Profile,
     ProfileReport,
-    check_expectations,
     profile,
     report,
 )

@@ -214,3 +214,23 @@ def test_file_source_and_transform(yard: Yard, project: Path) -> None:
     assert df["log_amount"].tolist() == pytest.approx([math.log(10.0), math.log(30.0)])
     stored = yard.features.group("claim_logs").transform
     assert stored is not None and "np.log" in stored.code
+
+
+def test_declared_expectations_block_a_bad_batch(yard: Yard) -> None:
+    checked = FeatureGroup("checked", entity=customer, source=claims, features=[
+        Feature("amount", "claim_amount", min=0, max=1000, not_null=True),
+        Feature("kind", "CASE WHEN claim_amount > 500 THEN 'big' ELSE 'small' END",
+                allowed=["big", "small"]),
+    ])
+    yard.apply([checked])
+    yard.ingest("claims", claims_frame([(1, day(0), 10.0), (2, day(1), 900.0)]))
+    before = yard.features.commits("claims")
+    with pytest.raises(DataValidationError, match="amount") as caught:
+        yard.ingest("claims", claims_frame([(1, day(2), 5.0), (3, day(2), -4.0),
+                                            (4, day(3), 2000.0)]))
+    assert "2" in caught.value.message  # two rows out of range
+    assert yard.features.commits("claims") == before  # refused whole
+    assert yard.features.group("checked").feature("amount").expect == (
+        ("range", (0, 1000)), ("not_null", True))
+    with pytest.raises(InvalidDefinitionError, match="row-level"):
+        Feature("w", "sum(claim_amount)", window="7d", min=0)

@@ -208,9 +208,14 @@ class Feature:
     description: str = ""
     owner: str = ""
     tags: tuple[str, ...] = ()
+    expect: tuple[tuple[str, Any], ...] = ()  # declared expectations, checked at ingestion
 
     def __init__(self, name: str, expr: str, *, window: str | None = None,
-                 description: str = "", owner: str = "", tags: Sequence[str] = ()) -> None:
+                 description: str = "", owner: str = "", tags: Sequence[str] = (),
+                 min: float | None = None, max: float | None = None, not_null: bool = False,
+                 allowed: Sequence[Any] | None = None, unique: bool = False) -> None:
+        """``min``/``max``/``not_null``/``allowed``/``unique`` declare expectations on a
+        row-level feature: an ingested batch whose computed values break one is refused."""
         check_name("feature", name)
         if not isinstance(expr, str) or not expr.strip():
             raise InvalidDefinitionError(f"feature {name!r} needs an expression", field="expr")
@@ -220,9 +225,23 @@ class Feature:
         object.__setattr__(self, "description", description)
         object.__setattr__(self, "owner", owner)
         object.__setattr__(self, "tags", tuple(tags))
+        expect: list[tuple[str, Any]] = []
+        if min is not None or max is not None:
+            expect.append(("range", (min, max)))
+        if not_null:
+            expect.append(("not_null", True))
+        if allowed is not None:
+            expect.append(("allowed", tuple(allowed)))
+        if unique:
+            expect.append(("unique", True))
+        object.__setattr__(self, "expect", tuple(expect))
         if window is not None:
             parse_duration(window)
             self.aggregation()  # validates the form
+            if expect:
+                raise InvalidDefinitionError(
+                    f"window feature {name!r}: expectations apply to row-level features "
+                    "(checked on each ingested batch), not to aggregations", field="expect")
 
     @property
     def pii(self) -> bool:
@@ -254,14 +273,21 @@ class Feature:
         return func, inner
 
     def spec(self) -> dict[str, Any]:
-        return {"name": self.name, "expr": self.expr, "window": self.window,
+        spec = {"name": self.name, "expr": self.expr, "window": self.window,
                 **_meta(self.description, self.owner, self.tags)}
+        if self.expect:  # only when declared, so earlier versions keep their hash
+            spec["expect"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.expect}
+        return spec
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Feature:
+        expect = dict(spec.get("expect") or {})
+        low, high = expect.get("range") or (None, None)
         return cls(spec["name"], spec["expr"], window=spec.get("window"),
                    description=spec.get("description", ""), owner=spec.get("owner", ""),
-                   tags=spec.get("tags", ()))
+                   tags=spec.get("tags", ()), min=low, max=high,
+                   not_null=bool(expect.get("not_null")), allowed=expect.get("allowed"),
+                   unique=bool(expect.get("unique")))
 
 
 # --- transform ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,17 +15,20 @@ from modelyard.backends.metadata.feature_registry import (
     TrainingSetRecord,
 )
 from modelyard.backends.offline.engine import OfflineEngine
-from modelyard.backends.offline.tables import Commit, OfflineTableStore
+from modelyard.backends.offline.tables import COMMIT, Commit, OfflineTableStore
 from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.features import training
 from modelyard.features.definitions import Definition, Entity, FeatureGroup, Source
 from modelyard.features.loading import load_source
 from modelyard.features.refs import parse_refs
 from modelyard.features.registry import Change, DefinitionRegistry
+from modelyard.features.sql import select
 from modelyard.features.training import SelectedGroup, TrainingSet, to_arrow
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from modelyard.features.profiles import Profile, ProfileReport
 
 
 def _as_of(value: datetime | str | None) -> datetime | None:
@@ -40,6 +44,16 @@ def _as_of(value: datetime | str | None) -> datetime | None:
         raise InvalidInputError("as_of must be timezone-aware (e.g. ...+00:00)",
                                 field="as_of")
     return value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class CommitReport:
+    """One ingestion's stored profile, and what looks wrong in its rows."""
+
+    source: str
+    commit: Commit
+    profile: Profile
+    report: ProfileReport
 
 
 class FeatureService:
@@ -98,6 +112,10 @@ class FeatureService:
                 keys += [k for k in group.entity.keys if k not in keys]
         return source, tuple(keys)
 
+    def source(self, target: Source | FeatureGroup | str) -> Source:
+        """The registered source behind a source, a feature group, or either's name."""
+        return self._source(target)[0]
+
     def ingest(self, target: Source | FeatureGroup | str, data: Any = None) -> Commit:
         """Validate a batch (a frame, or the source's own files/query when ``data`` is None)
         and append it to the source's offline table as one atomic commit."""
@@ -109,10 +127,51 @@ class FeatureService:
         batch = validate_batch(raw, source.declared_schema or None, keys=keys,
                                timestamp=source.timestamp,
                                naive_timestamps_are_utc=source.timestamps_utc)
+        self._check_expectations(source, batch)
         summary = profile(batch, batch.column_names)
         commit = self.tables.append(source.name, batch)
         self.store.save_profile(source.name, commit.commit_id, summary.to_dict())
         return commit
+
+    def _check_expectations(self, source: Source, batch: pa.Table) -> None:
+        """Refuse the batch if a row-level feature computed from it breaks what its
+        definition declares (min/max, not_null, allowed, unique)."""
+        import pyarrow as pa
+
+        from modelyard.errors import DataValidationError
+        from modelyard.features.expectations import Expectation, check_expectations
+
+        problems: list[str] = []
+        for group, _ in self.definitions.groups():
+            declared = [f for f in group.features if f.expect and f.window is None]
+            if group.source.name != source.name or not declared:
+                continue
+            rows = batch
+            if group.transform is not None:
+                now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+                rows = training.apply_transform(
+                    batch.append_column(training.INGESTED_AT,
+                                        pa.array([now.as_py()] * batch.num_rows, now.type)),
+                    group)
+            values = select(rows, [(f.name, f.expr) for f in declared])
+            rules: list[Expectation] = []
+            for f in declared:
+                for kind, arg in f.expect:
+                    if kind == "range":
+                        rules.append(Expectation.range(f.name, arg[0], arg[1]))
+                    elif kind == "not_null":
+                        rules.append(Expectation.not_null(f.name))
+                    elif kind == "allowed":
+                        rules.append(Expectation.allowed_values(f.name, arg))
+                    else:
+                        rules.append(Expectation.unique(f.name))
+            problems += [f"{group.name}: {v.to_text()}"
+                         for v in check_expectations(values, rules)]
+        if problems:
+            raise DataValidationError(
+                f"the batch for {source.name!r} breaks {len(problems)} declared "
+                "expectation(s); nothing was written:\n  " + "\n  ".join(problems),
+                problems=problems)
 
     def commits(self, source: str) -> list[Commit]:
         return self.tables.history(source) if self.tables.exists(source) else []
@@ -193,17 +252,80 @@ class FeatureService:
 
     # --- profiles and forgetting ----------------------------------------------------------
 
+    def _ingestion(self, source: str, commit_id: str | None) -> Commit:
+        """The newest ingestion of ``source``, or the one whose id starts with ``commit_id``."""
+        ingestions = [c for c in self.commits(source) if c.operation == "ingest"]
+        if not ingestions:
+            raise NotFoundError(f"source {source!r} has no data yet", source=source)
+        if commit_id is None:
+            return ingestions[-1]
+        found = [c for c in ingestions if c.commit_id.startswith(commit_id)] if commit_id else []
+        if len(found) != 1:
+            problem = "several ingestions" if found else "no ingestion"
+            raise NotFoundError(f"{problem} of {source!r} with an id starting with "
+                                f"{commit_id!r}", source=source, commit=commit_id)
+        return found[0]
+
     def commit_profile(self, source: str, commit_id: str | None = None) -> dict[str, Any]:
         """The profile stored when a commit was ingested (the newest by default)."""
-        history = self.commits(source)
-        if not history:
-            raise NotFoundError(f"source {source!r} has no data yet", source=source)
-        commit = history[-1].commit_id if commit_id is None else commit_id
+        commit = self._ingestion(source, commit_id).commit_id
         found = self.store.get_profile(source, commit)
         if found is None:
             raise NotFoundError(f"no profile stored for commit {commit!r} of {source!r}",
                                 source=source, commit=commit)
         return found
+
+    def commit_report(self, target: Source | FeatureGroup | str,
+                      commit_id: str | None = None) -> CommitReport:
+        """The stored profile of an ingestion into ``target``'s source (the newest by
+        default) with the report on that ingestion's rows as they are now."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from modelyard.features.profiles import Profile, report
+
+        source = self.source(target).name
+        commit = self._ingestion(source, commit_id)
+        summary = Profile.from_dict(self.commit_profile(source, commit.commit_id))
+        names = list(summary.columns)
+        rows = self.tables.read(source, columns=[*names, COMMIT], as_of=commit.commit_id)
+        rows = rows.filter(pc.equal(rows[COMMIT].cast(pa.string()), commit.commit_id))
+        same = rows.num_rows == summary.rows  # else some were forgotten: profile them anew
+        return CommitReport(source, commit, summary,
+                            report(rows, names, summary=summary if same else None))
+
+    def typed_keys(self, entity: Entity | str, texts: Sequence[str]) -> pa.Table:
+        """Key values written as text (on a command line) in the type of the entity's key
+        column: as stored in its sources' offline tables, else as their schemas declare."""
+        import pyarrow as pa
+
+        from modelyard.features.validation import COLUMN_TYPES
+
+        ent = entity if isinstance(entity, Entity) else self.definitions.entity(entity)
+        if len(ent.keys) != 1:
+            raise InvalidInputError(
+                f"entity {ent.name!r} has a composite key ({', '.join(ent.keys)}): give its "
+                f"values by column from Python, yard.features.forget({ent.name!r}, "
+                f"{{{', '.join(f'{k!r}: [...]' for k in ent.keys)}}})", field="keys")
+        key = ent.keys[0]
+        kind: pa.DataType = pa.string()
+        for group, _ in reversed(self.definitions.groups()):
+            if group.entity.name != ent.name:
+                continue
+            if self.tables.exists(group.source.name):
+                kind = self.tables.scan(group.source.name, columns=[key]).schema.field(0).type
+                break
+            if key in group.source.declared_schema:
+                kind = COLUMN_TYPES[group.source.declared_schema[key]]
+        values = []
+        for text in texts:
+            try:
+                values.append(pa.scalar(text, pa.string()).cast(kind))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise InvalidInputError(
+                    f"{text!r} is not a valid {key} ({kind}) for entity {ent.name!r}",
+                    field="keys", value=text) from exc
+        return pa.table({key: pa.array([v.as_py() for v in values], kind)})
 
     def forget(self, entity: Entity | str, keys: Any) -> int:
         """Delete an entity's rows from every version of every offline table that holds it

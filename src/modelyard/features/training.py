@@ -136,7 +136,7 @@ def group_input(tables: OfflineTableStore, selected: SelectedGroup,
             source=source.name)
     raw = tables.read(source.name, as_of=as_of)
     if group.transform is not None:
-        raw = _transformed(raw, group)
+        raw = apply_transform(raw, group)
     keys = group.entity.keys
     columns: list[tuple[str, str]] = [(k, quote(k)) for k in keys]
     columns += [("event_time", quote(source.timestamp)), ("ingested_at", quote(INGESTED_AT))]
@@ -160,7 +160,7 @@ def group_input(tables: OfflineTableStore, selected: SelectedGroup,
                       group.ttl_us)
 
 
-def _transformed(raw: pa.Table, group: FeatureGroup) -> pa.Table:
+def apply_transform(raw: pa.Table, group: FeatureGroup) -> pa.Table:
     import pyarrow as pa
 
     assert group.transform is not None
