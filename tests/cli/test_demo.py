@@ -19,14 +19,25 @@ def _demo(path: Path, *extra: str) -> str:
     return result.output
 
 
-def test_demo_trains_tracks_and_reruns(tmp_path: Path) -> None:
+def _features(path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    monkeypatch.chdir(path)
+    result = CliRunner().invoke(app, ["features", *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_demo_trains_tracks_and_reruns(tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "demo-project"
     out = _demo(path, "--seed", "7")
     assert (path / "modelyard.toml").is_file()
+    assert (path / "features.py").is_file()
     for name in ("policyholders", "claims"):
         assert (path / "data" / f"{name}.parquet").is_file()
-    for text in ("1. Data", "2. Candidates", "3. Best candidate",
-                 "modelyard runs list -e claims-demo", "modelyard runs show"):
+    for text in ("1. Data", "2. Features", "+ create feature group claim_history",
+                 "3. Ingestion", "4. Training set", "5. Candidates", "6. Best candidate",
+                 "modelyard runs list -e claims-demo", "modelyard runs show",
+                 "modelyard features list", "modelyard features show claim_history"):
         assert text in out, text
 
     with modelyard.connect(project=path) as yard:
@@ -44,14 +55,32 @@ def test_demo_trains_tracks_and_reruns(tmp_path: Path) -> None:
         assert best.metrics["r2"].value == children["metrics.r2"].max() > 0.5
         assert best.info.run_id in out
         first_version = parents["params.data.version"].iloc[0]
+        training_set = best.tags["modelyard.training_set"]
+        assert set(children["tags.modelyard.training_set"]) == {training_set}
+        assert training_set[:12] in out
+        commits = {s: yard.features.commits(s)[-1].commit_id
+                   for s in ("policyholders", "claims")}
+
+    # the project's features.py is what the store holds: the features commands work there
+    assert "Nothing to change." in _features(path, monkeypatch, "plan")
+    listed = _features(path, monkeypatch, "list")
+    for name in ("customer", "policyholders", "claims", "customer_profile", "claim_history"):
+        assert name in listed
+    shown = _features(path, monkeypatch, "show", "claim_history")
+    for text in ("claims_30d", "amount_90d_sum", "90d", commits["claims"][:8]):
+        assert text in shown, text
 
     out = _demo(path, "--seed", "7")  # re-running reuses the project
-    assert "3. Best candidate" in out
+    assert "6. Best candidate" in out
+    assert "Nothing to apply" in out and "reused" in out
     with modelyard.connect(project=path) as yard:
         runs = yard.search_runs("claims-demo")
+        assert {s: [c.commit_id for c in yard.features.commits(s)]
+                for s in commits} == {s: [c] for s, c in commits.items()}  # nothing twice
     parents = runs[runs["parent_run_id"].isna()]
     assert len(parents) == 2
     assert set(parents["params.data.version"]) == {first_version}  # same seed, same data
+    assert set(parents["tags.modelyard.training_set"]) == {training_set}  # same rows again
     assert (runs["parent_run_id"].notna()).sum() >= 6
 
 

@@ -18,6 +18,7 @@ from modelyard.demo.data import (
     SEVERITIES,
     ClaimsData,
     generate,
+    hidden_risk,
 )
 from modelyard.demo.files import fingerprint, sha256_file, write_table
 
@@ -100,6 +101,19 @@ def test_the_last_months_drift(seed: int) -> None:
         data.policyholders.set_index("customer_id")["region"]) == "south").mean()
         for name, frame in (("early", early), ("late", late))}
     assert south["late"] > south["early"]
+
+
+def test_a_hidden_riskiness_shows_only_through_the_claims() -> None:
+    data = generate(customers=3000, seed=4)
+    risk = pd.Series(np.log(hidden_risk(3000, seed=4)),
+                     index=data.policyholders["customer_id"])
+    per_customer = data.claims.groupby("customer_id").agg(
+        claims=("claim_id", "size"), value=("claim_value", "median"))
+    claims = per_customer["claims"].reindex(risk.index, fill_value=0)
+    assert np.corrcoef(risk, claims)[0, 1] > 0.3  # risky drivers claim more often
+    value = np.log(per_customer["value"])
+    assert np.corrcoef(risk.loc[value.index], value)[0, 1] > 0.2  # and their claims cost more
+    assert np.allclose(hidden_risk(3000, seed=4), np.exp(risk.to_numpy()))  # deterministic
 
 
 def test_same_seed_same_data_other_seed_other_data() -> None:

@@ -22,6 +22,7 @@ def test_extra_steps_see_what_earlier_steps_made(tmp_path: Path) -> None:
     def act(state: DemoState, progress: object) -> None:
         seen["results"] = [r.name for r in state.results]
         seen["best"] = state.best.info.name if state.best else None
+        seen["training_set"] = state.training_set
         state.parent.set_tag("extra.step", "ran")
 
     def tell(state: DemoState, console: Console) -> None:
@@ -31,11 +32,15 @@ def test_extra_steps_see_what_earlier_steps_made(tmp_path: Path) -> None:
     steps = [*default_steps(), Step("extra", "An extra step", act, tell)]
     result = run_demo(DemoConfig(path=tmp_path / "d", customers=400, seed=1),
                       console=console, steps=steps)
-    assert [s.key for s in default_steps()] == ["data", "train", "best"]
+    assert [s.key for s in default_steps()] == [
+        "data", "features", "ingest", "training_set", "train", "best"]
     assert len(seen["results"]) >= 3  # type: ignore[arg-type]
     assert seen["best"] is not None
+    assert seen["training_set"] is not None
     out = console.file.getvalue()  # type: ignore[attr-defined]
-    assert out.index("1. Data") < out.index("2. Candidates") < out.index("extra chapter")
+    chapters = ["1. Data", "2. Features", "3. Ingestion", "4. Training set", "5. Candidates",
+                "6. Best candidate", "extra chapter"]
+    assert [out.index(c) for c in chapters] == sorted(out.index(c) for c in chapters)
     with modelyard.connect(project=result.root) as yard:
         parent = yard.get_run(result.parent_run_id)
         assert parent.info.status == "finished"
@@ -44,6 +49,7 @@ def test_extra_steps_see_what_earlier_steps_made(tmp_path: Path) -> None:
         assert parent.params["data.version"] == result.data_version
         assert parent.metrics["best_r2"].value == yard.get_run(
             str(result.best_run_id)).metrics["r2"].value
+        assert parent.tags["modelyard.training_set"] == result.training_set_id
 
 
 def test_a_failing_step_fails_the_parent_run(tmp_path: Path) -> None:
@@ -71,4 +77,8 @@ def test_the_demo_runs_on_postgresql(tmp_path: Path, pg_uri: str,
                                     filter=f"parent_run_id = '{result.parent_run_id}'")
         assert len(children) >= 3
         assert yard.best_run("claims-demo", "r2").info.run_id == result.best_run_id
+        assert {r.name for r in yard.features.list_definitions("feature_group")} == {
+            "customer_profile", "claim_history"}
+        assert yard.features.get_training_set(str(result.training_set_id)).spec[
+            "commits"] == result.commits
     assert not (result.root / ".modelyard" / "modelyard.db").exists()

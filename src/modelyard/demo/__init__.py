@@ -1,9 +1,11 @@
 """``modelyard demo``: a realistic insurance-claims project, from raw data to the best model.
 
 The demo is a list of steps (:mod:`modelyard.demo.steps`) run inside one tracked parent run:
-generate the data (:mod:`~modelyard.demo.data`), train candidates in child runs
-(:mod:`~modelyard.demo.training`), pick the best; each step tells its chapter of the story
-(:mod:`~modelyard.demo.story`).
+generate the data (:mod:`~modelyard.demo.data`), define the features in the project's
+``features.py`` (:mod:`~modelyard.demo.claims_features`), apply them and ingest the sources
+(:mod:`~modelyard.demo.feature_store`), build a point-in-time-correct training set, train
+candidates on it in child runs (:mod:`~modelyard.demo.training`), pick the best; each step
+tells its chapter of the story (:mod:`~modelyard.demo.story`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """The candidate models the demo compares: scikit-learn pipelines, LightGBM when installed.
 
-Each candidate is a whole pipeline (encoding included), so the fitted artifact takes raw
-rows of the training frame and nothing else is needed to score with it.
+Each candidate is a whole pipeline (encoding and filling gaps included), so the fitted
+artifact takes rows of the training set as they come and nothing else is needed to score with
+it. The inputs are the claim's own details, the customer's profile and their claim history
+(empty windows give missing values: trees take them as they are, the linear model fills them
+in and is told which were missing).
 """
 
 from __future__ import annotations
@@ -13,13 +16,19 @@ from typing import Any
 
 from modelyard.errors import ConfigurationError
 
-NUMERIC_FEATURES = (
-    "age", "vehicle_age", "vehicle_value", "annual_mileage_km", "policy_tenure_years",
-    "days_to_report", "vehicles_involved", "police_report",
+CLAIM_CATEGORICAL = ("claim_type", "incident_severity", "repair_shop")
+CLAIM_NUMERIC = ("days_to_report", "vehicles_involved", "police_report")
+CLAIM_FEATURES = CLAIM_CATEGORICAL + CLAIM_NUMERIC  # what the claim itself says
+PROFILE_CATEGORICAL = ("region", "vehicle_type", "credit_band")
+PROFILE_NUMERIC = ("age", "vehicle_age", "vehicle_value", "annual_mileage_km",
+                   "policy_tenure_years")
+HISTORY_NUMERIC = (
+    "claims_30d", "claims_90d", "claims_365d", "amount_30d_mean", "amount_90d_sum",
+    "amount_365d_mean", "amount_365d_max", "severity_90d_max", "serious_claims_365d",
+    "days_since_last_claim",
 )
-CATEGORICAL_FEATURES = (
-    "region", "vehicle_type", "credit_band", "claim_type", "incident_severity", "repair_shop",
-)
+CATEGORICAL_FEATURES = PROFILE_CATEGORICAL + CLAIM_CATEGORICAL
+NUMERIC_FEATURES = PROFILE_NUMERIC + CLAIM_NUMERIC + HISTORY_NUMERIC
 FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 TARGET = "claim_value"
 
@@ -56,11 +65,15 @@ def lightgbm_available() -> bool:
 
 def _one_hot() -> Any:
     from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
+                            StandardScaler())
     return ColumnTransformer([
         ("categorical", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL_FEATURES)),
-        ("numeric", StandardScaler(), list(NUMERIC_FEATURES)),
+        ("numeric", numeric, list(NUMERIC_FEATURES)),
     ])
 
 

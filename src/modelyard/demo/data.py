@@ -2,7 +2,9 @@
 
 Claims span :data:`MONTHS` months from :data:`PERIOD_START` (UTC). The claim value depends on
 the vehicle, the driver, the claim and the region through multiplicative effects and a few
-interactions, so that a linear model and tree ensembles clearly differ. Over the last
+interactions, so that a linear model and tree ensembles clearly differ. Each driver also has
+a hidden riskiness that no column shows: it makes their claims both more frequent and costlier,
+so a customer's claim history says something about their next claim. Over the last
 :data:`SHIFT_MONTHS` months the world drifts gradually: repair costs inflate, weather and theft
 claims become more frequent, and the south and central regions report more claims. Monitoring
 is meant to find that shift later.
@@ -56,6 +58,9 @@ REPAIR_SHOP_COST = (0.88, 1.00, 1.25)
 BASE_CLAIM_RATE = 3.0  # expected claims per customer over the whole period
 MONTHLY_INFLATION = 0.0025
 SHIFT_REPAIR_INFLATION = 0.25  # extra repair-cost inflation reached at the end of the period
+HIDDEN_RISK_SPREAD = 0.5  # sigma of a driver's hidden riskiness (lognormal, mean 1)
+HIDDEN_RISK_FREQUENCY = 0.8  # how strongly it raises the claim rate (an exponent)
+HIDDEN_RISK_SEVERITY = 0.8  # and the claim value
 
 POLICYHOLDER_COLUMNS = (
     "customer_id", "age", "gender", "region", "vehicle_type", "vehicle_age", "vehicle_value",
@@ -141,10 +146,19 @@ def _claim_rates(people: pd.DataFrame) -> np.ndarray:
     return rate
 
 
-def _event_times(rng: np.random.Generator, people: pd.DataFrame, start: pd.Timestamp,
-                 end: pd.Timestamp, shift_start: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+def hidden_risk(customers: int, seed: int = 42) -> np.ndarray:
+    """Each driver's riskiness, never written to the data: only their claims reveal it."""
+    rng = np.random.default_rng([seed, 3])
+    spread = HIDDEN_RISK_SPREAD
+    risk: np.ndarray = rng.lognormal(-spread ** 2 / 2, spread, customers)
+    return risk
+
+
+def _event_times(rng: np.random.Generator, people: pd.DataFrame, risk: np.ndarray,
+                 start: pd.Timestamp, end: pd.Timestamp, shift_start: pd.Timestamp
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Claim owners (row positions into ``people``) and event times in ns since the epoch."""
-    rate = _claim_rates(people)
+    rate = _claim_rates(people) * risk ** HIDDEN_RISK_FREQUENCY
     base_n = rng.poisson(rate)
     region = pd.Categorical(people["region"], categories=REGIONS).codes
     extra_n = rng.poisson(rate * np.asarray(REGION_SHIFT_RATE)[region])
@@ -164,7 +178,8 @@ def generate_claims(people: pd.DataFrame, seed: int = 42, start: pd.Timestamp = 
     """The claims of ``people`` over ``months`` months, with a drift in the last ones."""
     rng = np.random.default_rng([seed, 2])
     start, end, shift_start = period_bounds(start, months, shift_months)
-    owner, times = _event_times(rng, people, start, end, shift_start)
+    risk = hidden_risk(len(people), seed)
+    owner, times = _event_times(rng, people, risk, start, end, shift_start)
     n = len(owner)
     shift = np.clip((times - shift_start.value) / (end.value - shift_start.value), 0.0, 1.0)
     elapsed_months = (times - start.value) / (end.value - start.value) * months
@@ -209,7 +224,7 @@ def generate_claims(people: pd.DataFrame, seed: int = 42, start: pd.Timestamp = 
     value *= (1 + MONTHLY_INFLATION) ** elapsed_months
     value *= 1 + repair * SHIFT_REPAIR_INFLATION * shift
     value *= np.where(repair & (vehicle == VEHICLE_TYPES.index("electric")), 1 + 0.2 * shift, 1)
-    value *= rng.lognormal(0.0, 0.3, n)
+    value *= risk[owner] ** HIDDEN_RISK_SEVERITY * rng.lognormal(0.0, 0.3, n)
 
     return pd.DataFrame({
         "claim_id": np.arange(1, n + 1, dtype=np.int64),

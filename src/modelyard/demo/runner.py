@@ -31,6 +31,9 @@ class DemoResult:
     best_run_id: str | None
     data_files: dict[str, Path]
     data_version: str
+    definitions_file: Path | None
+    commits: dict[str, str]  # source -> the commit holding its data
+    training_set_id: str | None
     seconds: float
 
 
@@ -71,5 +74,9 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
         candidate_run_ids=[r.run_id for r in state.results],
         best_run_id=state.best.info.run_id if state.best is not None else None,
         data_files={f.name: f.path for f in state.files}, data_version=state.data_version,
+        definitions_file=state.definitions_file,
+        commits={i.source: i.commit.commit_id for i in state.ingestions},
+        training_set_id=(state.training_set.training_set_id
+                         if state.training_set is not None else None),
         seconds=seconds,
     )

@@ -9,11 +9,17 @@ from typing import TYPE_CHECKING, TypeVar
 from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from modelyard.backends.metadata.base import RunRecord
     from modelyard.client import Yard
     from modelyard.demo.data import ClaimsData
+    from modelyard.demo.feature_store import Ingestion
     from modelyard.demo.files import DataFile
     from modelyard.demo.training import CandidateResult, TimeSplit
+    from modelyard.features.definitions import Definition
+    from modelyard.features.registry import Change
+    from modelyard.features.training import TrainingSet
     from modelyard.tracking.run import Run
 
 T = TypeVar("T")
@@ -67,6 +73,13 @@ class DemoState:
     data: ClaimsData | None = None
     files: list[DataFile] = field(default_factory=list)
     data_version: str = ""
+    definitions_file: Path | None = None
+    definitions_backup: Path | None = None
+    definitions: list[Definition] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    ingestions: list[Ingestion] = field(default_factory=list)
+    training_set: TrainingSet | None = None
+    frame: pd.DataFrame | None = None  # the training set's rows as the models take them
     split: TimeSplit | None = None
     results: list[CandidateResult] = field(default_factory=list)
     best: RunRecord | None = None

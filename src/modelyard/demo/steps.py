@@ -15,9 +15,22 @@ from rich.console import Console
 from modelyard.demo import story
 from modelyard.demo.candidates import default_candidates
 from modelyard.demo.data import generate
+from modelyard.demo.feature_store import (
+    COMMIT_TAG,
+    ingest_file,
+    read_definitions,
+    sources,
+    write_definitions,
+)
 from modelyard.demo.files import DATA_FOLDER, fingerprint, write_table
 from modelyard.demo.state import DemoState, need
-from modelyard.demo.training import time_split, train_all, training_frame
+from modelyard.demo.training import (
+    build_training_set,
+    model_frame,
+    split_bounds,
+    time_split,
+    train_all,
+)
 
 Progress = Callable[[str], None]
 
@@ -46,16 +59,50 @@ def generate_data(state: DemoState, progress: Progress) -> None:
     state.parent.set_tag("data.version", state.data_version)
 
 
+def define_features(state: DemoState, progress: Progress) -> None:
+    """Write the definitions to the project's features.py, load them back, plan, apply."""
+    progress("writing features.py")
+    path, state.definitions_backup = write_definitions(state.root)
+    state.definitions_file = path
+    state.definitions = read_definitions(path)
+    progress("planning")
+    state.changes = state.yard.features.plan(state.definitions)
+    progress("applying")
+    state.yard.apply(state.definitions)
+
+
+def ingest_sources(state: DemoState, progress: Progress) -> None:
+    """Ingest each source's Parquet file (one commit each) and read its stored profile."""
+    files = {f.name: f for f in state.files}
+    state.ingestions = []
+    for source in sources(state.definitions):
+        progress(f"{source.name} from {files[source.name].path.name}")
+        done = ingest_file(state.yard, state.experiment, source, files[source.name])
+        state.ingestions.append(done)
+        state.parent.set_tag(COMMIT_TAG.format(source=source.name), done.commit.commit_id)
+
+
+def make_training_set(state: DemoState, progress: Progress) -> None:
+    """One row per claim up to the end of validation, its features as of just before it."""
+    cfg, data = state.config, need(state.data, "data")
+    _, end = split_bounds(data.start, cfg.train_months, cfg.valid_months)
+    progress("point-in-time joins")
+    state.training_set = build_training_set(state.yard, data.claims, end)
+    state.frame = model_frame(state.training_set)
+    state.parent.log_training_set(state.training_set)
+
+
 def train_candidates(state: DemoState, progress: Progress) -> None:
     """Fit every candidate on the early months, each in a child run, scored on a later slice."""
     cfg, data = state.config, need(state.data, "data")
-    progress("joining claims with policy holders")
-    state.split = time_split(training_frame(data), data.start, cfg.train_months,
+    training_set = need(state.training_set, "training set")
+    state.split = time_split(need(state.frame, "training set"), data.start, cfg.train_months,
                              cfg.valid_months)
     state.parent.log_params(state.split.params())
     state.results = train_all(state.yard, state.experiment, default_candidates(cfg.seed),
                               state.split, parent=state.parent,
-                              data_params=state.data_params(), progress=progress)
+                              data_params=state.data_params(), training_set=training_set,
+                              progress=progress)
 
 
 def pick_best(state: DemoState, progress: Progress) -> None:
@@ -71,6 +118,10 @@ def pick_best(state: DemoState, progress: Progress) -> None:
 def default_steps() -> list[Step]:
     return [
         Step("data", "Generating insurance claims", generate_data, story.tell_data),
+        Step("features", "Defining features", define_features, story.tell_features),
+        Step("ingest", "Ingesting the sources", ingest_sources, story.tell_ingestion),
+        Step("training_set", "Building the training set", make_training_set,
+             story.tell_training_set),
         Step("train", "Training candidate models", train_candidates, story.tell_training),
         Step("best", "Picking the best candidate", pick_best, story.tell_best),
     ]

@@ -12,7 +12,10 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from modelyard.demo.feature_store import groups, profile_warnings
 from modelyard.demo.state import DemoConfig, DemoState, need
+from modelyard.demo.training import ROW_TIME
+from modelyard.features.definitions import Source
 
 
 def _shown(path: Path) -> str:
@@ -80,6 +83,116 @@ def tell_data(state: DemoState, console: Console) -> None:
     console.print()
 
 
+_CHANGE_STYLES = {"create": "green", "update": "yellow", "unchanged": "dim"}
+EXAMPLE_CLAIMS = 4  # the customer shown claim by claim has about this many claims
+
+
+def _source_text(source: Source) -> str:
+    kind = {"parquet": "Parquet", "csv": "CSV", "sql": "SQL"}.get(source.kind_of_source,
+                                                                    source.kind_of_source)
+    return f"{source.name} ({kind}, timestamp {source.timestamp})"
+
+
+def tell_features(state: DemoState, console: Console) -> None:
+    path = need(state.definitions_file, "definitions file")
+    console.print("[bold green]2. Features[/]")
+    found = groups(state.definitions)
+    entities = sorted({f"{g.entity.name} (key {', '.join(g.entity.keys)})" for g in found})
+    _say(console, f"   [cyan]{escape(_shown(path))}[/] defines the entity "
+                  f"{escape(', '.join(entities))} and {len(found)} feature groups:")
+    for group in found:
+        windows = sorted({f.window for f in group.features if f.window},
+                         key=lambda w: int(w[:-1]))
+        detail = f"{len(group.features)} features from {_source_text(group.source)}"
+        if windows:
+            detail += f", windows {', '.join(windows)}"
+        _say(console, f"     [bold]{group.name}[/]: {escape(detail)}")
+    for change in state.changes:
+        console.print(f"   [{_CHANGE_STYLES[change.action]}]{escape(str(change))}[/]")
+    todo = sum(c.action != "unchanged" for c in state.changes)
+    _say(console, f"   Applied {todo} change{'s' if todo != 1 else ''}: each definition is "
+                  "versioned by its content." if todo else
+                  "   Nothing to apply: every definition is stored as it is.")
+    if state.definitions_backup is not None:
+        _say(console, f"   The features.py that was there is kept as "
+                      f"[cyan]{escape(_shown(state.definitions_backup))}[/].")
+    console.print()
+
+
+def tell_ingestion(state: DemoState, console: Console) -> None:
+    console.print("[bold green]3. Ingestion[/]")
+    table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
+    for col in ("source", "rows", "commit", ""):
+        table.add_column(col, justify="right" if col == "rows" else "left")
+    for done in state.ingestions:
+        note = "new commit"
+        if done.reused:
+            note = "reused: same file as before"
+        elif done.replaced:
+            note = f"replaced {done.replaced:,} older rows"
+        table.add_row(done.source, f"{done.commit.rows:,}", done.commit.commit_id[:12], note)
+    console.print(table)
+    if any(done.reused for done in state.ingestions):
+        _say(console, "   An earlier run ingested these very files: their commits are reused, "
+                      "as a second copy would count every claim twice in the windows.")
+    if any(done.replaced for done in state.ingestions):
+        _say(console, "   The tables held other rows (another seed or size, or extra "
+                      "batches): they were emptied first.")
+    _say(console, "   Each commit is atomic and stored with a profile of its rows. "
+                  "What the profiles flag:")
+    for done in state.ingestions:
+        found = profile_warnings(done.report)
+        _say(console, f"     {done.source}: "
+                      f"{escape('; '.join(found)) if found else 'nothing flagged'}")
+    console.print()
+
+
+def _example(frame: pd.DataFrame) -> pd.DataFrame:
+    """The claims of one customer with about :data:`EXAMPLE_CLAIMS` of them, in order."""
+    counts = frame["customer_id"].value_counts()
+    chosen = (counts - EXAMPLE_CLAIMS).abs().sort_values(kind="stable").index[0]
+    return frame[frame["customer_id"] == chosen].sort_values("event_time")
+
+
+def _example_table(rows: pd.DataFrame) -> Table:
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    for col in ("   claim filed", "claims 90d", "sum 90d", "claims 365d", "days since last",
+                "value"):
+        table.add_column(col, justify="left" if col.endswith("filed") else "right",
+                         no_wrap=True)
+    for row in rows.to_dict("records"):
+        since, total = row["days_since_last_claim"], row["amount_90d_sum"]
+        table.add_row(f"   {row['event_time']:%Y-%m-%d %H:%M}", str(row["claims_90d"]),
+                      "-" if pd.isna(total) else f"{total:,.0f}", str(row["claims_365d"]),
+                      "-" if pd.isna(since) else f"{since:,.1f}", f"{row['claim_value']:,.0f}")
+    return table
+
+
+def tell_training_set(state: DemoState, console: Console) -> None:
+    ts, frame = need(state.training_set, "training set"), need(state.frame, "training set")
+    console.print("[bold green]4. Training set[/]")
+    versions = sorted({f.split(":")[0].replace("@", " ") for f in ts.features})
+    _say(
+        console,
+        f"   Training set [cyan]{ts.training_set_id[:12]}[/]: {len(ts):,} rows, one per claim "
+        f"from {frame['event_time'].min():%Y-%m} to {frame['event_time'].max():%Y-%m}, with "
+        f"{len(ts.features)} features of {' and '.join(versions)}; label {ts.label}. The "
+        "store recorded its lineage: feature versions, commits and a hash of the rows asked "
+        "for."
+    )
+    _say(
+        console,
+        f"   Each row's features are read at its [bold]{ROW_TIME}[/], 1 microsecond before "
+        "the claim: the store uses only rows stamped at or before that instant, so the "
+        "windows hold only the customer's earlier claims. Read at the claim's own time, they would "
+        "count the claim itself, and its value is the label."
+    )
+    rows = _example(frame)
+    _say(console, f"   Customer {rows['customer_id'].iloc[0]}, claim by claim:")
+    console.print(_example_table(rows))
+    console.print()
+
+
 def _runs_table(frame: pd.DataFrame) -> Table:
     """Candidates, best first (``frame`` comes ordered by r2)."""
     table = Table(show_edge=False, header_style="bold", padding=(0, 1))
@@ -98,7 +211,7 @@ def _runs_table(frame: pd.DataFrame) -> Table:
 
 def tell_training(state: DemoState, console: Console) -> None:
     split = need(state.split, "training split")
-    console.print("[bold green]2. Candidates[/]")
+    console.print("[bold green]5. Candidates[/]")
     _say(
         console,
         f"   Trained on {len(split.train):,} claims from {split.train_start:%Y-%m} to "
@@ -114,14 +227,16 @@ def tell_training(state: DemoState, console: Console) -> None:
     _say(
         console,
         f"   Each run of experiment [cyan]{state.experiment}[/] holds its params, metrics, the "
-        "data fingerprint, the environment and the fitted pipeline.\n"
+        "training set it used (tag modelyard.training_set, lineage in "
+        "modelyard/training_set.json), the data fingerprint, the environment and the fitted "
+        "pipeline.\n"
     )
 
 
 def tell_best(state: DemoState, console: Console) -> None:
     best = need(state.best, "best run")
     m = best.metrics
-    console.print("[bold green]3. Best candidate[/]")
+    console.print("[bold green]6. Best candidate[/]")
     _say(
         console,
         f"   [bold]{best.info.name}[/] (run [cyan]{best.info.run_id}[/]): r2 "
@@ -134,11 +249,18 @@ def tell_outro(state: DemoState, seconds: float, console: Console) -> None:
     project = _shown(state.root)
     cd = "" if project == "." else f"  cd {escape(shlex.quote(project))}\n"
     console.print(Panel(
-        f"Explore the runs:\n{cd}"
+        f"Explore the runs and the features:\n{cd}"
         f"  [bold]modelyard runs list -e {state.experiment}[/]\n"
         f"  [bold]modelyard runs show {best_id}[/]\n"
-        "or in Python:\n"
+        "  [bold]modelyard features list[/]\n"
+        "  [bold]modelyard features show claim_history[/]\n"
+        "  [bold]modelyard features profile claims[/]\n"
+        "Edit features.py, then [bold]modelyard features plan[/] shows what "
+        "[bold]modelyard features apply[/] would change.\n"
+        "In Python:\n"
         f"  yard = modelyard.connect(project={escape(repr(project))})\n"
-        f"  yard.search_runs({state.experiment!r}, order_by=['metrics.r2 desc'])",
+        f"  yard.search_runs({state.experiment!r}, order_by=['metrics.r2 desc'])\n"
+        f"  best = yard.best_run({state.experiment!r}, 'r2')\n"
+        "  yard.features.get_training_set(best.tags['modelyard.training_set']).spec",
         title=f"done in {seconds:.1f} s", border_style="green",
     ))

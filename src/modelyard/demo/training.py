@@ -1,8 +1,16 @@
-"""Training the candidates on the early months and validating them on a later time slice.
+"""The training set, and the candidates trained on its early months and validated on a later
+time slice.
+
+The training set comes from the feature store: its spine has one row per claim, with the
+claim's own details and its value (the label), and the store adds the customer's profile and
+claim history *as they were just before the claim*. The row's time is the claim's time minus
+one microsecond: the store reads features at or before a row's time, so at the claim's own
+time its windows would count the claim itself, value included. One microsecond earlier they
+hold exactly the customer's earlier claims.
 
 Every candidate is fitted in its own tracked run (a child of the demo's run) that records its
-hyperparameters, the data fingerprint, the time windows, validation metrics, the fitting time
-and the fitted pipeline itself.
+hyperparameters, the training set it used (lineage), the data fingerprint, the time windows,
+validation metrics, the fitting time and the fitted pipeline itself.
 """
 
 from __future__ import annotations
@@ -18,19 +26,23 @@ import pandas as pd
 
 from modelyard.demo.candidates import (
     CATEGORICAL_FEATURES,
+    CLAIM_FEATURES,
     FEATURES,
     NUMERIC_FEATURES,
     TARGET,
     Candidate,
 )
-from modelyard.demo.data import ClaimsData
 
 if TYPE_CHECKING:
     from modelyard.client import Yard
+    from modelyard.features.training import TrainingSet
     from modelyard.tracking.run import Run
 
 MODEL_ARTIFACT = "model/model.joblib"
 SIGNATURE_ARTIFACT = "model/signature.json"
+FEATURE_REFS = ("customer_profile:*", "claim_history:*")
+ROW_TIME = "feature_time"
+JUST_BEFORE = pd.Timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -65,19 +77,43 @@ class CandidateResult:
     model: Any
 
 
-def training_frame(data: ClaimsData) -> pd.DataFrame:
-    """One row per claim with the policy holder's attributes joined on (they do not change
-    over the period, so the join cannot leak the future)."""
-    frame = data.claims.merge(data.policyholders, on="customer_id", how="left",
-                              validate="many_to_one")
+def claims_spine(claims: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
+    """One row per claim filed before ``end``: its id, the customer, the claim's time, the
+    time its features are read at (just before the claim), its own details and its value."""
+    rows = claims.loc[claims["event_time"] < end,
+                      ["claim_id", "customer_id", "event_time", *CLAIM_FEATURES, TARGET]]
+    spine = rows.reset_index(drop=True)
+    spine.insert(3, ROW_TIME, spine["event_time"] - JUST_BEFORE)
+    return spine
+
+
+def build_training_set(yard: Yard, claims: pd.DataFrame, end: pd.Timestamp) -> TrainingSet:
+    """The point-in-time-correct training set of the claims filed before ``end``; the store
+    records it (with its lineage) under its id."""
+    return yard.training_set(claims_spine(claims, end), list(FEATURE_REFS), label=TARGET,
+                             timestamp=ROW_TIME)
+
+
+def model_frame(training_set: TrainingSet) -> pd.DataFrame:
+    """The training set's rows as the models take them: police reports as 0/1, and the days
+    from the customer's previous claim to this one (missing without one in the last year)."""
+    frame = training_set.to_pandas()
     frame["police_report"] = frame["police_report"].astype(np.int64)
+    since = frame[ROW_TIME] - frame["last_claim_at"]
+    frame["days_since_last_claim"] = since.dt.total_seconds() / 86_400
     return frame
+
+
+def split_bounds(start: pd.Timestamp, train_months: int, valid_months: int
+                 ) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Where validation starts and ends: training runs from ``start`` to the first."""
+    valid_start = start + pd.DateOffset(months=train_months)
+    return valid_start, valid_start + pd.DateOffset(months=valid_months)
 
 
 def time_split(frame: pd.DataFrame, start: pd.Timestamp, train_months: int,
                valid_months: int) -> TimeSplit:
-    valid_start = start + pd.DateOffset(months=train_months)
-    valid_end = valid_start + pd.DateOffset(months=valid_months)
+    valid_start, valid_end = split_bounds(start, train_months, valid_months)
     when = frame["event_time"]
     train = frame[(when >= start) & (when < valid_start)].reset_index(drop=True)
     valid = frame[(when >= valid_start) & (when < valid_end)].reset_index(drop=True)
@@ -110,11 +146,15 @@ def _single_threaded_openmp() -> AbstractContextManager[Any]:
 
 
 def train_candidate(yard: Yard, experiment: str, candidate: Candidate, split: TimeSplit, *,
-                    parent: Run, data_params: Mapping[str, Any]) -> CandidateResult:
-    """Fit ``candidate`` on the training window in a child run of ``parent`` and score it."""
+                    parent: Run, data_params: Mapping[str, Any],
+                    training_set: TrainingSet | None = None) -> CandidateResult:
+    """Fit ``candidate`` on the training window in a child run of ``parent`` and score it;
+    the run records ``training_set`` (the rows' lineage) when given."""
     with yard.start_run(experiment, name=candidate.name, parent=parent,
                         tags={"model.family": candidate.family,
                               "demo.step": "train"}) as run:
+        if training_set is not None:
+            run.log_training_set(training_set)
         run.log_params({f"model.{k}": v for k, v in candidate.params.items()})
         model = candidate.estimator()
         run.log_params({"model.class": type(model.steps[-1][1]).__name__, "target": TARGET,
@@ -131,7 +171,9 @@ def train_candidate(yard: Yard, experiment: str, candidate: Candidate, split: Ti
         run.log_metrics(metrics)
         run.log_pickle(model, MODEL_ARTIFACT)
         run.log_dict({"target": TARGET, "categorical": list(CATEGORICAL_FEATURES),
-                      "numeric": list(NUMERIC_FEATURES)}, SIGNATURE_ARTIFACT)
+                      "numeric": list(NUMERIC_FEATURES),
+                      "training_set": training_set.training_set_id if training_set else None},
+                     SIGNATURE_ARTIFACT)
         run.set_note(
             f"{candidate.family} model `{candidate.name}` fitted on {len(split.train):,} claims "
             f"before {split.valid_start:%Y-%m-%d}, validated on {len(split.valid):,} claims "
@@ -143,10 +185,11 @@ def train_candidate(yard: Yard, experiment: str, candidate: Candidate, split: Ti
 
 def train_all(yard: Yard, experiment: str, candidates: Sequence[Candidate],
               split: TimeSplit, *, parent: Run, data_params: Mapping[str, Any],
+              training_set: TrainingSet | None = None,
               progress: Callable[[str], None] = lambda _: None) -> list[CandidateResult]:
     results = []
     for i, candidate in enumerate(candidates, start=1):
         progress(f"training {candidate.name} ({i}/{len(candidates)})")
         results.append(train_candidate(yard, experiment, candidate, split, parent=parent,
-                                       data_params=data_params))
+                                       data_params=data_params, training_set=training_set))
     return results

@@ -1,0 +1,39 @@
+"""One small demo run, shared by the tests that read what it left behind."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from rich.console import Console
+
+from modelyard.demo import ClaimsData, DemoConfig, DemoResult, generate, run_demo
+
+SMALL = DemoConfig(customers=500, seed=9)
+
+
+@dataclass(frozen=True)
+class SmallDemo:
+    result: DemoResult
+    data: ClaimsData
+    config: DemoConfig
+    output: str
+
+
+@pytest.fixture(scope="package")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallDemo]:
+    """The demo at 500 customers in its own project, with no MODELYARD_* from outside."""
+    base = tmp_path_factory.mktemp("small-demo")
+    config = DemoConfig(path=base / "project", customers=SMALL.customers, seed=SMALL.seed)
+    console = Console(file=io.StringIO(), width=100)
+    with pytest.MonkeyPatch.context() as patch:
+        for key in list(os.environ):
+            if key.startswith("MODELYARD_"):
+                patch.delenv(key)
+        patch.setenv("XDG_CONFIG_HOME", str(base / "xdg-config"))
+        result = run_demo(config, console=console)
+        output = console.file.getvalue()  # type: ignore[attr-defined]
+        yield SmallDemo(result, generate(config.customers, config.seed), config, output)
