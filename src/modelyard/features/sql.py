@@ -57,6 +57,7 @@ def select(table: pa.Table, columns: Sequence[tuple[str, str]], where: str | Non
 
     con = duckdb.connect()
     try:
+        con.execute("SET TimeZone = 'UTC'")  # time-zone-aware columns come back as UTC
         con.register("src", table)
         body = ", ".join(f"({expr}) AS {quote(name)}" for name, expr in columns)
         sql = f"SELECT {body} FROM src" + (f" WHERE {where}" if where else "")
