@@ -234,3 +234,17 @@ def test_declared_expectations_block_a_bad_batch(yard: Yard) -> None:
         ("range", (0, 1000)), ("not_null", True))
     with pytest.raises(InvalidDefinitionError, match="row-level"):
         Feature("w", "sum(claim_amount)", window="7d", min=0)
+
+
+def test_training_set_outputs(fyard: Yard) -> None:
+    import polars as pl
+    import pyarrow as pa
+
+    ts = fyard.training_set(spine([(1, day(9)), (2, day(9))]), ["claim_stats:amount"],
+                            timestamp="ts")
+    arrow = ts.to_arrow()
+    assert isinstance(arrow, pa.Table) and arrow.column_names == ["customer_id", "ts", "amount"]
+    assert arrow.schema.field("ts").type.tz == "UTC"
+    frame = ts.to_polars()
+    assert isinstance(frame, pl.DataFrame) and frame["amount"].to_list() == [40.0, 7.0]
+    assert ts.to_pandas()["amount"].tolist() == [40.0, 7.0]
