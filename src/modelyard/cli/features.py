@@ -74,26 +74,25 @@ def _print_changes(changes: Sequence[Change], applied: bool) -> None:
     say(f"{todo} change{'s' if todo != 1 else ''} {verb}." if todo else "Nothing to change.")
 
 
-@app.command("plan")
-def plan(paths: PathsArgument = None, uri: UriOption = None) -> None:
-    """Show what `apply` would change, storing nothing."""
+def _plan_or_apply(paths: list[Path] | None, uri: str | None, *, store: bool) -> None:
     from modelyard.features.discovery import load_definitions
 
     with open_yard(uri) as yard:
         objects = load_definitions(_paths(yard.settings.project_root, paths))
-        changes = yard.features.plan(objects)
-    _print_changes(changes, applied=False)
+        changes = yard.features.apply(objects) if store else yard.features.plan(objects)
+    _print_changes(changes, applied=store)
+
+
+@app.command("plan")
+def plan(paths: PathsArgument = None, uri: UriOption = None) -> None:
+    """Show what `apply` would change, storing nothing."""
+    _plan_or_apply(paths, uri, store=False)
 
 
 @app.command("apply")
 def apply(paths: PathsArgument = None, uri: UriOption = None) -> None:
     """Store the definitions; a changed one becomes a new version, unchanged ones stay."""
-    from modelyard.features.discovery import load_definitions
-
-    with open_yard(uri) as yard:
-        objects = load_definitions(_paths(yard.settings.project_root, paths))
-        changes = yard.features.apply(objects)
-    _print_changes(changes, applied=True)
+    _plan_or_apply(paths, uri, store=True)
 
 
 @app.command("list")
