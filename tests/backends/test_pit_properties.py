@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelyard.backends.offline.duckdb_engine import DuckDBEngine
+from modelyard.backends.offline.duckdb_engine import DuckDBEngine, WindowStrategy
 from modelyard.backends.offline.engine import (
     WINDOW_FUNCTIONS,
     GroupInput,
@@ -27,7 +29,6 @@ from modelyard.backends.offline.engine import (
 HOUR = 3_600_000_000
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
 ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"]
-ENGINE = DuckDBEngine(threads=2)
 
 
 def moment(hours: int) -> datetime:
@@ -88,7 +89,7 @@ def _aggregate(spec: WindowSpec, rows: list[tuple[int, Row]]) -> Any:
     if spec.func == "last":
         picked = [(r.event, r.ingested, i, v) for i, r, v in values if v is not None]
         return max(picked)[3]
-    functions = {
+    functions: dict[str, Callable[[list[Any]], Any]] = {
         "sum": sum, "min": min, "max": max, "mean": statistics.fmean,
         "std": lambda v: statistics.stdev(v) if len(v) > 1 else None,
     }
@@ -152,7 +153,7 @@ def cases(draw: st.DrawFn, composite: bool) -> Case:
         min_size=1, max_size=5,
     ))
     windows = tuple(
-        WindowSpec(f"{'_'.join(keys)}_w{i}", func, column, hours * HOUR)  
+        WindowSpec(f"{'_'.join(keys)}_w{i}", func, column, hours * HOUR)
         for i, (func, column, hours) in enumerate(specs)
     )
     if draw(st.booleans()):
@@ -190,7 +191,8 @@ spines = st.integers(0, 20).flatmap(
 )
 
 
-@settings(max_examples=100, deadline=None, database=None)
+@pytest.mark.parametrize("strategy", ["join", "stream"])
+@settings(max_examples=75, deadline=None, database=None)
 @given(
     single=cases(composite=False),
     composite=cases(composite=True),
@@ -199,8 +201,8 @@ spines = st.integers(0, 20).flatmap(
     as_of=st.one_of(st.none(), st.integers(0, 18)),
 )
 def test_engine_matches_brute_force_reference(
-    single: Case, composite: Case, spine_rows: list[tuple[int | None, str, int | None]],
-    zone: str, as_of: int | None,
+    strategy: WindowStrategy, single: Case, composite: Case,
+    spine_rows: list[tuple[int | None, str, int | None]], zone: str, as_of: int | None,
 ) -> None:
     spine = pa.table({
         "cid": pa.array([r[0] for r in spine_rows], pa.int64()),
@@ -212,7 +214,8 @@ def test_engine_matches_brute_force_reference(
         "label": pa.array(range(len(spine_rows)), pa.int64()),
     })
     groups = [_group(single, "_1"), _group(composite, "_2")]
-    result = ENGINE.point_in_time(
+    engine = DuckDBEngine(threads=2, windows=strategy)
+    result = engine.point_in_time(
         spine, "ts", groups, as_of=None if as_of is None else moment(as_of)
     )
 
