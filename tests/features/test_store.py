@@ -248,3 +248,42 @@ def test_training_set_outputs(fyard: Yard) -> None:
     frame = ts.to_polars()
     assert isinstance(frame, pl.DataFrame) and frame["amount"].to_list() == [40.0, 7.0]
     assert ts.to_pandas()["amount"].tolist() == [40.0, 7.0]
+
+
+def test_as_of_a_commit_id(fyard: Yard) -> None:
+    first = fyard.features.commits("claims")[-1]
+    fyard.ingest("claims", claims_frame([(1, day(15), 99.0)]))
+    rows = spine([(1, day(20))])
+    then = fyard.training_set(rows, ["claim_stats:amount"], timestamp="ts",
+                              as_of=first.commit_id)
+    assert then.to_pandas()["amount"][0] == 40.0  # the later commit is not seen
+    assert then.as_of is not None
+    with pytest.raises(InvalidInputError, match="neither an ISO date-time nor"):
+        fyard.training_set(rows, ["claim_stats:amount"], timestamp="ts", as_of="nope")
+
+
+def test_sql_source(yard: Yard, store_uri: str, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    external = (store_uri if store_uri.startswith("postgresql")
+                else f"sqlite:///{tmp_path / 'external.db'}")
+    engine = sa.create_engine(external)
+    stamp = "TIMESTAMPTZ" if external.startswith("postgresql") else "TEXT"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE ext_claims (customer_id INTEGER, "
+                             f"event_time {stamp}, claim_amount DOUBLE PRECISION)"))
+        conn.execute(sa.text("INSERT INTO ext_claims VALUES "
+                             "(1, '2025-01-01T00:00:00+00:00', 5.0), "
+                             "(1, '2025-01-03T00:00:00+00:00', 7.0)"))
+    engine.dispose()
+    source = Source.sql("SELECT * FROM ext_claims WHERE claim_amount > 0", external,
+                        timestamp="event_time", name="ext_claims",
+                        schema={"customer_id": "int", "event_time": "timestamp",
+                                "claim_amount": "float"})
+    group = FeatureGroup("ext_stats", entity=customer, source=source,
+                         features=[Feature("total_7d", "sum(claim_amount)", window="7d")])
+    yard.apply([group])
+    assert yard.ingest("ext_stats").rows == 2
+    df = yard.training_set(spine([(1, day(1)), (1, day(3))]), ["ext_stats:total_7d"],
+                           timestamp="ts").to_pandas()
+    assert df["total_7d"].tolist() == [5.0, 12.0]

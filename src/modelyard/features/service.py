@@ -205,7 +205,7 @@ class FeatureService:
         """Point-in-time-correct features for every spine row (keys + timestamp [+ label]);
         without a spine, for every entity event of the first group between start and end."""
         selected = self._select(features)
-        when = _as_of(as_of)
+        when = self._resolve_as_of(as_of, selected)
         if spine is None:
             spine_table = self._spine_for_period(selected[0], start, end, when)
             timestamp = selected[0].group.source.timestamp
@@ -227,6 +227,24 @@ class FeatureService:
         self.store.save_training_set(TrainingSetRecord(result.training_set_id,
                                                        result.created_at, result.lineage()))
         return result
+
+    def _resolve_as_of(self, value: datetime | str | None, selected: Sequence[SelectedGroup]
+                       ) -> datetime | None:
+        """A time, an ISO date-time, or the id of a commit of one of the selected groups'
+        sources (its ingestion time then cuts every table)."""
+        if not isinstance(value, str):
+            return _as_of(value)
+        try:
+            return _as_of(value)
+        except InvalidInputError:
+            pass
+        for s in selected:
+            for commit in self.commits(s.group.source.name):
+                if commit.commit_id == value:
+                    return commit.ingested_at.astimezone(UTC)
+        raise InvalidInputError(
+            f"as_of {value!r} is neither an ISO date-time nor the id of a commit of "
+            f"{', '.join(sorted({s.group.source.name for s in selected}))}", field="as_of")
 
     def _spine_for_period(self, selected: SelectedGroup, start: datetime | None,
                           end: datetime | None, as_of: datetime | None) -> pa.Table:
