@@ -30,8 +30,6 @@ import json
 import os
 import resource
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from common import (
     VENVS_DIR,
     WORK_DIR,
     emit,
+    ensure_venv,
     fmt_num,
     median,
     modelyard_python,
@@ -82,24 +81,7 @@ def feast_python() -> str:
 
 def ensure_feast_venv(log: bool = True) -> str:
     """Create bench/.venvs/feast with Feast (and its DuckDB store) unless it already imports."""
-    python = feast_python()
-    if Path(python).exists():
-        probe = subprocess.run([python, "-c", "import feast, ibis, duckdb"], capture_output=True)
-        if probe.returncode == 0:
-            return python
-    if log:
-        print(f"creating {FEAST_VENV} and installing {' '.join(FEAST_REQUIREMENTS)} from PyPI "
-              "(once; a few minutes)", flush=True)
-    if FEAST_VENV.exists():
-        shutil.rmtree(FEAST_VENV)
-    base = shutil.which("python3") or sys.executable
-    subprocess.run([base, "-m", "venv", str(FEAST_VENV)], check=True)
-    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    for args in (["--upgrade", "pip"], FEAST_REQUIREMENTS):
-        done = subprocess.run([*pip, *args], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"pip install {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return python
+    return ensure_venv(FEAST_VENV, FEAST_REQUIREMENTS, "feast, ibis, duckdb", log)
 
 
 # --- data ----------------------------------------------------------------------------------

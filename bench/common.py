@@ -45,26 +45,32 @@ def peer_python() -> str:
     return str(PEER_VENV / "bin" / "python")
 
 
-def ensure_peer_venv(log: bool = True) -> str:
-    """Create bench/.venvs/mlflow with MLflow from PyPI unless it already imports."""
-    python = peer_python()
+def ensure_venv(venv: Path, requirements: Sequence[str], probe: str, log: bool = True) -> str:
+    """Create ``venv`` with ``requirements`` from PyPI unless ``import <probe>`` already works
+    there; return its interpreter."""
+    python = str(venv / "bin" / "python")
     if Path(python).exists():
-        probe = subprocess.run([python, "-c", "import mlflow, psycopg"], capture_output=True)
-        if probe.returncode == 0:
+        found = subprocess.run([python, "-c", f"import {probe}"], capture_output=True)
+        if found.returncode == 0:
             return python
     if log:
-        print(f"creating {PEER_VENV} and installing {' '.join(PEER_REQUIREMENTS)} from PyPI "
+        print(f"creating {venv} and installing {' '.join(requirements)} from PyPI "
               "(once; a few minutes)", flush=True)
-    if PEER_VENV.exists():
-        shutil.rmtree(PEER_VENV)
+    if venv.exists():
+        shutil.rmtree(venv)
     base = shutil.which("python3") or sys.executable
-    subprocess.run([base, "-m", "venv", str(PEER_VENV)], check=True)
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    for args in (["--upgrade", "pip"], PEER_REQUIREMENTS):
+    for args in (["--upgrade", "pip"], list(requirements)):
         done = subprocess.run([*pip, *args], capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"pip install {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return python
+
+
+def ensure_peer_venv(log: bool = True) -> str:
+    """Create bench/.venvs/mlflow with MLflow from PyPI unless it already imports."""
+    return ensure_venv(PEER_VENV, PEER_REQUIREMENTS, "mlflow, psycopg", log)
 
 
 def package_version(python: str, dist: str) -> str:
