@@ -320,6 +320,19 @@ def compare(folder: Path, name: str) -> dict[str, Any]:
             "null_rows": reference.column("f0").null_count}
 
 
+def _summary(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over repeated runs of one worker."""
+    return {
+        "name": name,
+        "seconds": median([r["seconds"] for r in runs]),
+        "join_seconds": median([r["join_seconds"] for r in runs]),
+        "peak_mb": median([r["peak_mb"] for r in runs]),
+        "before_mb": median([r["before_mb"] for r in runs]),
+        "rows": runs[0]["rows"],
+        "spine_order": all(r["spine_order"] for r in runs),
+    }
+
+
 def measure(python: str, worker: str, folder: Path, repeats: int, name: str | None = None,
             env: dict[str, str] | None = None, threads: int | None = None) -> dict[str, Any]:
     name = name or worker
@@ -336,17 +349,7 @@ def measure(python: str, worker: str, folder: Path, repeats: int, name: str | No
             break
     if not runs:
         return {"name": name, "error": error}
-    return {
-        "name": name,
-        "seconds": median([r["seconds"] for r in runs]),
-        "join_seconds": median([r["join_seconds"] for r in runs]),
-        "peak_mb": median([r["peak_mb"] for r in runs]),
-        "before_mb": median([r["before_mb"] for r in runs]),
-        "rows": runs[0]["rows"],
-        "spine_order": all(r["spine_order"] for r in runs),
-        "runs": runs,
-        "error": error,
-    }
+    return {**_summary(name, runs), "runs": runs, "error": error}
 
 
 def run_size(size: str, repeats: int, with_feast: bool) -> list[dict[str, Any]]:
@@ -361,16 +364,8 @@ def run_size(size: str, repeats: int, with_feast: bool) -> list[dict[str, Any]]:
     results = []
     for worker in ("floor", "modelyard"):
         runs = [r for r in found[worker]["runs"] if "seconds" in r]
-        results.append({
-            "name": worker,
-            "seconds": median([r["seconds"] for r in runs]),
-            "join_seconds": median([r["join_seconds"] for r in runs]),
-            "peak_mb": median([r["peak_mb"] for r in runs]),
-            "before_mb": median([r["before_mb"] for r in runs]),
-            "rows": runs[0]["rows"],
-            "spine_order": all(r["spine_order"] for r in runs),
-            "all_seconds": [r["seconds"] for r in runs],
-        })
+        results.append({**_summary(worker, runs),
+                        "all_seconds": [r["seconds"] for r in runs]})
     if with_feast:
         try:
             peer = ensure_feast_venv()

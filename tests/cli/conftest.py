@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typer.testing import CliRunner, Result
 
 from modelyard import Yard
 from modelyard.cli import render
-from modelyard.cli.app import app
+from modelyard.cli.app import app, main
 
 Invoke = Callable[..., Result]
 
@@ -24,6 +25,16 @@ def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables as wide as needed, whatever terminal the tests run in."""
     monkeypatch.setattr(render.console, "_width", 200)
     monkeypatch.setattr(render.error_console, "_width", 200)
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+             *args: str) -> tuple[int, str, str]:
+    """Run the real entry point (``main()``, with its error handling): exit code, out, err."""
+    monkeypatch.setattr(sys, "argv", ["modelyard", *args])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out = capsys.readouterr()
+    return int(stop.value.code or 0), out.out, out.err
 
 
 @pytest.fixture

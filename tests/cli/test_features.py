@@ -4,7 +4,6 @@ on both metadata backends."""
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import pandas as pd
 import pytest
 
 from modelyard import DataValidationError, InvalidInputError, NotFoundError, Yard
-from modelyard.cli.app import main
 
-from .conftest import Invoke, sqlite_only
+from .conftest import Invoke, run_main, sqlite_only
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -81,15 +79,6 @@ def odd_claims() -> pd.DataFrame:
         "rate": [0.0001 * (i % 3) for i in range(n)],
         "region": ["north"] * n,
     })
-
-
-def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-          *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["modelyard", *args])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    out = capsys.readouterr()
-    return int(stop.value.code or 0), out.out, out.err
 
 
 # --- plan and apply -----------------------------------------------------------------------
@@ -224,7 +213,7 @@ def test_a_bad_file_is_refused_whole_with_the_validation_message(
         "1,2025-01-01T00:00:00+00:00,10.5\n"
         ",2025-01-02T00:00:00+00:00,12\n"
         "3,2025-01-03T00:00:00+00:00,lots\n")
-    code, out, err = _main(monkeypatch, capsys, "features", "ingest", "claims", "bad.csv",
+    code, out, err = run_main(monkeypatch, capsys, "features", "ingest", "claims", "bad.csv",
                            "--uri", store_uri)
     assert code == 1 and "Committed" not in out
     assert err.startswith("error: the batch has 2 problems")
@@ -233,10 +222,10 @@ def test_a_bad_file_is_refused_whole_with_the_validation_message(
     assert applied.features.commits("claims") == []
 
     (project / "broken.parquet").write_bytes(b"not parquet at all")
-    code, _, err = _main(monkeypatch, capsys, "features", "ingest", "claims",
+    code, _, err = run_main(monkeypatch, capsys, "features", "ingest", "claims",
                          "broken.parquet", "--uri", store_uri)
     assert code == 1 and err.startswith("error: cannot read broken.parquet as parquet")
-    code, _, err = _main(monkeypatch, capsys, "features", "ingest", "claims", "nowhere.csv",
+    code, _, err = run_main(monkeypatch, capsys, "features", "ingest", "claims", "nowhere.csv",
                          "--uri", store_uri)
     assert code == 1 and err.startswith("error: no file at nowhere.csv")
     assert applied.features.commits("claims") == []

@@ -11,24 +11,17 @@ import pytest
 from typer.main import get_command
 
 import modelyard
-from modelyard.cli.app import app, main
+from modelyard.cli.app import app
+
+from .conftest import run_main
 
 MODELYARD = Path(sys.executable).parent / "modelyard"
-
-
-def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-          *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["modelyard", *args])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    out = capsys.readouterr()
-    return int(stop.value.code or 0), out.out, out.err
 
 
 def test_a_malformed_filter_is_one_error_message_not_a_traceback(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _main(monkeypatch, capsys, "runs", "list", "-f", "metrics.r2 >> 1")
+    code, out, err = run_main(monkeypatch, capsys, "runs", "list", "-f", "metrics.r2 >> 1")
     assert code == 1
     assert out == ""
     assert err.startswith("error: invalid filter:")
@@ -39,7 +32,7 @@ def test_a_malformed_filter_is_one_error_message_not_a_traceback(
 def test_error_messages_are_printed_literally(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _main(monkeypatch, capsys, "runs", "show", "[bold]deadbeef")
+    code, _, err = run_main(monkeypatch, capsys, "runs", "show", "[bold]deadbeef")
     assert code == 1
     assert "'[bold]deadbeef' is not a run id" in err
 
@@ -47,7 +40,7 @@ def test_error_messages_are_printed_literally(
 def test_success_exits_zero(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _main(monkeypatch, capsys, "experiments", "create", "claims")
+    code, out, err = run_main(monkeypatch, capsys, "experiments", "create", "claims")
     assert (code, err) == (0, "")
     assert "Created experiment claims" in out
 

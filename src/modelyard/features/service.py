@@ -86,8 +86,8 @@ class FeatureService:
 
     # --- ingestion ------------------------------------------------------------------------
 
-    def _source(self, target: Source | FeatureGroup | str) -> tuple[Source, tuple[str, ...]]:
-        """The registered source behind ``target`` and the key columns its rows must have."""
+    def _source(self, target: Source | FeatureGroup | str) -> Source:
+        """The registered source behind ``target``."""
         if isinstance(target, FeatureGroup):
             name = target.source.name
         elif isinstance(target, Source):
@@ -106,15 +106,11 @@ class FeatureService:
             raise NotFoundError(
                 f"no source or feature group named {name!r} is applied; "
                 "yard.apply([...]) it first", name=name) from exc
-        keys: list[str] = []
-        for group, _ in self.definitions.groups():
-            if group.source.name == source.name:
-                keys += [k for k in group.entity.keys if k not in keys]
-        return source, tuple(keys)
+        return source
 
     def source(self, target: Source | FeatureGroup | str) -> Source:
         """The registered source behind a source, a feature group, or either's name."""
-        return self._source(target)[0]
+        return self._source(target)
 
     def ingest(self, target: Source | FeatureGroup | str, data: Any = None) -> Commit:
         """Validate a batch (a frame, or the source's own files/query when ``data`` is None)
@@ -122,18 +118,23 @@ class FeatureService:
         from modelyard.features.profiles import profile
         from modelyard.features.validation import validate_batch
 
-        source, keys = self._source(target)
+        source = self._source(target)
+        groups = [g for g, _ in self.definitions.groups() if g.source.name == source.name]
+        keys: list[str] = []  # every key column a group of this source joins on
+        for group in groups:
+            keys += [k for k in group.entity.keys if k not in keys]
         raw = load_source(source, self.base) if data is None else to_arrow(data, "data")
         batch = validate_batch(raw, source.declared_schema or None, keys=keys,
                                timestamp=source.timestamp,
                                naive_timestamps_are_utc=source.timestamps_utc)
-        self._check_expectations(source, batch)
+        self._check_expectations(source, groups, batch)
         summary = profile(batch, batch.column_names)
         commit = self.tables.append(source.name, batch)
         self.store.save_profile(source.name, commit.commit_id, summary.to_dict())
         return commit
 
-    def _check_expectations(self, source: Source, batch: pa.Table) -> None:
+    def _check_expectations(self, source: Source, groups: Sequence[FeatureGroup],
+                            batch: pa.Table) -> None:
         """Refuse the batch if a row-level feature computed from it breaks what its
         definition declares (min/max, not_null, allowed, unique)."""
         import pyarrow as pa
@@ -142,9 +143,9 @@ class FeatureService:
         from modelyard.features.expectations import Expectation, check_expectations
 
         problems: list[str] = []
-        for group, _ in self.definitions.groups():
+        for group in groups:
             declared = [f for f in group.features if f.expect and f.window is None]
-            if group.source.name != source.name or not declared:
+            if not declared:
                 continue
             rows = batch
             if group.transform is not None:
