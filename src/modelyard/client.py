@@ -26,8 +26,11 @@ from modelyard.tracking.service import TrackingService
 if TYPE_CHECKING:
     import pandas as pd
 
+    from modelyard.backends.metadata.materializations import MaterializationRecord
     from modelyard.backends.offline.tables import Commit
     from modelyard.features.definitions import Definition, FeatureGroup, Source
+    from modelyard.features.lookup import OnlineResult
+    from modelyard.features.online import OnlineService, PushResult
     from modelyard.features.registry import Change
     from modelyard.features.service import FeatureService
     from modelyard.features.training import TrainingSet
@@ -107,7 +110,37 @@ class Yard:
 
         return FeatureService(SqlFeatureRegistryStore(self._engine, migrate=False),
                               offline_store_from_uri(self.settings.offline_uri),
-                              DuckDBEngine(), self.settings.project_root)
+                              DuckDBEngine(), self.settings.project_root,
+                              online=self._open_online)
+
+    def _open_online(self, features: FeatureService) -> OnlineService:
+        from modelyard.backends.metadata.sql.materialization_store import (
+            SqlMaterializationStore,
+        )
+        from modelyard.backends.online.base import online_store_from_uri
+        from modelyard.features.online import OnlineService
+
+        store = online_store_from_uri(self.settings.online_uri,
+                                      self.settings.project_name or "modelyard")
+        self._online_store = store
+        return OnlineService(features, store, SqlMaterializationStore(self._engine),
+                             self.settings.materialize_chunk_rows)
+
+    def materialize(self, groups: Sequence[str] | str | None = None, *,
+                    at: datetime | None = None, since: datetime | None = None,
+                    incremental: bool = False) -> list[MaterializationRecord]:
+        """Write the latest feature values to the online store; see OnlineService."""
+        return self.features.online.materialize(groups, at=at, since=since,
+                                                incremental=incremental)
+
+    def online_features(self, features: Sequence[str] | str, entities: Any, *,
+                        at: datetime | None = None) -> OnlineResult:
+        """Feature values of entities from the online store, with a status per row."""
+        return self.features.online.online_features(features, entities, at=at)
+
+    def push(self, group: FeatureGroup | str, data: Any) -> PushResult:
+        """Write fresh rows to the offline table and the online store in one call."""
+        return self.features.online.push(group, data)
 
     def apply(self, objects: Sequence[Definition]) -> list[Change]:
         """Store entities, sources and feature groups; a changed one becomes a new version."""
@@ -129,6 +162,9 @@ class Yard:
 
     def close(self) -> None:
         self.tracking.buffer.flush()
+        store = self.__dict__.get("_online_store")
+        if store is not None:
+            store.close()
         self._engine.dispose()
 
     def __enter__(self) -> Yard:

@@ -43,6 +43,14 @@ class Settings:
     offline_uri: str = _setting("", "store.offline_uri", "MODELYARD_OFFLINE_URI",
                                 "Offline feature tables (Delta Lake, file:///path); "
                                 "default: the project's .modelyard/offline.")
+    online_uri: str = _setting("", "store.online_uri", "MODELYARD_ONLINE_URI",
+                               "Online feature store: sqlite:///path.db or "
+                               "redis://host:6379/0?prefix=name; default: the project's "
+                               ".modelyard/online.db.")
+    materialize_chunk_rows: int = _setting(2_000_000, "features.materialize_chunk_rows",
+                                           "MODELYARD_MATERIALIZE_CHUNK_ROWS",
+                                           "Offline rows read per materialization chunk; "
+                                           "bounds its memory.")
     default_experiment: str = _setting("default", "tracking.default_experiment",
                                        "MODELYARD_EXPERIMENT",
                                        "Experiment used when a run names none.")
@@ -186,7 +194,7 @@ def setting_sources(settings: Settings, **overrides: Any) -> dict[str, str]:
     sources: dict[str, str] = {}
     for f in Settings.fields():
         default = "default"
-        if in_project and f.name in ("uri", "artifact_uri", "offline_uri"):
+        if in_project and f.name in ("uri", "artifact_uri", "offline_uri", "online_uri"):
             default = "default (project folder)"
         elif in_project and f.name == "project_name":
             default = "default (folder name)"
@@ -197,7 +205,9 @@ def setting_sources(settings: Settings, **overrides: Any) -> dict[str, str]:
 def _with_defaults(s: Settings) -> Settings:
     """Fill the store URIs from the project folder when not set, and resolve relative paths."""
     uri, artifact_uri, offline_uri = s.uri, s.artifact_uri, s.offline_uri
+    online_uri = s.online_uri
     if s.data_dir is not None:
+        online_uri = online_uri or f"sqlite:///{s.data_dir / 'online.db'}"
         uri = uri or f"sqlite:///{s.data_dir / 'modelyard.db'}"
         artifact_uri = artifact_uri or f"file://{s.data_dir / 'artifacts'}"
         offline_uri = offline_uri or f"file://{s.data_dir / 'offline'}"
@@ -220,9 +230,15 @@ def _with_defaults(s: Settings) -> Settings:
     if not offline_uri and artifact_uri.startswith("file://"):
         offline_uri = f"{artifact_uri}/tables"  # outside a project: beside the artifacts
     offline_uri = _file_uri(offline_uri, base)
+    if not online_uri and artifact_uri.startswith("file://"):
+        online_uri = f"sqlite:///{artifact_uri[len('file://'):]}/online.db"
+    if online_uri.startswith("sqlite:///") and not online_uri.startswith("sqlite:////"):
+        rel = online_uri[len("sqlite:///"):]
+        if rel and not Path(rel).is_absolute():
+            online_uri = f"sqlite:///{(base / rel).resolve()}"
     project_name = s.project_name or (s.project_root.name if s.project_root else "")
     return dataclasses.replace(s, uri=uri, artifact_uri=artifact_uri, offline_uri=offline_uri,
-                               project_name=project_name)
+                               online_uri=online_uri, project_name=project_name)
 
 
 def _file_uri(value: str, base: Path) -> str:
@@ -248,6 +264,8 @@ def render_project_file(name: str) -> str:
         '# artifact_uri = "file:///data/modelyard-artifacts"\n'
         "# Offline feature tables (Delta Lake); default: the project's .modelyard/offline.\n"
         '# offline_uri = "file:///data/modelyard-offline"\n'
+        "# Online feature store; default: the project's .modelyard/online.db (SQLite).\n"
+        '# online_uri = "redis://127.0.0.1:6379/0?prefix=claims"\n'
         "\n"
         "[tracking]\n"
         'default_experiment = "default"\n'

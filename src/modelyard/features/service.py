@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from modelyard.features.training import SelectedGroup, TrainingSet, to_arrow
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from modelyard.features.online import OnlineService
     from modelyard.features.profiles import Profile, ProfileReport
 
 
@@ -58,12 +60,23 @@ class CommitReport:
 
 class FeatureService:
     def __init__(self, registry: FeatureRegistryStore, tables: OfflineTableStore,
-                 engine: OfflineEngine, project_root: Path | None) -> None:
+                 engine: OfflineEngine, project_root: Path | None,
+                 online: Callable[[FeatureService], OnlineService] | None = None) -> None:
         self.store = registry
         self.definitions = DefinitionRegistry(registry)
         self.tables = tables
         self.engine = engine
         self.base = project_root or Path.cwd()
+        self._online_factory = online
+
+    @functools.cached_property
+    def online(self) -> OnlineService:
+        """The online side: materialize, look up, push, freshness (opened on first use)."""
+        if self._online_factory is None:
+            from modelyard.errors import ConfigurationError
+
+            raise ConfigurationError("this feature store has no online store configured")
+        return self._online_factory(self)
 
     # --- definitions ----------------------------------------------------------------------
 
@@ -179,13 +192,16 @@ class FeatureService:
 
     # --- training sets --------------------------------------------------------------------
 
-    def _select(self, features: Sequence[str] | str) -> list[SelectedGroup]:
-        chosen: dict[tuple[str, int], list[str]] = {}
-        groups: dict[tuple[str, int], FeatureGroup] = {}
+    def resolve_features(self, features: Sequence[str] | str
+                         ) -> list[tuple[FeatureGroup, int, str]]:
+        """(group, version, feature name) for each feature that references name, in order;
+        ``group:*`` expands to every feature of the group."""
+        resolved = []
+        groups: dict[tuple[str, int | None], tuple[FeatureGroup, int]] = {}
         for ref in parse_refs(features):
-            group, version = self.definitions.group(ref.group, ref.version)
-            key = (group.name, version)
-            groups[key] = group
+            if (ref.group, ref.version) not in groups:
+                groups[ref.group, ref.version] = self.definitions.group(ref.group, ref.version)
+            group, version = groups[ref.group, ref.version]
             names = [f.name for f in group.features] if ref.feature == "*" else [ref.feature]
             for name in names:
                 try:
@@ -195,8 +211,17 @@ class FeatureService:
                         f"feature group {group.name!r} (v{version}) has no feature {name!r}; "
                         f"it has {', '.join(f.name for f in group.features)}",
                         feature=str(ref)) from None
-                if name not in chosen.setdefault(key, []):
-                    chosen[key].append(name)
+                resolved.append((group, version, name))
+        return resolved
+
+    def _select(self, features: Sequence[str] | str) -> list[SelectedGroup]:
+        chosen: dict[tuple[str, int], list[str]] = {}
+        groups: dict[tuple[str, int], FeatureGroup] = {}
+        for group, version, name in self.resolve_features(features):
+            key = (group.name, version)
+            groups[key] = group
+            if name not in chosen.setdefault(key, []):
+                chosen[key].append(name)
         return [SelectedGroup(groups[k], k[1], tuple(v)) for k, v in chosen.items()]
 
     def training_set(self, spine: Any = None, features: Sequence[str] | str = (), *,
@@ -348,7 +373,8 @@ class FeatureService:
 
     def forget(self, entity: Entity | str, keys: Any) -> int:
         """Delete an entity's rows from every version of every offline table that holds it
-        (a real delete, not a filter), and record that it happened."""
+        (a real delete, not a filter) and its values from the online store, and record that
+        it happened."""
         import pyarrow as pa
 
         ent = entity if isinstance(entity, Entity) else self.definitions.entity(entity)
@@ -375,5 +401,9 @@ class FeatureService:
                 n = self.tables.forget(source, ent.keys, key_table.select(list(ent.keys)))
                 per_source[source] = n
                 removed += n
-        self.store.log_forget(ent.name, key_table.num_rows, removed, {"sources": per_source})
+        details: dict[str, Any] = {"sources": per_source}
+        if self._online_factory is not None:
+            details["online_values"] = self.online.forget(
+                ent, key_table.select(list(ent.keys)))
+        self.store.log_forget(ent.name, key_table.num_rows, removed, details)
         return removed

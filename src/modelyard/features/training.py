@@ -134,13 +134,26 @@ def group_input(tables: OfflineTableStore, selected: SelectedGroup,
             f"source {source.name!r} of feature group {group.name!r} has no data yet: "
             f"ingest it first (yard.features.ingest({source.name!r}, ...))",
             source=source.name)
-    raw = tables.read(source.name, as_of=as_of)
+    return prepare_group(tables.read(source.name, as_of=as_of), selected)
+
+
+def prepare_group(raw: pa.Table, selected: SelectedGroup, *, event_feature: str | None = None,
+                  ttl: bool = True) -> GroupInput:
+    """The engine's input from a group's raw source rows: the transform applied and the
+    features computed. ``event_feature`` adds the chosen row's event time as a row feature of
+    that name; ``ttl=False`` keeps rows older than the group's TTL (the online side applies
+    the TTL when values are read)."""
+    group = selected.group
+    source = group.source
     if group.transform is not None:
         raw = apply_transform(raw, group)
     keys = group.entity.keys
     columns: list[tuple[str, str]] = [(k, quote(k)) for k in keys]
     columns += [("event_time", quote(source.timestamp)), ("ingested_at", quote(INGESTED_AT))]
     row_features: list[str] = []
+    if event_feature is not None:
+        columns.append((event_feature, quote(source.timestamp)))
+        row_features.append(event_feature)
     windows: list[WindowSpec] = []
     for name in selected.features:
         feature = group.feature(name)
@@ -157,7 +170,7 @@ def group_input(tables: OfflineTableStore, selected: SelectedGroup,
                                       int(feature.window_us or 0)))
     table = select(raw, columns)
     return GroupInput(group.name, keys, table, tuple(row_features), tuple(windows),
-                      group.ttl_us)
+                      group.ttl_us if ttl else None)
 
 
 def apply_transform(raw: pa.Table, group: FeatureGroup) -> pa.Table:

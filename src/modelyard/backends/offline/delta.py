@@ -187,7 +187,7 @@ class DeltaTableStore(OfflineTableStore):
     # --- reading ------------------------------------------------------------------------
 
     def scan(self, table: str, *, columns: Sequence[str] | None = None,
-             as_of: AsOf = None) -> pa.RecordBatchReader:
+             as_of: AsOf = None, where: pc.Expression | None = None) -> pa.RecordBatchReader:
         dt = self._open(table)
         path = self._path(table)
         with self._errors(table):
@@ -201,14 +201,16 @@ class DeltaTableStore(OfflineTableStore):
                 raise InvalidInputError(f"offline table {table!r} has no column {name!r}",
                                         table=table, column=name)
         row_filter = self._as_of_filter(table, as_of)
+        if where is not None:
+            row_filter = where if row_filter is None else row_filter & where
         with self._errors(table):
             scanner = dataset.scanner(columns=wanted, filter=row_filter)
             return scanner.to_reader()
 
     def read(self, table: str, *, columns: Sequence[str] | None = None,
-             as_of: AsOf = None) -> pa.Table:
+             as_of: AsOf = None, where: pc.Expression | None = None) -> pa.Table:
         for attempt in range(2):
-            reader = self.scan(table, columns=columns, as_of=as_of)
+            reader = self.scan(table, columns=columns, as_of=as_of, where=where)
             try:
                 return reader.read_all()
             except (OSError, pa.ArrowException) as exc:

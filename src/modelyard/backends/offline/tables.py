@@ -25,6 +25,7 @@ from modelyard.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:
     import pyarrow
+    import pyarrow.compute
 
 __all__ = [
     "COMMIT",
@@ -95,13 +96,16 @@ class OfflineTableStore(ABC):
 
     @abstractmethod
     def scan(self, table: str, *, columns: Sequence[str] | None = None,
-             as_of: AsOf = None) -> pyarrow.RecordBatchReader:
-        """Stream the table's rows in batches (bounded memory); ``as_of`` as in :meth:`read`."""
+             as_of: AsOf = None, where: pyarrow.compute.Expression | None = None
+             ) -> pyarrow.RecordBatchReader:
+        """Stream the table's rows in batches (bounded memory); ``as_of`` as in :meth:`read`;
+        ``where`` keeps only the rows it holds true for."""
 
     def read(self, table: str, *, columns: Sequence[str] | None = None,
-             as_of: AsOf = None) -> pyarrow.Table:
+             as_of: AsOf = None, where: pyarrow.compute.Expression | None = None
+             ) -> pyarrow.Table:
         """The table's rows, or those known at ``as_of`` (a commit id or an aware datetime)."""
-        return self.scan(table, columns=columns, as_of=as_of).read_all()
+        return self.scan(table, columns=columns, as_of=as_of, where=where).read_all()
 
     @abstractmethod
     def history(self, table: str) -> list[Commit]:

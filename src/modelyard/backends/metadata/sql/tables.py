@@ -136,3 +136,31 @@ forget_log = Table(
     Column("at", BigInteger, nullable=False),
     Column("details", Text, nullable=False),
 )
+
+# --- online feature store (migration 0003) --------------------------------------------------
+
+materializations = Table(
+    "materializations",
+    metadata,
+    Column("materialization_id", String(32), primary_key=True),
+    Column("group_name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("store", String(512), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("snapshot_us", BigInteger, nullable=False),
+    Column("since_us", BigInteger, nullable=True),
+    Column("entities", BigInteger, nullable=False),
+    Column("rows_written", BigInteger, nullable=False),
+    Column("chunks_total", Integer, nullable=False),
+    Column("chunks_done", Integer, nullable=False),
+    Column("resume_after", Text, nullable=True),
+    Column("max_event_us", BigInteger, nullable=True),
+    Column("layout", Text, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_materializations_group", "group_name", "version", "store", "started_at"),
+)
