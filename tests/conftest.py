@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 PG_ADMIN_URI = os.environ.get("MODELYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("MODELYARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def _pg_admin():  # type: ignore[no-untyped-def]
@@ -78,3 +79,27 @@ def yard(store_uri: str, project: Path) -> Iterator[object]:
         yield y
     finally:
         y.close()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of its own on the local Redis server; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"mytest_{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def online_uri(request: pytest.FixtureRequest, project: Path) -> str:
+    """The online store URI for each backend: a SQLite file in the project, or Redis."""
+    if request.param == "sqlite":
+        return f"sqlite:///{project / '.modelyard' / 'online.db'}"
+    return f"{REDIS_URL}?prefix={request.getfixturevalue('redis_prefix')}"
