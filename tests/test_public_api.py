@@ -22,10 +22,11 @@ PUBLIC = {
     "ConflictError",
     "AlreadyExistsError", "ParamConflictError", "RunStateError",
     "Entity", "Feature", "FeatureGroup", "Source", "Transform", "transform", "TrainingSet",
+    "RequestFeatureGroup", "OnlineResult",
 }
 
 HEAVY = ["sqlalchemy", "pandas", "numpy", "alembic", "typer", "rich", "sklearn", "pyarrow",
-         "psycopg", "joblib"]
+         "psycopg", "joblib", "msgpack", "redis", "starlette", "uvicorn"]
 
 
 def test_all_is_exactly_the_public_names() -> None:

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
         Transform,
         transform,
     )
+    from modelyard.features.lookup import OnlineResult
+    from modelyard.features.request import RequestFeatureGroup
     from modelyard.features.training import TrainingSet
     from modelyard.project import init_project
     from modelyard.settings import Settings
@@ -60,8 +62,10 @@ __all__ = [
     "InvalidMetricError",
     "ModelyardError",
     "NotFoundError",
+    "OnlineResult",
     "ParamConflictError",
     "ProjectNotFoundError",
+    "RequestFeatureGroup",
     "Run",
     "RunComparison",
     "RunStateError",
@@ -86,6 +90,8 @@ _LAZY = {
     "Transform": "modelyard.features.definitions",
     "transform": "modelyard.features.definitions",
     "TrainingSet": "modelyard.features.training",
+    "RequestFeatureGroup": "modelyard.features.request",
+    "OnlineResult": "modelyard.features.lookup",
     "Yard": "modelyard.client",
     "connect": "modelyard.client",
     "init_project": "modelyard.project",

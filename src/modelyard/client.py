@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 
     from modelyard.backends.metadata.materializations import MaterializationRecord
     from modelyard.backends.offline.tables import Commit
-    from modelyard.features.definitions import Definition, FeatureGroup, Source
+    from modelyard.features.definitions import FeatureGroup, Source
     from modelyard.features.lookup import OnlineResult
     from modelyard.features.online import OnlineService, PushResult
-    from modelyard.features.registry import Change
+    from modelyard.features.registry import AnyDefinition, Change
     from modelyard.features.service import FeatureService
     from modelyard.features.training import TrainingSet
 
@@ -134,15 +134,18 @@ class Yard:
                                                 incremental=incremental)
 
     def online_features(self, features: Sequence[str] | str, entities: Any, *,
+                        request: dict[str, Any] | None = None,
                         at: datetime | None = None) -> OnlineResult:
-        """Feature values of entities from the online store, with a status per row."""
-        return self.features.online.online_features(features, entities, at=at)
+        """Feature values of entities from the online store, with a status per row;
+        ``request`` holds the values request-time features need."""
+        return self.features.online.online_features(features, entities, request=request,
+                                                    at=at)
 
     def push(self, group: FeatureGroup | str, data: Any) -> PushResult:
         """Write fresh rows to the offline table and the online store in one call."""
         return self.features.online.push(group, data)
 
-    def apply(self, objects: Sequence[Definition]) -> list[Change]:
+    def apply(self, objects: Sequence[AnyDefinition]) -> list[Change]:
         """Store entities, sources and feature groups; a changed one becomes a new version."""
         return self.features.apply(objects)
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from modelyard.cli import demo, experiments, features, project, runs
+from modelyard.cli import demo, experiments, features, online, project, runs
 from modelyard.errors import ModelyardError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ project.register(app)
 demo.register(app)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
+online.register(features.app)
 app.add_typer(features.app, name="features")
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from modelyard.backends.online.base import OnlineStore
+    from modelyard.features.request import SelectedRequest
 
 FOUND, MISSING, EXPIRED = "found", "missing", "expired"
 _unpack = msgpack.unpackb
@@ -47,7 +48,9 @@ class LookupPlan:
     key_columns: tuple[str, ...]  # every key column the groups need, in order
     outputs: tuple[str, ...]  # feature columns of the result, in the order asked
     refs: tuple[str, ...]  # resolved "group@vN:feature" refs
-    request: Any = None  # request-time features (see features.request), or None
+    requests: tuple[SelectedRequest, ...] = ()  # request-time features to compute
+    request_columns: tuple[str, ...] = ()  # the request values they need
+    hidden: tuple[str, ...] = ()  # inputs of request features not asked for themselves
 
 
 @dataclass
@@ -175,6 +178,8 @@ def lookup(store: OnlineStore, plan: LookupPlan, columns: Mapping[str, Sequence[
         for name, column in zip(g.names, out, strict=True):
             values[name] = column
         group_status[f"{g.group}@v{g.version}"] = states
+    if plan.requests:
+        values.update(_request_values(plan, columns, values, n))
     ordered = {name: values[name] for name in plan.outputs if name in values}
     keys = {k: list(columns[k]) for k in plan.key_columns}
     return OnlineResult(keys, ordered, status, group_status, list(plan.refs))
@@ -187,3 +192,32 @@ def group_plan(group: str, version: int, layout: Layout, wanted: Sequence[str],
     return GroupPlan(group, version, layout, positions, tuple(wanted),
                      tuple(f not in window_features for f in wanted),
                      tuple(converters(kinds)))
+
+
+_ARROW_KINDS = {"int": "int64", "float": "float64", "string": "string", "bool": "bool",
+                "date": "date32"}
+
+
+def _request_values(plan: LookupPlan, columns: Mapping[str, Sequence[Any]],
+                    values: dict[str, list[Any]], n: int) -> dict[str, list[Any]]:
+    """Request-time features, computed by the same function as in training sets over the
+    request's values and the stored inputs (typed as they were stored)."""
+    import pyarrow as pa
+
+    from modelyard.features.request import compute
+
+    arrays: dict[str, pa.Array] = {}
+    for name in plan.request_columns:
+        arrays[name] = pa.array(list(columns[name]))
+    for g in plan.groups:
+        for name, position in zip(g.names, g.positions, strict=True):
+            kind = g.layout.kinds[position]
+            dtype: pa.DataType | None = None
+            if kind == "timestamp":
+                dtype = pa.timestamp("us", tz="UTC")
+            elif kind in _ARROW_KINDS:
+                dtype = pa.type_for_alias(_ARROW_KINDS[kind])
+            arrays[name] = pa.array(values[name], type=dtype)
+    table = pa.table(arrays) if arrays else pa.table({"__rows": [None] * n})
+    computed = compute(table, plan.requests, "the request")
+    return {name: computed.column(name).to_pylist() for name in computed.column_names}

@@ -150,30 +150,33 @@ class OnlineService:
             self._plans.clear()
 
     def _make_plan(self, features: Sequence[str]) -> LookupPlan:
-        wanted: dict[tuple[str, int], list[str]] = {}
-        groups: dict[tuple[str, int], FeatureGroup] = {}
-        for group, version, name in self.features.resolve_features(features):
-            key = (group.name, version)
-            groups[key] = group
-            if name not in wanted.setdefault(key, []):
-                wanted[key].append(name)
+        selection = self.features.select_features(features)
         plans = []
-        outputs: list[str] = []
         key_columns: list[str] = []
-        for key, names in wanted.items():
-            group = groups[key]
-            layout = self.layout(group.name, key[1])
+        for chosen in selection.groups:
+            group = chosen.group
+            layout = self.layout(group.name, chosen.version)
             windows = [f.name for f in group.features if f.window is not None]
-            plans.append(group_plan(group.name, key[1], layout, names, windows))
-            clash = set(outputs) & set(names)
-            if clash:
-                raise InvalidInputError(
-                    f"feature name(s) {', '.join(sorted(clash))} asked from several groups; "
-                    "ask each from one group", field="features")
-            outputs += names
+            plans.append(group_plan(group.name, chosen.version, layout, chosen.features,
+                                    windows))
             key_columns += [k for k in group.entity.keys if k not in key_columns]
-        refs = tuple(f"{g}@v{v}:{n}" for (g, v), names in wanted.items() for n in names)
-        return LookupPlan(tuple(plans), tuple(key_columns), tuple(outputs), refs)
+        names = [n for g in selection.groups for n in g.features]
+        names += [n for r in selection.requests for n in r.features]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise InvalidInputError(
+                f"feature name(s) {', '.join(clash)} asked from several groups; ask each "
+                "from one group", field="features")
+        asked = [n for _, _, n in self.features.resolve_features(features)]
+        outputs = [n for n in dict.fromkeys(asked) if n not in selection.hidden]
+        refs = [f"{g.group.name}@v{g.version}:{n}" for g in selection.groups
+                for n in g.features if n not in selection.hidden]
+        refs += [f"{r.group.name}@v{r.version}:{n}" for r in selection.requests
+                 for n in r.features]
+        request_columns = tuple(dict.fromkeys(
+            c for r in selection.requests for c, _ in r.group.request))
+        return LookupPlan(tuple(plans), tuple(key_columns), tuple(outputs), tuple(refs),
+                          tuple(selection.requests), request_columns, selection.hidden)
 
     def layout(self, group: str, version: int) -> Layout:
         """How the group version's values are stored; NotFoundError if never materialized."""
@@ -187,11 +190,19 @@ class OnlineService:
             group=group, version=version)
 
     def online_features(self, features: Sequence[str] | str, entities: Any, *,
+                        request: dict[str, Any] | None = None,
                         at: datetime | None = None) -> OnlineResult:
         """The features of each entity: values, and a status per row (found / missing /
-        expired by the group's TTL, measured at ``at``, default now)."""
+        expired by the group's TTL, measured at ``at``, default now). Request feature
+        groups take their request columns from ``request`` (or from ``entities``)."""
         plan = self.plan(features)
-        columns = entity_columns(entities, plan.key_columns)
+        if request is not None:
+            if not isinstance(request, dict):
+                raise InvalidInputError("request must be a mapping of column to values",
+                                        field="request")
+            entities = {**entity_columns(entities, plan.key_columns, plan.request_columns),
+                        **request}
+        columns = entity_columns(entities, plan.key_columns, plan.request_columns)
         return read_values(self.store, plan, columns, None if at is None else epoch_us(at))
 
     # --- push -----------------------------------------------------------------------------

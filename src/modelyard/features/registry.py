@@ -15,10 +15,13 @@ from modelyard.features.definitions import (
     Source,
     content_hash,
 )
+from modelyard.features.request import RequestFeatureGroup
+from modelyard.features.request import check as check_request_group
 from modelyard.features.sql import check_expression
 
 Action = Literal["create", "update", "unchanged"]
-_ORDER = {"entity": 0, "source": 1, "feature_group": 2}
+_ORDER = {"entity": 0, "source": 1, "feature_group": 2, "request_group": 3}
+AnyDefinition = Definition | RequestFeatureGroup
 
 
 @dataclass(frozen=True)
@@ -39,15 +42,15 @@ class Change:
         return f"  unchanged {word} {self.name} (v{self.version})"
 
 
-def _expand(objects: Iterable[Definition]) -> list[Definition]:
+def _expand(objects: Iterable[AnyDefinition]) -> list[AnyDefinition]:
     """The objects plus the entities and sources their groups embed, each name once."""
-    found: dict[tuple[str, str], Definition] = {}
+    found: dict[tuple[str, str], AnyDefinition] = {}
     for obj in objects:
-        if not isinstance(obj, (Entity, Source, FeatureGroup)):
+        if not isinstance(obj, (Entity, Source, FeatureGroup, RequestFeatureGroup)):
             raise InvalidDefinitionError(
-                f"cannot apply {obj!r}: expected Entity, Source or FeatureGroup",
-                field="objects")
-        parts: list[Definition] = [obj]
+                f"cannot apply {obj!r}: expected Entity, Source, FeatureGroup or "
+                "RequestFeatureGroup", field="objects")
+        parts: list[AnyDefinition] = [obj]
         if isinstance(obj, FeatureGroup):
             parts = [obj.entity, obj.source, obj]
         for part in parts:
@@ -81,11 +84,13 @@ class DefinitionRegistry:
     def __init__(self, store: FeatureRegistryStore) -> None:
         self.store = store
 
-    def plan(self, objects: Sequence[Definition]) -> list[Change]:
+    def plan(self, objects: Sequence[AnyDefinition]) -> list[Change]:
         changes = []
         for obj in _expand(objects):
             if isinstance(obj, FeatureGroup):
                 _validate(obj)
+            elif isinstance(obj, RequestFeatureGroup):
+                check_request_group(obj)
             digest = content_hash(obj.spec())
             latest = next(iter(self._latest(obj.kind, obj.name)), None)
             if latest is None:
@@ -98,7 +103,7 @@ class DefinitionRegistry:
                                       latest.version, digest))
         return changes
 
-    def apply(self, objects: Sequence[Definition]) -> list[Change]:
+    def apply(self, objects: Sequence[AnyDefinition]) -> list[Change]:
         planned = self.plan(objects)  # validates everything before anything is stored
         applied = []
         for obj, change in zip(_expand(objects), planned, strict=True):
@@ -121,6 +126,24 @@ class DefinitionRegistry:
     def group(self, name: str, version: int | None = None) -> tuple[FeatureGroup, int]:
         record = self.store.get_definition("feature_group", name, version)
         return FeatureGroup.from_spec(record.spec), record.version
+
+    def request_group(self, name: str, version: int | None = None
+                      ) -> tuple[RequestFeatureGroup, int]:
+        record = self.store.get_definition("request_group", name, version)
+        return RequestFeatureGroup.from_spec(record.spec), record.version
+
+    def any_group(self, name: str, version: int | None = None
+                  ) -> tuple[FeatureGroup | RequestFeatureGroup, int]:
+        """The feature group, or else the request feature group, of that name."""
+        from modelyard.errors import NotFoundError
+
+        try:
+            return self.group(name, version)
+        except NotFoundError as first:
+            try:
+                return self.request_group(name, version)
+            except NotFoundError:
+                raise first from None
 
     def source(self, name: str) -> Source:
         return Source.from_spec(self.store.get_definition("source", name).spec)

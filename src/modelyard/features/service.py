@@ -17,14 +17,15 @@ from modelyard.backends.metadata.feature_registry import (
 )
 from modelyard.backends.offline.engine import OfflineEngine
 from modelyard.backends.offline.tables import COMMIT, Commit, OfflineTableStore
-from modelyard.errors import InvalidInputError, NotFoundError
+from modelyard.errors import InvalidDefinitionError, InvalidInputError, NotFoundError
 from modelyard.features import training
-from modelyard.features.definitions import Definition, Entity, FeatureGroup, Source
+from modelyard.features.definitions import Entity, FeatureGroup, Source
 from modelyard.features.loading import load_source
 from modelyard.features.refs import parse_refs
-from modelyard.features.registry import Change, DefinitionRegistry
+from modelyard.features.registry import AnyDefinition, Change, DefinitionRegistry
+from modelyard.features.request import RequestFeatureGroup, SelectedRequest
 from modelyard.features.sql import select
-from modelyard.features.training import SelectedGroup, TrainingSet, to_arrow
+from modelyard.features.training import SelectedGroup, Selection, TrainingSet, to_arrow
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -80,11 +81,11 @@ class FeatureService:
 
     # --- definitions ----------------------------------------------------------------------
 
-    def plan(self, objects: Sequence[Definition]) -> list[Change]:
+    def plan(self, objects: Sequence[AnyDefinition]) -> list[Change]:
         """What :meth:`apply` would change, without storing anything."""
         return self.definitions.plan(objects)
 
-    def apply(self, objects: Sequence[Definition]) -> list[Change]:
+    def apply(self, objects: Sequence[AnyDefinition]) -> list[Change]:
         """Store new versions of changed definitions; unchanged ones are no-ops."""
         return self.definitions.apply(objects)
 
@@ -193,14 +194,16 @@ class FeatureService:
     # --- training sets --------------------------------------------------------------------
 
     def resolve_features(self, features: Sequence[str] | str
-                         ) -> list[tuple[FeatureGroup, int, str]]:
+                         ) -> list[tuple[FeatureGroup | RequestFeatureGroup, int, str]]:
         """(group, version, feature name) for each feature that references name, in order;
-        ``group:*`` expands to every feature of the group."""
-        resolved = []
-        groups: dict[tuple[str, int | None], tuple[FeatureGroup, int]] = {}
+        ``group:*`` expands to every feature of the group. A group may be a request feature
+        group."""
+        resolved: list[tuple[FeatureGroup | RequestFeatureGroup, int, str]] = []
+        groups: dict[tuple[str, int | None], tuple[FeatureGroup | RequestFeatureGroup, int]] = {}
         for ref in parse_refs(features):
             if (ref.group, ref.version) not in groups:
-                groups[ref.group, ref.version] = self.definitions.group(ref.group, ref.version)
+                groups[ref.group, ref.version] = self.definitions.any_group(ref.group,
+                                                                            ref.version)
             group, version = groups[ref.group, ref.version]
             names = [f.name for f in group.features] if ref.feature == "*" else [ref.feature]
             for name in names:
@@ -214,15 +217,40 @@ class FeatureService:
                 resolved.append((group, version, name))
         return resolved
 
-    def _select(self, features: Sequence[str] | str) -> list[SelectedGroup]:
+    def select_features(self, features: Sequence[str] | str) -> Selection:
+        """The groups and features a list of references asks for; request feature groups
+        bring their inputs along (hidden from the result unless asked for too)."""
         chosen: dict[tuple[str, int], list[str]] = {}
         groups: dict[tuple[str, int], FeatureGroup] = {}
-        for group, version, name in self.resolve_features(features):
-            key = (group.name, version)
-            groups[key] = group
-            if name not in chosen.setdefault(key, []):
-                chosen[key].append(name)
-        return [SelectedGroup(groups[k], k[1], tuple(v)) for k, v in chosen.items()]
+        requests: dict[tuple[str, int], tuple[RequestFeatureGroup, list[str]]] = {}
+        resolved = self.resolve_features(features)
+        for group, version, name in resolved:
+            if isinstance(group, RequestFeatureGroup):
+                entry = requests.setdefault((group.name, version), (group, []))
+                if name not in entry[1]:
+                    entry[1].append(name)
+                continue
+            groups[group.name, version] = group
+            if name not in chosen.setdefault((group.name, version), []):
+                chosen[group.name, version].append(name)
+        asked = {n for names in chosen.values() for n in names}
+        hidden: list[str] = []
+        for request_group, _ in requests.values():
+            for group, version, name in self.resolve_features(list(request_group.inputs)):
+                if isinstance(group, RequestFeatureGroup):
+                    raise InvalidDefinitionError(
+                        f"request feature group {request_group.name!r} takes input "
+                        f"{group.name}:{name} from another request feature group; inputs must "
+                        "be stored features", field="inputs")
+                groups[group.name, version] = group
+                if name not in chosen.setdefault((group.name, version), []):
+                    chosen[group.name, version].append(name)
+                if name not in asked and name not in hidden:
+                    hidden.append(name)
+        return Selection(
+            [SelectedGroup(groups[k], k[1], tuple(v)) for k, v in chosen.items()],
+            [SelectedRequest(g, k[1], tuple(names)) for k, (g, names) in requests.items()],
+            tuple(hidden))
 
     def training_set(self, spine: Any = None, features: Sequence[str] | str = (), *,
                      label: str | None = None, timestamp: str | None = None,
@@ -230,7 +258,11 @@ class FeatureService:
                      end: datetime | None = None) -> TrainingSet:
         """Point-in-time-correct features for every spine row (keys + timestamp [+ label]);
         without a spine, for every entity event of the first group between start and end."""
-        selected = self._select(features)
+        selection = self.select_features(features)
+        selected = selection.groups
+        if not selected:
+            raise InvalidInputError("name at least one stored feature (a request feature "
+                                    "group's inputs count)", field="features")
         when = self._resolve_as_of(as_of, selected)
         if spine is None:
             spine_table = self._spine_for_period(selected[0], start, end, when)
@@ -249,7 +281,8 @@ class FeatureService:
                     f"the spine lacks key column(s) {', '.join(missing)} of entity "
                     f"{s.group.entity.name!r} (feature group {s.group.name!r})", field="spine")
         result = training.build(self.engine, self.tables, spine_table, selected,
-                                timestamp=ts, label=label, as_of=when)
+                                timestamp=ts, label=label, as_of=when,
+                                requests=selection.requests, hidden=selection.hidden)
         self.store.save_training_set(TrainingSetRecord(result.training_set_id,
                                                        result.created_at, result.lineage()))
         return result

@@ -22,6 +22,7 @@ from modelyard.backends.offline.engine import GroupInput, OfflineEngine, WindowS
 from modelyard.backends.offline.tables import OfflineTableStore
 from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.features.definitions import FeatureGroup
+from modelyard.features.request import SelectedRequest, compute
 from modelyard.features.sql import quote, select
 
 if TYPE_CHECKING:
@@ -37,6 +38,16 @@ class SelectedGroup:
     group: FeatureGroup
     version: int
     features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a list of feature references asks for: stored groups (with the inputs of request
+    features), request feature groups, and the inputs not asked for themselves."""
+
+    groups: list[SelectedGroup]
+    requests: list[SelectedRequest]
+    hidden: tuple[str, ...]
 
 
 @dataclass
@@ -202,9 +213,10 @@ def spine_digest(spine: pa.Table) -> str:
 
 def build(engine: OfflineEngine, tables: OfflineTableStore, spine: pa.Table,
           groups: Sequence[SelectedGroup], *, timestamp: str, label: str | None,
-          as_of: datetime | None) -> TrainingSet:
+          as_of: datetime | None, requests: Sequence[SelectedRequest] = (),
+          hidden: Sequence[str] = ()) -> TrainingSet:
     inputs = [group_input(tables, g, as_of) for g in groups]
-    names = [n for g in groups for n in g.features]
+    names = [n for g in groups for n in g.features] + [n for r in requests for n in r.features]
     clashes = {n for n in names if names.count(n) > 1} | (set(names) & set(spine.column_names))
     if clashes:
         raise InvalidInputError(
@@ -212,12 +224,20 @@ def build(engine: OfflineEngine, tables: OfflineTableStore, spine: pa.Table,
             "spine; select them from one group, or rename the spine's column",
             field="features")
     result = engine.point_in_time(spine, timestamp, inputs, as_of=as_of)
+    if requests:
+        computed = compute(result, requests, "the spine")
+        for name in computed.column_names:
+            result = result.append_column(name, computed.column(name))
+    if hidden:
+        result = result.drop_columns(list(hidden))
     commits: dict[str, str | None] = {}
     for g in groups:
         history = tables.history(g.group.source.name)
         seen = [c for c in history if as_of is None or c.ingested_at <= as_of]
         commits[g.group.source.name] = seen[-1].commit_id if seen else None
-    features = [f"{g.group.name}@v{g.version}:{f}" for g in groups for f in g.features]
+    features = [f"{g.group.name}@v{g.version}:{f}" for g in groups for f in g.features
+                if f not in hidden]
+    features += [f"{r.group.name}@v{r.version}:{f}" for r in requests for f in r.features]
     digest = spine_digest(spine)
     as_of_text = None if as_of is None else as_of.isoformat()
     ident = hashlib.sha256(json.dumps(

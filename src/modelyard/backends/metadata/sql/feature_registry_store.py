@@ -18,7 +18,8 @@ from modelyard.backends.metadata.sql import tables as t
 from modelyard.backends.metadata.sql.engine import ensure_schema, translate_errors
 from modelyard.errors import NotFoundError
 
-_KIND_WORDS = {"entity": "entity", "source": "source", "feature_group": "feature group"}
+_KIND_WORDS = {"entity": "entity", "source": "source", "feature_group": "feature group",
+               "request_group": "request feature group"}
 
 
 def _now_ms() -> int:
