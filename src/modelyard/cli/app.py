@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from modelyard.cli import demo, experiments, features, online, project, runs
+from modelyard.cli import demo, experiments, features, online, project, runs, serve
 from modelyard.errors import ModelyardError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 project.register(app)
 demo.register(app)
+serve.register(app)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 online.register(features.app)

@@ -40,6 +40,7 @@ class GroupPlan:
     names: tuple[str, ...]  # output column of each
     row_level: tuple[bool, ...]  # which are row features (nulled when the value expired)
     convert: tuple[Any, ...]
+    empty: tuple[Any, ...] = ()  # each feature's value for an entity with no history
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def lookup(store: OnlineStore, plan: LookupPlan, columns: Mapping[str, Sequence[
     group_status: dict[str, list[str]] = {}
     status = [FOUND] * n
     for g, found in zip(plan.groups, stored, strict=True):
-        out: list[list[Any]] = [[None] * n for _ in g.positions]
+        out: list[list[Any]] = [[e] * n for e in g.empty]
         states = [FOUND] * n
         ttl = g.layout.ttl_us
         for row, raw in enumerate(found):
@@ -186,12 +187,16 @@ def lookup(store: OnlineStore, plan: LookupPlan, columns: Mapping[str, Sequence[
 
 
 def group_plan(group: str, version: int, layout: Layout, wanted: Sequence[str],
-               window_features: Sequence[str]) -> GroupPlan:
+               window_features: Sequence[str], count_features: Sequence[str] = ()
+               ) -> GroupPlan:
+    """``count_features`` (count windows) read 0 for an entity with no history, as a
+    training set computes them; every other feature reads null."""
     positions = tuple(layout.features.index(f) for f in wanted)
     kinds = [layout.kinds[p] for p in positions]
     return GroupPlan(group, version, layout, positions, tuple(wanted),
                      tuple(f not in window_features for f in wanted),
-                     tuple(converters(kinds)))
+                     tuple(converters(kinds)),
+                     tuple(0 if f in count_features else None for f in wanted))
 
 
 _ARROW_KINDS = {"int": "int64", "float": "float64", "string": "string", "bool": "bool",

@@ -4,7 +4,8 @@ A materialization *at* instant T writes, for every entity with history at or bef
 training set would compute for a spine row (entity, T): the same definitions, the same
 engine, the same code path (:func:`values_at`). Window features are therefore values as of T.
 Rows are read from a *snapshot* of the offline tables (everything ingested when the run
-started), so a run is repeatable and resumable even while new rows arrive.
+started, named by the newest ingestion time among it), so a run is repeatable and resumable
+even while new rows arrive, and two runs over the same data store the same bytes.
 
 Memory stays bounded: entities are processed in chunks sized so that each reads about
 ``chunk_rows`` offline rows. After each chunk the run's record notes the last entity key
@@ -26,13 +27,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from modelyard.backends.metadata.materializations import (
     MaterializationRecord,
     MaterializationStore,
     Mode,
+    Status,
 )
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
 from modelyard.features.codec import Layout, encode_rows, epoch_us, from_epoch_us
@@ -219,6 +221,12 @@ class Materializer:
         rows = self.tables.read(group.source.name, columns=[*names, ts, INGESTED_AT],
                                 as_of=snapshot)
         total_rows = rows.num_rows
+        if record.chunks_total == 0 and total_rows:
+            # the snapshot is the newest ingestion the run sees, not the clock: two runs over
+            # the same data then store the same bytes
+            newest = pc.max(rows[INGESTED_AT]).as_py()
+            if newest is not None:
+                record.snapshot_us = epoch_us(newest)
         if keys is None:
             at = from_epoch_us(record.at_us)
             mask = pc.less_equal(rows[ts], at)
@@ -255,18 +263,28 @@ class Materializer:
     # --- records ------------------------------------------------------------------------------
 
     def _unfinished(self, group: str, version: int) -> MaterializationRecord | None:
-        found = self.records.list_materializations(group, version=version,
-                                                   store=self.store_id, limit=1)
-        last = found[0] if found else None
-        if last is not None and last.status != "done" and last.mode != "push":
+        """The latest run (pushes aside) when it did not finish."""
+        last = self._latest_run(group, version, None)
+        if last is not None and last.status != "done":
             last.status, last.error = "running", None
             return last
         return None
 
     def last_done(self, group: str, version: int) -> MaterializationRecord | None:
-        found = [r for r in self.records.list_materializations(
-            group, version=version, store=self.store_id, status="done") if r.mode != "push"]
-        return found[0] if found else None
+        return self._latest_run(group, version, "done")
+
+    def _latest_run(self, group: str, version: int, status: Status | None
+                    ) -> MaterializationRecord | None:
+        """The newest record of a run (not a push), reading more records only while the
+        newest ones are all pushes."""
+        for limit in (20, 1_000, None):
+            found = self.records.list_materializations(group, version=version,
+                                                       store=self.store_id, status=status,
+                                                       limit=limit)
+            run = next((r for r in found if r.mode != "push"), None)
+            if run is not None or limit is None or len(found) < limit:
+                return run
+        return None
 
 
 def _longest_window(group: FeatureGroup) -> int:
@@ -296,9 +314,20 @@ def _resume_index(keys: pa.Table, resume_after: str | None) -> int:
     last = json.loads(resume_after)
     names = keys.column_names
     rows = list(zip(*(keys.column(n).to_pylist() for n in names), strict=True))
-    probe = tuple(type(rows[0][i])(v) if rows[0][i] is not None else v
-                  for i, v in enumerate(last))
+    probe = tuple(_like(rows[0][i], v) for i, v in enumerate(last))
     return bisect.bisect_right(rows, probe)
+
+
+def _like(example: Any, value: Any) -> Any:
+    """A key value read back from JSON, of the type of ``example`` (a key of the same column):
+    dates and timestamps were written as their ISO text."""
+    if value is None or example is None:
+        return value
+    if isinstance(example, datetime):
+        return datetime.fromisoformat(value)
+    if isinstance(example, date):
+        return date.fromisoformat(value)
+    return type(example)(value)
 
 
 def now_utc() -> datetime:

@@ -157,8 +157,10 @@ class OnlineService:
             group = chosen.group
             layout = self.layout(group.name, chosen.version)
             windows = [f.name for f in group.features if f.window is not None]
+            counts = [f.name for f in group.features if f.window is not None
+                      and f.aggregation()[0] in ("count", "count_distinct")]
             plans.append(group_plan(group.name, chosen.version, layout, chosen.features,
-                                    windows))
+                                    windows, counts))
             key_columns += [k for k in group.entity.keys if k not in key_columns]
         names = [n for g in selection.groups for n in g.features]
         names += [n for r in selection.requests for n in r.features]

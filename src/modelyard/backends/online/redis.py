@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelyard.backends.online.base import STAMP_BYTES, OnlineStore
 from modelyard.errors import ConfigurationError, StorageError
@@ -41,7 +42,8 @@ class RedisOnlineStore(OnlineStore):
                 "the Redis online store needs the redis package: pip install 'modelyard[redis]'"
             ) from exc
         self.prefix = prefix
-        self.uri = f"{url}{'&' if '?' in url else '?'}prefix={prefix}"
+        shown = _without_password(url)
+        self.uri = f"{shown}{'&' if '?' in shown else '?'}prefix={prefix}"
         self._redis = redis
         self._client: Any = redis.Redis.from_url(
             url, socket_timeout=10, socket_connect_timeout=3, health_check_interval=30)
@@ -55,9 +57,8 @@ class RedisOnlineStore(OnlineStore):
         try:
             yield
         except self._redis.RedisError as exc:
-            where = self.uri.split("@")[-1]  # never print a password
-            raise StorageError(f"online store {where}: cannot {action}: {exc}",
-                               store=where) from exc
+            raise StorageError(f"online store {self.uri}: cannot {action}: {exc}",
+                               store=self.uri) from exc
 
     def write(self, table: str, rows: Sequence[tuple[str, bytes]]) -> int:
         written = 0
@@ -104,17 +105,17 @@ class RedisOnlineStore(OnlineStore):
 
     def keys(self, table: str, limit: int | None = None) -> list[str]:
         skip = len(self._key(table, ""))
-        found: list[str] = []
+        found: dict[str, None] = {}  # SCAN may return a key more than once
         with self._errors(f"list {table}"):
             for raw in self._scan(table):
-                found.append(raw.decode()[skip:])
+                found[raw.decode()[skip:]] = None
                 if limit is not None and len(found) >= limit:
                     break
-        return found
+        return list(found)
 
     def count(self, table: str) -> int:
         with self._errors(f"count {table}"):
-            return sum(1 for _ in self._scan(table))
+            return len(set(self._scan(table)))  # SCAN may return a key more than once
 
     def drop(self, table: str) -> int:
         removed = 0
@@ -135,3 +136,16 @@ class RedisOnlineStore(OnlineStore):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _without_password(url: str) -> str:
+    """The URL with no password in it: neither in the user part nor as a query parameter."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, host = netloc.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        netloc = f"{user}@{host}" if user else host
+    query = "&".join(p for p in parts.query.split("&")
+                     if p and p.split("=", 1)[0].lower() != "password")
+    return parts._replace(netloc=netloc, query=query).geturl()

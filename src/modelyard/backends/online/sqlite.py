@@ -7,6 +7,7 @@ connection. A batch lookup over several feature groups is a single ``SELECT``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ _UPSERT = (
     f"{STAMP_BYTES})"
 )
 _MAX_VARIABLES = 30_000  # below SQLite's limit of 32,766 bound parameters per statement
+_MAX_SELECTS = 500  # SQLite's limit of terms in one compound SELECT (UNION ALL)
 _WRITE_BATCH = 20_000
 
 
@@ -41,6 +43,7 @@ class SqliteOnlineStore(OnlineStore):
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -50,6 +53,8 @@ class SqliteOnlineStore(OnlineStore):
             self._conn().execute(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():  # a forked child: never reuse the parent's connections
+            self._pid, self._local, self._opened = os.getpid(), threading.local(), []
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
@@ -99,7 +104,9 @@ class SqliteOnlineStore(OnlineStore):
         with self._errors("read"):
             batch_vars = 0
             for index, chunk in pieces:
-                if batch_vars + len(chunk) + 2 > _MAX_VARIABLES and parts:
+                full = (batch_vars + len(chunk) + 2 > _MAX_VARIABLES
+                        or len(parts) >= _MAX_SELECTS)
+                if full and parts:
                     self._run(conn, parts, params, found)
                     parts, params, batch_vars = [], [], 0
                 marks = ",".join("?" * len(chunk))

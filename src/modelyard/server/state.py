@@ -1,0 +1,107 @@
+"""What every endpoint of the server shares: the project's Yard, opened services, the routes.
+
+A route module (``server/features.py``, ``server/health.py``, ...) contributes one
+:class:`Endpoints`: a function that builds its routes over the :class:`ServerState`, and the
+OpenAPI fragments (path items and component schemas) that describe them. ``create_app``
+collects them, so a new group of endpoints is one new module and one entry in its list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from modelyard.errors import ModelyardError, StorageError
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from modelyard.client import Yard
+    from modelyard.features.online import OnlineService
+
+__all__ = ["Endpoints", "ServerState"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """One group of endpoints: its routes and its part of the OpenAPI document."""
+
+    name: str
+    routes: Callable[[ServerState], list[BaseRoute]]
+    paths: Mapping[str, Any] = field(default_factory=dict)  # OpenAPI path items
+    schemas: Mapping[str, Any] = field(default_factory=dict)  # OpenAPI component schemas
+    tag: str = ""  # the description of the tag the paths are listed under
+
+
+class ServerState:
+    """The Yard the server answers from, with its services opened once and shared by
+    every request, and the threads that run the blocking work of requests."""
+
+    def __init__(self, yard: Yard, threads: int | None = None) -> None:
+        self.yard = yard
+        self.openapi: dict[str, Any] = {}
+        self._online: OnlineService | None = None
+        self._lock = threading.Lock()
+        # A pool of its own, not Starlette's (anyio's) threadpool: handing work to it costs
+        # a fraction, which shows at thousands of small requests per second. Its size
+        # (default min(32, CPUs + 4)) bounds the store connections too: one per thread.
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="modelyard-server")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` in a worker thread; the event loop goes on meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        """Stop the worker threads (the Yard is closed by whoever opened it)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def online(self) -> OnlineService:
+        """The online feature service, opened on first use (once, whatever the threads)."""
+        online = self._online
+        if online is None:
+            with self._lock:
+                if self._online is None:
+                    self._online = self.yard.features.online
+                online = self._online
+        return online
+
+    def readiness(self) -> dict[str, str | None]:
+        """Per store, None when it answers, else what is wrong (blocking: call it in a
+        thread)."""
+        return {"metadata_store": _problem(self._ping_metadata),
+                "online_store": _problem(lambda: self.online().store.ping())}
+
+    def _ping_metadata(self) -> None:
+        import sqlalchemy as sa
+
+        from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
+
+        store = self.yard.tracking.store
+        if not isinstance(store, SqlTrackingStore):  # another backend: a cheap read instead
+            store.list_experiments()
+            return
+        try:
+            # read-only: on SQLite this neither takes the write lock nor waits for a writer
+            with store.engine.connect().execution_options(modelyard_read_only=True) as conn:
+                conn.exec_driver_sql("SELECT 1").scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            where = store.engine.url.render_as_string(hide_password=True)
+            raise StorageError(
+                f"cannot reach the metadata store at {where}: "
+                f"{getattr(exc, 'orig', None) or exc}") from exc
+
+
+def _problem(check: Callable[[], object]) -> str | None:
+    try:
+        check()
+    except ModelyardError as exc:
+        return exc.message
+    except Exception as exc:  # a readiness probe reports, never raises
+        return f"{type(exc).__name__}: {exc}"
+    return None
