@@ -33,7 +33,7 @@ def test_extra_steps_see_what_earlier_steps_made(tmp_path: Path) -> None:
     result = run_demo(DemoConfig(path=tmp_path / "d", customers=400, seed=1),
                       console=console, steps=steps)
     assert [s.key for s in default_steps()] == [
-        "data", "features", "ingest", "training_set", "train", "best"]
+        "data", "features", "ingest", "training_set", "train", "best", "online"]
     assert len(seen["results"]) >= 3  # type: ignore[arg-type]
     assert seen["best"] is not None
     assert seen["training_set"] is not None
@@ -82,3 +82,17 @@ def test_the_demo_runs_on_postgresql(tmp_path: Path, pg_uri: str,
         assert yard.features.get_training_set(str(result.training_set_id)).spec[
             "commits"] == result.commits
     assert not (result.root / ".modelyard" / "modelyard.db").exists()
+
+
+def test_the_online_step_serves_the_materialized_features(tmp_path: Path) -> None:
+    console = _quiet()
+    result = run_demo(DemoConfig(path=tmp_path / "d", customers=400, seed=3), console=console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "7. Online features" in text and "no skew" in text
+    with modelyard.connect(project=result.root) as yard:
+        fresh = {f.group: f for f in yard.features.online.freshness()}
+        assert set(fresh) == {"customer_profile", "claim_history"}
+        assert all(f.runs == 1 and f.newest_event is not None for f in fresh.values())
+        found = yard.online_features(["customer_profile:region"], {"customer_id": [1, 2]})
+        assert found.status == ["found", "found"]
+        assert yard.features.online.check_skew("claim_history", sample=50).ok

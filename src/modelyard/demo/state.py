@@ -12,13 +12,17 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelyard.backends.metadata.base import RunRecord
+    from modelyard.backends.metadata.materializations import MaterializationRecord
     from modelyard.client import Yard
     from modelyard.demo.data import ClaimsData
     from modelyard.demo.feature_store import Ingestion
     from modelyard.demo.files import DataFile
     from modelyard.demo.training import CandidateResult, TimeSplit
     from modelyard.features.definitions import Definition
+    from modelyard.features.lookup import OnlineResult
+    from modelyard.features.online import Freshness
     from modelyard.features.registry import Change
+    from modelyard.features.skew import SkewReport
     from modelyard.features.training import TrainingSet
     from modelyard.tracking.run import Run
 
@@ -83,6 +87,10 @@ class DemoState:
     split: TimeSplit | None = None
     results: list[CandidateResult] = field(default_factory=list)
     best: RunRecord | None = None
+    materializations: list[MaterializationRecord] = field(default_factory=list)
+    lookup: OnlineResult | None = None
+    freshness: list[Freshness] = field(default_factory=list)
+    skew: SkewReport | None = None
 
     @property
     def experiment(self) -> str:

@@ -23,6 +23,7 @@ from modelyard.demo.feature_store import (
     write_definitions,
 )
 from modelyard.demo.files import DATA_FOLDER, fingerprint, write_table
+from modelyard.demo.online import serve_online
 from modelyard.demo.state import DemoState, need
 from modelyard.demo.training import (
     build_training_set,
@@ -124,4 +125,5 @@ def default_steps() -> list[Step]:
              story.tell_training_set),
         Step("train", "Training candidate models", train_candidates, story.tell_training),
         Step("best", "Picking the best candidate", pick_best, story.tell_best),
+        Step("online", "Serving features online", serve_online, story.tell_online),
     ]

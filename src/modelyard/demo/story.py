@@ -244,6 +244,46 @@ def tell_best(state: DemoState, console: Console) -> None:
     )
 
 
+def tell_online(state: DemoState, console: Console) -> None:
+    result, skew = need(state.lookup, "lookup"), need(state.skew, "skew check")
+    console.print("[bold green]7. Online features[/]")
+    for r in state.materializations:
+        chunks = f"{r.chunks_total} chunk{'s' if r.chunks_total != 1 else ''}"
+        _say(console, f"   Materialized [bold]{r.group}[/] v{r.version}: {r.entities:,} "
+                      f"customers as of {_day(r.at_us)}, {chunks}.")
+    _say(console, "   The latest values per customer, computed by the same definitions and "
+                  "engine as the training set (windows as of that instant). A lookup of "
+                  f"{len(result)} customers, one read of the online store:")
+    table = Table(show_edge=False, header_style="bold", padding=(0, 1))
+    columns = result.to_dict()
+    for name in columns:
+        table.add_column(name, no_wrap=True)
+    for row in result.to_records():
+        table.add_row(*(_cell(row[n]) for n in columns),
+                      style="yellow" if row["status"] != "found" else None)
+    console.print(table)
+    verdict = ("[green]no skew[/]" if skew.ok
+               else f"[red]{skew.mismatches} mismatching values[/]")
+    _say(console, f"   Skew check of {skew.group}: {skew.sampled} customers' online values "
+                  f"against an offline recomputation of the same rows: {verdict}.\n")
+
+
+def _day(at_us: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d"))
+    return str(value)
+
+
 def tell_outro(state: DemoState, seconds: float, console: Console) -> None:
     best_id = state.best.info.run_id if state.best is not None else "RUN_ID"
     project = _shown(state.root)
@@ -255,6 +295,8 @@ def tell_outro(state: DemoState, seconds: float, console: Console) -> None:
         "  [bold]modelyard features list[/]\n"
         "  [bold]modelyard features show claim_history[/]\n"
         "  [bold]modelyard features profile claims[/]\n"
+        "  [bold]modelyard features lookup claim_history:* -k customer_id=1,2[/]\n"
+        "  [bold]modelyard features freshness[/]\n"
         "Edit features.py, then [bold]modelyard features plan[/] shows what "
         "[bold]modelyard features apply[/] would change.\n"
         "In Python:\n"
