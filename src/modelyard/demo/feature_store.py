@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.errors import StorageError
-from modelyard.features.definitions import Definition, FeatureGroup, Source
+from modelyard.features.definitions import FeatureGroup, Source
 from modelyard.features.discovery import load_definitions
 from modelyard.features.profiles import Profile, ProfileReport, report
+from modelyard.features.registry import AnyDefinition
 
 if TYPE_CHECKING:
     from modelyard.backends.offline.tables import Commit
@@ -67,16 +68,16 @@ def write_definitions(root: Path) -> tuple[Path, Path | None]:
     return target, backup
 
 
-def read_definitions(path: Path) -> list[Definition]:
+def read_definitions(path: Path) -> list[AnyDefinition]:
     """The entities, sources and feature groups the file defines."""
     return load_definitions([path])
 
 
-def groups(definitions: list[Definition]) -> list[FeatureGroup]:
+def groups(definitions: list[AnyDefinition]) -> list[FeatureGroup]:
     return [d for d in definitions if isinstance(d, FeatureGroup)]
 
 
-def sources(definitions: list[Definition]) -> list[Source]:
+def sources(definitions: list[AnyDefinition]) -> list[Source]:
     """Every source the definitions name, alone or through a feature group, once each."""
     found: dict[str, Source] = {}
     for d in definitions:

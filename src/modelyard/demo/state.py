@@ -18,10 +18,9 @@ if TYPE_CHECKING:
     from modelyard.demo.feature_store import Ingestion
     from modelyard.demo.files import DataFile
     from modelyard.demo.training import CandidateResult, TimeSplit
-    from modelyard.features.definitions import Definition
     from modelyard.features.lookup import OnlineResult
     from modelyard.features.online import Freshness
-    from modelyard.features.registry import Change
+    from modelyard.features.registry import AnyDefinition, Change
     from modelyard.features.skew import SkewReport
     from modelyard.features.training import TrainingSet
     from modelyard.tracking.run import Run
@@ -79,7 +78,7 @@ class DemoState:
     data_version: str = ""
     definitions_file: Path | None = None
     definitions_backup: Path | None = None
-    definitions: list[Definition] = field(default_factory=list)
+    definitions: list[AnyDefinition] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     ingestions: list[Ingestion] = field(default_factory=list)
     training_set: TrainingSet | None = None

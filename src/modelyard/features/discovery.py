@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modelyard.errors import InvalidDefinitionError, InvalidInputError
-from modelyard.features.definitions import Definition, Entity, FeatureGroup, Source
+from modelyard.features.definitions import Entity, FeatureGroup, Source
+from modelyard.features.registry import AnyDefinition
+from modelyard.features.request import RequestFeatureGroup
 
 DEFAULT_FILES = ("features.py", "features")
 
@@ -17,9 +19,9 @@ def default_paths(root: Path) -> list[Path]:
     return [root / name for name in DEFAULT_FILES if (root / name).exists()]
 
 
-def load_definitions(paths: Sequence[Path]) -> list[Definition]:
-    """Every Entity, Source and FeatureGroup bound to a module-level name in the files
-    (folders: their ``*.py`` files, sorted), in file order."""
+def load_definitions(paths: Sequence[Path]) -> list[AnyDefinition]:
+    """Every Entity, Source, FeatureGroup and RequestFeatureGroup bound to a module-level
+    name in the files (folders: their ``*.py`` files, sorted), in file order."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -28,7 +30,7 @@ def load_definitions(paths: Sequence[Path]) -> list[Definition]:
             files.append(path)
         else:
             raise InvalidInputError(f"no file or folder at {path}", field="path")
-    found: list[Definition] = []
+    found: list[AnyDefinition] = []
     for file in files:
         try:
             namespace = runpy.run_path(str(file))
@@ -38,7 +40,8 @@ def load_definitions(paths: Sequence[Path]) -> list[Definition]:
             raise InvalidDefinitionError(
                 f"{file} failed to run: {type(exc).__name__}: {exc}", path=str(file)) from exc
         found += [v for v in namespace.values()
-                  if isinstance(v, (Entity, Source, FeatureGroup)) and v not in found]
+                  if isinstance(v, (Entity, Source, FeatureGroup, RequestFeatureGroup))
+                  and v not in found]
     if not found:
         raise InvalidInputError(
             f"no Entity, Source or FeatureGroup found in {', '.join(map(str, files)) or paths}",

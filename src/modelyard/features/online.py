@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from modelyard.features.skew import SkewReport
 
 PLAN_SECONDS = 1.0  # how long a resolved lookup plan is reused (new versions show up after)
+MAX_PLANS = 1024  # distinct feature lists whose plans are kept
+FRESHNESS_RECORDS = 500  # newest finished records freshness looks at
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class OnlineService:
         self.materializer = Materializer(features.tables, features.engine, store, records,
                                          self.store_id, chunk_rows)
         self._plans: dict[tuple[str, ...], tuple[float, LookupPlan]] = {}
+        self._layouts: dict[tuple[str, int], Layout] = {}
         self._lock = threading.Lock()
 
     # --- materialization ------------------------------------------------------------------
@@ -142,6 +145,8 @@ class OnlineService:
             return cached[1]
         plan = self._make_plan(key)
         with self._lock:
+            if len(self._plans) >= MAX_PLANS:  # many distinct lists: start over, stay bounded
+                self._plans.clear()
             self._plans[key] = (now + PLAN_SECONDS, plan)
         return plan
 
@@ -182,10 +187,15 @@ class OnlineService:
 
     def layout(self, group: str, version: int) -> Layout:
         """How the group version's values are stored; NotFoundError if never materialized."""
+        cached = self._layouts.get((group, version))
+        if cached is not None:
+            return cached
         for record in self.records.list_materializations(group, version=version,
-                                                         store=self.store_id, limit=20):
-            if "table" in record.layout:
-                return Layout.from_dict(record.layout)
+                                                         store=self.store_id):
+            if "table" in record.layout:  # a version's layout never changes: keep it
+                layout = Layout.from_dict(record.layout)
+                self._layouts[group, version] = layout
+                return layout
         raise NotFoundError(
             f"feature group {group!r} v{version} has never been materialized into the online "
             f"store {self.store_id}: run `modelyard features materialize {group}`",
@@ -236,15 +246,17 @@ class OnlineService:
         targets = registry.groups() if groups is None else self._targets(groups)
         out = []
         for group, version in targets:
-            done = self.records.list_materializations(group.name, version=version,
-                                                      store=self.store_id, status="done")
+            done = self.records.list_materializations(
+                group.name, version=version, store=self.store_id, status="done",
+                limit=FRESHNESS_RECORDS)
             events = [r.max_event_us for r in done if r.max_event_us is not None]
-            last = done[0] if done else None
+            finished = [r.finished_at for r in done if r.finished_at is not None]
+            cut = max((r.at_us for r in done), default=None)
             out.append(Freshness(
                 group.name, version, self.store_id,
                 from_epoch_us(max(events)) if events else None,
-                from_epoch_us(last.finished_at * 1000) if last and last.finished_at else None,
-                from_epoch_us(last.at_us) if last else None, len(done)))
+                from_epoch_us(max(finished) * 1000) if finished else None,
+                from_epoch_us(cut) if cut is not None else None, len(done)))
         return out
 
     def forget(self, entity: Entity, keys: pa.Table) -> int:
