@@ -1,4 +1,5 @@
-"""Materialization and online lookups through the public API, on the SQLite file and Redis.
+"""Materialization through the public API, on the SQLite file and Redis: full, TTL,
+idempotency, chunks, resume, incremental and push.
 
 Every value served online is compared with what a training set computes for the same
 (entity, instant): the definition of correct for the online store.
@@ -6,147 +7,44 @@ Every value served online is compared with what a training set computes for the 
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 
-import modelyard
 from modelyard import (
-    Entity,
-    Feature,
-    FeatureGroup,
     InvalidInputError,
     NotFoundError,
-    Source,
     Yard,
 )
 from modelyard.features.codec import decode
 
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
-STAMP = pa.timestamp("us", tz="UTC")
-US = timedelta(microseconds=1)
-
-
-def day(n: float) -> datetime:
-    return T0 + timedelta(days=n)
-
-
-customer = Entity("customer", "customer_id")
-events = Source.frame("events", timestamp="ts")
-stats = FeatureGroup("stats", entity=customer, source=events, ttl="5d", features=[
-    Feature("amount", "amount"),
-    Feature("kind", "kind"),
-    Feature("seen", "ts"),
-    Feature("on_day", "day"),
-    Feature("amount_sum_3d", "sum(amount)", window="3d"),
-    Feature("events_7d", "count(*)", window="7d"),
-])
-totals = FeatureGroup("totals", entity=customer, source=events, features=[
-    Feature("doubled", "amount * 2"),
-    Feature("amount_max_10d", "max(amount)", window="10d"),
-])
-ROW = ["amount", "kind", "seen", "on_day"]
-WINDOW = ["amount_sum_3d", "events_7d"]
-ALL = [f"stats:{n}" for n in ROW + WINDOW]
-
-
-def event_rows(keys: list[int], start: float, end: float, per_key: int, seed: int
-               ) -> pa.Table:
-    """``per_key`` events per customer at random instants between day ``start`` and ``end``."""
-    rng = random.Random(seed)
-    rows: list[tuple[int, datetime, float, str, date]] = []
-    for key in keys:
-        for _ in range(per_key):
-            ts = day(start) + timedelta(minutes=rng.randint(0, int((end - start) * 1440)))
-            amount = float("nan") if rng.random() < 0.08 else round(rng.uniform(1, 100), 2)
-            rows.append((key, ts, amount, rng.choice(["glass", "theft", "fire"]), ts.date()))
-    return table(rows)
-
-
-def table(rows: list[tuple[int, datetime, float, str, date]]) -> pa.Table:
-    keys, ts, amounts, kinds, days = (list(c) for c in zip(*rows, strict=True)) if rows else (
-        [], [], [], [], [])
-    return pa.table({"customer_id": pa.array(keys, pa.int64()), "ts": pa.array(ts, STAMP),
-                     "amount": pa.array(amounts, pa.float64()), "kind": pa.array(kinds),
-                     "day": pa.array(days, pa.date32())})
-
-
-KEYS = list(range(1, 41))
-AT = day(12)
-
-
-def connect(project: Path, online_uri: str, **settings: Any) -> Yard:
-    return modelyard.connect(project=project, online_uri=online_uri, capture_git=False,
-                             capture_packages=False, **settings)
-
-
-@pytest.fixture
-def oyard(project: Path, online_uri: str) -> Iterator[Yard]:
-    """A project with ``stats`` and ``totals`` applied and 40 customers' events ingested;
-    customer 99 has events only from day 20 on."""
-    yard = connect(project, online_uri)
-    yard.apply([customer, events, stats, totals])
-    yard.ingest(events, event_rows(KEYS, 0, 16, 8, seed=1))
-    yard.ingest(events, event_rows([99], 20, 22, 3, seed=2))
-    try:
-        yield yard
-    finally:
-        yard.close()
-
-
-def same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
-    if isinstance(a, datetime) and isinstance(b, datetime):
-        return a.astimezone(UTC) == b.astimezone(UTC)
-    return bool(a == b) and type(a) is type(b)
-
-
-def training_rows(yard: Yard, keys: list[int], at: datetime, features: list[str]
-                  ) -> dict[int, dict[str, Any]]:
-    spine = pa.table({"customer_id": pa.array(keys, pa.int64()),
-                      "ts": pa.array([at] * len(keys), STAMP)})
-    rows = yard.training_set(spine, features).table.to_pylist()
-    return {r["customer_id"]: r for r in rows}
-
-
-def assert_online_equals_training(yard: Yard, keys: list[int], at: datetime,
-                                  features: list[str] = ALL) -> dict[str, list[Any]]:
-    online = yard.online_features(features, {"customer_id": keys}, at=at).to_dict()
-    offline = training_rows(yard, keys, at, features)
-    names = [f.split(":", 1)[1] for f in features]
-    for i, key in enumerate(keys):
-        for name in names:
-            assert same(online[name][i], offline[key][name]), (key, name, online[name][i],
-                                                                offline[key][name])
-    return online
-
-
-def stored(yard: Yard, table_name: str = "stats@v1") -> dict[str, bytes | None]:
-    store = yard.features.online.store
-    keys = sorted(store.keys(table_name))
-    return dict(zip(keys, store.read([(table_name, keys)])[0], strict=True))
-
-
-def last_event(rows: pa.Table, key: int, at: datetime) -> datetime | None:
-    times = [r["ts"] for r in rows.to_pylist() if r["customer_id"] == key and r["ts"] <= at]
-    return max(times) if times else None
-
+from .online_support import (
+    ALL,
+    AT,
+    KEYS,
+    ROW,
+    US,
+    assert_online_equals_training,
+    connect,
+    day,
+    event_rows,
+    events,
+    last_event,
+    same,
+    stats,
+    stored,
+    table,
+    totals,
+    training_rows,
+)
 
 # --- full materialization -----------------------------------------------------------------
 
@@ -194,20 +92,6 @@ def test_entities_with_history_only_after_at_are_missing(oyard: Yard) -> None:
 
 
 # --- TTL ----------------------------------------------------------------------------------
-
-@pytest.fixture
-def ttl_yard(project: Path, online_uri: str) -> Iterator[Yard]:
-    """Customer 1 with events on days 0 and 2 (ttl 5d), materialized as of day 3."""
-    yard = connect(project, online_uri)
-    yard.apply([stats])
-    yard.ingest(events, table([(1, day(0), 10.0, "glass", day(0).date()),
-                               (1, day(2), 20.0, "fire", day(2).date())]))
-    yard.materialize("stats", at=day(3))
-    try:
-        yield yard
-    finally:
-        yard.close()
-
 
 def test_ttl_boundary_is_still_found(ttl_yard: Yard) -> None:
     edge = day(2) + timedelta(days=5)
@@ -500,332 +384,3 @@ def test_push_updates_offline_and_online(project: Path, online_uri: str) -> None
 def test_push_to_an_unknown_group(oyard: Yard) -> None:
     with pytest.raises(NotFoundError):
         oyard.push("nope", pd.DataFrame({"customer_id": [1]}))
-
-
-# --- freshness and forget -----------------------------------------------------------------
-
-def test_freshness(oyard: Yard) -> None:
-    (never,) = oyard.features.online.freshness("stats")
-    assert never.newest_event is None and never.last_materialized is None
-    assert never.runs == 0 and never.to_dict()["event_age_seconds"] is None
-    before = datetime.now(UTC)
-    oyard.materialize("stats", at=AT)
-    (fresh,) = oyard.features.online.freshness("stats")
-    rows = oyard.features.tables.read("events").to_pylist()
-    assert fresh.newest_event == max(r["ts"] for r in rows if r["ts"] <= AT)
-    assert fresh.last_materialized is not None
-    assert before - timedelta(seconds=1) <= fresh.last_materialized <= datetime.now(UTC)
-    assert fresh.materialized_as_of == AT and fresh.runs == 1
-    assert fresh.event_age(AT + timedelta(days=1)) is not None
-    data = fresh.to_dict()
-    assert data["group"] == "stats" and data["version"] == 1
-    assert datetime.fromisoformat(data["newest_event"]) == fresh.newest_event
-    assert {f.group for f in oyard.features.online.freshness()} == {"stats", "totals"}
-
-
-def test_forget_removes_online_values(oyard: Yard) -> None:
-    oyard.materialize(at=AT)
-    assert oyard.online_features(ALL, {"customer_id": [1]}, at=AT).status != ["missing"]
-    oyard.features.forget("customer", [1])
-    result = oyard.online_features(["stats:amount", "totals:doubled"],
-                                   {"customer_id": [1, 2]}, at=AT)
-    assert result.status[0] == "missing"
-    assert result.values["amount"][0] is None and result.values["doubled"][0] is None
-    assert result.status[1] != "missing"
-    assert "1" not in oyard.features.online.store.keys("stats@v1")
-
-
-# --- lookup inputs ------------------------------------------------------------------------
-
-def test_lookup_errors(oyard: Yard) -> None:
-    with pytest.raises(NotFoundError):
-        oyard.online_features(["nope:amount"], {"customer_id": [1]})
-    with pytest.raises(NotFoundError):
-        oyard.online_features(["stats:nope"], {"customer_id": [1]})
-    with pytest.raises(NotFoundError, match="modelyard features materialize"):
-        oyard.online_features(["stats:amount"], {"customer_id": [1]})
-    oyard.materialize("stats", at=AT)
-    with pytest.raises(InvalidInputError, match="customer_id") as bad_type:
-        oyard.online_features(["stats:amount"], {"customer_id": ["1"]})
-    assert bad_type.value.http_status == 422
-    for bad in ([1.5], [True], [None]):
-        with pytest.raises(InvalidInputError, match="customer_id"):
-            oyard.online_features(["stats:amount"], {"customer_id": bad})
-    with pytest.raises(InvalidInputError, match="customer_id"):
-        oyard.online_features(["stats:amount"], {"client": [1]})
-    with pytest.raises(InvalidInputError, match="unknown entity column"):
-        oyard.online_features(["stats:amount"], {"customer_id": [1], "extra": [2]})
-    with pytest.raises(InvalidInputError):
-        oyard.online_features(["stats:amount"], 42)
-    with pytest.raises(InvalidInputError):
-        oyard.online_features(["stats:amount"], [1, 2])
-
-
-def test_lookup_columns_of_different_lengths(project: Path, online_uri: str) -> None:
-    with connect(project, online_uri) as yard:
-        yard.apply([composite])
-        yard.ingest(visits, visit_rows())
-        yard.materialize(at=day(5))
-        with pytest.raises(InvalidInputError, match="same number"):
-            yard.online_features("visit_stats:minutes", {"store_id": [1, 2],
-                                                         "region": ["eu"]})
-
-
-def test_entity_input_shapes(oyard: Yard) -> None:
-    oyard.materialize("stats", at=AT)
-    expected = oyard.online_features(["stats:amount", "stats:events_7d"],
-                                     {"customer_id": [3, 1]}, at=AT).to_dict()
-    shapes: list[Any] = [
-        {"customer_id": [3, 1]},
-        {"customer_id": (3, 1)},
-        {"customer_id": pd.Series([3, 1])},
-        [{"customer_id": 3}, {"customer_id": 1}],
-        pd.DataFrame({"customer_id": [3, 1]}),
-        pa.table({"customer_id": pa.array([3, 1], pa.int32())}),
-    ]
-    for entities in shapes:
-        got = oyard.online_features(["stats:amount", "stats:events_7d"], entities,
-                                    at=AT).to_dict()
-        assert got.keys() == expected.keys()
-        for name, values in expected.items():
-            assert all(same(a, b) for a, b in zip(got[name], values, strict=True)), (
-                entities, name)
-    single = oyard.online_features(["stats:events_7d"], {"customer_id": 3}, at=AT)
-    assert single.to_dict() == {"customer_id": [3], "events_7d": expected["events_7d"][:1],
-                                "status": expected["status"][:1]}
-    empty = oyard.online_features(["stats:events_7d"], {"customer_id": []}, at=AT)
-    assert len(empty) == 0 and empty.to_dict() == {"customer_id": [], "events_7d": [],
-                                                   "status": []}
-
-
-def test_result_shapes(oyard: Yard) -> None:
-    oyard.materialize("stats", at=AT)
-    result = oyard.online_features(["stats:kind", "stats:events_7d"],
-                                   {"customer_id": [1, 999]}, at=AT)
-    assert list(result.to_dict()) == ["customer_id", "kind", "events_7d", "status"]
-    records = result.to_records()
-    assert records[1] == {"customer_id": 999, "kind": None, "events_7d": 0,
-                          "status": "missing"}
-    frame = result.to_pandas()
-    assert list(frame.columns) == ["customer_id", "kind", "events_7d", "status"]
-    assert result.to_arrow().num_rows == 2
-    assert result.refs == ["stats@v1:kind", "stats@v1:events_7d"]
-
-
-# --- types --------------------------------------------------------------------------------
-
-def test_timestamps_dates_and_nan_round_trip(project: Path, online_uri: str) -> None:
-    with connect(project, online_uri) as yard:
-        yard.apply([stats])
-        moment = datetime(2025, 1, 3, 4, 5, 6, 789012, tzinfo=UTC)
-        yard.ingest(events, table([(1, moment, float("nan"), "glass", date(1969, 12, 31)),
-                                   (2, moment, -0.0, "", date(2100, 1, 1))]))
-        yard.materialize(at=moment + timedelta(hours=1))
-        result = yard.online_features(ALL, {"customer_id": [1, 2]},
-                                      at=moment + timedelta(hours=1))
-        assert result.status == ["found", "found"]
-        seen = result.values["seen"]
-        assert seen == [moment, moment] and all(s.tzinfo is not None for s in seen)
-        assert result.values["on_day"] == [date(1969, 12, 31), date(2100, 1, 1)]
-        assert isinstance(result.values["on_day"][0], date)
-        assert math.isnan(result.values["amount"][0])
-        assert math.isnan(result.values["amount_sum_3d"][0])
-        assert result.values["amount"][1] == 0.0
-        assert math.copysign(1, result.values["amount"][1]) == -1  # bit for bit
-        assert result.values["kind"] == ["glass", ""]
-        assert_online_equals_training(yard, [1, 2], moment + timedelta(hours=1))
-
-
-# --- several groups -----------------------------------------------------------------------
-
-def test_group_star_and_two_groups_in_one_read(oyard: Yard,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    oyard.materialize(at=AT)
-    store = oyard.features.online.store
-    reads: list[Any] = []
-    read = store.read
-
-    def counting(requests: Any) -> Any:
-        reads.append([table_name for table_name, _ in requests])
-        return read(requests)
-
-    monkeypatch.setattr(store, "read", counting)
-    star = oyard.online_features(["stats:*"], {"customer_id": [1, 2]}, at=AT)
-    assert list(star.values) == [f.name for f in stats.features]
-    assert reads == [["stats@v1"]]
-    reads.clear()
-    both = oyard.online_features(["totals:doubled", "stats:*", "totals:amount_max_10d"],
-                                 {"customer_id": [1, 2, 999]}, at=AT)
-    assert reads == [["stats@v1", "totals@v1"]] or reads == [["totals@v1", "stats@v1"]]
-    assert list(both.values) == ["doubled", *[f.name for f in stats.features],
-                                 "amount_max_10d"]
-    assert set(both.group_status) == {"stats@v1", "totals@v1"}
-    assert both.status[2] == "missing"
-    assert_online_equals_training(oyard, [1, 2], AT, ["totals:doubled", "stats:amount",
-                                                      "totals:amount_max_10d"])
-
-
-def test_one_group_missing_makes_the_row_missing(oyard: Yard) -> None:
-    oyard.materialize("stats", at=AT)
-    oyard.materialize("totals", at=AT)
-    oyard.features.online.store.delete("totals@v1", ["1"])
-    result = oyard.online_features(["stats:events_7d", "totals:doubled"],
-                                   {"customer_id": [1, 2]}, at=AT)
-    assert result.status[0] == "missing"
-    assert result.group_status["stats@v1"][0] != "missing"
-    assert result.group_status["totals@v1"][0] == "missing"
-    assert result.values["events_7d"][0] is not None
-
-
-def test_a_new_group_version_needs_its_own_materialization(project: Path, online_uri: str,
-                                                           oyard: Yard) -> None:
-    oyard.materialize("stats", at=AT)
-    changed = FeatureGroup("stats", entity=customer, source=events, ttl="5d",
-                           features=[*stats.features, Feature("half", "amount / 2")])
-    oyard.apply([changed])
-    with connect(project, online_uri) as yard:  # lookup plans are cached for a moment
-        with pytest.raises(NotFoundError, match="v2"):
-            yard.online_features(["stats:half"], {"customer_id": [1]}, at=AT)
-        assert yard.online_features(["stats@v1:amount"], {"customer_id": [1]},
-                                    at=AT).refs == ["stats@v1:amount"]
-        yard.materialize("stats", at=AT)
-        assert_online_equals_training(yard, KEYS[:5], AT, ["stats:half", "stats:amount"])
-
-
-# --- composite keys -----------------------------------------------------------------------
-
-shop = Entity("shop", ["store_id", "region"])
-visits = Source.frame("visits", timestamp="ts")
-composite = FeatureGroup("visit_stats", entity=shop, source=visits, features=[
-    Feature("minutes", "minutes"),
-    Feature("minutes_sum_2d", "sum(minutes)", window="2d"),
-])
-
-
-def visit_rows() -> pa.Table:
-    rows = [(s, r, day(d), float(10 * s + d)) for s in (1, 2) for r in ("eu", "us", "a:b")
-            for d in (0, 1, 2)]
-    rows.append((1, '["1","eu"]', day(1), 99.0))  # a region that looks like an encoded key
-    return pa.table({"store_id": pa.array([r[0] for r in rows], pa.int64()),
-                     "region": [r[1] for r in rows],
-                     "ts": pa.array([r[2] for r in rows], STAMP),
-                     "minutes": [r[3] for r in rows]})
-
-
-def test_composite_keys(project: Path, online_uri: str) -> None:
-    with connect(project, online_uri, materialize_chunk_rows=4) as yard:
-        yard.apply([composite])
-        yard.ingest(visits, visit_rows())
-        (record,) = yard.materialize(at=day(5))
-        assert record.entities == 7 and record.chunks_total > 1
-        keys = {"store_id": [2, 1, 1, 3, 1], "region": ["us", "eu", "a:b", "eu", '["1","eu"]']}
-        result = yard.online_features(["visit_stats:*"], keys, at=day(5))
-        assert result.keys == keys
-        assert result.values["minutes"] == [22.0, 12.0, 12.0, None, 99.0]
-        assert result.status == ["found", "found", "found", "missing", "found"]
-        spine = pa.table({"store_id": pa.array(keys["store_id"], pa.int64()),
-                          "region": keys["region"],
-                          "ts": pa.array([day(5)] * 5, STAMP)})
-        offline = yard.training_set(spine, ["visit_stats:*"]).table.to_pylist()
-        for i, row in enumerate(offline):
-            for name in ("minutes", "minutes_sum_2d"):
-                assert same(result.values[name][i], row[name]), (i, name)
-        with pytest.raises(InvalidInputError, match="region"):
-            yard.online_features(["visit_stats:minutes"], {"store_id": [1]})
-        with pytest.raises(InvalidInputError, match="region"):
-            yard.online_features(["visit_stats:minutes"], {"store_id": [1], "region": [1]})
-        yard.features.forget("shop", {"store_id": [1], "region": ["eu"]})
-        after = yard.online_features(["visit_stats:minutes"], keys, at=day(5))
-        assert after.status == ["found", "missing", "found", "missing", "found"]
-
-
-def test_materialization_record_is_json_friendly(oyard: Yard) -> None:
-    (record,) = oyard.materialize("stats", at=AT)
-    assert json.loads(json.dumps(record.layout))["table"] == "stats@v1"
-    assert record.layout["keys"] == ["customer_id"]
-    assert record.layout["features"] == [f.name for f in stats.features]
-    assert record.layout["ttl_us"] == 5 * 86_400 * 1_000_000
-
-
-# --- other key types ----------------------------------------------------------------------
-
-account = Entity("account", "code")
-calendar = Entity("calendar_day", "on")
-ledger = Source.frame("ledger", timestamp="ts")
-by_code = FeatureGroup("by_code", entity=account, source=ledger,
-                       features=[Feature("total", "value")])
-by_day = FeatureGroup("by_day", entity=calendar, source=ledger, features=[
-    Feature("value", "value"), Feature("value_sum_2d", "sum(value)", window="2d")])
-
-
-def ledger_rows() -> pa.Table:
-    codes = ["a", "b:c", "ü", "10", "*"]
-    return pa.table({
-        "code": [codes[i % len(codes)] for i in range(12)],
-        "on": pa.array([day(i % 6).date() for i in range(12)], pa.date32()),
-        "ts": pa.array([day(i / 2) for i in range(12)], STAMP),
-        "value": [float(i) for i in range(12)],
-    })
-
-
-def test_string_and_date_keys_with_a_resumed_run(project: Path, online_uri: str) -> None:
-    with connect(project, online_uri, materialize_chunk_rows=2) as yard:
-        yard.apply([by_code, by_day])
-        yard.ingest(ledger, ledger_rows())
-        store = yard.features.online.store
-        write = store.write
-        calls = {"n": 0}
-
-        def failing(table_name: str, rows: Any) -> int:
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise OSError("disk went away")
-            return write(table_name, rows)
-
-        store.write = failing  # type: ignore[method-assign]
-        with pytest.raises(OSError):
-            yard.materialize("by_day", at=day(8))
-        (failed,) = yard.features.online.history("by_day")
-        assert failed.status == "failed" and json.loads(failed.resume_after or "")
-        (resumed,) = yard.materialize("by_day")
-        assert resumed.materialization_id == failed.materialization_id
-        assert resumed.status == "done" and resumed.entities == 6
-        yard.materialize("by_code", at=day(8))
-        days = [day(i).date() for i in range(7)]
-        result = yard.online_features(["by_day:*"], {"on": days}, at=day(8))
-        assert result.status == ["found"] * 6 + ["missing"]
-        spine = pa.table({"on": pa.array(days, pa.date32()),
-                          "ts": pa.array([day(8)] * 7, STAMP)})
-        offline = yard.training_set(spine, ["by_day:*"]).table.to_pylist()
-        for i, row in enumerate(offline):
-            assert same(result.values["value"][i], row["value"])
-            assert same(result.values["value_sum_2d"][i], row["value_sum_2d"])
-        codes = yard.online_features("by_code:total", {"code": ["a", "b:c", "ü", "10", "*",
-                                                                 "zz"]}, at=day(8))
-        assert codes.values["total"] == [10.0, 11.0, 7.0, 8.0, 9.0, None]
-        with pytest.raises(InvalidInputError, match="code"):
-            yard.online_features("by_code:total", {"code": [10]})
-
-
-def test_materialize_errors(project: Path, online_uri: str) -> None:
-    with connect(project, online_uri) as yard:
-        with pytest.raises(NotFoundError, match="no feature group"):
-            yard.materialize()
-        yard.apply([stats])
-        with pytest.raises(NotFoundError, match="ingest it first"):
-            yard.materialize("stats", at=AT)
-        with pytest.raises(NotFoundError):
-            yard.materialize("nope", at=AT)
-        yard.ingest(events, event_rows([1], 0, 2, 2, seed=5))
-        with pytest.raises(NotFoundError):
-            yard.materialize("stats@v9", at=AT)
-
-
-def test_a_materialization_before_any_event_writes_nothing(oyard: Yard) -> None:
-    (record,) = oyard.materialize("stats", at=day(-10))
-    assert record.status == "done" and record.entities == 0 and record.rows_written == 0
-    assert record.layout["table"] == "stats@v1"
-    result = oyard.online_features(ALL, {"customer_id": [1, 2]}, at=day(-10))
-    assert result.status == ["missing", "missing"]
-    (fresh,) = oyard.features.online.freshness("stats")
-    assert fresh.newest_event is None and fresh.runs == 1
