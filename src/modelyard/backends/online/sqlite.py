@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +37,24 @@ _MAX_SELECTS = 500  # SQLite's limit of terms in one compound SELECT (UNION ALL)
 _WRITE_BATCH = 20_000
 
 
+def _retry_locked(action: Callable[[], object], seconds: float = 60.0) -> None:
+    """Run ``action``, retrying while another process holds the lock. Switching a new file to
+    WAL and creating the table can report "locked" at once, without SQLite's busy wait, when
+    several processes open the same brand-new store."""
+    deadline = time.monotonic() + seconds
+    pause = 0.005
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
+
 class SqliteOnlineStore(OnlineStore):
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -50,7 +69,8 @@ class SqliteOnlineStore(OnlineStore):
             raise StorageError(f"cannot create the online store's folder {path.parent}: {exc}",
                                path=str(path)) from exc
         with self._errors("open"):
-            self._conn().execute(_SCHEMA)
+            conn = self._conn()
+            _retry_locked(lambda: conn.execute(_SCHEMA))
 
     def _conn(self) -> sqlite3.Connection:
         if self._pid != os.getpid():  # a forked child: never reuse the parent's connections
@@ -59,7 +79,8 @@ class SqliteOnlineStore(OnlineStore):
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA journal_mode = WAL")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute("PRAGMA synchronous = NORMAL")
             self._local.conn = conn
             with self._lock:
