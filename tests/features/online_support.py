@@ -116,3 +116,18 @@ def stored(yard: Yard, table_name: str = "stats@v1") -> dict[str, bytes | None]:
 def last_event(rows: pa.Table, key: int, at: datetime) -> datetime | None:
     times = [r["ts"] for r in rows.to_pylist() if r["customer_id"] == key and r["ts"] <= at]
     return max(times) if times else None
+
+
+def fail_third_write(yard: Yard) -> None:
+    """Make the third write to the yard's online store fail, as a full disk would."""
+    store = yard.features.online.store
+    write = store.write
+    calls = {"n": 0}
+
+    def failing(table_name: str, rows: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk went away")
+        return write(table_name, rows)
+
+    store.write = failing  # type: ignore[method-assign]

@@ -35,6 +35,7 @@ from .online_support import (
     day,
     event_rows,
     events,
+    fail_third_write,
     same,
     stats,
     table,
@@ -310,17 +311,7 @@ def test_string_and_date_keys_with_a_resumed_run(project: Path, online_uri: str)
     with connect(project, online_uri, materialize_chunk_rows=2) as yard:
         yard.apply([by_code, by_day])
         yard.ingest(ledger, ledger_rows())
-        store = yard.features.online.store
-        write = store.write
-        calls = {"n": 0}
-
-        def failing(table_name: str, rows: Any) -> int:
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise OSError("disk went away")
-            return write(table_name, rows)
-
-        store.write = failing  # type: ignore[method-assign]
+        fail_third_write(yard)
         with pytest.raises(OSError):
             yard.materialize("by_day", at=day(8))
         (failed,) = yard.features.online.history("by_day")

@@ -37,6 +37,7 @@ from .online_support import (
     day,
     event_rows,
     events,
+    fail_third_write,
     last_event,
     same,
     stats,
@@ -242,17 +243,7 @@ def test_a_killed_materialization_is_resumed(project: Path, online_uri: str, oya
 def test_a_failed_run_is_resumed_by_the_next_materialize(project: Path, online_uri: str,
                                                          oyard: Yard) -> None:
     with connect(project, online_uri, materialize_chunk_rows=24) as yard:
-        store = yard.features.online.store
-        write = store.write
-        calls = {"n": 0}
-
-        def failing(table_name: str, rows: Any) -> int:
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise OSError("disk went away")
-            return write(table_name, rows)
-
-        store.write = failing  # type: ignore[method-assign]
+        fail_third_write(yard)
         with pytest.raises(OSError):
             yard.materialize("stats", at=AT)
         (failed,) = yard.features.online.history("stats")
