@@ -36,6 +36,7 @@ from modelyard.backends.metadata.materializations import (
     Mode,
     Status,
 )
+from modelyard.backends.offline.tables import COMMIT
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
 from modelyard.features.codec import Layout, encode_rows, epoch_us, from_epoch_us
 from modelyard.features.definitions import FeatureGroup
@@ -83,6 +84,7 @@ def values_at(engine: OfflineEngine, selected: SelectedGroup, raw: pa.Table, key
 class _Plan:
     keys: pa.Table  # the entities to compute, sorted by key
     per_chunk: int
+    whole: bool  # the keys are every entity of the table
 
 
 class Materializer:
@@ -161,7 +163,8 @@ class Materializer:
                 self._remember_layout(record, selected, plan.keys)
             for first in range(start, plan.keys.num_rows, plan.per_chunk):
                 chunk = plan.keys.slice(first, plan.per_chunk)
-                self._chunk(record, selected, chunk)
+                self._chunk(record, selected, chunk, whole=plan.whole and first == 0
+                            and chunk.num_rows == plan.keys.num_rows)
                 record.chunks_done += 1
                 last = chunk.slice(chunk.num_rows - 1, 1).to_pylist()[0]
                 record.resume_after = json.dumps([last[k] for k in group.entity.keys],
@@ -181,9 +184,10 @@ class Materializer:
         return record
 
     def _chunk(self, record: MaterializationRecord, selected: SelectedGroup,
-               chunk: pa.Table) -> None:
+               chunk: pa.Table, whole: bool) -> None:
+        """Compute and write one chunk's entities (``whole``: the chunk is every entity)."""
         group = selected.group
-        raw = self._rows(group, record.snapshot_us, chunk)
+        raw = self._rows(group, record.snapshot_us, None if whole else chunk)
         values = values_at(self.engine, selected, raw, chunk, record.at_us)
         if "table" not in record.layout:
             layout = Layout.of(table_name(group.name, record.version), values,
@@ -237,22 +241,29 @@ class Materializer:
                 moved = pc.and_(pc.greater(rows[ts], lo), mask)
                 mask = pc.or_(pc.and_(changed, mask), moved)
             keys = _sorted_unique(rows.filter(mask).select(names))
-        entities = max(1, _sorted_unique(rows.select(names)).num_rows if total_rows else 1)
-        per_entity = max(1.0, total_rows / entities)
-        return _Plan(keys, max(1, int(self.chunk_rows / per_entity)))
+        everyone = _sorted_unique(rows.select(names)).num_rows if total_rows else 0
+        per_entity = max(1.0, total_rows / max(everyone, 1))
+        return _Plan(keys, max(1, int(self.chunk_rows / per_entity)),
+                     keys.num_rows == everyone)
 
-    def _rows(self, group: FeatureGroup, snapshot_us: int, chunk: pa.Table) -> pa.Table:
-        """The source rows of the chunk's entities in the snapshot."""
+    def _rows(self, group: FeatureGroup, snapshot_us: int, chunk: pa.Table | None
+              ) -> pa.Table:
+        """The source rows in the snapshot (without the commit ids): all of them, or those
+        whose first key column lies in the chunk's range (chunks are slices of sorted keys,
+        so a range filter is cheap where a set test is not; values computed for entities
+        outside the chunk are dropped afterwards)."""
         import pyarrow.compute as pc
 
-        names = list(group.entity.keys)
-        first = names[0]
-        where = pc.field(first).isin(chunk.column(first).unique())
-        raw = self.tables.read(group.source.name, as_of=from_epoch_us(snapshot_us),
-                               where=where)
-        if len(names) > 1:  # the first key column only narrows; keep exact entities
-            raw = raw.join(chunk.select(names), keys=names, join_type="left semi")
-        return raw
+        source = group.source.name
+        columns = [c for c in self.tables.scan(source).schema.names if c != COMMIT]
+        where = None
+        if chunk is not None:
+            first = chunk.column(group.entity.keys[0])
+            low, high = first[0], first[len(first) - 1]
+            name = group.entity.keys[0]
+            where = (pc.field(name) >= low) & (pc.field(name) <= high)
+        return self.tables.read(source, columns=columns, as_of=from_epoch_us(snapshot_us),
+                                where=where)
 
     def _check_source(self, group: FeatureGroup) -> None:
         if not self.tables.exists(group.source.name):
