@@ -21,6 +21,7 @@ from typing import Any
 import bench_concurrency
 import bench_import
 import bench_logging
+import bench_online
 import bench_pit
 import bench_search
 from common import (
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "import": bench_import.run,
     "concurrency": bench_concurrency.run,
     "pit": bench_pit.run,  # against Feast; prints its own tables (10M x 1M: bench_pit.py --large)
+    "online": bench_online.run,  # against Feast; prints its own tables
 }
 
 
