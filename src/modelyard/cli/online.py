@@ -116,13 +116,12 @@ def lookup(
     """Read features of some entities from the online store, with each row's status."""
     with open_yard(uri) as yard:
         plan = yard.features.online.plan(features)
-        layouts = {k: g.layout for g in plan.groups for k in g.layout.keys}
+        kinds = {k: kind for g in plan.groups
+                 for k, kind in zip(g.layout.keys, g.layout.key_kinds, strict=True)}
         columns: dict[str, list[Any]] = {}
         for item in key:
             name, values = _assignment(item, "key")
-            kind = layouts[name].key_kinds[layouts[name].keys.index(name)] \
-                if name in layouts else "string"
-            columns[name] = [_typed(v, kind, name) for v in values]
+            columns[name] = [_typed(v, kinds.get(name, "string"), name) for v in values]
         extra = {n: [_number(v) for v in vs]
                  for n, vs in (_assignment(r, "request") for r in request or [])}
         result = yard.features.online.online_features(features, columns,

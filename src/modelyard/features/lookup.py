@@ -88,10 +88,11 @@ class OnlineResult:
         return pa.table(self.to_dict())
 
 
-def entity_columns(entities: Any, needed: Sequence[str], allowed: Sequence[str] = ()
-                   ) -> dict[str, list[Any]]:
+def entity_columns(entities: Any, needed: Sequence[str], allowed: Sequence[str] = (),
+                   request: Any = None) -> dict[str, list[Any]]:
     """Key columns from a mapping of column -> values (or one value), a list of row dicts,
-    or a DataFrame; every needed column present, all of one length."""
+    or a DataFrame, plus the ``request`` mapping's columns; every needed column present,
+    all of one length."""
     if isinstance(entities, Mapping):
         columns = {str(k): _as_list(v) for k, v in entities.items()}
     elif isinstance(entities, Sequence) and not isinstance(entities, (str, bytes)):
@@ -112,6 +113,11 @@ def entity_columns(entities: Any, needed: Sequence[str], allowed: Sequence[str] 
         raise InvalidInputError(
             "entities must be a mapping like {'customer_id': [1, 2]}, a list of row "
             f"mappings or a DataFrame, not {type(entities).__name__}", field="entities")
+    if request is not None:
+        if not isinstance(request, Mapping):
+            raise InvalidInputError("request must be a mapping of column to values",
+                                    field="request")
+        columns.update({str(k): _as_list(v) for k, v in request.items()})
     missing = [k for k in needed if k not in columns]
     if missing:
         raise InvalidInputError(
@@ -159,6 +165,7 @@ def lookup(store: OnlineStore, plan: LookupPlan, columns: Mapping[str, Sequence[
         out: list[list[Any]] = [[e] * n for e in g.empty]
         states = [FOUND] * n
         ttl = g.layout.ttl_us
+        fields = list(enumerate(zip(g.positions, g.convert, g.row_level, strict=True)))
         for row, raw in enumerate(found):
             if raw is None:
                 states[row] = MISSING
@@ -170,8 +177,7 @@ def lookup(store: OnlineStore, plan: LookupPlan, columns: Mapping[str, Sequence[
                 states[row] = EXPIRED
                 if status[row] == FOUND:
                     status[row] = EXPIRED
-            for i, (at, convert, row_level) in enumerate(
-                    zip(g.positions, g.convert, g.row_level, strict=True)):
+            for i, (at, convert, row_level) in fields:
                 if expired and row_level:
                     continue
                 value = items[at]

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from modelyard.backends.metadata.materializations import (
@@ -161,10 +161,12 @@ class Materializer:
             start = _resume_index(plan.keys, record.resume_after)
             if plan.keys.num_rows == 0 and "table" not in record.layout:
                 self._remember_layout(record, selected, plan.keys)
+            source = group.source.name
+            columns = [c for c in self.tables.scan(source).schema.names if c != COMMIT]
             for first in range(start, plan.keys.num_rows, plan.per_chunk):
                 chunk = plan.keys.slice(first, plan.per_chunk)
-                self._chunk(record, selected, chunk, whole=plan.whole and first == 0
-                            and chunk.num_rows == plan.keys.num_rows)
+                whole = plan.whole and first == 0 and chunk.num_rows == plan.keys.num_rows
+                self._chunk(record, selected, chunk, columns, whole)
                 record.chunks_done += 1
                 last = chunk.slice(chunk.num_rows - 1, 1).to_pylist()[0]
                 record.resume_after = json.dumps([last[k] for k in group.entity.keys],
@@ -184,10 +186,10 @@ class Materializer:
         return record
 
     def _chunk(self, record: MaterializationRecord, selected: SelectedGroup,
-               chunk: pa.Table, whole: bool) -> None:
+               chunk: pa.Table, columns: list[str], whole: bool) -> None:
         """Compute and write one chunk's entities (``whole``: the chunk is every entity)."""
         group = selected.group
-        raw = self._rows(group, record.snapshot_us, None if whole else chunk)
+        raw = self._rows(group, record.snapshot_us, columns, None if whole else chunk)
         values = values_at(self.engine, selected, raw, chunk, record.at_us)
         if "table" not in record.layout:
             layout = Layout.of(table_name(group.name, record.version), values,
@@ -207,8 +209,8 @@ class Materializer:
                          empty: pa.Table) -> None:
         """With nothing to write, still record the layout (from an empty computation)."""
         group = selected.group
-        raw = self.tables.read(group.source.name, as_of=from_epoch_us(record.snapshot_us))
-        values = values_at(self.engine, selected, raw.slice(0, 0), empty, record.at_us)
+        no_rows = self.tables.scan(group.source.name).schema.empty_table()
+        values = values_at(self.engine, selected, no_rows, empty, record.at_us)
         record.layout.update(Layout.of(table_name(group.name, record.version), values,
                                        group.entity.keys, selected.features,
                                        group.ttl_us).to_dict())
@@ -231,6 +233,7 @@ class Materializer:
             newest = pc.max(rows[INGESTED_AT]).as_py()
             if newest is not None:
                 record.snapshot_us = epoch_us(newest)
+        whole = False  # the keys are every entity of the table
         if keys is None:
             at = from_epoch_us(record.at_us)
             mask = pc.less_equal(rows[ts], at)
@@ -240,22 +243,23 @@ class Materializer:
                 lo = from_epoch_us(previous - _longest_window(group))
                 moved = pc.and_(pc.greater(rows[ts], lo), mask)
                 mask = pc.or_(pc.and_(changed, mask), moved)
-            keys = _sorted_unique(rows.filter(mask).select(names))
-        everyone = _sorted_unique(rows.select(names)).num_rows if total_rows else 0
+            whole = total_rows > 0 and bool(pc.all(mask).as_py())
+            keys = _sorted_unique((rows if whole else rows.filter(mask)).select(names))
+        if total_rows <= self.chunk_rows:  # one chunk holds every row: no need to count
+            return _Plan(keys, max(1, keys.num_rows), whole)
+        everyone = keys.num_rows if whole else _sorted_unique(rows.select(names)).num_rows
         per_entity = max(1.0, total_rows / max(everyone, 1))
-        return _Plan(keys, max(1, int(self.chunk_rows / per_entity)),
-                     keys.num_rows == everyone)
+        return _Plan(keys, max(1, int(self.chunk_rows / per_entity)), whole)
 
-    def _rows(self, group: FeatureGroup, snapshot_us: int, chunk: pa.Table | None
-              ) -> pa.Table:
-        """The source rows in the snapshot (without the commit ids): all of them, or those
-        whose first key column lies in the chunk's range (chunks are slices of sorted keys,
-        so a range filter is cheap where a set test is not; values computed for entities
-        outside the chunk are dropped afterwards)."""
+    def _rows(self, group: FeatureGroup, snapshot_us: int, columns: list[str],
+              chunk: pa.Table | None) -> pa.Table:
+        """The source rows in the snapshot (``columns``: all but the commit ids): all of
+        them, or those whose first key column lies in the chunk's range (chunks are slices of
+        sorted keys, so a range filter is cheap where a set test is not; the spine holds only
+        the chunk's entities, so no other entity is computed)."""
         import pyarrow.compute as pc
 
         source = group.source.name
-        columns = [c for c in self.tables.scan(source).schema.names if c != COMMIT]
         where = None
         if chunk is not None:
             first = chunk.column(group.entity.keys[0])
@@ -340,6 +344,3 @@ def _like(example: Any, value: Any) -> Any:
         return date.fromisoformat(value)
     return type(example)(value)
 
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

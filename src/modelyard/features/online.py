@@ -174,8 +174,7 @@ class OnlineService:
             raise InvalidInputError(
                 f"feature name(s) {', '.join(clash)} asked from several groups; ask each "
                 "from one group", field="features")
-        asked = [n for _, _, n in self.features.resolve_features(features)]
-        outputs = [n for n in dict.fromkeys(asked) if n not in selection.hidden]
+        outputs = [n for n in selection.asked if n not in selection.hidden]
         refs = [f"{g.group.name}@v{g.version}:{n}" for g in selection.groups
                 for n in g.features if n not in selection.hidden]
         refs += [f"{r.group.name}@v{r.version}:{n}" for r in selection.requests
@@ -208,13 +207,7 @@ class OnlineService:
         expired by the group's TTL, measured at ``at``, default now). Request feature
         groups take their request columns from ``request`` (or from ``entities``)."""
         plan = self.plan(features)
-        if request is not None:
-            if not isinstance(request, dict):
-                raise InvalidInputError("request must be a mapping of column to values",
-                                        field="request")
-            entities = {**entity_columns(entities, plan.key_columns, plan.request_columns),
-                        **request}
-        columns = entity_columns(entities, plan.key_columns, plan.request_columns)
+        columns = entity_columns(entities, plan.key_columns, plan.request_columns, request)
         return read_values(self.store, plan, columns, None if at is None else epoch_us(at))
 
     # --- push -----------------------------------------------------------------------------

@@ -250,7 +250,7 @@ class FeatureService:
         return Selection(
             [SelectedGroup(groups[k], k[1], tuple(v)) for k, v in chosen.items()],
             [SelectedRequest(g, k[1], tuple(names)) for k, (g, names) in requests.items()],
-            tuple(hidden))
+            tuple(hidden), tuple(dict.fromkeys(name for _, _, name in resolved)))
 
     def training_set(self, spine: Any = None, features: Sequence[str] | str = (), *,
                      label: str | None = None, timestamp: str | None = None,

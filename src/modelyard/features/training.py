@@ -48,6 +48,7 @@ class Selection:
     groups: list[SelectedGroup]
     requests: list[SelectedRequest]
     hidden: tuple[str, ...]
+    asked: tuple[str, ...] = ()  # the feature names, in the order they were asked for
 
 
 @dataclass
