@@ -208,6 +208,11 @@ def worker_modelyard_materialize(folder: Path, project: Path, online_uri: str) -
 
     meta = load_meta(folder)
     yard = _connect(project, online_uri)
+    yard.features.online  # noqa: B018  (the libraries load here, as Feast's load in apply)
+    import deltalake  # noqa: F401
+    import duckdb  # noqa: F401
+    import pyarrow.dataset  # noqa: F401
+
     at = datetime.fromtimestamp(meta["last_us"] / 1e6, UTC) + timedelta(hours=1)
     before, before_peak = _rss_mb(), _peak_mb()
     start = time.perf_counter()

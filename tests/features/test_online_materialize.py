@@ -7,6 +7,7 @@ Every value served online is compared with what a training set computes for the 
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -19,7 +20,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
+import modelyard
 from modelyard import (
+    Feature,
+    FeatureGroup,
     InvalidInputError,
     NotFoundError,
     Yard,
@@ -34,6 +38,7 @@ from .online_support import (
     US,
     assert_online_equals_training,
     connect,
+    customer,
     day,
     event_rows,
     events,
@@ -158,6 +163,29 @@ def test_chunked_materialization_equals_one_chunk(project: Path, online_uri: str
     assert stored(oyard) == small
 
 
+@pytest.mark.parametrize("chunk_rows", [None, 24])
+def test_a_group_with_a_transform_across_rows_is_materialized_from_every_row(
+        project: Path, online_uri: str, oyard: Yard, chunk_rows: int | None) -> None:
+    """A transform may look across an entity's rows (here, each event's rank), so every row
+    of the entity reaches it, in one pass or chunk by chunk."""
+
+    @modelyard.transform
+    def ranked(df: pd.DataFrame) -> pd.DataFrame:
+        return df.assign(nth=df.groupby("customer_id")["ts"].rank(method="first"))
+
+    group = FeatureGroup("ranked", entity=customer, source=events, transform=ranked,
+                         features=[Feature("nth", "nth"),
+                                   Feature("nth_sum_3d", "sum(nth)", window="3d")])
+    oyard.apply([group])
+    settings = {} if chunk_rows is None else {"materialize_chunk_rows": chunk_rows}
+    with connect(project, online_uri, **settings) as yard:
+        (record,) = yard.materialize("ranked", at=AT)
+        assert (record.chunks_total > 1) == (chunk_rows is not None)
+        refs = ["ranked:nth", "ranked:nth_sum_3d"]
+        online = assert_online_equals_training(yard, KEYS, AT, refs)
+    assert max(online["nth"]) > 1
+
+
 def test_progress_reports_each_chunk(project: Path, online_uri: str, oyard: Yard) -> None:
     seen: list[tuple[str, int, int]] = []
     with connect(project, online_uri, materialize_chunk_rows=50) as yard:
@@ -253,6 +281,29 @@ def test_a_failed_run_is_resumed_by_the_next_materialize(project: Path, online_u
         assert resumed.materialization_id == failed.materialization_id
         assert resumed.status == "done" and resumed.error is None
         assert_online_equals_training(yard, KEYS, AT)
+
+
+def test_one_pass_writes_in_chunks_and_resumes_after_a_failed_write(
+        project: Path, online_uri: str, oyard: Yard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row fits in memory (one read), and the values go out a few entities at a time,
+    each write a resume point."""
+    from modelyard.features import materialize
+
+    monkeypatch.setattr(materialize, "_WRITE_CHUNK", 3)
+    with connect(project, online_uri) as yard:
+        fail_third_write(yard)
+        with pytest.raises(OSError):
+            yard.materialize("stats", at=AT)
+        (failed,) = yard.features.online.history("stats")
+        assert failed.chunks_total == math.ceil(len(KEYS) / 3) and failed.chunks_done == 2
+        assert len(stored(yard)) == 6
+        (resumed,) = yard.materialize("stats")
+        assert resumed.materialization_id == failed.materialization_id
+        assert resumed.status == "done" and resumed.chunks_done == resumed.chunks_total
+        assert_online_equals_training(yard, KEYS, AT)
+        resumed_bytes = stored(yard)
+    oyard.materialize("stats", at=AT)
+    assert stored(oyard) == resumed_bytes
 
 
 def test_a_push_after_a_crash_does_not_hide_the_unfinished_run(

@@ -99,6 +99,20 @@ def test_bad_definitions(yard: Yard) -> None:
     assert yard.features.list_definitions() == []  # nothing applied from a failed apply
 
 
+@pytest.mark.parametrize("expr", ["sum(claim_amount)", "count(*)",
+                                  "claim_amount - lag(claim_amount) OVER (ORDER BY event_time)",
+                                  "row_number() OVER ()"])
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_feature_expression_must_be_row_level(yard: Yard, expr: str, declared: bool) -> None:
+    source = claims if declared else Source.frame("loose", timestamp="event_time")
+    group = FeatureGroup("g", entity=customer, source=source, features=[Feature("f", expr)])
+    with pytest.raises(InvalidDefinitionError, match="computed from one row"):
+        yard.apply([group])
+    fine = FeatureGroup("g", entity=customer, source=source,
+                        features=[Feature("f", "CASE WHEN claim_amount > 5 THEN 1 END")])
+    yard.apply([fine])
+
+
 def test_training_set_point_in_time(fyard: Yard) -> None:
     rows = spine([(1, day(9)), (2, day(1)), (1, day(5)), (3, day(4)), (1, day(100)),
                   (1, day(4.5))])

@@ -7,10 +7,13 @@ Rows are read from a *snapshot* of the offline tables (everything ingested when 
 started, named by the newest ingestion time among it), so a run is repeatable and resumable
 even while new rows arrive, and two runs over the same data store the same bytes.
 
-Memory stays bounded: entities are processed in chunks sized so that each reads about
-``chunk_rows`` offline rows. After each chunk the run's record notes the last entity key
-written, so a crashed run resumes after it. Writes are idempotent (newer-stamp-wins upserts),
-so a chunk redone after a crash changes nothing.
+Memory stays bounded: one streaming pass over the snapshot keeps only the rows a value can
+come from (:mod:`modelyard.features.candidates`). While those fit in ``chunk_rows``, every
+entity is computed at once and written in chunks; beyond it, entities are processed in chunks
+of a key range sized so that each reads about ``chunk_rows`` offline rows. After each chunk is
+written the run's record notes the last entity key written, so a crashed run resumes after it.
+Writes are idempotent (newer-stamp-wins upserts), so a chunk redone after a crash changes
+nothing.
 
 An *incremental* run recomputes only entities whose values can have changed since the
 previous run: those with rows ingested after its snapshot, and those with rows whose event
@@ -25,7 +28,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,7 @@ from modelyard.backends.metadata.materializations import (
 )
 from modelyard.backends.offline.tables import COMMIT
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
+from modelyard.features.candidates import Candidates, TooManyRows
 from modelyard.features.codec import Layout, encode_rows, epoch_us, from_epoch_us
 from modelyard.features.definitions import FeatureGroup
 from modelyard.features.training import INGESTED_AT, SelectedGroup, prepare_group
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
 EVENT = "__modelyard_event_time"
 AT = "__modelyard_at"
 _FUTURE_SLACK_US = 5_000_000  # clocks of two machines may differ a little
+_WRITE_CHUNK = 50_000  # entities per write when every row fits in memory
 
 Progress = Callable[[int, int], None]  # (chunks done, chunks in all)
 
@@ -65,26 +70,26 @@ def _now_us() -> int:
 
 
 def values_at(engine: OfflineEngine, selected: SelectedGroup, raw: pa.Table, keys: pa.Table,
-              at_us: int) -> pa.Table:
+              at_us: int, *, every_key: bool = False) -> pa.Table:
     """Keys, the event time of the row the row features come from, and every selected
     feature, for each entity of ``keys`` as of ``at_us``; entities without history at or
-    before then are left out. The group's TTL is not applied here (lookups apply it)."""
+    before then are left out (``every_key``: kept, with a null event time, so that the result
+    lines up with ``keys``). The group's TTL is not applied here (lookups apply it)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     group_input = prepare_group(raw, selected, event_feature=EVENT, ttl=False)
     stamp = pa.array([from_epoch_us(at_us)] * keys.num_rows, pa.timestamp("us", tz="UTC"))
     spine = keys.append_column(AT, stamp)
-    out = engine.point_in_time(spine, AT, [group_input])
-    out = out.filter(pc.is_valid(out[EVENT]))
-    return out.drop_columns([AT])
+    out = engine.point_in_time(spine, AT, [group_input]).drop_columns([AT])
+    return out if every_key else out.filter(pc.is_valid(out[EVENT]))
 
 
 @dataclass(frozen=True)
 class _Plan:
     keys: pa.Table  # the entities to compute, sorted by key
-    per_chunk: int
-    whole: bool  # the keys are every entity of the table
+    per_chunk: int  # entities per chunk
+    rows: pa.Table | None  # the source rows every chunk is computed from, when they fit
 
 
 class Materializer:
@@ -161,12 +166,21 @@ class Materializer:
             start = _resume_index(plan.keys, record.resume_after)
             if plan.keys.num_rows == 0 and "table" not in record.layout:
                 self._remember_layout(record, selected, plan.keys)
-            source = group.source.name
-            columns = [c for c in self.tables.scan(source).schema.names if c != COMMIT]
-            for first in range(start, plan.keys.num_rows, plan.per_chunk):
-                chunk = plan.keys.slice(first, plan.per_chunk)
-                whole = plan.whole and first == 0 and chunk.num_rows == plan.keys.num_rows
-                self._chunk(record, selected, chunk, columns, whole)
+            chunks: Iterator[tuple[pa.Table, pa.Table | None]]
+            if plan.rows is not None and start < plan.keys.num_rows:
+                # every row fits: compute every entity at once, write chunk by chunk
+                todo = plan.keys.slice(start)
+                values = values_at(self.engine, selected, plan.rows, todo, record.at_us,
+                                   every_key=True)
+                chunks = _chunks(todo, plan.per_chunk, values)
+            else:
+                chunks = ((plan.keys.slice(first, plan.per_chunk), None)
+                          for first in range(start, plan.keys.num_rows, plan.per_chunk))
+            for chunk, computed in chunks:
+                if computed is None:
+                    raw = self._rows(group, record, chunk)
+                    computed = values_at(self.engine, selected, raw, chunk, record.at_us)
+                self._write(record, selected, computed)
                 record.chunks_done += 1
                 last = chunk.slice(chunk.num_rows - 1, 1).to_pylist()[0]
                 record.resume_after = json.dumps([last[k] for k in group.entity.keys],
@@ -185,12 +199,10 @@ class Materializer:
         self.records.save_materialization(record)
         return record
 
-    def _chunk(self, record: MaterializationRecord, selected: SelectedGroup,
-               chunk: pa.Table, columns: list[str], whole: bool) -> None:
-        """Compute and write one chunk's entities (``whole``: the chunk is every entity)."""
+    def _write(self, record: MaterializationRecord, selected: SelectedGroup,
+               values: pa.Table) -> None:
+        """Write one chunk's computed values (``values_at``'s result)."""
         group = selected.group
-        raw = self._rows(group, record.snapshot_us, columns, None if whole else chunk)
-        values = values_at(self.engine, selected, raw, chunk, record.at_us)
         if "table" not in record.layout:
             layout = Layout.of(table_name(group.name, record.version), values,
                                group.entity.keys, selected.features, group.ttl_us)
@@ -215,59 +227,129 @@ class Materializer:
                                        group.entity.keys, selected.features,
                                        group.ttl_us).to_dict())
 
-    # --- planning -----------------------------------------------------------------------------
+    # --- planning and reading -----------------------------------------------------------------
 
     def _plan(self, group: FeatureGroup, record: MaterializationRecord,
               keys: pa.Table | None) -> _Plan:
+        """One streaming pass over the snapshot keeps the rows the values come from; when
+        they outgrow ``chunk_rows``, a second pass over the keys alone sizes chunks that each
+        read their own rows."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         names = list(group.entity.keys)
-        ts = group.source.timestamp
-        snapshot = from_epoch_us(record.snapshot_us)
-        rows = self.tables.read(group.source.name, columns=[*names, ts, INGESTED_AT],
-                                as_of=snapshot)
-        total_rows = rows.num_rows
-        if record.chunks_total == 0 and total_rows:
-            # the snapshot is the newest ingestion the run sees, not the clock: two runs over
-            # the same data then store the same bytes
-            newest = pc.max(rows[INGESTED_AT]).as_py()
-            if newest is not None:
-                record.snapshot_us = epoch_us(newest)
-        whole = False  # the keys are every entity of the table
+        # a full run computes every entity with visible rows, which are those kept
+        keys_from_kept = keys is None and record.since_us is None and group.transform is None
+        reader = self._scan(group, record, keys)
+        kept: Candidates | None = self._candidates(group, record, self.chunk_rows)
+        chosen: list[pa.Table] = []  # unique keys to compute, batch by batch
+        newest = None
+        for batch in reader:
+            newest = _newer(newest, pc.max(batch.column(INGESTED_AT)).as_py())
+            table = pa.Table.from_batches([batch])
+            if keys is None and not keys_from_kept:
+                chosen.append(_unique(table.filter(self._due(group, record, table))
+                                      .select(names)))
+            if kept is not None:
+                try:
+                    kept.add(table)
+                except TooManyRows:  # chunks will read their own rows
+                    kept = None
+                    return self._chunked_plan(group, record, keys)
+        self._snapshot(record, newest)
+        assert kept is not None
+        rows = kept.table(reader.schema)
         if keys is None:
-            at = from_epoch_us(record.at_us)
-            mask = pc.less_equal(rows[ts], at)
-            if record.since_us is not None:
-                changed = pc.greater(rows[INGESTED_AT], from_epoch_us(record.since_us))
-                previous = record.layout.get("previous_at_us") or record.since_us
-                lo = from_epoch_us(previous - _longest_window(group))
-                moved = pc.and_(pc.greater(rows[ts], lo), mask)
-                mask = pc.or_(pc.and_(changed, mask), moved)
-            whole = total_rows > 0 and bool(pc.all(mask).as_py())
-            keys = _sorted_unique((rows if whole else rows.filter(mask)).select(names))
-        if total_rows <= self.chunk_rows:  # one chunk holds every row: no need to count
-            return _Plan(keys, max(1, keys.num_rows), whole)
-        everyone = keys.num_rows if whole else _sorted_unique(rows.select(names)).num_rows
-        per_entity = max(1.0, total_rows / max(everyone, 1))
-        return _Plan(keys, max(1, int(self.chunk_rows / per_entity)), whole)
+            found = rows.select(names) if keys_from_kept else (
+                pa.concat_tables(chosen) if chosen else rows.select(names).slice(0, 0))
+            keys = _sorted_unique(found)
+        return _Plan(keys, _WRITE_CHUNK, rows)
 
-    def _rows(self, group: FeatureGroup, snapshot_us: int, columns: list[str],
-              chunk: pa.Table | None) -> pa.Table:
-        """The source rows in the snapshot (``columns``: all but the commit ids): all of
-        them, or those whose first key column lies in the chunk's range (chunks are slices of
-        sorted keys, so a range filter is cheap where a set test is not; the spine holds only
-        the chunk's entities, so no other entity is computed)."""
+    def _chunked_plan(self, group: FeatureGroup, record: MaterializationRecord,
+                      keys: pa.Table | None) -> _Plan:
+        """Chunks of entities sized so that each reads about ``chunk_rows`` rows, from a pass
+        over the keys and times alone."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        names = list(group.entity.keys)
+        columns = [*names, group.source.timestamp, INGESTED_AT]
+        reader = self.tables.scan(group.source.name, columns=columns,
+                                  as_of=from_epoch_us(record.snapshot_us))
+        everyone: list[pa.Table] = []
+        due: list[pa.Table] = []
+        total_rows, newest = 0, None
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            total_rows += table.num_rows
+            newest = _newer(newest, pc.max(table.column(INGESTED_AT)).as_py())
+            everyone.append(_unique(table.select(names)))
+            if keys is None:
+                due.append(_unique(table.filter(self._due(group, record, table)).select(names)))
+        self._snapshot(record, newest)
+        empty = reader.schema.empty_table().select(names)
+        if keys is None:
+            keys = _sorted_unique(pa.concat_tables(due or [empty]))
+        entities = _sorted_unique(pa.concat_tables(everyone or [empty])).num_rows
+        per_entity = max(1.0, total_rows / max(entities, 1))
+        return _Plan(keys, max(1, int(self.chunk_rows / per_entity)), None)
+
+    @staticmethod
+    def _snapshot(record: MaterializationRecord, newest: datetime | None) -> None:
+        """A new run's snapshot is the newest ingestion it sees, not the clock: two runs over
+        the same data then store the same bytes."""
+        if record.chunks_total == 0 and newest is not None:
+            record.snapshot_us = epoch_us(newest)
+
+    def _due(self, group: FeatureGroup, record: MaterializationRecord, rows: pa.Table
+             ) -> Any:
+        """Which rows name an entity the run computes: with history at or before T, and in
+        an incremental run also either ingested since the last snapshot or inside a window
+        ending between the last run's T and this one's."""
+        import pyarrow.compute as pc
+
+        ts = rows.column(group.source.timestamp)
+        mask = pc.less_equal(ts, from_epoch_us(record.at_us))
+        if record.since_us is not None:
+            changed = pc.greater(rows.column(INGESTED_AT), from_epoch_us(record.since_us))
+            previous = record.layout.get("previous_at_us") or record.since_us
+            lo = from_epoch_us(previous - _longest_window(group))
+            moved = pc.and_(pc.greater(ts, lo), mask)
+            mask = pc.or_(pc.and_(changed, mask), moved)
+        return mask
+
+    def _candidates(self, group: FeatureGroup, record: MaterializationRecord, limit: int
+                    ) -> Candidates:
+        return Candidates(group.entity.keys, group.source.timestamp, record.at_us,
+                          _longest_window(group), limit, keep_all=group.transform is not None)
+
+    def _scan(self, group: FeatureGroup, record: MaterializationRecord,
+              keys: pa.Table | None) -> pa.RecordBatchReader:
+        """The snapshot's source rows (all columns but the commit ids) as a stream: all of
+        them, or those whose first key column lies in the range of ``keys`` (sorted keys, so
+        a range filter is cheap where a set test is not; the spine holds only the wanted
+        entities, so no other entity is computed)."""
         import pyarrow.compute as pc
 
         source = group.source.name
+        schema = self.tables.scan(source).schema
+        columns = [c for c in schema.names if c != COMMIT]
         where = None
-        if chunk is not None:
-            first = chunk.column(group.entity.keys[0])
-            low, high = first[0], first[len(first) - 1]
+        if keys is not None and keys.num_rows:
             name = group.entity.keys[0]
-            where = (pc.field(name) >= low) & (pc.field(name) <= high)
-        return self.tables.read(source, columns=columns, as_of=from_epoch_us(snapshot_us),
+            first = keys.column(name)
+            where = (pc.field(name) >= first[0]) & (pc.field(name) <= first[len(first) - 1])
+        return self.tables.scan(source, columns=columns, as_of=from_epoch_us(record.snapshot_us),
                                 where=where)
+
+    def _rows(self, group: FeatureGroup, record: MaterializationRecord, chunk: pa.Table
+              ) -> pa.Table:
+        """The rows one chunk's values come from, read from the snapshot by key range."""
+        reader = self._scan(group, record, chunk)
+        kept = self._candidates(group, record, limit=2**62)
+        for batch in reader:
+            kept.add(batch)
+        return kept.table(reader.schema)
 
     def _check_source(self, group: FeatureGroup) -> None:
         if not self.tables.exists(group.source.name):
@@ -306,11 +388,30 @@ def _longest_window(group: FeatureGroup) -> int:
     return max((f.window_us or 0 for f in group.features), default=0)
 
 
+def _newer(newest: datetime | None, other: datetime | None) -> datetime | None:
+    return other if newest is None or (other is not None and other > newest) else newest
+
+
+def _unique(keys: pa.Table) -> pa.Table:
+    names = keys.column_names
+    return keys.group_by(names, use_threads=False).aggregate([]).select(names)
+
+
 def _sorted_unique(keys: pa.Table) -> pa.Table:
     names = keys.column_names
-    unique = keys.group_by(names, use_threads=False).aggregate([])
+    unique = _unique(keys)
     unique = unique.filter(_all_valid(unique, names))
-    return unique.select(names).sort_by([(n, "ascending") for n in names])
+    return unique.sort_by([(n, "ascending") for n in names])
+
+
+def _chunks(keys: pa.Table, size: int, values: pa.Table) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """Slices of ``size`` keys with their values (``values`` has a row per key, in order;
+    entities without history are dropped from each slice)."""
+    import pyarrow.compute as pc
+
+    for start in range(0, keys.num_rows, size):
+        part = values.slice(start, size)
+        yield keys.slice(start, size), part.filter(pc.is_valid(part[EVENT]))
 
 
 def _all_valid(table: pa.Table, names: Sequence[str]) -> Any:

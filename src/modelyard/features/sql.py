@@ -19,8 +19,9 @@ def quote(name: str) -> str:
 
 
 def check_expression(expr: str, declared: Mapping[str, str], where: str) -> None:
-    """Refuse an expression that does not parse; with a declared schema, also one that names
-    unknown columns or does not type-check."""
+    """Refuse an expression that does not parse or is not row-level (an aggregate or a
+    window function); with a declared schema, also one that names unknown columns or does
+    not type-check."""
     import duckdb
 
     con = duckdb.connect()
@@ -41,8 +42,52 @@ def check_expression(expr: str, declared: Mapping[str, str], where: str) -> None
                 f"{where}: the SQL expression {expr!r} does not fit the source's declared "
                 f"columns: {_first_line(exc)}", field="expr", value=expr) from exc
         # without a declared schema, unknown columns are only known at ingestion
+    try:
+        _check_row_level(con, expr, declared, where)
     finally:
         con.close()
+
+
+def _check_row_level(con: Any, expr: str, declared: Mapping[str, str], where: str) -> None:
+    """A feature's value must come from its own row alone (materialization relies on it):
+    DuckDB refuses aggregates and window functions in a ``WHERE`` clause, so bind the
+    expression there, over null columns of the names it uses."""
+    import duckdb
+
+    if declared:
+        columns = {c: f"NULL::{_DUCK_TYPES[t]}" for c, t in declared.items()}
+    else:
+        columns = {c: "NULL" for c in _column_names(con, expr)}
+    body = ", ".join(f"{value} AS {quote(c)}" for c, value in columns.items()) or "1 AS __x"
+    try:
+        con.execute(f"SELECT 1 FROM (SELECT {body}) AS t WHERE ({expr}) IS NULL LIMIT 0")
+    except duckdb.Error as exc:
+        text = str(exc)
+        if "cannot contain aggregates" in text or "cannot contain window functions" in text:
+            raise InvalidDefinitionError(
+                f"{where}: the SQL expression {expr!r} must be computed from one row, but it "
+                "holds an aggregate or a window function; aggregate over time with a window "
+                "feature instead (for example Feature('x_7d', 'mean(x)', window='7d'))",
+                field="expr", value=expr) from exc
+
+
+def _column_names(con: Any, expr: str) -> set[str]:
+    """The column names an expression refers to, from DuckDB's parse tree."""
+    import json
+
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)",
+                                  [f"SELECT ({expr}) FROM t"]).fetchone()[0])
+    found: set[str] = set()
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("class") == "COLUMN_REF" and node.get("column_names"):
+                found.add(str(node["column_names"][-1]))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def _first_line(exc: Exception) -> str:

@@ -32,7 +32,6 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from modelyard.backends.offline.engine import (
     EVENT_TIME,
@@ -42,6 +41,7 @@ from modelyard.backends.offline.engine import (
     WindowSpec,
     check_request,
     epoch_us,
+    micros,
 )
 
 __all__ = ["DuckDBEngine", "WindowStrategy"]
@@ -55,7 +55,6 @@ _ING = "__modelyard_ingested_at"
 _IDX = "__modelyard_index"
 _SPINE = "__modelyard_spine"
 _LOWEST = -(2**63) + 1  # ranks a missing ingestion time below every real one
-_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
 # ``auto`` joins while the key-equal (spine row, history row) pairs stay under this many
 # times the rows of both tables; past it the stream's single sort is faster (measured).
 _JOIN_PAIRS_PER_ROW = 32
@@ -67,19 +66,6 @@ def _q(name: str) -> str:
 
 def _keys(keys: Iterable[str], alias: str = "") -> str:
     return ", ".join(f"{alias}{_q(key)}" for key in keys)
-
-
-def _micros(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Integer microseconds since the epoch; nanoseconds are floored, which keeps every
-    ``event_time <= ts`` and ``ts - window < event_time`` comparison exact."""
-    unit = column.type.unit
-    raw = column.cast(pa.int64())
-    if unit == "ns":
-        quotient = pc.divide(raw, 1_000)
-        below = pc.less(pc.subtract(raw, pc.multiply(quotient, 1_000)), 0)
-        return pc.if_else(below, pc.subtract(quotient, 1), quotient)
-    factor = _US_PER_UNIT[unit]
-    return raw if factor == 1 else pc.multiply_checked(raw, factor)
 
 
 def _index(length: int) -> pa.Array:
@@ -134,7 +120,7 @@ class DuckDBEngine(OfflineEngine):
         check_request(spine, timestamp, groups)
         as_of_us = epoch_us(as_of) if as_of is not None else None
         keys = list(dict.fromkeys(key for group in groups for key in group.keys))
-        times = _micros(spine.column(timestamp))
+        times = micros(spine.column(timestamp))
         frame = pa.table(
             [*(spine.column(key) for key in keys), times, _index(spine.num_rows)],
             names=[*keys, _TS, _ROW],
@@ -250,8 +236,8 @@ def _history(group: GroupInput) -> pa.Table:
     return pa.table(
         [
             *(table.column(key) for key in group.keys),
-            _micros(table.column(EVENT_TIME)),
-            _micros(table.column(INGESTED_AT)),
+            micros(table.column(EVENT_TIME)),
+            micros(table.column(INGESTED_AT)),
             _index(table.num_rows),
             *(table.column(name) for name in inputs),
         ],

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from modelyard.errors import InvalidInputError
 
@@ -41,6 +42,7 @@ __all__ = [
     "WindowSpec",
     "check_request",
     "epoch_us",
+    "micros",
     "output_columns",
 ]
 
@@ -51,6 +53,7 @@ WindowFunction = Literal["mean", "sum", "count", "min", "max", "std", "last", "c
 WINDOW_FUNCTIONS: frozenset[str] = frozenset(get_args(WindowFunction))
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
 
 @dataclass(frozen=True)
@@ -233,3 +236,16 @@ def epoch_us(moment: datetime) -> int:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidInputError(f"as_of must be timezone-aware, got naive {moment.isoformat()}")
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def micros(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Integer microseconds since the epoch of a timestamp column; nanoseconds are floored,
+    which keeps every ``event_time <= ts`` and ``ts - window < event_time`` comparison exact."""
+    unit = column.type.unit
+    raw = column.cast(pa.int64())
+    if unit == "ns":
+        quotient = pc.divide(raw, 1_000)
+        below = pc.less(pc.subtract(raw, pc.multiply(quotient, 1_000)), 0)
+        return pc.if_else(below, pc.subtract(quotient, 1), quotient)
+    factor = _US_PER_UNIT[unit]
+    return raw if factor == 1 else pc.multiply_checked(raw, factor)
