@@ -13,7 +13,7 @@ The history holds 10,000 entities x 100 events (int64 key ``entity_id``, UTC ``e
    Parquet file, with its ``file`` (Dask) and its ``duckdb`` offline stores) and modelyard's
    ``yard.materialize(["stats"], at=...)`` as of an instant after the last event
    (the rows were ingested into its offline table beforehand, in another process). Time,
-   resident set just before (``VmRSS``) and the worker's peak (``ru_maxrss``). Both stores
+   resident set just before (``VmRSS``) and the worker's peak (``VmHWM``). Both stores
    must then hold the latest row of each entity: a sample of entities is read back and
    compared, value by value, with the Parquet file.
 2. **In-process lookups**: 1,000 calls after a warm-up, 1 entity x 10 features and 100

@@ -15,7 +15,7 @@ Every measurement runs in a fresh subprocess: modelyard and the floor with the p
 interpreter, Feast with its own (``bench/.venvs/feast``, installed from PyPI on first use).
 The clock covers reading the feature table from Parquet and the join, with the spine already
 in memory (an Arrow table; a pandas DataFrame for Feast, which asks for one); memory is the
-worker's peak resident set (``ru_maxrss``). Every result is compared, row by row and value by
+worker's peak resident set (``VmHWM``). Every result is compared, row by row and value by
 value, with the floor's.
 
 A second case times modelyard's two window strategies (range join, stream) and its automatic
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ from common import (
     median,
     modelyard_python,
     package_version,
+    peak_rss_mb,
     print_table,
     run_worker,
 )
@@ -136,7 +136,7 @@ def make_data(size: str) -> Path:
 # --- workers (each runs in its own process) ------------------------------------------------
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mb()
 
 
 def _finish(result: Any, folder: Path, name: str, seconds: float, join_seconds: float,

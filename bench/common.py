@@ -194,6 +194,21 @@ def postgres_available() -> bool:
 
 # --- numbers and tables --------------------------------------------------------------------
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (``VmHWM``). Not ``ru_maxrss``: Linux keeps that
+    across ``execve``, so a worker would report its parent's peak whenever that is higher."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

@@ -4,7 +4,6 @@ interpreter, modelyard's with the project's."""
 from __future__ import annotations
 
 import math
-import resource
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from common import (
     emit,
+    peak_rss_mb,
 )
 from online_data import (
     FEATURE_REFS,
@@ -34,7 +34,7 @@ def _rss_mb() -> float | None:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mb()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,0 +1,1 @@
+"""Model registry: versions, aliases, lineage, gates, promotion and rollback."""
