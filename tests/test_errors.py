@@ -28,6 +28,7 @@ EXPECTED = {
     "AlreadyExistsError": (errors.ConflictError, 409),
     "ParamConflictError": (errors.ConflictError, 409),
     "RunStateError": (errors.ConflictError, 409),
+    "GateFailedError": (errors.ConflictError, 409),
 }
 
 

@@ -20,13 +20,14 @@ PUBLIC = {
     "SchemaVersionError", "ArtifactIntegrityError", "InvalidInputError", "InvalidFilterError",
     "InvalidMetricError", "DataValidationError", "InvalidDefinitionError", "NotFoundError",
     "ConflictError",
-    "AlreadyExistsError", "ParamConflictError", "RunStateError",
+    "AlreadyExistsError", "ParamConflictError", "RunStateError", "GateFailedError",
     "Entity", "Feature", "FeatureGroup", "Source", "Transform", "transform", "TrainingSet",
     "RequestFeatureGroup", "OnlineResult",
 }
 
 HEAVY = ["sqlalchemy", "pandas", "numpy", "alembic", "typer", "rich", "sklearn", "pyarrow",
-         "psycopg", "joblib", "msgpack", "redis", "starlette", "uvicorn"]
+         "psycopg", "joblib", "msgpack", "redis", "starlette", "uvicorn", "onnx",
+         "onnxruntime", "fairlearn", "matplotlib", "skl2onnx", "cloudpickle"]
 
 
 def test_all_is_exactly_the_public_names() -> None:

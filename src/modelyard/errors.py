@@ -21,7 +21,8 @@ itself to a plain dict so a remote client can raise the same class again.
     └── ConflictError (409)           a write contradicts what is stored
         ├── AlreadyExistsError (409)
         ├── ParamConflictError (409)  a param logged again with another value
-        └── RunStateError (409)       operation not allowed in the run's state
+        ├── RunStateError (409)       operation not allowed in the run's state
+        └── GateFailedError (409)     a promotion refused by the model's quality gates
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DataValidationError",
+    "GateFailedError",
     "InvalidDefinitionError",
     "InvalidFilterError",
     "InvalidInputError",
@@ -126,6 +128,11 @@ class ParamConflictError(ConflictError):
 
 class RunStateError(ConflictError):
     pass
+
+
+class GateFailedError(ConflictError):
+    """A promotion refused by its gates; ``details["report"]`` holds the gate report (a
+    dict), ``details["failed"]`` the names of the failed gates."""
 
 
 def _all_subclasses(cls: type[ModelyardError]) -> dict[str, type[ModelyardError]]:

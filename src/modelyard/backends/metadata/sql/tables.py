@@ -164,3 +164,81 @@ materializations = Table(
     Column("error", Text, nullable=True),
     Index("ix_materializations_group", "group_name", "version", "store", "started_at"),
 )
+
+# --- model registry (migration 0004) --------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("gates", Text, nullable=False),  # JSON: the gates declared in code
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(128), ForeignKey("registered_models.name"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("flavor", String(32), nullable=False),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("artifact_size", BigInteger, nullable=False),
+    Column("onnx_sha256", String(64), nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("training_set_id", String(64), nullable=True),
+    Column("spec", Text, nullable=False),  # JSON: signature, libraries, twin, example...
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(128), ForeignKey("registered_models.name"), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("action", String(16), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("report_id", String(32), nullable=True),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_alias_history_model", "name", "alias", "id"),
+)
+
+model_evaluations = Table(
+    "model_evaluations",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("dataset", String(128), primary_key=True),
+    Column("evaluation", Text, nullable=False),  # JSON
+    Column("plots", Text, nullable=False),  # JSON: file name -> artifact sha256
+    Column("created_at", BigInteger, nullable=False),
+)
+
+gate_reports = Table(
+    "gate_reports",
+    metadata,
+    Column("report_id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("passed", Integer, nullable=False),
+    Column("forced", Integer, nullable=False),
+    Column("report", Text, nullable=False),  # JSON
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_gate_reports_version", "name", "version", "created_at"),
+)
