@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from modelyard.features.registry import AnyDefinition, Change
     from modelyard.features.service import FeatureService
     from modelyard.features.training import TrainingSet
+    from modelyard.registry.service import ModelRegistry
 
 
 class Yard:
@@ -47,6 +48,7 @@ class Yard:
                 SqlTrackingStore(self._engine), artifact_store_from_uri(settings.artifact_uri),
                 settings,
             )
+            self.tracking.models = lambda: self.models
         except BaseException:  # e.g. SchemaVersionError: close what was opened
             self._engine.dispose()
             raise
@@ -95,6 +97,17 @@ class Yard:
         from modelyard.tracking import autolog
 
         autolog.configure(self.tracking, log_models=log_models, disable=disable)
+
+    # --- models ---------------------------------------------------------------------------
+
+    @functools.cached_property
+    def models(self) -> ModelRegistry:
+        """The model registry: versions, aliases, evaluation, promotion, lineage."""
+        from modelyard.backends.metadata.sql.registry_store import SqlRegistryStore
+        from modelyard.registry.service import ModelRegistry
+
+        return ModelRegistry(SqlRegistryStore(self._engine), self.tracking.artifacts,
+                             self.tracking, lambda: self.features, self.settings.project_root)
 
     # --- features -------------------------------------------------------------------------
 

@@ -23,12 +23,14 @@ from modelyard.backends.metadata.base import ArtifactEntry, MetricPoint, RunInfo
 from modelyard.errors import InvalidInputError, InvalidMetricError, RunStateError
 
 if TYPE_CHECKING:
+    from modelyard.backends.metadata.registry import VersionRecord
     from modelyard.features.training import TrainingSet
     from modelyard.tracking.service import TrackingService
 
 NOTE_TAG = "modelyard.note"
 ERROR_TAG = "modelyard.error"
 TRAINING_SET_TAG = "modelyard.training_set"
+MODEL_TAG = "modelyard.model"
 _KEY = re.compile(r"^[\w\-. /:]{1,255}$")
 MAX_PARAM_LENGTH = 8_000
 
@@ -211,6 +213,22 @@ class Run:
         self.set_tags({TRAINING_SET_TAG: training_set.training_set_id})
         body = json.dumps(training_set.lineage(), indent=2, sort_keys=True).encode()
         self._service.log_bytes(self.run_id, body, "modelyard/training_set.json")
+
+    def log_model(self, model: Any, name: str, *, training_set: TrainingSet | None = None,
+                  **options: Any) -> VersionRecord:
+        """Register ``model`` as the next version of ``name``, its lineage pointing at this
+        run (and at ``training_set``, which is logged to the run too). ``options`` are those
+        of ``yard.models.register`` (input_example, features, description, flavor, onnx)."""
+        self._live()
+        if self._service.models is None:
+            raise RunStateError("this run's tracking service has no model registry; start the "
+                                "run from a Yard (modelyard.connect())")
+        if training_set is not None:
+            self.log_training_set(training_set)
+        version = self._service.models().register(model, name, training_set=training_set,
+                                                  run_id=self.run_id, **options)
+        self.set_tags({MODEL_TAG: f"{version.name}:{version.version}"})
+        return version
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,8 @@ from modelyard.tracking.run import Run, install_exit_hooks, validate_key
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from modelyard.registry.service import ModelRegistry
 
 REQUIREMENTS_ARTIFACT = "modelyard/requirements.txt"
 MIN_RUN_PREFIX = 6
@@ -82,6 +84,8 @@ class TrackingService:
         )
         self._local = threading.local()
         self._experiment_ids: dict[str, int] = {}
+        # the model registry, for Run.log_model (set by the Yard that owns both)
+        self.models: Callable[[], ModelRegistry] | None = None
 
     # --- experiments ----------------------------------------------------------------------
 

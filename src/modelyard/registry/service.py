@@ -1,0 +1,346 @@
+"""The model registry: registering versions, loading them safely, aliases and rollback.
+
+A version is registered whole or not at all: the flavor writes the model's files, they are
+stored as one content-addressed archive (and the ONNX twin as another), and only then is the
+version's row written, in one transaction that takes the next number. Loading reads the
+archive through the artifact store, which refuses bytes whose sha256 differs from the one
+recorded with the version.
+
+Promotion through gates lives in :mod:`modelyard.registry.promotion`, lineage in
+:mod:`modelyard.registry.lineage`; this service is the facade ``yard.models``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.backends.metadata.registry import (
+    AliasEvent,
+    ModelRecord,
+    RegistryStore,
+    VersionRecord,
+)
+from modelyard.errors import InvalidInputError, NotFoundError
+from modelyard.registry.packaging import pack, unpack
+from modelyard.registry.references import ModelRef, check_alias, check_name, parse_ref
+from modelyard.tracking.environment import current_user
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelyard.backends.artifacts.base import ArtifactStore
+    from modelyard.features.service import FeatureService
+    from modelyard.features.training import TrainingSet
+    from modelyard.registry.evaluation import Evaluation
+    from modelyard.registry.gates import Gate
+    from modelyard.registry.lineage import Lineage
+    from modelyard.registry.promotion import Promotion
+    from modelyard.registry.signature import Signature
+    from modelyard.tracking.service import TrackingService
+
+_SAMPLE_ROWS = 200  # rows kept to check the ONNX twin and as the input example's source
+_EXAMPLE_ROWS = 5
+
+
+class ModelLibraryWarning(UserWarning):
+    """A pickled model is loaded with other library versions than it was saved with."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ModelRegistry:
+    """``yard.models``: versions, aliases, loading, evaluation, promotion and lineage."""
+
+    def __init__(self, store: RegistryStore, artifacts: ArtifactStore,
+                 tracking: TrackingService, features: Callable[[], FeatureService],
+                 project_root: Path | None) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.tracking = tracking
+        self._features = features
+        self.project_root = project_root
+
+    # --- registering ----------------------------------------------------------------------
+
+    def register(self, model: Any, name: str, *, training_set: TrainingSet | None = None,
+                 input_example: Any = None, features: Sequence[str] | None = None,
+                 run_id: str | None = None, description: str | None = None,
+                 flavor: str | None = None, onnx: bool = True) -> VersionRecord:
+        """Store ``model`` as the next version of ``name``.
+
+        The signature comes from the training set's feature columns (or ``features``, or the
+        columns of ``input_example``) and the model's predictions on them; the flavor is
+        detected from the object unless named. ``onnx=False`` skips the ONNX twin.
+        """
+        from modelyard.registry import flavors as flavor_registry
+        from modelyard.registry.signature import Signature
+
+        check_name(name)
+        chosen = (flavor_registry.flavor(flavor) if flavor is not None
+                  else flavor_registry.detect(model))
+        sample = self._sample(training_set, input_example, features)
+        signature: Signature | None = None
+        if sample is not None:
+            outputs = _predict(model, sample, name)
+            signature = Signature.infer(sample, outputs)
+        with tempfile.TemporaryDirectory(prefix="modelyard-register-") as tmp:
+            folder = Path(tmp) / "model"
+            folder.mkdir()
+            chosen.save(model, folder)
+            sha, size = pack(folder, self.artifacts)
+        twin = self._twin(model, chosen.name, sample) if onnx else None
+        onnx_sha = None
+        if twin is not None and twin.onnx is not None:
+            onnx_sha, _ = self.artifacts.put_bytes(twin.onnx)
+        spec: dict[str, Any] = {
+            "flavor": chosen.name,
+            "pickled": chosen.pickled,
+            "libraries": chosen.libraries(),
+            "requirements": chosen.requirements(),
+            "signature": None if signature is None else signature.to_dict(),
+            "input_example": None if sample is None else _records(sample.head(_EXAMPLE_ROWS)),
+            "onnx": None if twin is None else twin.to_dict(),
+            "description": description or "",
+            "label": None if training_set is None else training_set.label,
+        }
+        if training_set is not None:
+            spec["spine_sha256"] = self._keep_spine(training_set)
+            self._features().store.save_training_set(_training_record(training_set))
+        if description is not None:
+            self.store.ensure_model(name, description)
+        record = VersionRecord(
+            name, 0, chosen.name, sha, size, onnx_sha, run_id,
+            None if training_set is None else training_set.training_set_id, spec, _now_ms(),
+            current_user())
+        return self.store.add_version(record)
+
+    def _sample(self, training_set: TrainingSet | None, input_example: Any,
+                features: Sequence[str] | None) -> pd.DataFrame | None:
+        from modelyard.features.training import to_arrow
+
+        if input_example is not None:
+            frame = to_arrow(input_example, "input_example").to_pandas()
+        elif training_set is not None:
+            frame = training_set.table.slice(0, _SAMPLE_ROWS).to_pandas()
+            if features is None:
+                features = [ref.split(":", 1)[1] for ref in training_set.features]
+        else:
+            return None
+        if features is not None:
+            missing = [c for c in features if c not in frame.columns]
+            if missing:
+                raise InvalidInputError(
+                    f"the model's input column(s) {', '.join(missing)} are not in the "
+                    f"{'input example' if input_example is not None else 'training set'}",
+                    field="features")
+            frame = frame[list(features)]
+        return frame.head(_SAMPLE_ROWS)
+
+    def _twin(self, model: Any, flavor: str, sample: pd.DataFrame | None) -> Any:
+        from modelyard.registry.onnx_twin import TwinResult, convert
+
+        if sample is None or len(sample) == 0:
+            return TwinResult("unavailable", None, "no training set or input example to "
+                              "check the converted model against", None, "")
+        return convert(model, flavor, sample)
+
+    def _keep_spine(self, training_set: TrainingSet) -> str:
+        """Store the training set's spine (its columns before the features), so that the
+        training set can be rebuilt from the record."""
+        import pyarrow as pa
+
+        features = {ref.split(":", 1)[1] for ref in training_set.features}
+        spine = training_set.table.select(
+            [c for c in training_set.table.column_names if c not in features])
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, spine.schema) as writer:
+            writer.write_table(spine)
+        sha, _ = self.artifacts.put_bytes(sink.getvalue().to_pybytes())
+        return sha
+
+    # --- reading --------------------------------------------------------------------------
+
+    def list_models(self) -> list[ModelRecord]:
+        return self.store.list_models()
+
+    def get_model(self, name: str) -> ModelRecord:
+        return self.store.get_model(check_name(name))
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        self.store.get_model(check_name(name))
+        return self.store.list_versions(name)
+
+    def aliases(self, name: str) -> dict[str, int]:
+        return self.store.aliases(check_name(name))
+
+    def get_version(self, ref: str | ModelRef, version: int | None = None) -> VersionRecord:
+        """The version a reference names: ``name:3``, ``name@alias``, or ``name`` (newest)."""
+        parsed = parse_ref(ref, version)
+        if parsed.version is not None:
+            return self.store.get_version(parsed.name, parsed.version)
+        if parsed.alias is not None:
+            held = self.store.aliases(parsed.name).get(parsed.alias)
+            if held is None:
+                self.store.get_model(parsed.name)
+                raise NotFoundError(f"model {parsed.name!r} has no alias {parsed.alias!r}",
+                                    model=parsed.name, alias=parsed.alias)
+            return self.store.get_version(parsed.name, held)
+        found = self.store.list_versions(parsed.name)
+        if not found:
+            self.store.get_model(parsed.name)
+            raise NotFoundError(f"model {parsed.name!r} has no versions yet",
+                                model=parsed.name)
+        return found[-1]
+
+    def signature(self, ref: str | ModelRef) -> Signature | None:
+        from modelyard.registry.signature import Signature
+
+        data = self.get_version(ref).spec.get("signature")
+        return None if data is None else Signature.from_dict(data)
+
+    # --- loading --------------------------------------------------------------------------
+
+    def load(self, ref: str | ModelRef, version: int | None = None) -> Any:
+        """The model object of a version, after its archive's sha256 was checked. A pickled
+        model loaded with other library versions than recorded warns (ModelLibraryWarning)."""
+        from modelyard.registry import flavors
+
+        record = self.get_version(ref, version)
+        flavor = flavors.flavor(record.flavor)
+        folder = unpack(self.artifacts, record.artifact_sha256)
+        if flavor.loads_pickle(folder):
+            drift = flavors.library_drift(record.spec.get("libraries", {}))
+            if drift:
+                warnings.warn(
+                    f"model {record.name}:{record.version} was pickled with other library "
+                    f"versions: {'; '.join(drift)}. It may load wrongly or predict "
+                    f"differently; install the recorded versions "
+                    f"({' '.join(record.spec.get('requirements', []))}) to be sure.",
+                    ModelLibraryWarning, stacklevel=2)
+        return flavor.load(folder)
+
+    def load_onnx(self, ref: str | ModelRef, version: int | None = None) -> Any:
+        """The version's ONNX twin (checked against its sha256), or NotFoundError saying
+        why there is none."""
+        from modelyard.registry.flavors.onnx import OnnxModel
+
+        record = self.get_version(ref, version)
+        if record.onnx_sha256 is None:
+            why = (record.spec.get("onnx") or {}).get("reason") or "it was not converted"
+            raise NotFoundError(f"model {record.name}:{record.version} has no ONNX twin: "
+                                f"{why}", model=record.name, version=record.version)
+        return OnnxModel.from_bytes(self.artifacts.get_bytes(record.onnx_sha256))
+
+    # --- aliases --------------------------------------------------------------------------
+
+    def history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        self.store.get_model(check_name(name))
+        return self.store.alias_history(name, None if alias is None else check_alias(alias))
+
+    def rollback(self, name: str, alias: str = "production", *, reason: str = "",
+                 actor: str | None = None) -> AliasEvent:
+        """Move ``alias`` back to the version that held it before the current one."""
+        check_name(name)
+        check_alias(alias)
+        for _ in range(8):
+            current = self.store.aliases(name).get(alias)
+            if current is None:
+                self.store.get_model(name)
+                raise NotFoundError(f"model {name!r} has no alias {alias!r} to roll back",
+                                    model=name, alias=alias)
+            previous = _previous_holder(self.store.alias_history(name, alias), current)
+            if previous is None:
+                raise NotFoundError(
+                    f"alias {alias!r} of model {name!r} has no earlier holder than version "
+                    f"{current} to roll back to", model=name, alias=alias)
+            event = AliasEvent(name, alias, current, previous, "rollback",
+                               actor or current_user(), reason, _now_ms())
+            if self.store.move_alias(event):
+                return event
+        raise InvalidInputError(f"alias {alias!r} of model {name!r} kept moving while rolling "
+                                "back; try again", field="alias")
+
+    # --- evaluation, promotion, lineage (their own modules) -------------------------------
+
+    def evaluate(self, ref: str | ModelRef, data: Any, *, label: str | None = None,
+                 dataset: str = "default", slice_by: str | Sequence[str] | None = None,
+                 sensitive: str | Sequence[str] | None = None) -> Evaluation:
+        from modelyard.registry.promotion import evaluate_version
+
+        return evaluate_version(self, self.get_version(ref), data, label=label,
+                                dataset=dataset, slice_by=slice_by, sensitive=sensitive)
+
+    def set_gates(self, name: str, gates: Sequence[Gate]) -> ModelRecord:
+        """Declare the gates promotions of ``name`` must pass (in addition to those in
+        ``modelyard.toml``); behaviour tests are kept by their dotted path."""
+        from modelyard.registry.promotion import gates_to_store
+
+        return self.store.ensure_model(check_name(name), gates=gates_to_store(gates))
+
+    def promote(self, name: str, version: int, alias: str = "production", *,
+                force: bool = False, reason: str = "", actor: str | None = None,
+                data: dict[str, Any] | None = None, gates: Sequence[Gate] = ()
+                ) -> Promotion:
+        """Run every gate, store the report, and move ``alias`` to the version, or raise
+        PromotionRefusedError listing each failed gate. ``force=True`` (with a reason) moves
+        it anyway and records the override."""
+        from modelyard.registry.promotion import promote
+
+        return promote(self, name, version, alias, force=force, reason=reason, actor=actor,
+                       data=data, extra_gates=gates)
+
+    def lineage(self, ref: str | ModelRef, version: int | None = None) -> Lineage:
+        from modelyard.registry.lineage import lineage
+
+        return lineage(self, self.get_version(ref, version))
+
+    def rebuild_training_set(self, ref: str | ModelRef, version: int | None = None
+                             ) -> TrainingSet:
+        """The version's training set, built again from its record (same spine, feature
+        versions and table commits)."""
+        from modelyard.registry.lineage import rebuild_training_set
+
+        return rebuild_training_set(self, self.get_version(ref, version))
+
+    def features(self) -> FeatureService:
+        return self._features()
+
+
+def _previous_holder(history: list[AliasEvent], current: int) -> int | None:
+    """The version the alias held before ``current`` became its holder: rollbacks are undone
+    moves, so the event that first made ``current`` the holder (not by a rollback) decides."""
+    for event in reversed(history):
+        if event.to_version == current and event.action != "rollback":
+            return event.from_version
+    return None
+
+
+def _predict(model: Any, sample: pd.DataFrame, name: str) -> Any:
+    try:
+        return model.predict(sample)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"model {name!r} could not predict on its input columns "
+            f"({', '.join(map(str, sample.columns))}): {type(exc).__name__}: {exc}. Pass "
+            "features=[...] (the columns it was trained on) or an input_example",
+            field="features") from exc
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    import json
+
+    return list(json.loads(frame.to_json(orient="records", date_format="iso")))
+
+
+def _training_record(training_set: TrainingSet) -> Any:
+    from modelyard.backends.metadata.feature_registry import TrainingSetRecord
+
+    return TrainingSetRecord(training_set.training_set_id, training_set.created_at,
+                             training_set.lineage())
