@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from modelyard.cli import demo, experiments, features, online, project, runs, serve
+from modelyard.cli import demo, experiments, features, models, online, project, runs, serve
 from modelyard.errors import ModelyardError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 online.register(features.app)
 app.add_typer(features.app, name="features")
+app.add_typer(models.app, name="models")
 
 
 def main() -> None:
