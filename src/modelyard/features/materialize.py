@@ -156,7 +156,10 @@ class Materializer:
                  ) -> MaterializationRecord:
         selected = SelectedGroup(group, record.version, tuple(f.name for f in group.features))
         try:
-            plan = self._plan(group, record, keys)
+            # every column but the commit ids, read once per run
+            schema = self.tables.scan(group.source.name).schema
+            columns = [c for c in schema.names if c != COMMIT]
+            plan = self._plan(group, record, keys, columns)
             total = math.ceil(plan.keys.num_rows / plan.per_chunk)
             if record.chunks_total == 0:
                 record.entities, record.chunks_total = plan.keys.num_rows, total
@@ -165,7 +168,7 @@ class Materializer:
                 progress(record.chunks_done, record.chunks_total)
             start = _resume_index(plan.keys, record.resume_after)
             if plan.keys.num_rows == 0 and "table" not in record.layout:
-                self._remember_layout(record, selected, plan.keys)
+                self._remember_layout(record, selected, plan.keys, schema)
             chunks: Iterator[tuple[pa.Table, pa.Table | None]]
             if plan.rows is not None and start < plan.keys.num_rows:
                 # every row fits: compute every entity at once, write chunk by chunk
@@ -178,7 +181,7 @@ class Materializer:
                           for first in range(start, plan.keys.num_rows, plan.per_chunk))
             for chunk, computed in chunks:
                 if computed is None:
-                    raw = self._rows(group, record, chunk)
+                    raw = self._rows(group, record, chunk, columns)
                     computed = values_at(self.engine, selected, raw, chunk, record.at_us)
                 self._write(record, selected, computed)
                 record.chunks_done += 1
@@ -218,11 +221,10 @@ class Materializer:
                 record.max_event_us = max(record.max_event_us or newest, newest)
 
     def _remember_layout(self, record: MaterializationRecord, selected: SelectedGroup,
-                         empty: pa.Table) -> None:
+                         empty: pa.Table, schema: pa.Schema) -> None:
         """With nothing to write, still record the layout (from an empty computation)."""
         group = selected.group
-        no_rows = self.tables.scan(group.source.name).schema.empty_table()
-        values = values_at(self.engine, selected, no_rows, empty, record.at_us)
+        values = values_at(self.engine, selected, schema.empty_table(), empty, record.at_us)
         record.layout.update(Layout.of(table_name(group.name, record.version), values,
                                        group.entity.keys, selected.features,
                                        group.ttl_us).to_dict())
@@ -230,7 +232,7 @@ class Materializer:
     # --- planning and reading -----------------------------------------------------------------
 
     def _plan(self, group: FeatureGroup, record: MaterializationRecord,
-              keys: pa.Table | None) -> _Plan:
+              keys: pa.Table | None, columns: list[str]) -> _Plan:
         """One streaming pass over the snapshot keeps the rows the values come from; when
         they outgrow ``chunk_rows``, a second pass over the keys alone sizes chunks that each
         read their own rows."""
@@ -240,7 +242,7 @@ class Materializer:
         names = list(group.entity.keys)
         # a full run computes every entity with visible rows, which are those kept
         keys_from_kept = keys is None and record.since_us is None and group.transform is None
-        reader = self._scan(group, record, keys)
+        reader = self._scan(group, record, keys, columns)
         kept: Candidates | None = self._candidates(group, record, self.chunk_rows)
         chosen: list[pa.Table] = []  # unique keys to compute, batch by batch
         newest = None
@@ -324,28 +326,25 @@ class Materializer:
                           _longest_window(group), limit, keep_all=group.transform is not None)
 
     def _scan(self, group: FeatureGroup, record: MaterializationRecord,
-              keys: pa.Table | None) -> pa.RecordBatchReader:
-        """The snapshot's source rows (all columns but the commit ids) as a stream: all of
+              keys: pa.Table | None, columns: list[str]) -> pa.RecordBatchReader:
+        """The snapshot's source rows (``columns``) as a stream: all of
         them, or those whose first key column lies in the range of ``keys`` (sorted keys, so
         a range filter is cheap where a set test is not; the spine holds only the wanted
         entities, so no other entity is computed)."""
         import pyarrow.compute as pc
 
-        source = group.source.name
-        schema = self.tables.scan(source).schema
-        columns = [c for c in schema.names if c != COMMIT]
         where = None
         if keys is not None and keys.num_rows:
             name = group.entity.keys[0]
             first = keys.column(name)
             where = (pc.field(name) >= first[0]) & (pc.field(name) <= first[len(first) - 1])
-        return self.tables.scan(source, columns=columns, as_of=from_epoch_us(record.snapshot_us),
-                                where=where)
+        return self.tables.scan(group.source.name, columns=columns,
+                                as_of=from_epoch_us(record.snapshot_us), where=where)
 
-    def _rows(self, group: FeatureGroup, record: MaterializationRecord, chunk: pa.Table
-              ) -> pa.Table:
+    def _rows(self, group: FeatureGroup, record: MaterializationRecord, chunk: pa.Table,
+              columns: list[str]) -> pa.Table:
         """The rows one chunk's values come from, read from the snapshot by key range."""
-        reader = self._scan(group, record, chunk)
+        reader = self._scan(group, record, chunk, columns)
         kept = self._candidates(group, record, limit=2**62)
         for batch in reader:
             kept.add(batch)

@@ -14,6 +14,7 @@ move is in the history.
 
 from __future__ import annotations
 
+import time
 import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
@@ -273,6 +274,4 @@ def _missing(gate: Gate, kind: str, name: str, version: int, dataset: str,
 
 
 def _now_ms() -> int:
-    import time
-
     return time.time_ns() // 1_000_000
