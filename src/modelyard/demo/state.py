@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from modelyard.demo.data import ClaimsData
     from modelyard.demo.feature_store import Ingestion
     from modelyard.demo.files import DataFile
+    from modelyard.demo.registry import RegistryOutcome
     from modelyard.demo.training import CandidateResult, TimeSplit
     from modelyard.features.lookup import OnlineResult
     from modelyard.features.online import Freshness
@@ -90,6 +91,7 @@ class DemoState:
     lookup: OnlineResult | None = None
     freshness: list[Freshness] = field(default_factory=list)
     skew: SkewReport | None = None
+    registry: RegistryOutcome | None = None
 
     @property
     def experiment(self) -> str:

@@ -24,6 +24,7 @@ from modelyard.demo.feature_store import (
 )
 from modelyard.demo.files import DATA_FOLDER, fingerprint, write_table
 from modelyard.demo.online import serve_online
+from modelyard.demo.registry import manage_models
 from modelyard.demo.state import DemoState, need
 from modelyard.demo.training import (
     build_training_set,
@@ -126,4 +127,6 @@ def default_steps() -> list[Step]:
         Step("train", "Training candidate models", train_candidates, story.tell_training),
         Step("best", "Picking the best candidate", pick_best, story.tell_best),
         Step("online", "Serving features online", serve_online, story.tell_online),
+        Step("registry", "Registering and promoting the model", manage_models,
+             story.tell_registry),
     ]

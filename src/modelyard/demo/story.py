@@ -268,6 +268,45 @@ def tell_online(state: DemoState, console: Console) -> None:
                   f"against an offline recomputation of the same rows: {verdict}.\n")
 
 
+def tell_registry(state: DemoState, console: Console) -> None:
+    from modelyard.demo import registry as reg
+
+    outcome = need(state.registry, "registry outcome")
+    console.print("[bold green]8. Model registry[/]")
+    _say(console, f"   Gates of [bold]{reg.MODEL}[/], checked before {reg.ALIAS!r} may move: "
+                  f"r2 >= {reg.MIN_R2} on the {reg.DATASET} months; no r2 drop of more than "
+                  f"{reg.MAX_R2_DROP} against the current holder; a gap of at most "
+                  f"{reg.MAX_ERROR_GAP:,.0f} in mean absolute error between age bands "
+                  f"({', '.join(name for _, _, name in reg.AGE_BANDS)}); a signature callers "
+                  "of the holder can still use.")
+    table = Table(show_edge=False, header_style="bold", padding=(0, 1))
+    for col in ("version", "candidate", "", "r2", "MAE gap", "outcome"):
+        table.add_column(col, justify="right" if col in ("version", "r2", "MAE gap")
+                         else "left")
+    for a in outcome.attempts:
+        gap = a.fairness.get("error_gap_mae")
+        verdict = ("[green]promoted[/]" if a.promoted else
+                   "[red]refused[/]: " + ", ".join(escape(k) for k, _, _ in a.failed))
+        table.add_row(str(a.version), escape(a.candidate), escape(a.role),
+                      f"{a.metrics.get('r2', float('nan')):.3f}",
+                      "-" if gap is None else f"{gap:,.0f}", verdict)
+    console.print(table)
+    for a in outcome.attempts:
+        for _, gate, detail in a.failed:
+            _say(console, f"   [red]v{a.version}[/] {escape(gate)}: {escape(detail)}")
+    if outcome.rollback is not None:
+        came_from, went_to = outcome.rollback
+        moved = (f"Rolled {reg.ALIAS!r} back from version {came_from} to version {went_to} "
+                 "in one command; every move is in the alias history.")
+    else:
+        moved = (f"No release to undo: {reg.ALIAS!r} is held by "
+                 f"{'nothing' if outcome.production is None else outcome.production}.")
+    _say(console, f"   {moved} "
+                  f"Version {outcome.attempts[0].version}'s lineage reaches its run, the "
+                  f"training set, the feature versions and the commits of "
+                  f"{', '.join(outcome.lineage_sources) or 'its sources'}.\n")
+
+
 def _day(at_us: int) -> str:
     from datetime import UTC, datetime
 
@@ -297,6 +336,9 @@ def tell_outro(state: DemoState, seconds: float, console: Console) -> None:
         "  [bold]modelyard features profile claims[/]\n"
         "  [bold]modelyard features lookup claim_history:* -k customer_id=1,2[/]\n"
         "  [bold]modelyard features freshness[/]\n"
+        "  [bold]modelyard models versions claims-model[/]\n"
+        "  [bold]modelyard models history claims-model[/]\n"
+        "  [bold]modelyard models lineage claims-model@production[/]\n"
         "Edit features.py, then [bold]modelyard features plan[/] shows what "
         "[bold]modelyard features apply[/] would change.\n"
         "In Python:\n"

@@ -1,0 +1,77 @@
+"""The demo's registry step: versions with lineage, evaluations, gates, promotions, rollback."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import modelyard
+from modelyard.demo import DemoConfig, run_demo
+from modelyard.demo.registry import ALIAS, DATASET, MODEL, SENSITIVE, gates, with_age_band
+
+from .conftest import SmallDemo
+
+
+def test_every_candidate_version_is_evaluated_and_gated(small_demo: SmallDemo) -> None:
+    assert "8. Model registry" in small_demo.output
+    with modelyard.connect(project=small_demo.result.root) as yard:
+        versions = yard.models.versions(MODEL)
+        assert [v.version for v in versions] == [1, 2, 3, 4]
+        assert {g.to_dict()["kind"] for g in gates()} == {
+            g["kind"] for g in yard.models.get_model(MODEL).gates}
+        for version in versions:
+            assert version.run_id is not None
+            assert version.training_set_id == small_demo.result.training_set_id
+            assert version.spec["signature"]["inputs"]
+            stored = {e.dataset: e for e in yard.models.store.evaluations(MODEL, version.version)}
+            assert set(stored[DATASET].evaluation["fairness"][SENSITIVE]) >= {"error_gap_mae"}
+            reports = yard.models.store.gate_reports(MODEL, version.version)
+            assert len(reports) == 1 and reports[0].alias == ALIAS
+        # the alias history holds exactly the promotions whose gates passed, then a rollback
+        passed = [r.version for v in versions
+                  for r in yard.models.store.gate_reports(MODEL, v.version) if r.passed]
+        history = yard.models.history(MODEL, ALIAS)
+        assert [e.to_version for e in history if e.action == "promote"] == passed
+        if len(passed) >= 2:
+            assert history[-1].action == "rollback"
+            assert history[-1].to_version == passed[-2]
+        lineage = yard.models.lineage(MODEL, 1)
+        assert lineage.run is not None and lineage.training_set is not None
+        assert {s["name"] for s in lineage.sources} == {"claims", "policyholders"}
+
+
+def test_age_bands_cover_every_driver() -> None:
+    import pandas as pd
+
+    banded = with_age_band(pd.DataFrame({"age": [18, 24, 25, 60, 85]}))
+    assert list(banded[SENSITIVE]) == ["under 25", "under 25", "25 and over", "25 and over",
+                                      "25 and over"]
+
+
+@pytest.mark.slow
+def test_the_full_demo_tells_the_whole_registry_story(tmp_path: Path) -> None:
+    """At its default size the demo shows each gate at work: the best model promoted, the
+    weakest refused for regression, the legacy-book model refused by the fairness gate, the
+    runner-up promoted, and production rolled back to the best."""
+    console = Console(file=io.StringIO(), width=160)
+    result = run_demo(DemoConfig(path=tmp_path / "demo"), console=console)
+    with modelyard.connect(project=result.root) as yard:
+        reports = {v: yard.models.store.gate_reports(MODEL, v)[0] for v in (1, 2, 3, 4)}
+        failed = {v: {r["kind"] for r in rep.report["results"] if not r["passed"]}
+                  for v, rep in reports.items()}
+        assert failed[1] == set() and failed[4] == set()
+        assert "regression" in failed[2]
+        assert failed[3] == {"fairness"}
+        assert yard.models.get_version(MODEL, 3).spec["description"]
+        legacy_run = yard.get_run(str(yard.models.get_version(MODEL, 3).run_id))
+        assert legacy_run.params["train.filter"] == "age >= 25"
+        history = yard.models.history(MODEL, ALIAS)
+        assert [(e.action, e.from_version, e.to_version) for e in history] == [
+            ("promote", None, 1), ("promote", 1, 4), ("rollback", 4, 1)]
+        assert yard.models.aliases(MODEL) == {ALIAS: 1}
+        assert yard.models.get_version(MODEL, 1).run_id == result.best_run_id
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "Rolled 'production' back from version 4 to version 1" in out
