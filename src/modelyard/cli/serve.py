@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from modelyard.cli.project import UriOption, hide_password, open_yard
-from modelyard.cli.render import say
+from modelyard.cli.render import console, say
 from modelyard.errors import ConfigurationError
 
 FACTORY = "modelyard.server.app:app_from_environment"
@@ -41,44 +42,107 @@ def _uvicorn() -> Any:
     return uvicorn
 
 
+class Batching(StrEnum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
 def serve(
+    models: Annotated[list[str] | None, typer.Argument(
+        help="Models to serve, as NAME@ALIAS (follows the alias), NAME:VERSION or NAME "
+             "(the newest version).", show_default=False)] = None,
     host: Annotated[str, typer.Option(
         "--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(
         "--port", "-p", min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(
         "--workers", "-w", min=1, help="Worker processes.")] = 1,
+    canary: Annotated[list[str] | None, typer.Option(
+        "--canary", help="[MODEL=]TARGET:PERCENT: a share of requests answered by another "
+                         "alias or version, like challenger:10% (MODEL defaults to the "
+                         "first model).", show_default=False)] = None,
+    shadow: Annotated[list[str] | None, typer.Option(
+        "--shadow", help="[MODEL=]TARGET: a version that sees a copy of every request; its "
+                         "answers are logged, never returned.", show_default=False)] = None,
+    poll_interval: Annotated[float, typer.Option(
+        "--poll-interval", min=0.1, help="Seconds between checks of the followed aliases "
+                                         "(a moved alias is swapped in without a restart).")
+    ] = 2.0,
+    onnx: Annotated[bool, typer.Option(
+        "--onnx/--no-onnx", help="Serve a version's verified ONNX twin when it has one.")
+    ] = True,
+    batching: Annotated[Batching, typer.Option(
+        "--batching", case_sensitive=False,
+        help="Micro-batch concurrent requests: auto (where timing the model says it helps), "
+             "on or off.")] = Batching.auto,
     log_level: Annotated[LogLevel, typer.Option(
         "--log-level", case_sensitive=False, help="Server log level.")] = LogLevel.info,
     uri: UriOption = None,
 ) -> None:
-    """Serve the project over HTTP: the online feature endpoint
+    """Serve the project over HTTP: models (POST /v1/models/NAME/predict, the Open
+    Inference Protocol under /v2, /metrics), the online feature endpoint
     (POST /v1/features/online), health probes (/healthz, /readyz) and the API
     description (/openapi.json, /docs)."""
+    from modelyard.serving.options import ENV, ServeOptions
+
     uvicorn = _uvicorn()
     level = log_level.value
+    options = ServeOptions.parse(
+        list(models or []), list(canary or []), list(shadow or []),
+        poll_interval=poll_interval, prefer_onnx=onnx,
+        batching=None if batching is Batching.auto else batching is Batching.on)
     if workers == 1:
         from modelyard.server.app import create_app
 
         with open_yard(uri) as yard:
-            app = create_app(yard)
-            _announce(yard.settings.project_name, yard.store_uri, host, port, workers)
+            server = _load(options, yard)
+            app = create_app(yard, models=server)
+            _announce(yard.settings.project_name, yard.store_uri, host, port, workers, server)
             uvicorn.run(app, host=host, port=port, log_level=level)
         return
-    # Each worker process opens the project itself: check it opens here first, so a mistake
-    # is one clear error rather than one per worker, then hand the settings down.
+    # Each worker process opens the project itself: check it opens (and the models load)
+    # here first, so a mistake is one clear error rather than one per worker.
     with open_yard(uri) as yard:
-        _announce(yard.settings.project_name, yard.store_uri, host, port, workers)
+        server = _load(options, yard)
+        _announce(yard.settings.project_name, yard.store_uri, host, port, workers, server)
+        server.close()
     if uri is not None:
         os.environ["MODELYARD_URI"] = uri
-    uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers,
-                log_level=level)
+    os.environ[ENV] = options.to_env()
+    with tempfile.TemporaryDirectory(prefix="modelyard-metrics-") as metrics_dir:
+        if models:  # the workers' metrics, gathered by whichever worker is scraped
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers,
+                    log_level=level)
 
 
-def _announce(project: str | None, store: str, host: str, port: int, workers: int) -> None:
+def _load(options: Any, yard: Any) -> Any:
+    if not options.models:
+        return None
+    server = options.server(yard)
+    with console.status("Loading models..."):
+        server.load_all()
+    return server
+
+
+def _announce(project: str | None, store: str, host: str, port: int, workers: int,
+              server: Any = None) -> None:
     shown = f"[{host}]" if ":" in host else host
-    say(f"Serving project [bold]{escape(project or '(none)')}[/] "
-        f"(metadata: {escape(hide_password(store))}) on http://{escape(shown)}:{port} "
-        f"with {workers} worker{'s' if workers != 1 else ''}\n"
-        f"  POST /v1/features/online   feature values of entities\n"
-        f"  GET  /docs                 the API, described")
+    lines = [f"Serving project [bold]{escape(project or '(none)')}[/] "
+             f"(metadata: {escape(hide_password(store))}) on http://{escape(shown)}:{port} "
+             f"with {workers} worker{'s' if workers != 1 else ''}"]
+    if server is not None:
+        for deployment in server.deployments.values():
+            for slot in deployment.slots():
+                current = slot.current
+                what = (f"{escape(str(slot.ref))} -> version {current.version} "
+                        f"({current.loaded.runtime})" if current is not None else "")
+                share = (f", {deployment.canary_share:g}% of requests"
+                         if slot.role == "canary" else "")
+                lines.append(f"  {slot.role:<8} {what}{share}")
+        lines.append("  POST /v1/models/NAME/predict   predictions (instances or entities)")
+        lines.append("  POST /v2/models/NAME/infer     the Open Inference Protocol")
+    lines.append("  POST /v1/features/online       feature values of entities")
+    lines.append("  GET  /docs                     the API, described")
+    say("\n".join(lines))

@@ -18,9 +18,11 @@ from starlette.exceptions import HTTPException
 
 from modelyard.client import Yard
 from modelyard.errors import ModelyardError
-from modelyard.server import features, health, openapi
+from modelyard.server import features, health, inference_v2, metrics, openapi
+from modelyard.server import models as model_endpoints
 from modelyard.server.responses import http_error
 from modelyard.server.state import Endpoints, ServerState
+from modelyard.serving.service import ModelServer
 
 __all__ = ["ENDPOINT_GROUPS", "app_from_environment", "create_app"]
 
@@ -29,14 +31,19 @@ logger = logging.getLogger("modelyard.server")
 #: The endpoint groups every server has, in the order the OpenAPI document lists them.
 ENDPOINT_GROUPS: tuple[Endpoints, ...] = (features.ENDPOINTS, health.ENDPOINTS,
                                           openapi.ENDPOINTS)
+#: Added when the server serves models.
+MODEL_GROUPS: tuple[Endpoints, ...] = (model_endpoints.ENDPOINTS, inference_v2.ENDPOINTS,
+                                       metrics.ENDPOINTS)
 
 
-def create_app(yard: Yard, *, extra: Sequence[Endpoints] = (),
-               owns_yard: bool = False) -> Starlette:
-    """The server app for ``yard``'s project. With ``owns_yard`` the app closes the Yard
-    when it shuts down; otherwise the caller does."""
-    state = ServerState(yard)
-    groups = [*ENDPOINT_GROUPS, *extra]
+def create_app(yard: Yard, *, models: ModelServer | None = None,
+               extra: Sequence[Endpoints] = (), owns_yard: bool = False) -> Starlette:
+    """The server app for ``yard``'s project, serving ``models`` too when given (loaded by
+    the caller; their alias watcher starts and stops with the app). With ``owns_yard`` the
+    app closes the Yard when it shuts down; otherwise the caller does."""
+    state = ServerState(yard, models=models,
+                        metrics=None if models is None else models.metrics)
+    groups = [*ENDPOINT_GROUPS, *(MODEL_GROUPS if models is not None else ()), *extra]
     state.openapi = openapi.document(groups)
     try:  # open the online store now, so the first request does not pay for it
         state.online()
@@ -45,9 +52,13 @@ def create_app(yard: Yard, *, extra: Sequence[Endpoints] = (),
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if models is not None:
+            models.start()
         try:
             yield
         finally:
+            if models is not None:
+                models.close()
             state.close()
             if owns_yard:
                 yard.close()
@@ -62,5 +73,12 @@ def app_from_environment() -> Starlette:
     """The app for the project found from the working directory and ``MODELYARD_*``
     settings (the factory ``modelyard serve --workers N`` gives uvicorn)."""
     from modelyard.client import connect
+    from modelyard.serving.options import ServeOptions
 
-    return create_app(connect(), owns_yard=True)
+    yard = connect()
+    options = ServeOptions.from_env()
+    server = None
+    if options is not None and options.models:
+        server = options.server(yard)
+        server.load_all()
+    return create_app(yard, models=server, owns_yard=True)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
     from modelyard.client import Yard
     from modelyard.features.online import OnlineService
+    from modelyard.serving.metrics import ServingMetrics
+    from modelyard.serving.service import ModelServer
 
 __all__ = ["Endpoints", "ServerState"]
 
@@ -43,8 +45,12 @@ class ServerState:
     """The Yard the server answers from, with its services opened once and shared by
     every request, and the threads that run the blocking work of requests."""
 
-    def __init__(self, yard: Yard, threads: int | None = None) -> None:
+    def __init__(self, yard: Yard, threads: int | None = None, *,
+                 models: ModelServer | None = None,
+                 metrics: ServingMetrics | None = None) -> None:
         self.yard = yard
+        self.models = models
+        self.metrics = metrics
         self.openapi: dict[str, Any] = {}
         self._online: OnlineService | None = None
         self._lock = threading.Lock()
@@ -61,6 +67,26 @@ class ServerState:
         """Stop the worker threads (the Yard is closed by whoever opened it)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def model_server(self) -> ModelServer:
+        """The served models; NotFoundError (404) on a server started without any."""
+        if self.models is None:
+            from modelyard.errors import NotFoundError
+
+            raise NotFoundError("this server serves no models: start it with "
+                                "modelyard serve MODEL@ALIAS")
+        return self.models
+
+    def count(self, model: str, endpoint: str, status: int, began: float) -> None:
+        """Record one answered request in the metrics (when the server keeps them)."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        import time
+
+        outcome = "ok" if status < 400 else "client_error" if status < 500 else "error"
+        metrics.latency.labels(model, endpoint).observe(time.perf_counter() - began)
+        metrics.requests.labels(model, endpoint, outcome).inc()
+
     def online(self) -> OnlineService:
         """The online feature service, opened on first use (once, whatever the threads)."""
         online = self._online
@@ -74,8 +100,11 @@ class ServerState:
     def readiness(self) -> dict[str, str | None]:
         """Per store, None when it answers, else what is wrong (blocking: call it in a
         thread)."""
-        return {"metadata_store": _problem(self._ping_metadata),
-                "online_store": _problem(lambda: self.online().store.ping())}
+        checks = {"metadata_store": _problem(self._ping_metadata),
+                  "online_store": _problem(lambda: self.online().store.ping())}
+        if self.models is not None:
+            checks["models"] = self.models.ready()
+        return checks
 
     def _ping_metadata(self) -> None:
         import sqlalchemy as sa

@@ -1,0 +1,147 @@
+"""What a server serves for one model name: the primary version, and optionally a canary
+that takes a share of traffic and a shadow that sees a copy of it.
+
+Each role is a :class:`Slot` that follows a reference (``claims-model@production``, or a
+fixed ``claims-model:3``). :meth:`Slot.refresh` asks the registry which version the alias
+names now; when it moved, the new version is loaded *before* anything changes, then swapped
+in by replacing one reference. A request picks the slot's current :class:`Served` once, at
+its start, and finishes on it, so a swap never fails a request in flight, and a version that
+fails to load leaves the old one serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from modelyard.errors import InvalidInputError
+from modelyard.registry.references import ModelRef, parse_ref
+
+if TYPE_CHECKING:
+    from modelyard.serving.batching import MicroBatcher
+    from modelyard.serving.entities import FeatureSource
+    from modelyard.serving.loaded import LoadedVersion
+
+__all__ = ["Deployment", "Role", "Served", "Slot", "parse_canary", "parse_target"]
+
+logger = logging.getLogger("modelyard.serving")
+
+Role = Literal["primary", "canary", "shadow"]
+_SHARE = re.compile(r"^(?P<target>[^:=]+?)(?::|=)(?P<share>\d+(?:\.\d+)?)%?$")
+
+
+@dataclass
+class Served:
+    """A loaded version with what requests to it need: its feature plan and its batcher."""
+
+    loaded: LoadedVersion
+    features: FeatureSource | None
+    batcher: MicroBatcher | None = None
+    explainer: Any = None  # built on the first explain request
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def version(self) -> int:
+        return self.loaded.version
+
+    def predict_columns(self, columns: dict[str, list[Any]], rows: int) -> list[Any]:
+        if self.batcher is not None:
+            return self.batcher.predict(columns, rows)
+        return self.loaded.predict_columns(columns)
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+
+
+class Slot:
+    """One role of a deployment, following a model reference."""
+
+    def __init__(self, ref: ModelRef, role: Role) -> None:
+        self.ref = ref
+        self.role = role
+        self.current: Served | None = None
+        self.failures = 0  # consecutive failed loads of a new version
+        self.last_error: str | None = None
+
+    def __str__(self) -> str:
+        return str(self.ref)
+
+    def target(self, resolve: Callable[[ModelRef], int]) -> int:
+        """The version the reference names now (a fixed version, or the alias's holder)."""
+        return self.ref.version if self.ref.version is not None else resolve(self.ref)
+
+    def refresh(self, resolve: Callable[[ModelRef], int],
+                load: Callable[[str, int], Served]) -> Served | None:
+        """Load and swap in the version the reference names now, if it changed. Returns
+        the version swapped out (for the caller to close), or None."""
+        wanted = self.target(resolve)
+        old = self.current
+        if old is not None and old.version == wanted:
+            return None
+        served = load(self.ref.name, wanted)  # the old version keeps serving until this is ready
+        self.current = served
+        self.failures, self.last_error = 0, None
+        return old
+
+
+@dataclass
+class Deployment:
+    """Everything served under one model name."""
+
+    name: str
+    primary: Slot
+    canary: Slot | None = None
+    canary_share: float = 0.0  # percent of requests
+    shadow: Slot | None = None
+    _random: random.Random = field(default_factory=random.Random)
+
+    def slots(self) -> list[Slot]:
+        return [s for s in (self.primary, self.canary, self.shadow) if s is not None]
+
+    def choose(self) -> tuple[Served, Role]:
+        """The version that answers this request: the canary for its share, else the
+        primary. Raises when nothing is loaded yet."""
+        canary = self.canary
+        if canary is not None and canary.current is not None and (
+                self._random.random() * 100 < self.canary_share):
+            return canary.current, "canary"
+        served = self.primary.current
+        if served is None:
+            from modelyard.errors import StorageError
+
+            raise StorageError(f"model {self.name!r} is not loaded yet: "
+                               f"{self.primary.last_error or 'still loading'}",
+                               model=self.name)
+        return served, "primary"
+
+
+def parse_target(text: str, default_name: str | None = None) -> ModelRef:
+    """``name@alias``, ``name:3`` or ``name``; with ``default_name``, a bare ``@alias``,
+    ``alias`` or ``3`` means that model."""
+    text = text.strip()
+    if default_name is not None and (("@" not in text and ":" not in text)
+                                     or text.startswith("@")):
+        body = text.lstrip("@")
+        text = f"{default_name}:{body}" if body.isdigit() else f"{default_name}@{body}"
+    return parse_ref(text)
+
+
+def parse_canary(text: str, default_name: str | None = None) -> tuple[ModelRef, float]:
+    """``challenger:10%`` (an alias or version of the served model, or ``model@alias``,
+    and the percent of requests it answers)."""
+    match = _SHARE.match(text.strip())
+    if match is None:
+        raise InvalidInputError(
+            f"canary {text!r} is not TARGET:PERCENT, like 'challenger:10%' or "
+            "'claims-model@challenger:5%'", field="canary")
+    share = float(match["share"])
+    if not 0 < share <= 100:
+        raise InvalidInputError(f"the canary's share must be above 0 and at most 100 percent, "
+                                f"got {share:g}", field="canary")
+    return parse_target(match["target"], default_name), share

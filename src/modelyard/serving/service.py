@@ -1,0 +1,414 @@
+"""The model server's core: which versions are served, and answering one request.
+
+:class:`ModelServer` holds a :class:`~modelyard.serving.deployment.Deployment` per model
+name. Its watcher thread asks the registry every ``poll_interval`` seconds where each
+followed alias points and swaps new versions in (loaded first, then switched by one
+reference, in-flight requests finishing on the old one). :meth:`ModelServer.predict` is
+the blocking body of a request: check the input, look features up for entity rows, predict
+(through the micro-batcher where batching helps), log, and build the answer; the HTTP
+layer calls it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
+from modelyard.serving.deployment import (
+    Deployment,
+    Role,
+    Served,
+    Slot,
+    parse_canary,
+    parse_target,
+)
+from modelyard.serving.inputs import invalid, rows_of
+
+if TYPE_CHECKING:
+    from modelyard.client import Yard
+    from modelyard.serving.metrics import ServingMetrics
+
+__all__ = ["Answer", "ModelServer", "Sink"]
+
+logger = logging.getLogger("modelyard.serving")
+
+_PAYLOAD_FIELDS = ("instances", "entities", "parameters")
+SHADOW_QUEUE = 1_000  # shadow predictions waiting at most; past that they are skipped
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one request was answered with, and what the prediction log keeps of it."""
+
+    model: str
+    version: int
+    role: Role
+    request_id: str
+    predictions: list[Any]
+    inputs: list[dict[str, Any]]  # per row: the values the model was given
+    entities: list[dict[str, Any]] | None = None  # per row: the keys, on the entity path
+    status: list[str] | None = None  # per row, on the entity path
+    errors: dict[int, str] = field(default_factory=dict)  # row -> why it was not predicted
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "version": self.version,
+                                "request_id": self.request_id,
+                                "predictions": self.predictions}
+        if self.role != "primary":
+            body["role"] = self.role
+        if self.status is not None:
+            body["status"] = self.status
+        if self.errors:
+            body["errors"] = {str(k): v for k, v in self.errors.items()}
+        return body
+
+
+#: Receives every answer (primary, canary and shadow) after it is computed; must not block.
+Sink = Callable[[Answer], None]
+
+
+class ModelServer:
+    """Serves models by name from one project; see the module docs."""
+
+    def __init__(self, yard: Yard, targets: Sequence[str], *,
+                 canary: Mapping[str, str] | None = None,
+                 shadow: Mapping[str, str] | None = None, poll_interval: float = 2.0,
+                 prefer_onnx: bool = True, batching: bool | None = None,
+                 metrics: ServingMetrics | None = None, sink: Sink | None = None) -> None:
+        if not targets:
+            raise InvalidInputError("name at least one model to serve, like "
+                                    "'claims-model@production'", field="models")
+        self.yard = yard
+        self.poll_interval = poll_interval
+        self.prefer_onnx = prefer_onnx
+        self.batching = batching  # None: decide per version by timing it
+        self.metrics = metrics
+        self.sink = sink
+        self.deployments: dict[str, Deployment] = {}
+        for text in targets:
+            ref = parse_target(text)
+            if ref.name in self.deployments:
+                raise InvalidInputError(f"model {ref.name!r} is named twice", field="models")
+            self.deployments[ref.name] = Deployment(ref.name, Slot(ref, "primary"))
+        for name, text in (canary or {}).items():
+            deployment = self._deployment_for(name, "canary")
+            target, share = parse_canary(text, name)
+            deployment.canary, deployment.canary_share = Slot(target, "canary"), share
+        for name, text in (shadow or {}).items():
+            deployment = self._deployment_for(name, "shadow")
+            deployment.shadow = Slot(parse_target(text, name), "shadow")
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._shadow = ThreadPoolExecutor(1, thread_name_prefix="modelyard-shadow")
+        self._shadow_waiting = 0
+        self._shadow_lock = threading.Lock()
+
+    def _deployment_for(self, name: str, what: str) -> Deployment:
+        if name not in self.deployments:
+            raise InvalidInputError(f"a {what} for {name!r}, which is not served (served: "
+                                    f"{', '.join(self.deployments)})", field=what)
+        return self.deployments[name]
+
+    # --- loading and swapping -------------------------------------------------------------
+
+    def load_all(self) -> None:
+        """Load every slot now (the server's start-up); raises on the first failure."""
+        for deployment in self.deployments.values():
+            for slot in deployment.slots():
+                self._refresh(deployment, slot)
+
+    def start(self) -> None:
+        """Start the watcher that follows aliases."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                             name="modelyard-alias-watcher")
+            self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=10)
+        self._shadow.shutdown(wait=True, cancel_futures=False)
+        for deployment in self.deployments.values():
+            for slot in deployment.slots():
+                if slot.current is not None:
+                    slot.current.close()
+
+    def poll(self) -> list[tuple[str, Role, int]]:
+        """Check every followed alias once; returns the (model, role, version) swapped in.
+        A version that fails to load is logged and tried again at the next poll."""
+        swapped = []
+        for deployment in self.deployments.values():
+            for slot in deployment.slots():
+                try:
+                    if self._refresh(deployment, slot):
+                        assert slot.current is not None
+                        swapped.append((deployment.name, slot.role, slot.current.version))
+                except Exception as exc:  # keep serving the old version
+                    slot.failures += 1
+                    slot.last_error = (exc.message if isinstance(exc, ModelyardError)
+                                       else f"{type(exc).__name__}: {exc}")
+                    logger.error("cannot follow %s (%s): %s", slot, slot.role, slot.last_error)
+        return swapped
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            self.poll()
+
+    def _refresh(self, deployment: Deployment, slot: Slot) -> bool:
+        registry = self.yard.models
+        old = slot.refresh(lambda ref: registry.get_version(ref).version, self._load_served)
+        current = slot.current
+        if current is not None and self.metrics is not None:
+            self.metrics.version.labels(deployment.name, slot.role).set(current.version)
+        if old is None or current is None:
+            return False
+        logger.info("%s (%s): now serving version %d (was %d)", slot, slot.role,
+                    current.version, old.version)
+        if self.metrics is not None:
+            self.metrics.swaps.labels(deployment.name, slot.role).inc()
+        old.close()
+        return True
+
+    def _load_served(self, name: str, version: int) -> Served:
+        from modelyard.serving.batching import MicroBatcher, batching_helps
+        from modelyard.serving.entities import feature_source
+        from modelyard.serving.loaded import load_version
+
+        registry = self.yard.models
+        record = registry.store.get_version(name, version)
+        loaded = load_version(registry, record, prefer_onnx=self.prefer_onnx)
+        features = None
+        if loaded.signature is not None:
+            try:
+                features = feature_source(self.yard.features, self.yard.features.online,
+                                          record, loaded.input_names)
+            except ModelyardError as exc:  # instances still work; entities will say why
+                logger.warning("%s:%d cannot look its features up: %s", record.name,
+                               record.version, exc.message)
+        served = Served(loaded, features)
+        example = record.spec.get("input_example") or []
+        batch = self.batching
+        if batch is None and loaded.decoder is not None and example:
+            try:
+                batch = batching_helps(loaded.predict_columns,
+                                       loaded.decoder.columns(example, "input_example"))
+            except ModelyardError:
+                batch = False
+        if batch:
+            metrics = self.metrics
+            observe = (None if metrics is None else
+                       metrics.batches.labels(record.name, str(record.version)).observe)
+            served.batcher = MicroBatcher(loaded.predict_columns, observe=observe,
+                                          name=f"modelyard-batch-{record.name}")
+        logger.info("loaded %s:%d (%s, %.2f s%s)", record.name, record.version,
+                    loaded.runtime, loaded.load_seconds, ", micro-batched" if batch else "")
+        return served
+
+    # --- answering ------------------------------------------------------------------------
+
+    def deployment(self, name: str) -> Deployment:
+        found = self.deployments.get(name)
+        if found is None:
+            raise NotFoundError(f"model {name!r} is not served here (served: "
+                                f"{', '.join(sorted(self.deployments))})", model=name)
+        return found
+
+    def predict(self, name: str, payload: Any, request_id: str | None = None) -> Answer:
+        """Answer one predict request (blocking)."""
+        began = time.perf_counter()
+        deployment = self.deployment(name)
+        instances, entities = _parse_payload(payload)
+        served, role = deployment.choose()
+        rid = request_id or uuid.uuid4().hex
+        answer = self._answer(served, role, rid, instances, entities, began)
+        if self.metrics is not None:
+            self.metrics.rows.labels(name, str(answer.version), role).inc(
+                len(answer.predictions))
+            self.metrics.request_rows.labels(name).observe(len(answer.predictions))
+        if self.sink is not None:
+            self.sink(answer)
+        if deployment.shadow is not None and deployment.shadow.current is not None:
+            self._mirror(deployment, deployment.shadow.current, rid, instances, entities)
+        return answer
+
+    def _answer(self, served: Served, role: Role, rid: str, instances: list[Any] | None,
+                entities: list[Any] | None, began: float) -> Answer:
+        loaded = served.loaded
+        status: list[str] | None = None
+        keys: list[dict[str, Any]] | None = None
+        if entities is not None:
+            rows, status, keys = self._entity_rows(served, entities)
+            field_name = "entities"
+        else:
+            assert instances is not None
+            rows, field_name = instances, "instances"
+        errors: dict[int, str] = {}
+        if loaded.decoder is None:  # no signature: the rows go to the model as they are
+            predictions = loaded.predict_columns(_columns_of(rows))
+            inputs = [dict(r) for r in rows]
+        elif status is None:
+            columns = loaded.decoder.columns(rows, field_name)
+            predictions = served.predict_columns(columns, len(rows))
+            inputs = rows
+        else:
+            columns, bad = loaded.decoder.split(rows, field_name)
+            blamed = [i for i in bad if status[i] == "found"]
+            if blamed:  # the request's own values are wrong
+                raise invalid([p for i in blamed for p in bad[i]])
+            errors = {i: _row_error(status[i], bad[i]) for i in bad}
+            good = len(rows) - len(bad)
+            predicted = served.predict_columns(columns, good) if good else []
+            it = iter(predicted)
+            predictions = [None if i in bad else next(it) for i in range(len(rows))]
+            inputs = rows
+        return Answer(loaded.name, loaded.version, role, rid, predictions, inputs, keys,
+                      status, errors, time.perf_counter() - began)
+
+    def explain(self, name: str, payload: Any, request_id: str | None = None
+                ) -> dict[str, Any]:
+        """Predictions of the primary version with each input's contribution (SHAP)."""
+        deployment = self.deployment(name)
+        instances, entities = _parse_payload(payload)
+        served = deployment.primary.current
+        if served is None:
+            served, _ = deployment.choose()  # raises: not loaded yet
+        loaded = served.loaded
+        if loaded.decoder is None:
+            raise InvalidInputError(f"model {name}:{served.version} has no signature, so its "
+                                    "inputs cannot be explained", field="model")
+        if entities is not None:
+            rows, _, _ = self._entity_rows(served, entities)
+            field_name = "entities"
+        else:
+            assert instances is not None
+            rows, field_name = instances, "instances"
+        frame = loaded.decoder.frame(loaded.decoder.columns(rows, field_name))
+        explanation = self._explainer(served).explain(frame)
+        body = explanation.to_records()
+        return {"model": name, "version": served.version,
+                "request_id": request_id or uuid.uuid4().hex, **body}
+
+    def _explainer(self, served: Served) -> Any:
+        with served.lock:
+            if served.explainer is None:
+                from modelyard.serving.explain import Explainer
+
+                record = served.loaded.record
+                registry = self.yard.models
+                model = (served.loaded.model if served.loaded.runtime != "onnx"
+                         else registry.load(record.name, record.version))
+                background = registry.background(f"{record.name}:{record.version}")
+                served.explainer = Explainer.for_model(model, record.flavor, background,
+                                                       served.loaded.signature)
+            return served.explainer
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """What is served under ``name``: each role's version, the signature, the features."""
+        deployment = self.deployment(name)
+        roles: dict[str, Any] = {}
+        for slot in deployment.slots():
+            current = slot.current
+            roles[slot.role] = {
+                "follows": str(slot.ref),
+                "version": None if current is None else current.version,
+                "runtime": None if current is None else current.loaded.runtime,
+                "micro_batched": current is not None and current.batcher is not None,
+                "error": slot.last_error,
+            }
+        if deployment.canary is not None:
+            roles["canary"]["share_percent"] = deployment.canary_share
+        primary = deployment.primary.current
+        signature = None if primary is None or primary.loaded.signature is None else (
+            primary.loaded.signature.to_dict())
+        features = None if primary is None or primary.features is None else (
+            primary.features.to_dict())
+        return {"name": name, "roles": roles, "signature": signature, "features": features}
+
+    def ready(self) -> str | None:
+        """None when every primary version is loaded, else what is missing."""
+        waiting = [f"{d.name} ({d.primary.last_error or 'loading'})"
+                   for d in self.deployments.values() if d.primary.current is None]
+        return None if not waiting else "not loaded: " + ", ".join(waiting)
+
+    def _entity_rows(self, served: Served, entities: list[Any]
+                     ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+        from modelyard.serving.entities import gather
+
+        source = served.features
+        if source is None:
+            raise InvalidInputError(
+                f"model {served.loaded.name}:{served.version} takes no stored features: send "
+                f"'instances' with its inputs ({', '.join(served.loaded.input_names)})",
+                field="entities")
+        rows, status = gather(self.yard.features.online, source, entities)
+        keys = [{k: e[k] for k in source.key_columns} for e in entities]
+        return rows, status, keys
+
+    def _mirror(self, deployment: Deployment, shadow: Served, rid: str,
+                instances: list[Any] | None, entities: list[Any] | None) -> None:
+        with self._shadow_lock:
+            if self._shadow_waiting >= SHADOW_QUEUE:
+                if self.metrics is not None:
+                    self.metrics.shadow_dropped.labels(deployment.name).inc()
+                return
+            self._shadow_waiting += 1
+
+        def run() -> None:
+            try:
+                answer = self._answer(shadow, "shadow", rid, instances, entities,
+                                      time.perf_counter())
+                if self.sink is not None:
+                    self.sink(answer)
+                if self.metrics is not None:
+                    self.metrics.rows.labels(deployment.name, str(answer.version),
+                                             "shadow").inc(len(answer.predictions))
+            except Exception as exc:  # a shadow never harms the real answer
+                logger.warning("shadow %s:%d failed on request %s: %s", deployment.name,
+                               shadow.version, rid, exc)
+            finally:
+                with self._shadow_lock:
+                    self._shadow_waiting -= 1
+
+        self._shadow.submit(run)
+
+
+def _row_error(status: str, problems: list[Any]) -> str:
+    """Why an entity row without stored values was not predicted."""
+    nulls = [p.field.rsplit(".", 1)[-1] for p in problems if p.problem == "may not be null"]
+    others = [f"{p.field}: {p.problem}" for p in problems if p.problem != "may not be null"]
+    said = [f"no value for {', '.join(nulls)}"] if nulls else []
+    return f"{status} entity: " + "; ".join(said + others)
+
+
+def _parse_payload(payload: Any) -> tuple[list[Any] | None, list[Any] | None]:
+    if not isinstance(payload, dict):
+        raise InvalidInputError(
+            "the request body must be a JSON object with 'instances' (input values) or "
+            "'entities' (entity keys)", field="body")
+    unknown = [k for k in payload if k not in _PAYLOAD_FIELDS]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown field(s) {', '.join(map(repr, unknown))} in the request body; expected "
+            "'instances' or 'entities'", field=unknown[0])
+    has_instances, has_entities = "instances" in payload, "entities" in payload
+    if has_instances == has_entities:
+        raise InvalidInputError(
+            "send exactly one of 'instances' (a list of input values per row) and "
+            "'entities' (a list of entity keys per row)", field="body")
+    if has_instances:
+        return rows_of(payload, "instances"), None
+    return None, rows_of(payload, "entities")
+
+
+def _columns_of(rows: list[Any]) -> dict[str, list[Any]]:
+    names = list(dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r))
+    return {n: [r.get(n) if isinstance(r, dict) else None for r in rows] for n in names}

@@ -1,0 +1,95 @@
+"""A project with a served model: a customer profile group, its training set, and models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import modelyard
+from modelyard import Entity, Feature, FeatureGroup, Source, Yard
+
+MODEL = "claims-model"
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+FEATURES = ["profile:age", "profile:vehicle_value", "profile:region"]
+NUMERIC = ["age", "vehicle_value"]
+
+customer = Entity("customer", key="customer_id")
+policies = Source.frame("policies", timestamp="ts")
+profile = FeatureGroup("profile", entity=customer, source=policies, features=[
+    Feature("age", "age"),
+    Feature("vehicle_value", "vehicle_value"),
+    Feature("region", "region"),
+])
+
+
+def people(n: int = 150, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "customer_id": np.arange(1, n + 1, dtype=np.int64),
+        "ts": [T0 + timedelta(hours=int(h)) for h in rng.integers(0, 24 * 10, n)],
+        "age": rng.uniform(18, 80, n).round(1),
+        "vehicle_value": rng.uniform(2_000, 60_000, n).round(0),
+        "region": rng.choice(["north", "south", "east"], n),
+    })
+
+
+def cost(frame: pd.DataFrame, seed: int = 5) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    bump = np.where(frame["region"] == "south", 25.0, 0.0)
+    return np.asarray(3.0 * frame["age"] + 0.01 * frame["vehicle_value"] + bump
+                      + rng.normal(0, 2, len(frame)))
+
+
+def open_yard(project: Path, online_uri: str | None = None) -> Yard:
+    extra: dict[str, Any] = {} if online_uri is None else {"online_uri": online_uri}
+    return modelyard.connect(project=project, capture_git=False, capture_packages=False,
+                             **extra)
+
+
+def setup(yard: Yard, *, materialize: bool = True) -> Any:
+    """Apply and ingest the profile group, materialize it; return the training set."""
+    rows = people()
+    yard.apply([profile])
+    yard.ingest(policies, rows)
+    if materialize:
+        yard.materialize()
+    spine = pd.DataFrame({"customer_id": rows["customer_id"],
+                          "at": rows["ts"] + timedelta(days=1), "cost": cost(rows)})
+    return yard.training_set(spine, FEATURES, label="cost", timestamp="at")
+
+
+def linear(training: Any, scale: float = 1.0) -> Any:
+    """A linear model of the numeric inputs (its ONNX twin takes one float tensor)."""
+    from sklearn.linear_model import LinearRegression
+
+    frame = training.to_pandas()
+    return LinearRegression().fit(frame[NUMERIC], frame["cost"] * scale)
+
+
+def pipeline(training: Any) -> Any:
+    """A pipeline over the numeric inputs and the region (text)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = training.to_pandas()
+    encode = ColumnTransformer([("region", OneHotEncoder(handle_unknown="ignore"), ["region"]),
+                                ("numbers", "passthrough", NUMERIC)])
+    return Pipeline([("encode", encode), ("model", Ridge(alpha=0.1))]).fit(
+        frame[[*NUMERIC, "region"]], frame["cost"])
+
+
+def register(yard: Yard, model: Any, training: Any, *, onnx: bool = True,
+             features: list[str] | None = None, alias: str | None = "production") -> int:
+    """Log ``model`` from a run as the next version; promote it to ``alias`` (no gates)."""
+    with yard.start_run("serving") as run:
+        record = run.log_model(model, MODEL, training_set=training, onnx=onnx,
+                               features=features)
+    if alias is not None:
+        yard.models.promote(MODEL, record.version, alias, reason="test")
+    return record.version

@@ -1,0 +1,163 @@
+"""The model endpoints over HTTP: /v1 predict and describe, the Open Inference Protocol
+(/v2), /metrics, /readyz and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .conftest import open_client
+from .support import MODEL
+
+if TYPE_CHECKING:
+    from starlette.testclient import TestClient
+
+PREDICT = f"/v1/models/{MODEL}/predict"
+INFER = f"/v2/models/{MODEL}/infer"
+ROW = {"age": 30.0, "vehicle_value": 12_000.0}
+
+
+@pytest.fixture
+def client(served: dict[str, Any], make_server: Callable[..., Any]) -> Iterator[TestClient]:
+    from modelyard.server.app import create_app
+
+    server, answers = make_server(served["yard"])
+    with open_client(create_app(served["yard"], models=server)) as client:
+        client.answers = answers  # type: ignore[attr-defined]
+        yield client
+
+
+def test_predict_answers_with_the_version_and_the_request_id(client: TestClient) -> None:
+    response = client.post(PREDICT, json={"instances": [ROW, ROW]},
+                           headers={"X-Request-ID": "abc-123"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == MODEL and body["version"] == 1
+    assert body["request_id"] == "abc-123" == response.headers["x-request-id"]
+    assert len(body["predictions"]) == 2 and body["predictions"][0] == body["predictions"][1]
+    entity = client.post(PREDICT, json={"entities": [{"customer_id": 2}]}).json()
+    assert entity["status"] == ["found"] and isinstance(entity["predictions"][0], float)
+
+
+def test_client_mistakes_get_4xx_naming_the_field(client: TestClient) -> None:
+    bad = client.post(PREDICT, json={"instances": [{"age": "old"}]})
+    assert bad.status_code == 422
+    fields = {p["field"] for p in bad.json()["details"]["problems"]}
+    assert fields == {"instances[0].age", "instances[0]"}
+    assert client.post(PREDICT, content=b"{not json").status_code == 422
+    unknown = client.post("/v1/models/nope/predict", json={"instances": [ROW]})
+    assert unknown.status_code == 404 and "not served here" in unknown.json()["message"]
+    assert client.get(PREDICT).status_code == 405
+    assert client.post(PREDICT, json={"instances": [ROW]}).status_code == 200  # unharmed
+
+
+def test_describe_lists_versions_signature_and_features(client: TestClient) -> None:
+    listed = client.get("/v1/models").json()["models"]
+    assert [m["name"] for m in listed] == [MODEL]
+    shown = client.get(f"/v1/models/{MODEL}").json()
+    assert shown["roles"]["primary"]["version"] == 1
+    assert shown["roles"]["primary"]["runtime"] == "onnx"
+    assert [c["name"] for c in shown["signature"]["inputs"]] == ["age", "vehicle_value"]
+    assert shown["features"]["keys"] == ["customer_id"]
+
+
+def test_v2_infer_takes_a_tensor_per_column_or_one_matrix(client: TestClient) -> None:
+    per_column = {"id": "x1", "inputs": [
+        {"name": "age", "shape": [2], "datatype": "FP64", "data": [30, 50]},
+        {"name": "vehicle_value", "shape": [2, 1], "datatype": "FP32", "data": [[1e4], [2e4]]}]}
+    first = client.post(INFER, json=per_column)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["model_name"], body["model_version"], body["id"]) == (MODEL, "1", "x1")
+    [output] = body["outputs"]
+    assert output["shape"] == [2] and output["datatype"] == "FP64"
+    matrix = {"inputs": [{"name": "input-0", "shape": [2, 2], "datatype": "FP64",
+                          "data": [30, 1e4, 50, 2e4]}]}
+    second = client.post(f"/v2/models/{MODEL}/versions/1/infer", json=matrix).json()
+    assert second["outputs"][0]["data"] == output["data"]
+    v1 = client.post(PREDICT, json={"instances": [{"age": 30, "vehicle_value": 1e4}]}).json()
+    assert np.isclose(v1["predictions"][0], output["data"][0])
+
+
+def test_v2_errors_and_metadata_follow_the_protocol(client: TestClient) -> None:
+    wrong = client.post(INFER, json={"inputs": [{"name": "age", "shape": [3],
+                                                 "datatype": "FP64", "data": [1, 2]}]})
+    assert wrong.status_code == 422 and "shape" in wrong.json()["error"]
+    assert client.post(f"/v2/models/{MODEL}/versions/9/infer",
+                       json={"inputs": []}).status_code == 404
+    assert client.post("/v2/models/nope/infer", json={"inputs": []}).json()["error"]
+    meta = client.get(f"/v2/models/{MODEL}").json()
+    assert meta["versions"] == ["1"] and meta["platform"] == "modelyard/onnx"
+    assert [i["datatype"] for i in meta["inputs"]] == ["FP64", "FP64"]
+    assert client.get(f"/v2/models/{MODEL}/ready").json() == {"name": MODEL, "ready": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2").json()["name"] == "modelyard"
+
+
+def test_metrics_count_requests_rows_and_versions(client: TestClient) -> None:
+    client.post(PREDICT, json={"instances": [ROW, ROW, ROW]})
+    client.post(PREDICT, json={"instances": [{"age": "x"}]})
+    text = client.get("/metrics").text
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+               for line in text.splitlines() if line and not line.startswith("#")}
+    assert samples[f'modelyard_requests_total{{endpoint="predict",model="{MODEL}",'
+                   'outcome="ok"}'] == 1
+    assert samples[f'modelyard_requests_total{{endpoint="predict",model="{MODEL}",'
+                   'outcome="client_error"}'] == 1
+    assert samples[f'modelyard_predicted_rows_total{{model="{MODEL}",role="primary",'
+                   'version="1"}'] == 3
+    assert samples[f'modelyard_model_version{{model="{MODEL}",role="primary"}}'] == 1
+    assert samples[f'modelyard_request_seconds_count{{endpoint="predict",model="{MODEL}"}}'] \
+        == 2
+
+
+def test_readiness_and_openapi_cover_the_models(client: TestClient) -> None:
+    from openapi_spec_validator import validate
+
+    ready = client.get("/readyz").json()
+    assert ready["checks"]["models"] == "ok"
+    spec = client.get("/openapi.json").json()
+    validate(spec)
+    served = {(route.path, method.lower()) for route in client.app.routes  # type: ignore[attr-defined]
+              for method in route.methods - {"HEAD"}}
+    documented = {(path, method) for path, item in spec["paths"].items() for method in item}
+    assert served == documented
+    assert {PREDICT.replace(MODEL, "{name}"), "/v2/models/{name}/infer", "/metrics"} <= {
+        p for p, _ in documented}
+
+
+def test_a_server_without_models_has_no_model_endpoints(served: dict[str, Any]) -> None:
+    from modelyard.server.app import create_app
+
+    with open_client(create_app(served["yard"])) as client:
+        response = client.post(PREDICT, json={"instances": [ROW]})
+    assert response.status_code == 404
+    assert response.json()["message"].startswith(f"no endpoint at {PREDICT}")
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                    st.text(max_size=5))
+_rows = st.lists(st.dictionaries(st.sampled_from(["age", "vehicle_value", "customer_id",
+                                                  "x"]), _values, max_size=4), max_size=4)
+_bodies = st.one_of(
+    _values, st.lists(_values, max_size=3),
+    st.fixed_dictionaries({"instances": st.one_of(_rows, _values)}),
+    st.fixed_dictionaries({"entities": st.one_of(_rows, _values)}),
+    st.dictionaries(st.sampled_from(["instances", "entities", "parameters", "other"]),
+                    st.one_of(_rows, _values), max_size=3))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_bodies)
+def test_no_request_body_makes_a_500(client: TestClient, body: Any) -> None:
+    for path in (PREDICT, INFER):
+        response = client.post(path, content=json.dumps(body).encode())
+        assert response.status_code in (200, 404, 422), response.text

@@ -1,0 +1,96 @@
+"""Request rows checked against a signature: every problem named, values converted once."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pytest
+
+from modelyard.errors import InvalidInputError
+from modelyard.registry.signature import ColumnSpec, Signature
+from modelyard.serving.inputs import MAX_PROBLEMS, MAX_ROWS, InputDecoder, rows_of
+
+SIGNATURE = Signature((
+    ColumnSpec("age", "int", False),
+    ColumnSpec("value", "float", True),
+    ColumnSpec("region", "category", False),
+    ColumnSpec("insured", "bool", False),
+    ColumnSpec("since", "timestamp", True),
+    ColumnSpec("born", "date", True),
+))
+ROW = {"age": 40, "value": 1.5, "region": "north", "insured": True,
+       "since": "2025-01-02T03:04:05Z", "born": "1985-06-07"}
+
+
+def test_a_good_row_is_converted_to_the_signature_types() -> None:
+    columns = InputDecoder(SIGNATURE).columns([ROW, {**ROW, "value": None, "age": 7.0,
+                                                     "extra": "ignored"}])
+    assert columns["age"] == [40, 7] and isinstance(columns["age"][1], int)
+    assert columns["value"] == [1.5, None]
+    assert columns["since"][0] == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert columns["born"][0] == date(1985, 6, 7)
+    assert "extra" not in columns
+
+
+def test_every_problem_is_named_by_row_and_column() -> None:
+    rows = [{**ROW, "age": "40"}, {**ROW, "insured": 1}, {k: v for k, v in ROW.items()
+                                                         if k not in ("age", "region")},
+            {**ROW, "region": None}, {**ROW, "age": 2.5}, {**ROW, "since": "yesterday"},
+            "not an object"]
+    with pytest.raises(InvalidInputError) as raised:
+        InputDecoder(SIGNATURE).columns(rows)
+    problems = {p["field"]: p["problem"] for p in raised.value.details["problems"]}
+    assert problems["instances[0].age"] == "expected a whole number, got a string '40'"
+    assert problems["instances[1].insured"].startswith("expected true or false")
+    assert problems["instances[2]"] == "missing inputs age, region"
+    assert problems["instances[3].region"] == "may not be null"
+    assert problems["instances[4].age"] == "expected a whole number, got 2.5"
+    assert problems["instances[5].since"].startswith("expected an ISO 8601 date and time")
+    assert problems["instances[6]"].startswith("expected an object")
+    assert raised.value.details["field"] == "instances[0].age"
+    assert "instances[3].region: may not be null" in raised.value.message
+
+
+def test_booleans_are_not_numbers_and_numpy_scalars_are() -> None:
+    signature = Signature((ColumnSpec("x", "float", False),))
+    with pytest.raises(InvalidInputError, match="expected a number, got a boolean"):
+        InputDecoder(signature).columns([{"x": True}])
+    assert InputDecoder(signature).columns([{"x": np.float32(2.5)}, {"x": np.int64(3)}]) == {
+        "x": [2.5, 3.0]}
+
+
+def test_problems_are_capped_and_split_keeps_the_good_rows() -> None:
+    decoder = InputDecoder(SIGNATURE)
+    rows = [{**ROW, "age": "bad"} for _ in range(MAX_PROBLEMS * 3)]
+    with pytest.raises(InvalidInputError) as raised:
+        decoder.columns(rows)
+    assert len(raised.value.details["problems"]) == MAX_PROBLEMS
+    columns, bad = decoder.split([ROW, {**ROW, "region": None}, ROW], "entities")
+    assert list(bad) == [1] and bad[1][0].field == "entities[1].region"
+    assert columns["age"] == [40, 40]
+
+
+def test_numeric_signatures_give_a_float_matrix_with_nan_for_nulls() -> None:
+    signature = Signature((ColumnSpec("a", "int", False), ColumnSpec("b", "float", True)))
+    decoder = InputDecoder(signature)
+    assert decoder.numeric
+    matrix = decoder.matrix(decoder.columns([{"a": 1, "b": None}, {"a": 2, "b": 0.5}]))
+    assert matrix.dtype == np.float64 and matrix.shape == (2, 2)
+    assert np.isnan(matrix[0, 1]) and matrix[1].tolist() == [2.0, 0.5]
+    assert not InputDecoder(SIGNATURE).numeric
+
+
+def test_the_frame_path_gives_the_types_the_signature_check_gives() -> None:
+    frame = InputDecoder(SIGNATURE).frame(InputDecoder(SIGNATURE).columns([ROW]))
+    assert list(frame.columns) == SIGNATURE.input_names
+    assert str(frame["age"].dtype) == "int64" and str(frame["region"].dtype) == "category"
+
+
+def test_rows_must_be_a_bounded_non_empty_list() -> None:
+    with pytest.raises(InvalidInputError, match="'instances' must be a list"):
+        rows_of({"instances": {"a": 1}}, "instances")
+    with pytest.raises(InvalidInputError, match="is empty"):
+        rows_of({"instances": []}, "instances")
+    with pytest.raises(InvalidInputError, match="at most"):
+        rows_of({"instances": [{}] * (MAX_ROWS + 1)}, "instances")
