@@ -6,7 +6,17 @@ import sys
 
 import typer
 
-from modelyard.cli import demo, experiments, features, models, online, project, runs, serve
+from modelyard.cli import (
+    demo,
+    experiments,
+    features,
+    models,
+    online,
+    predict,
+    project,
+    runs,
+    serve,
+)
 from modelyard.errors import ModelyardError
 
 app = typer.Typer(
@@ -19,6 +29,7 @@ app = typer.Typer(
 project.register(app)
 demo.register(app)
 serve.register(app)
+predict.register(app)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 online.register(features.app)
