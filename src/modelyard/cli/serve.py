@@ -106,7 +106,8 @@ def serve(
     with open_yard(uri) as yard:
         server = _load(options, yard)
         _announce(yard.settings.project_name, yard.store_uri, host, port, workers, server)
-        server.close()
+        if server is not None:
+            server.close()
     if uri is not None:
         os.environ["MODELYARD_URI"] = uri
     os.environ[ENV] = options.to_env()
