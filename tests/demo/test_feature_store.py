@@ -35,6 +35,7 @@ from modelyard.demo.training import (
     split_bounds,
 )
 from modelyard.features.definitions import Entity, FeatureGroup, Source
+from modelyard.features.request import RequestFeatureGroup
 
 if TYPE_CHECKING:
     from demo.conftest import SmallDemo
@@ -45,7 +46,7 @@ SEVERITY_RANK = {"minor": 1, "moderate": 2, "major": 3, "total_loss": 4}
 
 def _module_definitions() -> list[object]:
     return [v for v in vars(claims_features).values()
-            if isinstance(v, (Entity, Source, FeatureGroup))]
+            if isinstance(v, (Entity, Source, FeatureGroup, RequestFeatureGroup))]
 
 
 # --- the definitions file -------------------------------------------------------------------
@@ -58,7 +59,7 @@ def test_features_py_holds_the_very_definitions_of_the_demo(tmp_path: Path) -> N
     loaded = read_definitions(path)
     assert loaded == _module_definitions()
     assert {d.name for d in loaded} == {"customer", "policyholders", "claims",
-                                       "customer_profile", "claim_history"}
+                                       "customer_profile", "claim_history", "claim_timing"}
     history = next(d for d in loaded if isinstance(d, FeatureGroup)
                    and d.name == "claim_history")
     windows = {f.window for f in history.features if f.window}
@@ -146,7 +147,8 @@ def test_the_demo_applies_its_definitions_and_commits_both_sources(
         stored = {(r.kind, r.name): r.version for r in yard.features.list_definitions()}
         assert stored == {("entity", "customer"): 1, ("source", "policyholders"): 1,
                           ("source", "claims"): 1, ("feature_group", "customer_profile"): 1,
-                          ("feature_group", "claim_history"): 1}
+                          ("feature_group", "claim_history"): 1,
+                          ("request_group", "claim_timing"): 1}
         parent = yard.get_run(result.parent_run_id)
         for name, rows in (("policyholders", small_demo.config.customers),
                            ("claims", len(small_demo.data.claims))):
@@ -196,7 +198,7 @@ def test_the_spine_reads_each_claim_just_before_it_was_filed(small_demo: SmallDe
     assert len(spine) == len(claims)
     assert (spine[ROW_TIME] < spine["event_time"]).all()
     assert (spine["event_time"] - spine[ROW_TIME] == pd.Timedelta(microseconds=1)).all()
-    assert FEATURE_REFS == ("customer_profile:*", "claim_history:*")
+    assert FEATURE_REFS == ("customer_profile:*", "claim_history:*", "claim_timing:*")
 
 
 def _brute_force(claims: pd.DataFrame, row: pd.Series) -> dict[str, object]:
@@ -244,7 +246,7 @@ def test_window_features_see_only_earlier_claims(small_demo: SmallDemo,
         since = row["days_since_last_claim"]
         last = expected["last_claim_at"]
         if isinstance(last, pd.Timestamp) and not pd.isna(last):
-            assert since == pytest.approx((row[ROW_TIME] - last) / DAY)
+            assert since == pytest.approx((row["event_time"] - last) / DAY, rel=1e-12)
         else:
             assert pd.isna(since)
 

@@ -5,7 +5,7 @@ file: a changed definition becomes a new version, an unchanged one stays as it i
 paths are relative to the project folder.
 """
 
-from modelyard import Entity, Feature, FeatureGroup, Source
+from modelyard import Entity, Feature, FeatureGroup, RequestFeatureGroup, Source
 
 customer = Entity("customer", key="customer_id", description="A policy holder.")
 
@@ -61,5 +61,16 @@ claim_history = FeatureGroup(
                 description="Major claims and total losses in a year."),
         Feature("last_claim_at", "event_time",
                 description="When the latest claim was filed (within the TTL)."),
+    ],
+)
+
+claim_timing = RequestFeatureGroup(
+    "claim_timing", request={"event_time": "timestamp"},
+    inputs=["claim_history:last_claim_at"],
+    description="Known when a claim is filed: how long since the customer's previous one.",
+    features=[
+        Feature("days_since_last_claim",
+                "(epoch_us(event_time) - epoch_us(last_claim_at)) / 86400000000.0",
+                description="Days since the previous claim (missing without one in a year)."),
     ],
 )

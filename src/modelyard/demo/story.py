@@ -16,6 +16,7 @@ from modelyard.demo.feature_store import groups, profile_warnings
 from modelyard.demo.state import DemoConfig, DemoState, need
 from modelyard.demo.training import ROW_TIME
 from modelyard.features.definitions import Source
+from modelyard.features.request import RequestFeatureGroup
 
 
 def _shown(path: Path) -> str:
@@ -107,6 +108,11 @@ def tell_features(state: DemoState, console: Console) -> None:
         if windows:
             detail += f", windows {', '.join(windows)}"
         _say(console, f"     [bold]{group.name}[/]: {escape(detail)}")
+    for request in (d for d in state.definitions if isinstance(d, RequestFeatureGroup)):
+        names = ", ".join(f.name for f in request.features)
+        asked = ", ".join(column for column, _ in request.request)
+        _say(console, f"     [bold]{request.name}[/] (request time): {escape(names)} from "
+                      f"the request's {escape(asked)} and {escape(', '.join(request.inputs))}")
     for change in state.changes:
         console.print(f"   [{_CHANGE_STYLES[change.action]}]{escape(str(change))}[/]")
     todo = sum(c.action != "unchanged" for c in state.changes)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 MODEL_ARTIFACT = "model/model.joblib"
 SIGNATURE_ARTIFACT = "model/signature.json"
-FEATURE_REFS = ("customer_profile:*", "claim_history:*")
+FEATURE_REFS = ("customer_profile:*", "claim_history:*", "claim_timing:*")
 ROW_TIME = "feature_time"
 JUST_BEFORE = pd.Timedelta(microseconds=1)
 
@@ -95,12 +95,11 @@ def build_training_set(yard: Yard, claims: pd.DataFrame, end: pd.Timestamp) -> T
 
 
 def model_frame(training_set: TrainingSet) -> pd.DataFrame:
-    """The training set's rows as the models take them: police reports as 0/1, and the days
-    from the customer's previous claim to this one (missing without one in the last year)."""
+    """The training set's rows as the models take them: police reports as 0/1. (The days
+    since the previous claim are a request-time feature, ``claim_timing``, computed from the
+    claim's own time the same way when the model is served.)"""
     frame = training_set.to_pandas()
     frame["police_report"] = frame["police_report"].astype(np.int64)
-    since = frame[ROW_TIME] - frame["last_claim_at"]
-    frame["days_since_last_claim"] = since.dt.total_seconds() / 86_400
     return frame
 
 
