@@ -33,7 +33,8 @@ def test_extra_steps_see_what_earlier_steps_made(tmp_path: Path) -> None:
     result = run_demo(DemoConfig(path=tmp_path / "d", customers=400, seed=1),
                       console=console, steps=steps)
     assert [s.key for s in default_steps()] == [
-        "data", "features", "ingest", "training_set", "train", "best", "online", "registry"]
+        "data", "features", "ingest", "training_set", "train", "best", "online", "registry",
+        "serving"]
     assert len(seen["results"]) >= 3  # type: ignore[arg-type]
     assert seen["best"] is not None
     assert seen["training_set"] is not None

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from modelyard.demo.feature_store import Ingestion
     from modelyard.demo.files import DataFile
     from modelyard.demo.registry import RegistryOutcome
+    from modelyard.demo.serving import LiveOutcome
     from modelyard.demo.training import CandidateResult, TimeSplit
     from modelyard.features.lookup import OnlineResult
     from modelyard.features.online import Freshness
@@ -92,6 +93,7 @@ class DemoState:
     freshness: list[Freshness] = field(default_factory=list)
     skew: SkewReport | None = None
     registry: RegistryOutcome | None = None
+    live: LiveOutcome | None = None
 
     @property
     def experiment(self) -> str:

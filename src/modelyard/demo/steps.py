@@ -25,6 +25,7 @@ from modelyard.demo.feature_store import (
 from modelyard.demo.files import DATA_FOLDER, fingerprint, write_table
 from modelyard.demo.online import serve_online
 from modelyard.demo.registry import manage_models
+from modelyard.demo.serving import serve_live
 from modelyard.demo.state import DemoState, need
 from modelyard.demo.training import (
     build_training_set,
@@ -129,4 +130,5 @@ def default_steps() -> list[Step]:
         Step("online", "Serving features online", serve_online, story.tell_online),
         Step("registry", "Registering and promoting the model", manage_models,
              story.tell_registry),
+        Step("serving", "Serving the model", serve_live, story.tell_serving),
     ]

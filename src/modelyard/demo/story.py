@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from pathlib import Path
@@ -313,6 +314,35 @@ def tell_registry(state: DemoState, console: Console) -> None:
                   f"{', '.join(outcome.lineage_sources) or 'its sources'}.\n")
 
 
+def tell_serving(state: DemoState, console: Console) -> None:
+    from modelyard.demo.serving import PATH
+
+    live = need(state.live, "serving outcome")
+    console.print("[bold green]9. Serving[/]")
+    if live.skipped:
+        _say(console, f"   Skipped: {escape(live.skipped)}.\n")
+        return
+    came_from, went_to = live.promoted or (None, None)
+    forced = " (forced: its gates were not met at this data size)" if live.forced else ""
+    _say(console, f"   A server on 127.0.0.1 followed [bold]claims-model@production[/] and "
+                  f"answered {live.requests:,} requests to [cyan]POST {PATH}[/] from "
+                  f"several clients, each naming only the customer and the claim: it looked "
+                  f"the customer's features up online and computed the days since their last "
+                  f"claim itself. Version {went_to} was promoted over version {came_from} "
+                  f"while requests flowed{forced}; the server swapped it in between "
+                  "requests.")
+    versions = ", ".join(f"version {v}: {n:,}" for v, n in sorted(live.versions.items()))
+    failed = (f"[green]{len(live.failures)} failed[/]" if not live.failures
+              else f"[red]{len(live.failures)} failed[/] ({escape(live.failures[0])})")
+    _say(console, f"   Answers by {versions}; {failed}; latency p50 "
+                  f"{live.percentile(50):.1f} ms, p99 {live.percentile(99):.1f} ms.")
+    if live.example:
+        request, answer = live.example["request"], live.example["answer"]
+        _say(console, f"   For example {escape(json.dumps(request))} got "
+                      f"{answer['predictions'][0]:,.0f} from version {answer['version']}.")
+    console.print()
+
+
 def _day(at_us: int) -> str:
     from datetime import UTC, datetime
 
@@ -345,6 +375,7 @@ def tell_outro(state: DemoState, seconds: float, console: Console) -> None:
         "  [bold]modelyard models versions claims-model[/]\n"
         "  [bold]modelyard models history claims-model[/]\n"
         "  [bold]modelyard models lineage claims-model@production[/]\n"
+        "  [bold]modelyard serve claims-model@production[/]\n"
         "Edit features.py, then [bold]modelyard features plan[/] shows what "
         "[bold]modelyard features apply[/] would change.\n"
         "In Python:\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -94,16 +95,31 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+_local = threading.local()
+
+
+def _connection() -> Any:
+    """This thread's DuckDB connection for small expression queries (opening one costs far
+    more than a lookup's query: request-time features run on the serving path)."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")  # time-zone-aware columns come back as UTC
+        _local.con = con
+    return con
+
+
 def select(table: pa.Table, columns: Sequence[tuple[str, str]], where: str | None = None
            ) -> pa.Table:
     """``SELECT expr AS name, ... FROM table [WHERE ...]`` on an Arrow table, with a clear
     error naming the failing expression."""
     import duckdb
 
-    con = duckdb.connect()
+    con = _connection()
+    con.register("src", table)
     try:
-        con.execute("SET TimeZone = 'UTC'")  # time-zone-aware columns come back as UTC
-        con.register("src", table)
         body = ", ".join(f"({expr}) AS {quote(name)}" for name, expr in columns)
         sql = f"SELECT {body} FROM src" + (f" WHERE {where}" if where else "")
         try:
@@ -115,7 +131,7 @@ def select(table: pa.Table, columns: Sequence[tuple[str, str]], where: str | Non
                 field="expr") from exc
         return result
     finally:
-        con.close()
+        con.unregister("src")
 
 
 def _failing(con: Any, columns: Sequence[tuple[str, str]]) -> str:

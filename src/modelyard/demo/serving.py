@@ -1,0 +1,198 @@
+"""The demo's serving step: the champion served over HTTP, asked by entity key, and a new
+version promoted while requests flow.
+
+A real server (the same app ``modelyard serve claims-model@production`` runs, under uvicorn
+on a free port of 127.0.0.1) answers a few hundred claims of the months kept for monitoring.
+Each request names only the customer and what the claim itself says: the server looks the
+customer's profile and claim history up in the online store and computes the request-time
+feature (days since the previous claim) itself. A third of the way through, another version
+is promoted; the server swaps it in between requests, and the step counts what failed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelyard.demo.candidates import CLAIM_FEATURES
+from modelyard.demo.registry import ALIAS, MODEL
+from modelyard.demo.state import DemoState, need
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CLIENTS = 4
+REQUESTS = 300
+PATH = f"/v1/models/{MODEL}/predict"
+
+
+@dataclass
+class LiveOutcome:
+    """What the clients saw."""
+
+    requests: int = 0
+    failures: list[str] = field(default_factory=list)
+    versions: Counter[int] = field(default_factory=Counter)  # answers per version
+    latencies_ms: list[float] = field(default_factory=list)
+    promoted: tuple[int | None, int] | None = None  # from, to
+    forced: bool = False
+    example: dict[str, Any] = field(default_factory=dict)  # a request and its answer
+    skipped: str | None = None  # why the step did not run
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] if ordered else 0.0
+
+
+def claim_requests(claims: pd.DataFrame, start: pd.Timestamp, n: int, seed: int
+                   ) -> list[dict[str, Any]]:
+    """Entity rows for ``n`` claims filed from ``start`` on: the customer, the claim's own
+    details and its time (what a claims system knows when a claim is filed)."""
+    later = claims[claims["event_time"] >= start]
+    chosen = later.sample(min(n, len(later)), random_state=seed).sort_values("event_time")
+    rows = []
+    for claim in chosen.itertuples(index=False):
+        row: dict[str, Any] = {"customer_id": int(claim.customer_id),
+                               "event_time": claim.event_time.isoformat()}
+        for name in CLAIM_FEATURES:
+            value = getattr(claim, name)
+            row[name] = int(value) if name == "police_report" else (
+                value.item() if hasattr(value, "item") else value)
+        rows.append(row)
+    return rows
+
+
+def serve_live(state: DemoState, progress: Callable[[str], None]) -> None:
+    """Serve production, send the requests from several clients, promote midway."""
+    outcome = LiveOutcome()
+    state.live = outcome
+    try:
+        import uvicorn
+
+        from modelyard.server.app import create_app
+    except ImportError as exc:
+        outcome.skipped = f"serving needs the server extra ({exc.name} is not installed)"
+        return
+    from modelyard.serving.metrics import ServingMetrics
+    from modelyard.serving.service import ModelServer
+
+    yard, registry = state.yard, need(state.registry, "registry outcome")
+    current, successor = _versions(yard, registry)
+    if current is None or successor is None:
+        outcome.skipped = "the registry step left fewer than two versions to serve"
+        return
+    split, data = need(state.split, "split"), need(state.data, "data")
+    requests = claim_requests(data.claims, split.valid_end, REQUESTS, state.config.seed)
+    server = ModelServer(yard, [f"{MODEL}@{ALIAS}"], poll_interval=0.2,
+                         metrics=ServingMetrics())
+    progress("loading the champion")
+    server.load_all()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    web = uvicorn.Server(uvicorn.Config(create_app(yard, models=server), log_level="error",
+                                        lifespan="on"))
+    thread = threading.Thread(target=web.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        _wait_ready(web)
+        progress(f"{len(requests)} requests by entity key from {CLIENTS} clients")
+        _traffic(state, outcome, port, requests, current, successor, progress)
+    finally:
+        web.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+    state.parent.log_metrics({"serving_requests": outcome.requests,
+                              "serving_failures": len(outcome.failures),
+                              "serving_p50_ms": outcome.percentile(50),
+                              "serving_p99_ms": outcome.percentile(99)})
+
+
+def _versions(yard: Any, registry: Any) -> tuple[int | None, int | None]:
+    """The version production holds (promoting the first one when none does), and the
+    version to promote while requests flow."""
+    holder = yard.models.aliases(MODEL).get(ALIAS)
+    numbers = [a.version for a in registry.attempts]
+    if holder is None and numbers:
+        yard.models.promote(MODEL, numbers[0], ALIAS, force=True,
+                            reason="demo: no version passed the gates at this data size")
+        holder = numbers[0]
+    passed = [a.version for a in registry.attempts if a.promoted and a.version != holder]
+    others = [n for n in numbers if n != holder]
+    return holder, (passed or others or [None])[-1]
+
+
+def _wait_ready(web: Any) -> None:
+    deadline = time.monotonic() + 30
+    while not web.started:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the demo's server did not start in 30 s")
+        time.sleep(0.02)
+
+
+def _traffic(state: DemoState, outcome: LiveOutcome, port: int, requests: list[Any],
+             current: int, successor: int, progress: Callable[[str], None]) -> None:
+    from modelyard.errors import GateFailedError
+
+    lock = threading.Lock()
+    sent = iter(requests)
+    third = threading.Event()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            while True:
+                with lock:
+                    item = next(sent, None)
+                if item is None:
+                    return
+                row = item
+                began = time.perf_counter()
+                try:
+                    conn.request("POST", PATH, json.dumps({"entities": [row]}),
+                                 {"Content-Type": "application/json"})
+                    response = conn.getresponse()
+                    body = json.loads(response.read())
+                except (OSError, http.client.HTTPException, ValueError) as exc:
+                    with lock:
+                        outcome.failures.append(f"{type(exc).__name__}: {exc}")
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    continue
+                elapsed = (time.perf_counter() - began) * 1000
+                with lock:
+                    outcome.requests += 1
+                    if response.status != 200 or body["predictions"][0] is None:
+                        outcome.failures.append(f"{response.status}: {body}")
+                    else:
+                        outcome.versions[body["version"]] += 1
+                        outcome.latencies_ms.append(elapsed)
+                        if not outcome.example:
+                            outcome.example = {"request": row, "answer": body}
+                    if outcome.requests >= len(requests) // 3:
+                        third.set()
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    third.wait(timeout=60)
+    progress(f"promoting {MODEL}:{successor} while requests flow")
+    try:
+        state.yard.models.promote(MODEL, successor, ALIAS, reason="demo: promoted live")
+    except GateFailedError:
+        state.yard.models.promote(MODEL, successor, ALIAS, force=True,
+                                  reason="demo: promoted live (gates not met at this size)")
+        outcome.forced = True
+    outcome.promoted = (current, successor)
+    for t in threads:
+        t.join()
