@@ -1,4 +1,5 @@
-"""Model evaluation: standard metrics, per-slice metrics and plots.
+"""Model evaluation: standard metrics, per-slice metrics and plots (drawn by
+:mod:`modelyard.registry.plots`).
 
 Every metric is computed with scikit-learn. A metric that cannot be computed on the given
 data (no ``predict_proba``, a single class present, zeros in the label for ``mape``, ...) is
@@ -22,7 +23,6 @@ Metric names
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +35,6 @@ from modelyard.errors import InvalidInputError
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    from matplotlib.axes import Axes
 
 __all__ = ["HIGHER_IS_BETTER", "MAX_CLASSES", "METRICS", "TASKS", "Evaluation", "Task",
            "evaluate", "infer_task", "to_pandas"]
@@ -57,7 +56,6 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 
 MAX_CLASSES = 20  # an integral numeric label with at most this many values is a class label
 _ECE_BINS = 10
-_MAX_POINTS = 5000  # scatter plots draw at most this many points
 _PROBA_METRICS = ("roc_auc", "log_loss", "brier", "ece")
 
 
@@ -369,33 +367,20 @@ class _ClassificationScorer:
         return hit, np.clip(proba.max(axis=1), 0.0, 1.0)
 
     def plots(self) -> dict[str, bytes]:
-        from sklearn.calibration import calibration_curve
-        from sklearn.metrics import confusion_matrix, roc_curve
+        from modelyard.registry.plots import Scores, classification_plots
 
-        cm = confusion_matrix(self.y_true, self.y_pred, labels=self.labels)
-        images = {"confusion_matrix.png": _render(
-            lambda ax: _draw_confusion(ax, cm, [str(c) for c in self.labels]))}
         if self.proba is None:
-            return images
+            return classification_plots(self.y_true, self.y_pred, self.labels)
         if self.binary:
             y_bin, score = self._binary(self.y_true, self.proba)
-            curves = [(str(self.positive), y_bin, score)]
-            hit, confidence = y_bin, score
-            calibration_title = f"Calibration ({self.positive})"
+            scores = Scores([(str(self.positive), y_bin, score)], y_bin, score,
+                            f"Calibration ({self.positive})", _ECE_BINS)
         else:
-            curves = [(str(c), (self.y_true == c).astype(int), self.proba[:, i])
-                      for i, c in enumerate(self.proba_classes[:10])]
             hit, confidence = self._top_label(self.y_true, self.proba)
-            calibration_title = "Calibration (top label)"
-        curves = [c for c in curves if 0 < int(c[1].sum()) < len(c[1])]
-        if curves:
-            lines = [(name, *roc_curve(yb, s)[:2]) for name, yb, s in curves]
-            images["roc.png"] = _render(lambda ax: _draw_roc(ax, lines))
-        prob_true, prob_pred = calibration_curve(hit, confidence, n_bins=_ECE_BINS,
-                                                 pos_label=1)
-        images["calibration.png"] = _render(
-            lambda ax: _draw_calibration(ax, prob_pred, prob_true, calibration_title))
-        return images
+            scores = Scores([(str(c), (self.y_true == c).astype(int), self.proba[:, i])
+                             for i, c in enumerate(self.proba_classes[:10])],
+                            hit, confidence, "Calibration (top label)", _ECE_BINS)
+        return classification_plots(self.y_true, self.y_pred, self.labels, scores)
 
 
 class _RegressionScorer:
@@ -422,20 +407,9 @@ class _RegressionScorer:
         return out.values
 
     def plots(self) -> dict[str, bytes]:
-        import numpy as np
+        from modelyard.registry.plots import regression_plots
 
-        y, p = self.y_true, self.y_pred
-        if len(y) > _MAX_POINTS:
-            pick = np.random.default_rng(0).choice(len(y), _MAX_POINTS, replace=False)
-            y, p = y[pick], p[pick]
-        return {
-            "residuals.png": _render(lambda ax: _draw_scatter(
-                ax, p, y - p, diagonal=False, xlabel="predicted",
-                ylabel="actual - predicted", title="Residuals")),
-            "predicted_vs_actual.png": _render(lambda ax: _draw_scatter(
-                ax, y, p, diagonal=True, xlabel="actual", ylabel="predicted",
-                title="Predicted vs actual")),
-        }
+        return regression_plots(self.y_true, self.y_pred)
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -532,61 +506,3 @@ def _ece(hit: np.ndarray[Any, Any], confidence: np.ndarray[Any, Any]) -> float:
     counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=_ECE_BINS)
     weights = counts[counts > 0] / len(confidence)
     return float(np.sum(weights * np.abs(prob_true - prob_pred)))
-
-
-# --- plots ------------------------------------------------------------------------------
-
-
-def _render(draw: Callable[[Axes], None]) -> bytes:
-    """Draw on a fresh Agg figure (no global backend involved) and return PNG bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(4.5, 3.6), dpi=100)
-    FigureCanvasAgg(figure)
-    draw(figure.add_subplot())
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    return buffer.getvalue()
-
-
-def _draw_confusion(ax: Axes, cm: np.ndarray[Any, Any], names: list[str]) -> None:
-    ax.imshow(cm, cmap="Blues")
-    ticks = list(range(len(names)))
-    ax.set_xticks(ticks, names, rotation=45 if len(names) > 4 else 0)
-    ax.set_yticks(ticks, names)
-    ax.set(xlabel="predicted", ylabel="actual", title="Confusion matrix")
-    if len(names) <= MAX_CLASSES:
-        limit = cm.max() / 2 if cm.size else 0
-        for i in range(cm.shape[0]):
-            for j in range(cm.shape[1]):
-                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > limit else "black")
-
-
-def _diagonal(ax: Axes, low: float = 0.0, high: float = 1.0) -> None:
-    ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8)
-
-
-def _draw_roc(ax: Axes, lines: list[tuple[str, Any, Any]]) -> None:
-    for name, fpr, tpr in lines:
-        ax.plot(fpr, tpr, label=name)
-    _diagonal(ax)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
-    ax.legend(fontsize=7, loc="lower right")
-
-
-def _draw_calibration(ax: Axes, predicted: Any, observed: Any, title: str) -> None:
-    _diagonal(ax)
-    ax.plot(predicted, observed, marker="o")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted probability",
-           ylabel="observed frequency", title=title)
-
-
-def _draw_scatter(ax: Axes, x: Any, y: Any, *, diagonal: bool, **labels: str) -> None:
-    ax.scatter(x, y, s=6, alpha=0.5)
-    if diagonal:
-        _diagonal(ax, float(min(x.min(), y.min())), float(max(x.max(), y.max())))
-    else:
-        ax.axhline(0.0, color="grey", linestyle="--", linewidth=0.8)
-    ax.set(**labels)
