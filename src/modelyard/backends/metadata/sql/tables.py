@@ -242,3 +242,33 @@ gate_reports = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_gate_reports_version", "name", "version", "created_at"),
 )
+
+# --- prediction log (migration 0005) --------------------------------------------------------
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("row", Integer, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("role", String(16), primary_key=True),
+    Column("at_us", BigInteger, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("entity", Text, nullable=True),  # canonical JSON of the entity's key values
+    Column("features", Text, nullable=False),  # JSON
+    Column("output", Text, nullable=False),  # JSON
+    Index("ix_predictions_model_at", "model", "at_us"),
+    Index("ix_predictions_request", "request_id"),
+    Index("ix_predictions_entity", "model", "entity", "at_us"),
+)
+
+prediction_labels = Table(
+    "prediction_labels",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("row", Integer, primary_key=True),
+    Column("label", Text, nullable=False),  # JSON: label column -> value
+    Column("labelled_at_us", BigInteger, nullable=False),
+)

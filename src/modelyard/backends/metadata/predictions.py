@@ -1,0 +1,125 @@
+"""The prediction log's records and the store interface behind them.
+
+One :class:`PredictionRecord` per predicted row: which request (``request_id``, and the row's
+position in it), which model version answered and in which role (``primary``, ``canary``, or
+``shadow`` when its answer was not returned), when, how long the whole request took, the
+entity it was about, the features actually fed to the model and what it returned. Records are
+keyed by ``(request_id, row, model, version, role)``: writing the same record twice stores it
+once, so a retried batch never duplicates.
+
+Ground truth arrives later as :class:`Label` records, attached to a logged prediction either
+by request id and row, or by entity and time: a label for entity E at time T belongs to the
+latest prediction about E made at or before T (ties on the instant go to the greatest
+``(request_id, row)``). A label is stored against ``(model, request_id, row)``, so it applies
+to every version and role that answered that request row; a later label for the same row
+replaces the earlier one.
+
+Stores: :mod:`modelyard.backends.metadata.sql.prediction_store` (tables in the metadata
+database, SQLite or PostgreSQL) and :mod:`modelyard.backends.predictions.parquet` (a folder of
+Parquet files), chosen by URI in :mod:`modelyard.backends.predictions`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ROLES", "Label", "LabelResult", "PredictionRecord", "PredictionStore", "Role"]
+
+Role = Literal["primary", "canary", "shadow"]
+ROLES: tuple[Role, ...] = ("primary", "canary", "shadow")
+
+# The fixed columns of a prediction frame, before the flattened ``entity.*``, ``features.*``,
+# ``output.*`` and ``label.*`` columns.
+RECORD_COLUMNS = ("request_id", "row", "model", "version", "role", "at_us", "latency_ms")
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One predicted row. Values in ``entity``, ``features`` and ``output`` are stored as
+    JSON: NaN and infinities become null, timestamps and dates ISO 8601 text, numpy scalars
+    and arrays plain numbers and lists; they read back in that form."""
+
+    request_id: str
+    row: int  # position of the row in the request, from 0
+    model: str
+    version: int
+    role: Role
+    at_us: int  # when the request was answered, epoch microseconds
+    latency_ms: float  # of the whole request
+    entity: Mapping[str, Any] | None  # entity key values, when the request named entities
+    features: Mapping[str, Any]  # column -> value fed to the model
+    output: Mapping[str, Any]  # output column -> value
+
+
+@dataclass(frozen=True)
+class Label:
+    """Ground truth for one logged prediction: give ``request_id`` (and ``row``, default 0),
+    or ``entity`` and ``at_us`` (the label belongs to the latest prediction about that
+    entity at or before ``at_us``)."""
+
+    values: Mapping[str, Any]  # label column -> value, e.g. {"claim_cost": 1250.0}
+    request_id: str | None = None
+    row: int = 0
+    entity: Mapping[str, Any] | None = None
+    at_us: int | None = None
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """What :meth:`PredictionStore.add_labels` did: labels attached, labels that matched no
+    logged prediction, and a few of the latter described."""
+
+    matched: int
+    unmatched: int
+    examples: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"matched": self.matched, "unmatched": self.unmatched,
+                "examples": list(self.examples)}
+
+
+class PredictionStore(ABC):
+    """Prediction records and their labels, per model."""
+
+    uri: str  # without secrets
+
+    @abstractmethod
+    def write(self, records: Sequence[PredictionRecord]) -> None:
+        """Store the records as one unit (all or none). Records already stored, by
+        ``(request_id, row, model, version, role)``, are left as they are. Raises
+        InvalidInputError, naming the record and field, before anything is written."""
+
+    @abstractmethod
+    def read(self, model: str, *, version: int | None = None, start_us: int | None = None,
+             end_us: int | None = None, role: Role | None = None,
+             limit: int | None = None) -> pd.DataFrame:
+        """The model's predictions with ``start_us <= at_us < end_us``, oldest first: the
+        record fields (``request_id``, ``row``, ``model``, ``version``, ``role``,
+        ``at_us``, ``latency_ms``), then ``entity.<key>``, ``features.<column>``,
+        ``output.<column>`` and ``label.<column>`` (null where no label is attached).
+        ``limit`` keeps the newest ``limit`` rows."""
+
+    @abstractmethod
+    def count(self, model: str, *, version: int | None = None, start_us: int | None = None,
+              end_us: int | None = None, role: Role | None = None) -> int:
+        """How many predictions :meth:`read` would return without a limit."""
+
+    @abstractmethod
+    def add_labels(self, model: str, labels: Sequence[Label]) -> LabelResult:
+        """Attach ground truth to logged predictions, all in one unit. Labels that match no
+        prediction are counted in the result and not stored; when none matches, raises
+        InvalidInputError (naming how many, with examples) and stores nothing."""
+
+    @abstractmethod
+    def labels(self, model: str) -> pd.DataFrame:
+        """The model's stored labels: ``request_id``, ``row``, ``labelled_at_us`` (when the
+        label was stored) and ``label.<column>``, oldest first."""
+
+    def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
+        """Release connections or files the store opened itself."""

@@ -1,0 +1,294 @@
+"""Prediction records and labels checked and turned into stored rows, and stored rows turned
+into the frames a reader gets. Shared by every prediction store, so they all accept, store
+and return the same things.
+
+Values are stored as JSON text: NaN, infinities, NaT and pandas' NA become null; datetimes,
+dates and times ISO 8601 text (numpy datetimes to the microsecond); durations seconds;
+numpy scalars and arrays plain numbers and lists; Decimals floats; bytes hexadecimal text;
+anything else its ``str()``. An entity is stored as canonical JSON (keys sorted, no
+spaces), which is also how a label finds the predictions about the same entity: entity
+values must therefore match in type as well as value (``42`` is not ``"42"``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from modelyard.backends.metadata.predictions import (
+    RECORD_COLUMNS,
+    ROLES,
+    Label,
+    PredictionRecord,
+)
+from modelyard.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "CheckedLabel",
+    "StoredPrediction",
+    "check_label",
+    "check_model",
+    "check_query",
+    "check_record",
+    "entity_key",
+    "json_safe",
+    "labels_frame",
+    "prediction_frame",
+]
+
+MAX_REQUEST_ID = 128
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")  # as the model registry's names
+
+
+class StoredPrediction(NamedTuple):
+    """A checked record as stored: ``entity``, ``features`` and ``output`` are JSON text."""
+
+    request_id: str
+    row: int
+    model: str
+    version: int
+    role: str
+    at_us: int
+    latency_ms: float
+    entity: str | None
+    features: str
+    output: str
+
+
+class CheckedLabel(NamedTuple):
+    """A checked label: by request (``request_id``, ``row``) or by entity (``entity``,
+    ``at_us``); ``values`` is JSON text."""
+
+    request_id: str | None
+    row: int
+    entity: str | None
+    at_us: int | None
+    values: str
+
+    def describe(self) -> str:
+        if self.request_id is not None:
+            return f"request {self.request_id!r} row {self.row}"
+        return f"entity {self.entity} at {self.at_us}"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON types (see the module docstring)."""
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, int):  # IntEnum and friends
+        return int(value)
+    if isinstance(value, float):  # numpy.float64 is a float
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, (datetime, date, time)):
+        return None if value != value else value.isoformat()  # NaT is a datetime
+    if isinstance(value, timedelta):
+        return None if value != value else value.total_seconds()
+    if isinstance(value, Decimal):
+        return json_safe(float(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if kind.__module__ == "numpy":
+        name = kind.__name__
+        if name in ("datetime64", "timedelta64"):
+            plain = value.astype(f"{name}[us]").item()  # datetime / timedelta / None
+            return json_safe(plain)
+        if hasattr(value, "tolist"):  # numpy scalars and arrays
+            return json_safe(value.tolist())
+    if kind.__name__ == "NAType":  # pandas.NA
+        return None
+    if isinstance(value, (set, frozenset)):
+        return [json_safe(v) for v in sorted(value, key=repr)]
+    return str(value)
+
+
+def _dumps(value: Any, *, canonical: bool = False) -> str:
+    return json.dumps(json_safe(value), separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False, sort_keys=canonical)
+
+
+def entity_key(entity: Mapping[str, Any]) -> str:
+    """The canonical JSON of an entity's key values."""
+    return _dumps(dict(entity), canonical=True)
+
+
+def check_model(model: object) -> str:
+    if not isinstance(model, str) or not _MODEL.match(model):
+        raise InvalidInputError(
+            "a model name is 1-128 letters, digits, '_', '.' or '-', starting with a letter "
+            f"or digit; got {model!r}", field="model")
+    return model
+
+
+def check_query(model: str, version: int | None, start_us: int | None, end_us: int | None,
+                role: str | None, limit: int | None = None) -> None:
+    """InvalidInputError unless the arguments of a read or count are well formed."""
+    check_model(model)
+    for name, value, least in (("version", version, 1), ("start_us", start_us, 0),
+                               ("end_us", end_us, 0), ("limit", limit, 0)):
+        if value is not None and ((number := _integer(value)) is None or number < least):
+            raise InvalidInputError(f"{name!r} must be an integer >= {least}, got {value!r}",
+                                    field=name)
+    if role is not None and role not in ROLES:
+        raise InvalidInputError(f"'role' must be one of {', '.join(ROLES)}; got {role!r}",
+                                field="role")
+
+
+def _integer(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value.__index__())  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        return None
+
+
+def _json_of(value: object, field: str, where: str, *, canonical: bool = False) -> str:
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            f"{where}: {field!r} must be a mapping of column name to value, got "
+            f"{type(value).__name__}", field=field)
+    try:
+        return _dumps(value, canonical=canonical)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidInputError(f"{where}: {field!r} cannot be stored as JSON: {exc}",
+                                field=field) from exc
+
+
+def check_record(record: PredictionRecord) -> StoredPrediction:
+    """The record as stored, or InvalidInputError naming the record and the field."""
+    if not isinstance(record, PredictionRecord):
+        raise InvalidInputError(
+            f"a prediction record must be a PredictionRecord, got {type(record).__name__}",
+            field="records")
+    request_id = record.request_id
+    row = _integer(record.row)
+    where = f"prediction record (request {request_id!r}, row {record.row!r})"
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
+        raise InvalidInputError(
+            f"{where}: 'request_id' must be a string of 1-{MAX_REQUEST_ID} characters",
+            field="request_id")
+    if row is None or row < 0:
+        raise InvalidInputError(f"{where}: 'row' must be an integer >= 0", field="row")
+    model = check_model(record.model)
+    version = _integer(record.version)
+    if version is None or version < 1:
+        raise InvalidInputError(f"{where}: 'version' must be an integer >= 1, got "
+                                f"{record.version!r}", field="version")
+    if record.role not in ROLES:
+        raise InvalidInputError(f"{where}: 'role' must be one of {', '.join(ROLES)}; got "
+                                f"{record.role!r}", field="role")
+    at_us = _integer(record.at_us)
+    if at_us is None or at_us < 0:
+        raise InvalidInputError(f"{where}: 'at_us' must be epoch microseconds (an integer "
+                                f">= 0), got {record.at_us!r}", field="at_us")
+    latency = record.latency_ms
+    if isinstance(latency, bool) or not isinstance(latency, (int, float)) or not (
+            math.isfinite(latency) and latency >= 0):
+        raise InvalidInputError(f"{where}: 'latency_ms' must be a finite number >= 0, got "
+                                f"{latency!r}", field="latency_ms")
+    entity = None if record.entity is None else _json_of(record.entity, "entity", where,
+                                                         canonical=True)
+    return StoredPrediction(request_id, row, model, version, record.role, at_us,
+                            float(latency), entity,
+                            _json_of(record.features, "features", where),
+                            _json_of(record.output, "output", where))
+
+
+def check_label(label: Label, position: int) -> CheckedLabel:
+    """The label as stored, or InvalidInputError naming its position in the call."""
+    where = f"label {position}"
+    if not isinstance(label, Label):
+        raise InvalidInputError(f"{where} must be a Label, got {type(label).__name__}",
+                                field="labels")
+    values = _json_of(label.values, "values", where)
+    if not label.values:
+        raise InvalidInputError(f"{where}: 'values' holds no label column", field="values")
+    by_request = label.request_id is not None
+    by_entity = label.entity is not None or label.at_us is not None
+    if by_request == by_entity:
+        raise InvalidInputError(
+            f"{where}: give either 'request_id' (and 'row') or both 'entity' and 'at_us'",
+            field="labels")
+    if by_request:
+        request_id, row = label.request_id, _integer(label.row)
+        if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
+            raise InvalidInputError(
+                f"{where}: 'request_id' must be a string of 1-{MAX_REQUEST_ID} characters, "
+                f"got {request_id!r}", field="request_id")
+        if row is None or row < 0:
+            raise InvalidInputError(f"{where}: 'row' must be an integer >= 0, got "
+                                    f"{label.row!r}", field="row")
+        return CheckedLabel(request_id, row, None, None, values)
+    at_us = _integer(label.at_us)
+    if label.entity is None or not label.entity:
+        raise InvalidInputError(f"{where}: 'entity' must name the entity's key values",
+                                field="entity")
+    if at_us is None or at_us < 0:
+        raise InvalidInputError(f"{where}: 'at_us' must be epoch microseconds (an integer "
+                                f">= 0), got {label.at_us!r}", field="at_us")
+    return CheckedLabel(None, 0, _json_of(label.entity, "entity", where, canonical=True),
+                        at_us, values)
+
+
+# --- frames -----------------------------------------------------------------------------------
+
+
+def _expand(texts: Sequence[str | None], prefix: str, index: pd.Index) -> pd.DataFrame:
+    import pandas as pd
+
+    decoded = [json.loads(t) if t else {} for t in texts]
+    names: dict[str, None] = {}
+    for d in decoded:
+        names.update(dict.fromkeys(d))
+    columns = {f"{prefix}.{name}": [d.get(name) for d in decoded] for name in names}
+    return pd.DataFrame(columns, index=index)
+
+
+def prediction_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """The frame of stored rows ``(*RECORD_COLUMNS, entity, features, output, label)``, the
+    last four JSON text (or None), in the given order."""
+    import pandas as pd
+
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(RECORD_COLUMNS) + 4)
+    base = pd.DataFrame({
+        "request_id": pd.Series(columns[0], dtype="str"),
+        "row": pd.Series(columns[1], dtype="int64"),
+        "model": pd.Series(columns[2], dtype="str"),
+        "version": pd.Series(columns[3], dtype="int64"),
+        "role": pd.Series(columns[4], dtype="str"),
+        "at_us": pd.Series(columns[5], dtype="int64"),
+        "latency_ms": pd.Series(columns[6], dtype="float64"),
+    })
+    parts = [base]
+    for offset, prefix in enumerate(("entity", "features", "output", "label")):
+        parts.append(_expand(columns[len(RECORD_COLUMNS) + offset], prefix, base.index))
+    return pd.concat(parts, axis=1)
+
+
+def labels_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """The frame of stored labels ``(request_id, row, labelled_at_us, values)``."""
+    import pandas as pd
+
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
+    base = pd.DataFrame({
+        "request_id": pd.Series(columns[0], dtype="str"),
+        "row": pd.Series(columns[1], dtype="int64"),
+        "labelled_at_us": pd.Series(columns[2], dtype="int64"),
+    })
+    return pd.concat([base, _expand(columns[3], "label", base.index)], axis=1)
