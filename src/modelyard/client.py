@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelyard.backends.metadata.materializations import MaterializationRecord
+    from modelyard.backends.metadata.predictions import LabelResult, PredictionStore
     from modelyard.backends.offline.tables import Commit
     from modelyard.features.definitions import FeatureGroup, Source
     from modelyard.features.lookup import OnlineResult
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from modelyard.features.service import FeatureService
     from modelyard.features.training import TrainingSet
     from modelyard.registry.service import ModelRegistry
+    from modelyard.serving.predlog import PredictionLog
 
 
 class Yard:
@@ -109,6 +111,46 @@ class Yard:
         return ModelRegistry(SqlRegistryStore(self._engine), self.tracking.artifacts,
                              self.tracking, lambda: self.features, self.settings.project_root)
 
+    # --- predictions ----------------------------------------------------------------------
+
+    @functools.cached_property
+    def predictions(self) -> PredictionStore:
+        """Where served predictions and their labels are kept (``predictions_uri``)."""
+        from modelyard.backends.predictions import prediction_store_from_uri
+
+        return prediction_store_from_uri(self.settings.predictions_uri,
+                                         metadata_engine=self._engine)
+
+    @functools.cached_property
+    def prediction_log(self) -> PredictionLog:
+        """The asynchronous writer a model server logs every prediction through."""
+        from modelyard.serving.predlog import PredictionLog
+
+        return PredictionLog(self.predictions,
+                             flush_interval=self.settings.prediction_flush_interval,
+                             max_pending=self.settings.prediction_queue_max)
+
+    def read_predictions(self, model: str, *, version: int | None = None,
+                         start: datetime | None = None, end: datetime | None = None,
+                         role: str | None = None, limit: int | None = None) -> pd.DataFrame:
+        """Logged predictions of ``model`` (with their labels) as a DataFrame: the record
+        fields and ``entity.*``, ``features.*``, ``output.*``, ``label.*`` columns."""
+        from modelyard.serving.labels import epoch_us
+
+        return self.predictions.read(
+            model, version=version, start_us=None if start is None else epoch_us(start),
+            end_us=None if end is None else epoch_us(end, "end"), role=role,  # type: ignore[arg-type]
+            limit=limit)
+
+    def log_labels(self, model: str, data: Any, *, entity: Sequence[str] | str | None = None,
+                   values: Sequence[str] | str | None = None) -> LabelResult:
+        """Attach ground truth to logged predictions, by ``request_id`` (and ``row``) or by
+        ``entity`` key columns and ``at`` (the latest prediction at or before it)."""
+        from modelyard.serving.labels import labels_from
+
+        return self.predictions.add_labels(model, labels_from(data, entity=entity,
+                                                              values=values))
+
     # --- features -------------------------------------------------------------------------
 
     @functools.cached_property
@@ -178,6 +220,12 @@ class Yard:
 
     def close(self) -> None:
         self.tracking.buffer.flush()
+        log = self.__dict__.get("prediction_log")
+        if log is not None:
+            log.close(timeout=10)
+        predictions = self.__dict__.get("predictions")
+        if predictions is not None:
+            predictions.close()
         store = self.__dict__.get("_online_store")
         if store is not None:
             store.close()

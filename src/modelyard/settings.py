@@ -51,6 +51,18 @@ class Settings:
                                            "MODELYARD_MATERIALIZE_CHUNK_ROWS",
                                            "Offline rows read per materialization chunk; "
                                            "bounds its memory.")
+    predictions_uri: str = _setting("", "serving.predictions_uri", "MODELYARD_PREDICTIONS_URI",
+                                    "Prediction log: empty for the metadata store, "
+                                    "sqlite:///path.db or postgresql://... for another "
+                                    "database, file:///folder for Parquet files.")
+    prediction_flush_interval: float = _setting(
+        0.5, "serving.prediction_flush_interval", "MODELYARD_PREDICTION_FLUSH_INTERVAL",
+        "Seconds between background writes of the prediction log; a kill -9 loses at most "
+        "this much.")
+    prediction_queue_max: int = _setting(
+        100_000, "serving.prediction_queue_max", "MODELYARD_PREDICTION_QUEUE_MAX",
+        "Predictions held in memory while the log's store fails; beyond it the oldest are "
+        "dropped (and counted).")
     default_experiment: str = _setting("default", "tracking.default_experiment",
                                        "MODELYARD_EXPERIMENT",
                                        "Experiment used when a run names none.")
@@ -236,9 +248,18 @@ def _with_defaults(s: Settings) -> Settings:
         rel = online_uri[len("sqlite:///"):]
         if rel and not Path(rel).is_absolute():
             online_uri = f"sqlite:///{(base / rel).resolve()}"
+    predictions_uri = s.predictions_uri
+    if predictions_uri.startswith("sqlite:///") and not predictions_uri.startswith(
+            "sqlite:////"):
+        rel = predictions_uri[len("sqlite:///"):]
+        if rel and not Path(rel).is_absolute():
+            predictions_uri = f"sqlite:///{(base / rel).resolve()}"
+    elif predictions_uri:
+        predictions_uri = _file_uri(predictions_uri, base)
     project_name = s.project_name or (s.project_root.name if s.project_root else "")
     return dataclasses.replace(s, uri=uri, artifact_uri=artifact_uri, offline_uri=offline_uri,
-                               online_uri=online_uri, project_name=project_name)
+                               online_uri=online_uri, predictions_uri=predictions_uri,
+                               project_name=project_name)
 
 
 def _file_uri(value: str, base: Path) -> str:

@@ -161,3 +161,33 @@ def test_no_request_body_makes_a_500(client: TestClient, body: Any) -> None:
     for path in (PREDICT, INFER):
         response = client.post(path, content=json.dumps(body).encode())
         assert response.status_code in (200, 404, 422), response.text
+
+
+def test_every_answer_is_logged_once_and_labels_attach_to_it(
+        served: dict[str, Any], make_server: Callable[..., Any]) -> None:
+    from modelyard.server.app import create_app
+    from modelyard.serving.service import ModelServer
+
+    yard = served["yard"]
+    server = ModelServer(yard, [f"{MODEL}@production"], sink=yard.prediction_log.log_answer)
+    server.load_all()
+    ids = []
+    with open_client(create_app(yard, models=server)) as client:
+        for i in range(5):
+            ids.append(client.post(PREDICT, json={"instances": [ROW, {**ROW, "age": i}]})
+                       .json()["request_id"])
+        ids.append(client.post(PREDICT, json={"entities": [{"customer_id": 4}]})
+                   .json()["request_id"])
+        assert client.post(PREDICT, json={"instances": [{}]}).status_code == 422
+    assert yard.prediction_log.flush(timeout=10)
+    logged = yard.read_predictions(MODEL)
+    assert len(logged) == 11 and set(logged["request_id"]) == set(ids)
+    assert set(logged["version"]) == {1} and set(logged["role"]) == {"primary"}
+    entity_row = logged[logged["request_id"] == ids[-1]].iloc[0]
+    assert entity_row["entity.customer_id"] == 4
+    result = yard.log_labels(MODEL, [{"request_id": ids[0], "row": 1, "cost": 99.0}],
+                             values=["cost"])
+    assert result.matched == 1
+    labelled = yard.read_predictions(MODEL)
+    assert labelled.loc[(labelled["request_id"] == ids[0]) & (labelled["row"] == 1),
+                        "label.cost"].tolist() == [99.0]

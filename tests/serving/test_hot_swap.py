@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -30,7 +30,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def live(request: pytest.FixtureRequest, project: Path) -> Iterator[tuple[str, Path]]:
+def live(request: pytest.FixtureRequest, project: Path
+         ) -> Iterator[tuple[str, Path, Callable[[], None]]]:
     yard = open_yard(project)
     training = setup(yard)
     register(yard, linear(training), training, features=NUMERIC)
@@ -43,6 +44,17 @@ def live(request: pytest.FixtureRequest, project: Path) -> Iterator[tuple[str, P
          str(request.param), "--poll-interval", "0.3", "--log-level", "warning"],
         cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+
+    def stop() -> None:
+        """Stop the server as an operator would (SIGTERM): it drains and flushes its log."""
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -54,21 +66,17 @@ def live(request: pytest.FixtureRequest, project: Path) -> Iterator[tuple[str, P
                 pass
             assert time.monotonic() < deadline, "the server did not start in time"
             time.sleep(0.1)
-        yield base, project
+        yield base, project, stop
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop()
         log.close()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("live", [1, 2], indirect=True, ids=["1-worker", "2-workers"])
-def test_promotions_and_a_rollback_under_load_fail_no_request(live: tuple[str, Path]) -> None:
-    base, project = live
+def test_promotions_and_a_rollback_under_load_fail_no_request(
+        live: tuple[str, Path, Callable[[], None]]) -> None:
+    base, project, stop_server = live
     stop = threading.Event()
     seen: Counter[int] = Counter()
     failures: list[str] = []
@@ -88,17 +96,22 @@ def test_promotions_and_a_rollback_under_load_fail_no_request(live: tuple[str, P
                     if response.status_code != 200:
                         failures.append(f"{response.status_code}: {response.text}")
                     else:
-                        seen[response.json()["version"]] += 1
+                        body = response.json()
+                        seen[body["version"]] += 1
+                        answered.append(body["request_id"])
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
     for t in threads:
         t.start()
+
+    answered: list[str] = []
 
     def wait_for(version: int) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             answer = httpx.post(f"{base}{PREDICT}", json={"instances": [
                 {"age": 1, "vehicle_value": 1}]}, timeout=30).json()
+            answered.append(answer["request_id"])
             if answer["version"] == version:
                 return
             time.sleep(0.05)
@@ -124,3 +137,7 @@ def test_promotions_and_a_rollback_under_load_fail_no_request(live: tuple[str, P
         yard.close()
     assert failures == []
     assert set(seen) == {1, 2, 3} and sum(seen.values()) > 100
+    stop_server()
+    with open_yard(project) as yard:  # one log entry per answered request, no more
+        logged = yard.read_predictions(MODEL)
+    assert sorted(logged["request_id"]) == sorted(answered)

@@ -75,6 +75,8 @@ class ServeOptions:
         from modelyard.serving.metrics import ServingMetrics
         from modelyard.serving.service import ModelServer
 
+        if sink is None and self.prediction_log:
+            sink = yard.prediction_log.log_answer
         return ModelServer(yard, list(self.models), canary=self.canary, shadow=self.shadow,
                            poll_interval=self.poll_interval, prefer_onnx=self.prefer_onnx,
                            batching=self.batching, metrics=ServingMetrics(), sink=sink)
