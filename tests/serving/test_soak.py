@@ -1,0 +1,176 @@
+"""A bounded soak of a real ``modelyard serve`` (two workers, Redis online store) on 127.0.0.1:
+mixed valid and invalid traffic from several clients, two hot swaps, and Redis killed and
+restarted in the middle. The server stays up, valid requests succeed (entity requests get a
+clear 503 while Redis is down), no answer is a 500, and the prediction log holds exactly one
+entry per predicted row. ``MODELYARD_SOAK_SECONDS`` makes it longer (default 20)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .support import MODEL, NUMERIC, linear, open_yard, register, setup
+
+MODELYARD = Path(sys.executable).parent / "modelyard"
+PREDICT = f"/v1/models/{MODEL}/predict"
+SECONDS = float(os.environ.get("MODELYARD_SOAK_SECONDS", "20"))
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Redis:
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, _port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        client.close()
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_the_server_survives_mixed_traffic_swaps_and_a_redis_outage(project: Path,
+                                                                    tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not on PATH")
+    redis = Redis(tmp_path)
+    redis.start()
+    online = f"redis://127.0.0.1:{redis.port}/0?prefix=soak"
+    yard = open_yard(project, online)
+    training = setup(yard)
+    register(yard, linear(training), training, features=NUMERIC)
+    port = _port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env["MODELYARD_ONLINE_URI"] = online
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [str(MODELYARD), "serve", f"{MODEL}@production", "--port", str(port), "--workers",
+         "2", "--poll-interval", "0.3", "--log-level", "warning"],
+        cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    statuses: Counter[tuple[str, int]] = Counter()
+    unexpected: list[str] = []
+    predicted: Counter[str] = Counter()  # request id -> rows predicted
+    lock = threading.Lock()
+    stop = threading.Event()
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+        kinds = {
+            "instances": ({"instances": [{"age": 40, "vehicle_value": 9e3},
+                                         {"age": 22.5, "vehicle_value": 1e4}]}, {200}),
+            "entities": ({"entities": [{"customer_id": 3}, {"customer_id": 4}]}, {200, 503}),
+            "invalid": ({"instances": [{"age": "forty"}]}, {422}),
+            "malformed": (None, {422}),
+            "unknown": ({"instances": [{}]}, {404}),
+        }
+
+        def client(seed: int) -> None:
+            rng = random.Random(seed)
+            with httpx.Client(base_url=base, timeout=30) as http:
+                while not stop.is_set():
+                    kind = rng.choice(list(kinds))
+                    body, allowed = kinds[kind]
+                    path = "/v1/models/nope/predict" if kind == "unknown" else PREDICT
+                    try:
+                        response = (http.post(path, content=b'{"instances": [')
+                                    if body is None else http.post(path, json=body))
+                    except httpx.HTTPError as exc:
+                        with lock:
+                            unexpected.append(f"{kind}: {exc!r}")
+                        continue
+                    with lock:
+                        statuses[(kind, response.status_code)] += 1
+                        if response.status_code not in allowed:
+                            unexpected.append(f"{kind}: {response.status_code} "
+                                              f"{response.text[:200]}")
+                        elif response.status_code == 200:
+                            answer = response.json()
+                            predicted[answer["request_id"]] += sum(
+                                p is not None for p in answer["predictions"])
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        step = SECONDS / 6
+        time.sleep(step)
+        register(yard, linear(training, scale=2.0), training, features=NUMERIC)  # swap 1
+        time.sleep(step)
+        redis.kill()  # outage
+        time.sleep(step)
+        redis.start()  # back, empty (it keeps nothing on disk): materialize again
+        yard.materialize()
+        time.sleep(step)
+        yard.models.rollback(MODEL, "production", reason="soak")  # swap 2
+        time.sleep(2 * step)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert proc.poll() is None, "the server died"
+        after = httpx.post(f"{base}{PREDICT}", json=kinds["entities"][0], timeout=30)
+        assert after.status_code == 200 and after.json()["version"] == 1
+        predicted[after.json()["request_id"]] += 2
+    finally:
+        stop.set()
+        proc.terminate()  # drains, and flushes the prediction log
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        redis.kill()
+    assert unexpected == []
+    assert statuses[("entities", 503)] > 0  # the outage was seen...
+    assert statuses[("entities", 200)] > statuses[("entities", 503)]  # ...and survived
+    assert statuses[("instances", 200)] > 50
+    logged = yard.read_predictions(MODEL)
+    yard.close()
+    per_request = Counter(logged["request_id"])
+    assert per_request == +predicted  # one entry per predicted row, none lost or doubled
+    assert set(logged["version"]) == {1, 2}
