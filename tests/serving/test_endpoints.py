@@ -191,3 +191,22 @@ def test_every_answer_is_logged_once_and_labels_attach_to_it(
     labelled = yard.read_predictions(MODEL)
     assert labelled.loc[(labelled["request_id"] == ids[0]) & (labelled["row"] == 1),
                         "label.cost"].tolist() == [99.0]
+
+
+def test_explain_answers_contributions_that_add_up_to_the_prediction(
+        client: TestClient) -> None:
+    response = client.post(f"/v1/models/{MODEL}/explain", json={"instances": [ROW]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["version"] == 1 and body["method"] == "linear"
+    [row] = body["rows"]
+    assert set(row["contributions"]) == {"age", "vehicle_value"}
+    total = body["base_value"] + sum(row["contributions"].values())
+    assert np.isclose(total, row["prediction"], rtol=1e-6)
+    predicted = client.post(PREDICT, json={"instances": [ROW]}).json()["predictions"][0]
+    assert np.isclose(row["prediction"], predicted, rtol=1e-5)  # the twin, in float32
+    entity = client.post(f"/v1/models/{MODEL}/explain",
+                         json={"entities": [{"customer_id": 3}]})
+    assert entity.status_code == 200 and len(entity.json()["rows"]) == 1
+    bad = client.post(f"/v1/models/{MODEL}/explain", json={"instances": [{"age": 1}]})
+    assert bad.status_code == 422

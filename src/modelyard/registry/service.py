@@ -32,6 +32,7 @@ from modelyard.tracking.environment import current_user
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from modelyard.backends.artifacts.base import ArtifactStore
     from modelyard.features.service import FeatureService
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
 _SAMPLE_ROWS = 200  # rows kept to check the ONNX twin and as the input example's source
 _EXAMPLE_ROWS = 5
+_BACKGROUND_ROWS = 100  # rows kept for explanations to be measured against
+_BACKGROUND_SEED = 0
 
 
 class ModelLibraryWarning(UserWarning):
@@ -110,6 +113,10 @@ class ModelRegistry:
             "description": description or "",
             "label": None if training_set is None else training_set.label,
         }
+        if sample is not None:
+            background = self._background(training_set, input_example, list(sample.columns))
+            spec["background_sha256"] = self._keep_table(background)
+            spec["background_rows"] = background.num_rows
         if training_set is not None:
             spec["spine_sha256"] = self._keep_spine(training_set)
             self._features().store.save_training_set(_training_record(training_set))
@@ -165,6 +172,36 @@ class ModelRegistry:
         sha, _ = self.artifacts.put_bytes(sink.getvalue().to_pybytes())
         return sha
 
+    def _background(self, training_set: TrainingSet | None, input_example: Any,
+                    columns: list[str]) -> pa.Table:
+        """The model's input columns of up to _BACKGROUND_ROWS rows drawn at random (seeded)
+        from the input example, or else from the whole training set."""
+        import numpy as np
+
+        from modelyard.features.training import to_arrow
+
+        if input_example is not None:
+            table = to_arrow(input_example, "input_example")
+        else:
+            assert training_set is not None
+            table = training_set.table
+        table = table.select(columns)
+        if table.num_rows > _BACKGROUND_ROWS:
+            rng = np.random.default_rng(_BACKGROUND_SEED)
+            table = table.take(np.sort(rng.choice(table.num_rows, _BACKGROUND_ROWS,
+                                                  replace=False)))
+        return table
+
+    def _keep_table(self, table: pa.Table) -> str:
+        """Store ``table`` as an Arrow IPC file; its sha256."""
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        sha, _ = self.artifacts.put_bytes(sink.getvalue().to_pybytes())
+        return sha
+
     # --- reading --------------------------------------------------------------------------
 
     def list_models(self) -> list[ModelRecord]:
@@ -204,6 +241,20 @@ class ModelRegistry:
 
         data = self.get_version(ref).spec.get("signature")
         return None if data is None else Signature.from_dict(data)
+
+    def background(self, ref: str | ModelRef, version: int | None = None
+                   ) -> pd.DataFrame | None:
+        """The rows kept at registration for explanations to be measured against (read
+        through the artifact store, which checks their sha256): up to 100 rows of the input
+        columns, or None for a version registered without a training set or input example."""
+        import pyarrow as pa
+
+        sha = self.get_version(ref, version).spec.get("background_sha256")
+        if sha is None:
+            return None
+        table = pa.ipc.open_file(pa.BufferReader(self.artifacts.get_bytes(sha))).read_all()
+        frame: pd.DataFrame = table.to_pandas()
+        return frame
 
     # --- loading --------------------------------------------------------------------------
 

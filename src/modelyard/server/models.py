@@ -139,6 +139,10 @@ _EXPLANATION = {
         "model": {"type": "string"}, "version": {"type": "integer"},
         "request_id": {"type": "string"},
         "method": {"enum": ["tree", "linear", "kernel"]},
+        "space": {"enum": ["prediction", "probability", "margin"],
+                  "description": "What the contributions add up to: the prediction, the "
+                                 "positive class's probability, or the raw margin."},
+        "outputs": {"type": "array", "items": {"type": "string"}},
         "base_value": {"description": "The expected model output over the background."},
         "rows": {"type": "array", "items": {"type": "object", "properties": {
             "prediction": {}, "contributions": {"type": "object", "additionalProperties": {
