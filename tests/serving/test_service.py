@@ -174,3 +174,32 @@ def test_targets_and_canaries_parse_or_say_what_is_expected() -> None:
 
 def test_people_fixture_is_deterministic() -> None:
     assert people().equals(people())
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_promotion_wakes_the_server_at_once(project: Any, pg_uri: str,
+                                                             make_server: Make) -> None:
+    """A server polling every minute still swaps within seconds: the move notifies it."""
+    import time
+
+    from .support import open_yard, setup
+
+    yard = open_yard(project)
+    yard.close()
+    import modelyard
+
+    yard = modelyard.connect(pg_uri, project=project, capture_git=False,
+                             capture_packages=False)
+    try:
+        training = setup(yard)
+        register(yard, linear(training), training, features=NUMERIC)
+        server, _ = make_server(yard, poll_interval=60)
+        server.start()
+        time.sleep(0.5)  # the watcher is listening
+        register(yard, linear(training, scale=2.0), training, features=NUMERIC)
+        deadline = time.monotonic() + 10
+        while server.deployment(MODEL).primary.current.version != 2:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the promotion was not noticed"
+            time.sleep(0.05)
+    finally:
+        yard.close()

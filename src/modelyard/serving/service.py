@@ -160,8 +160,30 @@ class ModelServer:
         return swapped
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.poll_interval):
-            self.poll()
+        """Poll every ``poll_interval``; on PostgreSQL also wake as soon as an alias of a
+        served model moves (LISTEN/NOTIFY)."""
+        from modelyard.backends.metadata.sql.notify import alias_listener
+
+        engine = getattr(self.yard.models.store, "engine", None)
+        listener = alias_listener(engine) if engine is not None else None
+        due = time.monotonic() + self.poll_interval
+        try:
+            while not self._stop.is_set():
+                left = max(0.0, due - time.monotonic())
+                if listener is None:
+                    moved: set[str] = set()
+                    if self._stop.wait(left):
+                        return
+                else:  # short waits, so that closing the server is prompt
+                    moved = listener.wait(min(left, 0.5))
+                    if self._stop.is_set():
+                        return
+                if moved or time.monotonic() >= due:
+                    self.poll()
+                    due = time.monotonic() + self.poll_interval
+        finally:
+            if listener is not None:
+                listener.close()
 
     def _refresh(self, deployment: Deployment, slot: Slot) -> bool:
         registry = self.yard.models

@@ -27,6 +27,7 @@ from modelyard.backends.metadata.registry import (
 )
 from modelyard.backends.metadata.sql import tables as t
 from modelyard.backends.metadata.sql.engine import translate_errors
+from modelyard.backends.metadata.sql.notify import notify
 from modelyard.errors import NotFoundError
 
 _ATTEMPTS = 8
@@ -195,6 +196,7 @@ class SqlRegistryStore(RegistryStore):
                     name=event.name, alias=event.alias, from_version=event.from_version,
                     to_version=event.to_version, action=event.action, actor=event.actor,
                     reason=event.reason, report_id=event.report_id, at=event.at))
+                notify(conn, event.name)  # delivered when this transaction commits
             return True
         except sa.exc.IntegrityError:  # another writer set the alias first
             return False
