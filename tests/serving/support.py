@@ -93,3 +93,59 @@ def register(yard: Yard, model: Any, training: Any, *, onnx: bool = True,
     if alias is not None:
         yard.models.promote(MODEL, record.version, alias, reason="test")
     return record.version
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_serve(project: Path, args: list[str], log: Path, env: dict[str, str] | None = None,
+                ) -> tuple[Any, str]:
+    """``modelyard serve ARGS`` in ``project`` on a free port, once ``/readyz`` answers 200:
+    the process and its base URL (the caller stops it)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    environment.update(env or {})
+    out = log.open("w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "modelyard"), "serve", *args,
+                             "--port", str(port), "--log-level", "warning"],
+                            cwd=project, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    out.close()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("the server did not start in time")
+        time.sleep(0.1)
+
+
+def stop_serve(proc: Any) -> None:
+    """Stop it as an operator would (SIGTERM): it drains and flushes its prediction log."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -3,8 +3,6 @@ two promotions and a rollback: not one request fails, and every version answers 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -15,18 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .support import MODEL, NUMERIC, linear, open_yard, register, setup
+from .support import MODEL, NUMERIC, linear, open_yard, register, setup, start_serve, stop_serve
 
 MODELYARD = Path(sys.executable).parent / "modelyard"
 PREDICT = f"/v1/models/{MODEL}/predict"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -36,40 +26,13 @@ def live(request: pytest.FixtureRequest, project: Path
     training = setup(yard)
     register(yard, linear(training), training, features=NUMERIC)
     yard.close()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
-    log = (project / "server.log").open("w")
-    proc = subprocess.Popen(
-        [str(MODELYARD), "serve", f"{MODEL}@production", "--port", str(port), "--workers",
-         str(request.param), "--poll-interval", "0.3", "--log-level", "warning"],
-        cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-
-    def stop() -> None:
-        """Stop the server as an operator would (SIGTERM): it drains and flushes its log."""
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
+    proc, base = start_serve(project, [f"{MODEL}@production", "--workers",
+                                       str(request.param), "--poll-interval", "0.3"],
+                             project / "server.log")
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (project / "server.log").read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start in time"
-            time.sleep(0.1)
-        yield base, project, stop
+        yield base, project, lambda: stop_serve(proc)
     finally:
-        stop()
-        log.close()
+        stop_serve(proc)
 
 
 @pytest.mark.slow

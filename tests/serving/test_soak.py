@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -20,22 +19,26 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .support import MODEL, NUMERIC, linear, open_yard, register, setup
+from .support import (
+    MODEL,
+    NUMERIC,
+    free_port,
+    linear,
+    open_yard,
+    register,
+    setup,
+    start_serve,
+    stop_serve,
+)
 
 MODELYARD = Path(sys.executable).parent / "modelyard"
 PREDICT = f"/v1/models/{MODEL}/predict"
 SECONDS = float(os.environ.get("MODELYARD_SOAK_SECONDS", "20"))
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Redis:
     def __init__(self, folder: Path) -> None:
-        self.folder, self.port = folder, _port()
+        self.folder, self.port = folder, free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -75,32 +78,15 @@ def test_the_server_survives_mixed_traffic_swaps_and_a_redis_outage(project: Pat
     yard = open_yard(project, online)
     training = setup(yard)
     register(yard, linear(training), training, features=NUMERIC)
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
-    env["MODELYARD_ONLINE_URI"] = online
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [str(MODELYARD), "serve", f"{MODEL}@production", "--port", str(port), "--workers",
-         "2", "--poll-interval", "0.3", "--log-level", "warning"],
-        cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_serve(project, [f"{MODEL}@production", "--workers", "2",
+                                       "--poll-interval", "0.3"], tmp_path / "server.log",
+                             {"MODELYARD_ONLINE_URI": online})
     statuses: Counter[tuple[str, int]] = Counter()
     unexpected: list[str] = []
     predicted: Counter[str] = Counter()  # request id -> rows predicted
     lock = threading.Lock()
     stop = threading.Event()
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-
         kinds = {
             "instances": ({"instances": [{"age": 40, "vehicle_value": 9e3},
                                          {"age": 22.5, "vehicle_value": 1e4}]}, {200}),
@@ -157,13 +143,7 @@ def test_the_server_survives_mixed_traffic_swaps_and_a_redis_outage(project: Pat
         predicted[after.json()["request_id"]] += 2
     finally:
         stop.set()
-        proc.terminate()  # drains, and flushes the prediction log
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_serve(proc)
         redis.kill()
     assert unexpected == []
     assert statuses[("entities", 503)] > 0  # the outage was seen...
