@@ -19,11 +19,13 @@ from collections.abc import Callable
 from typing import Any
 
 import bench_concurrency
+import bench_drift
 import bench_import
 import bench_logging
 import bench_online
 import bench_pit
 import bench_search
+import bench_serving
 from common import (
     PG_ADMIN_URI,
     WORK_DIR,
@@ -42,6 +44,8 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "concurrency": bench_concurrency.run,
     "pit": bench_pit.run,  # against Feast; prints its own tables (10M x 1M: bench_pit.py --large)
     "online": bench_online.run,  # against Feast; prints its own tables
+    "serving": bench_serving.run,  # against MLflow and BentoML; prints its own tables
+    "drift": bench_drift.run,  # against Evidently; prints its own tables
 }
 
 
@@ -97,6 +101,10 @@ def summary(results: dict[str, list[dict[str, Any]]]) -> list[list[str]]:
             f"{lost} lost, {dup} duplicated, {r['failed_writers']} failed writers",
             "0 lost, 0 errors", _met(lost == 0 and dup == 0 and r["failed_writers"] == 0),
         ])
+    for r in results.get("serving", []):
+        if r["kind"] == "target":
+            rows.append([f"serving: {r['label']}", r["measured"], r["target"], _met(r["met"])])
+    rows += bench_drift.summary(results.get("drift", []))
     return rows
 
 
