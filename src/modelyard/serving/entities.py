@@ -115,10 +115,8 @@ def gather(online: OnlineService, source: FeatureSource, rows: Sequence[Any]
     try:
         result = online.online_features(list(source.refs), keys,
                                         request=request or None)
-    except ModelyardError as exc:
-        if exc.details.get("field") in (None, "entities", "request", *source.key_columns,
-                                        *source.request_columns):
-            exc.details.setdefault("field", "entities")
+    except ModelyardError as exc:  # the client's fields are entity rows here
+        exc.details.setdefault("field", "entities")
         raise
     merged = []
     for i, row in enumerate(rows):

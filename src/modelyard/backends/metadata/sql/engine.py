@@ -221,3 +221,19 @@ def _upgrade(conn: Connection) -> None:
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, HEAD)
+
+
+def dialect_insert(engine: sa.Engine, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (imported only for the dialect used)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+def read_connection(engine: sa.Engine) -> sa.Connection:
+    """A connection for reads only: on SQLite it neither takes the write lock nor waits."""
+    return engine.connect().execution_options(modelyard_read_only=True)

@@ -24,7 +24,12 @@ from modelyard.backends.metadata.predictions import (
     Role,
 )
 from modelyard.backends.metadata.sql import tables as t
-from modelyard.backends.metadata.sql.engine import ensure_schema, translate_errors
+from modelyard.backends.metadata.sql.engine import (
+    dialect_insert,
+    ensure_schema,
+    read_connection,
+    translate_errors,
+)
 from modelyard.backends.predictions.codec import (
     check_label,
     check_model,
@@ -58,17 +63,10 @@ class SqlPredictionStore(PredictionStore):
             ensure_schema(engine)
 
     def _insert(self, table: sa.Table) -> Any:
-        """The dialect's INSERT, which has ON CONFLICT."""
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            return pg_insert(table)
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table)
+        return dialect_insert(self.engine, table)
 
     def _read(self) -> Connection:
-        return self.engine.connect().execution_options(modelyard_read_only=True)
+        return read_connection(self.engine)
 
     @translate_errors
     def write(self, records: Sequence[PredictionRecord]) -> None:

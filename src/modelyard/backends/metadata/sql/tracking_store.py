@@ -20,7 +20,12 @@ from modelyard.backends.metadata.base import (
     TrackingStore,
 )
 from modelyard.backends.metadata.sql import tables as t
-from modelyard.backends.metadata.sql.engine import ensure_schema, translate_errors
+from modelyard.backends.metadata.sql.engine import (
+    dialect_insert,
+    ensure_schema,
+    read_connection,
+    translate_errors,
+)
 from modelyard.backends.metadata.sql.run_search import find_run_infos
 from modelyard.errors import (
     AlreadyExistsError,
@@ -45,17 +50,10 @@ class SqlTrackingStore(TrackingStore):
     # --- helpers --------------------------------------------------------------------------
 
     def _insert(self, table: sa.Table) -> Any:
-        """The dialect's INSERT, which has ON CONFLICT (imported only for the dialect used)."""
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            return pg_insert(table)
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table)
+        return dialect_insert(self.engine, table)
 
     def _read(self) -> Connection:
-        return self.engine.connect().execution_options(modelyard_read_only=True)
+        return read_connection(self.engine)
 
     def _require_run(self, conn: Connection, run_id: str) -> RunInfo:
         row = conn.execute(sa.select(t.runs).where(t.runs.c.run_id == run_id)).mappings().first()
