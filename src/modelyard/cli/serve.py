@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,6 +13,11 @@ from rich.markup import escape
 from modelyard.cli.project import UriOption, hide_password, open_yard
 from modelyard.cli.render import console, say
 from modelyard.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from modelyard.client import Yard
+    from modelyard.serving.options import ServeOptions
+    from modelyard.serving.service import ModelServer
 
 FACTORY = "modelyard.server.app:app_from_environment"
 
@@ -118,7 +123,8 @@ def serve(
                     log_level=level)
 
 
-def _load(options: Any, yard: Any) -> Any:
+def _load(options: ServeOptions, yard: Yard) -> ModelServer | None:
+    """The models of ``options``, loaded (None when none is served)."""
     if not options.models:
         return None
     server = options.server(yard)
@@ -128,7 +134,7 @@ def _load(options: Any, yard: Any) -> Any:
 
 
 def _announce(project: str | None, store: str, host: str, port: int, workers: int,
-              server: Any = None) -> None:
+              server: ModelServer | None = None) -> None:
     shown = f"[{host}]" if ":" in host else host
     lines = [f"Serving project [bold]{escape(project or '(none)')}[/] "
              f"(metadata: {escape(hide_password(store))}) on http://{escape(shown)}:{port} "
