@@ -117,3 +117,26 @@ def test_an_unknown_revision_without_tables_is_refused_too(engine: sa.Engine) ->
     with pytest.raises(SchemaVersionError, match="does not know"):
         SqlTrackingStore(engine)
     assert _snapshot(engine) == before
+
+
+def test_a_0005_database_gains_the_failures_table_and_keeps_its_predictions(
+        engine: sa.Engine) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    with engine.begin() as conn:  # what modelyard with the 0005 schema left behind
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+        conn.execute(sa.text(
+            "INSERT INTO predictions (model, request_id, row, version, role, at_us, "
+            "latency_ms, features, output) VALUES ('m', 'r1', 0, 1, 'primary', 5, 1.0, "
+            "'{}', '{}')"))
+    assert _version(engine) == ["0005"]
+    SqlTrackingStore(engine)
+    assert _version(engine) == [HEAD]
+    with engine.connect() as conn:
+        assert "prediction_failures" in sa.inspect(conn).get_table_names()
+        assert conn.execute(sa.text("SELECT request_id FROM predictions")).scalars().all() \
+            == ["r1"]

@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 
 from modelyard.backends.metadata.predictions import (
+    FAILURE_COLUMNS,
+    FailureRecord,
     Label,
     LabelResult,
     PredictionRecord,
@@ -267,6 +269,94 @@ def test_bad_query_arguments_are_refused(store: PredictionStore) -> None:
         store.read("claims", limit=-1)
 
 
+# --- failed requests ------------------------------------------------------------------------
+
+def failure(request_id: str, at_us: int, *, model: str = "claims", version: int | None = 1,
+            role: Any = "primary", status: int = 422, error: str = "InvalidInputError",
+            endpoint: str = "predict", field: str | None = "instances[0].age",
+            latency_ms: float = 1.5) -> FailureRecord:
+    return FailureRecord(request_id, model, version, role, at_us, latency_ms, status, error,
+                         endpoint, field)
+
+
+def test_failures_round_trip_oldest_first(store: PredictionStore) -> None:
+    store.write_failures([
+        failure("f2", 2_000, status=503, error="StorageError", field=None),
+        failure("f1", 1_000),
+        failure("f3", 3_000, version=None, role=None, status=500, error="RuntimeError",
+                endpoint="infer", field=None),
+        failure("f1", 1_000, model="other"),
+    ])
+    frame = store.read_failures("claims")
+    assert list(frame.columns) == list(FAILURE_COLUMNS)
+    assert frame["version"].dtype == "Int64" and frame["at_us"].dtype == np.int64
+    rows = frame.to_dict("records")
+    assert rows[0] == {"request_id": "f1", "model": "claims", "version": 1, "role": "primary",
+                       "at_us": 1_000, "latency_ms": 1.5, "status": 422,
+                       "error": "InvalidInputError", "endpoint": "predict",
+                       "field": "instances[0].age"}
+    assert [r["request_id"] for r in rows] == ["f1", "f2", "f3"]
+    assert rows[1]["field"] is None and rows[1]["status"] == 503
+    assert pd.isna(rows[2]["version"]) and rows[2]["role"] is None
+    assert store.count_failures("claims") == 3 and store.count_failures("other") == 1
+    empty = store.read_failures("nobody")
+    assert list(empty.columns) == list(FAILURE_COLUMNS) and len(empty) == 0
+    assert store.count("claims") == 0  # failures are not predictions
+
+
+def test_rewriting_failures_stores_each_request_once(store: PredictionStore) -> None:
+    batch = [failure(f"f{i}", 1_000 + i) for i in range(30)]
+    store.write_failures(batch)
+    store.write_failures(batch)  # a retried batch
+    store.write_failures([*batch[25:], failure("f25", 9_999, status=500),  # kept: the first
+                          failure("new", 2_000)])
+    assert store.count_failures("claims") == 31
+    frame = store.read_failures("claims")
+    assert not frame.duplicated(["request_id"]).any()
+    assert frame.set_index("request_id").loc["f25", "status"] == 422
+    store.write_failures([failure("f0", 1_000, model="other")])  # another model's request
+    assert store.count_failures("other") == 1 and store.count_failures("claims") == 31
+    store.write_failures([])
+
+
+def test_failures_filter_by_window_and_version(store: PredictionStore) -> None:
+    store.write_failures([failure(f"f{i}", 1_000 + i * 100, version=[1, 2, None][i % 3],
+                                  role=None if i % 3 == 2 else "primary") for i in range(9)])
+    window = store.read_failures("claims", start_us=1_200, end_us=1_500)  # end excluded
+    assert list(window.request_id) == ["f2", "f3", "f4"]
+    assert store.count_failures("claims", start_us=1_200, end_us=1_500) == 3
+    assert list(store.read_failures("claims", version=2).request_id) == ["f1", "f4", "f7"]
+    assert store.count_failures("claims", version=1, start_us=1_300) == 2
+    assert store.count_failures("claims", end_us=1_000) == 0
+    assert len(store.read_failures("claims", start_us=5_000)) == 0
+    with pytest.raises(InvalidInputError, match="version"):
+        store.read_failures("claims", version=0)
+
+
+def test_a_malformed_failure_refuses_the_whole_batch(store: PredictionStore) -> None:
+    good = [failure("f1", 1_000), failure("f2", 1_001)]
+    cases: list[tuple[FailureRecord, str]] = [
+        (failure("f3", 1_002, status=200), "status"),
+        (failure("f3", 1_002, status=600), "status"),
+        (failure("f3", 1_002, error="age 'old' is not a number"), "error"),  # a message
+        (failure("f3", 1_002, endpoint=""), "endpoint"),
+        (failure("f3", 1_002, version=0), "version"),
+        (failure("f3", 1_002, role="backup"), "role"),
+        (failure("f3", 1_002, field="x" * 256), "field"),
+        (failure("", 1_002), "request_id"),
+        (failure("f3", -5), "at_us"),
+        (failure("f3", 1_002, latency_ms=math.inf), "latency_ms"),
+        (failure("f3", 1_002, model="no/slash"), "model"),
+    ]
+    for bad, field in cases:
+        with pytest.raises(InvalidInputError, match=field) as caught:
+            store.write_failures([*good, bad])
+        assert caught.value.details["field"] == field
+    with pytest.raises(InvalidInputError, match="FailureRecord"):
+        store.write_failures([rec("r1", 1)])  # type: ignore[list-item]
+    assert store.count_failures("claims") == 0
+
+
 # --- store-specific -------------------------------------------------------------------------
 
 def test_the_metadata_store_holds_the_prediction_tables(project: Path) -> None:
@@ -305,3 +395,16 @@ def test_parquet_files_are_named_by_time_and_reads_skip_other_ranges(tmp_path: P
     assert store.count("claims", start_us=2_001) == 1
     with pytest.raises(StorageError, match="prediction store error"):
         store.read("claims")
+
+
+def test_parquet_failures_have_their_own_folder_named_by_time(tmp_path: Path) -> None:
+    store = ParquetPredictionStore(tmp_path / "log")
+    store.write_failures([failure("f1", 1_000), failure("f2", 3_000)])
+    store.write_failures([failure("f3", 9_000), failure("f1", 1_000)])  # f1 again
+    files = sorted((tmp_path / "log" / "failures" / "claims").iterdir())
+    assert [f.name[:41] for f in files] == [f"{1_000:020d}-{3_000:020d}",
+                                            f"{1_000:020d}-{9_000:020d}"]
+    assert not (tmp_path / "log" / "predictions").exists()
+    assert list((tmp_path / "log" / "tmp").iterdir()) == []
+    assert store.count_failures("claims") == 3
+    assert list(store.read_failures("claims", start_us=5_000).request_id) == ["f3"]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -210,3 +211,63 @@ def test_explain_answers_contributions_that_add_up_to_the_prediction(
     assert entity.status_code == 200 and len(entity.json()["rows"]) == 1
     bad = client.post(f"/v1/models/{MODEL}/explain", json={"instances": [{"age": 1}]})
     assert bad.status_code == 422
+
+
+def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
+        served: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.server.app import create_app
+    from modelyard.serving.service import ModelServer
+
+    secret = "Jane Doe, 12 Rue Secrète"  # what a client might send where a number belongs
+    yard = served["yard"]
+    plog = yard.prediction_log
+    server = ModelServer(yard, [f"{MODEL}@production"], sink=plog.log_answer,
+                         failure_sink=plog.log_failure)
+    server.load_all()
+    try:
+        with open_client(create_app(yard, models=server)) as client:
+            def post(path: str, rid: str, **body: Any) -> int:
+                response = client.post(path, headers={"X-Request-ID": rid}, **body)
+                return int(response.status_code)
+
+            assert post(PREDICT, "good", json={"instances": [ROW]}) == 200
+            bad = client.post(PREDICT, headers={"X-Request-ID": "bad-input"}, json={
+                "instances": [{"age": secret, "vehicle_value": 1.0}]})
+            assert bad.status_code == 422 and secret in bad.text  # the client is told
+            assert post(PREDICT, "bad-json", content=b'{"instances": [' + secret.encode()) \
+                == 422
+            assert post(INFER, "bad-tensor", json={"inputs": [
+                {"name": "age", "shape": [2], "datatype": "BYTES", "data": [secret]}]}) == 422
+            assert post(f"/v1/models/{MODEL}/explain", "bad-explain",
+                        json={"instances": [{"age": secret}]}) == 422
+            assert post("/v1/models/nope/predict", "not-served",
+                        json={"instances": [ROW]}) == 404
+
+            def broken(*args: Any) -> Any:
+                raise RuntimeError(f"model crashed on {secret}")
+
+            monkeypatch.setattr(server, "_answer", broken)
+            assert post(PREDICT, "crashed", json={"instances": [ROW]}) == 500
+    finally:
+        server.close()
+    assert plog.flush(timeout=10)
+    assert list(yard.read_predictions(MODEL).request_id) == ["good"]
+    failures = yard.predictions.read_failures(MODEL).set_index("request_id")
+    assert sorted(failures.index) == ["bad-explain", "bad-input", "bad-json", "bad-tensor",
+                                      "crashed"]
+    assert failures.loc["bad-input"].to_dict() == {
+        "model": MODEL, "version": 1, "role": "primary",
+        "at_us": failures.loc["bad-input", "at_us"],
+        "latency_ms": failures.loc["bad-input", "latency_ms"], "status": 422,
+        "error": "InvalidInputError", "endpoint": "predict", "field": "instances[0].age"}
+    assert failures.loc["bad-input", "latency_ms"] > 0
+    assert failures.loc["bad-json", "field"] == "body"
+    assert tuple(failures.loc["bad-tensor", ["endpoint", "field"]]) == ("infer",
+                                                                       "inputs[0].data")
+    assert failures.loc["bad-explain", "endpoint"] == "explain"
+    assert tuple(failures.loc["crashed", ["status", "error", "version"]]) == (
+        500, "RuntimeError", 1)
+    assert pd.isna(failures.loc["crashed", "field"])
+    stored = [str(value) for value in failures.reset_index().to_numpy().ravel()]
+    assert not any("Jane" in value or "Secr" in value for value in stored)
+    assert yard.predictions.count_failures("nope") == 0  # not a model served here

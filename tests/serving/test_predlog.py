@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.backends.metadata.predictions import PredictionRecord, PredictionStore
+from modelyard.backends.metadata.predictions import (
+    FailureRecord,
+    PredictionRecord,
+    PredictionStore,
+)
 from modelyard.backends.metadata.sql.engine import make_engine
 from modelyard.backends.metadata.sql.prediction_store import SqlPredictionStore
 from modelyard.backends.predictions import prediction_store_from_uri
@@ -22,6 +26,11 @@ from modelyard.serving.predlog import PredictionLog
 def rec(i: int, *, role: str = "primary", row: int = 0) -> PredictionRecord:
     return PredictionRecord(f"r{i}", row, "claims", 1, role, 1_000 + i, 2.0,  # type: ignore[arg-type]
                             None, {"x": i}, {"p": 0.5})
+
+
+def failed(i: int, *, status: int = 422) -> FailureRecord:
+    return FailureRecord(f"f{i}", "claims", 1, "primary", 1_000 + i, 1.0, status,
+                         "InvalidInputError", "predict", "instances[0].age")
 
 
 @pytest.fixture
@@ -238,3 +247,26 @@ def test_a_server_answer_is_logged_one_record_per_predicted_row(
     assert frame["latency_ms"].tolist() == [12.5, 12.5]
     assert frame["output.prediction"].tolist()[0] == 0.25
     assert frame["output.p"].tolist()[1] == 0.5 and frame["output.label"].tolist()[1] == "x"
+
+
+def test_failures_share_the_writer_with_predictions(
+        tmp_path: Path, logs: list[PredictionLog]) -> None:
+    store = ParquetPredictionStore(tmp_path / "log")
+    plog = PredictionLog(store, flush_interval=0.02, retry_max=0.05)
+    logs.append(plog)
+    break_store(store)
+    started = time.perf_counter()
+    for i in range(10):
+        plog.log(rec(i))
+        plog.log_failure(failed(i))
+    assert time.perf_counter() - started < 0.05  # never waits for the failing store
+    plog.log_failure(failed(99, status=200))  # malformed: dropped, blocks nothing
+    assert not plog.flush(timeout=0.3)
+    assert plog.stats().pending == 21
+    repair_store(store)
+    assert plog.flush(timeout=10)
+    assert store.count("claims") == 10 and store.count_failures("claims") == 10
+    plog.log_failure("not a record")  # type: ignore[arg-type]
+    assert plog.flush(timeout=10)
+    stats = plog.stats()
+    assert (stats.logged, stats.written, stats.invalid, stats.pending) == (22, 20, 2, 0)

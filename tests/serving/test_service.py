@@ -160,6 +160,38 @@ def test_a_canary_answers_its_share_and_a_shadow_never_answers(served: dict[str,
     assert server.describe(MODEL)["roles"]["canary"]["share_percent"] == 30.0
 
 
+def test_a_failure_is_recorded_against_the_version_that_was_answering(
+        served: dict[str, Any], make_server: Make) -> None:
+    from modelyard.backends.metadata.predictions import FailureRecord
+
+    yard, training = served["yard"], served["training"]
+    register(yard, linear(training, scale=2.0), training, features=NUMERIC,
+             alias="challenger")
+    recorded: list[FailureRecord] = []
+    server, _ = make_server(yard, canary={MODEL: "challenger:100%"},
+                            failure_sink=recorded.append)
+    errors = []
+    payloads: list[dict[str, Any]] = [
+        {"instances": [{"age": "forty", "vehicle_value": 1.0}]},  # the canary refuses it
+        {"rows": []}]  # refused before a version was chosen: the primary's
+    for payload in payloads:
+        with pytest.raises(InvalidInputError) as caught:
+            server.predict(MODEL, payload)
+        errors.append(caught.value)
+        server.record_failure(MODEL, f"r{len(errors)}", 422, caught.value, "predict", 0.004)
+    server.record_failure("elsewhere", "r9", 404, NotFoundError("no"), "predict", 0.001)
+    assert [(r.request_id, r.version, r.role, r.field) for r in recorded] == [
+        ("r1", 2, "canary", "instances[0].age"), ("r2", 1, "primary", "rows")]
+    assert recorded[0].error == "InvalidInputError" and recorded[0].latency_ms == 4.0
+    assert "forty" not in repr(recorded)
+
+    def failing_sink(record: FailureRecord) -> None:
+        raise RuntimeError("the log is down")
+
+    server.failure_sink = failing_sink
+    server.record_failure(MODEL, "r3", 500, RuntimeError("x"), "predict", 0.0)  # no raise
+
+
 def test_targets_and_canaries_parse_or_say_what_is_expected() -> None:
     assert str(parse_target("m@prod")) == "m@prod"
     assert str(parse_target("challenger", "m")) == "m@challenger"

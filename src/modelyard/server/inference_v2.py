@@ -241,8 +241,8 @@ def routes(state: ServerState) -> list[BaseRoute]:
         try:
             out = await state.call(infer, state.model_server(), name, body, rid,
                                    request.path_params.get("version"))
-        except ModelyardError as exc:
-            state.count(name, "infer", exc.http_status, began)
+        except Exception as exc:
+            state.failed(name, "infer", rid, exc, began)
             raise
         state.count(name, "infer", 200, began)
         return Response(out, media_type=JSON, headers={"X-Request-ID": rid})

@@ -3,7 +3,8 @@
 
 The handler reads the body and hands everything else (parsing, checking, looking features
 up, predicting, writing the answer) to one worker thread; the prediction log and the
-metrics are fed from there too, so the event loop only moves bytes.
+metrics are fed from there too, so the event loop only moves bytes. A failed request is
+counted and handed to the prediction log by :meth:`ServerState.failed`.
 """
 
 from __future__ import annotations
@@ -63,9 +64,11 @@ def routes(state: ServerState) -> list[BaseRoute]:
             try:
                 payload = await state.call(work, server, name, body, rid)
             except ModelyardError as exc:
-                state.count(name, endpoint, exc.http_status, began)
-                response = error_response(exc, {"X-Request-ID": rid})
-                return response
+                state.failed(name, endpoint, rid, exc, began)
+                return error_response(exc, {"X-Request-ID": rid})
+            except Exception as exc:  # guarded answers 500 and logs it
+                state.failed(name, endpoint, rid, exc, began)
+                raise
             state.count(name, endpoint, 200, began)
             return Response(payload, media_type=JSON, headers={"X-Request-ID": rid})
 

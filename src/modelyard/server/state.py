@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -81,11 +82,20 @@ class ServerState:
         metrics = self.metrics
         if metrics is None:
             return
-        import time
-
         outcome = "ok" if status < 400 else "client_error" if status < 500 else "error"
         metrics.latency.labels(model, endpoint).observe(time.perf_counter() - began)
         metrics.requests.labels(model, endpoint, outcome).inc()
+
+    def failed(self, model: str, endpoint: str, request_id: str, error: BaseException,
+               began: float) -> None:
+        """Record one request answered with an error (``error``'s status, 500 for anything
+        but a ModelyardError): in the metrics, and in the prediction log when ``model`` is
+        served here."""
+        status = error.http_status if isinstance(error, ModelyardError) else 500
+        self.count(model, endpoint, status, began)
+        if self.models is not None:
+            self.models.record_failure(model, request_id, status, error, endpoint,
+                                       time.perf_counter() - began)
 
     def online(self) -> OnlineService:
         """The online feature service, opened on first use (once, whatever the threads)."""

@@ -16,7 +16,7 @@ from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from modelyard.client import Yard
-    from modelyard.serving.service import ModelServer, Sink
+    from modelyard.serving.service import FailureSink, ModelServer, Sink
 
 __all__ = ["ENV", "ServeOptions"]
 
@@ -70,13 +70,18 @@ class ServeOptions:
         data["models"] = tuple(data.get("models", ()))
         return cls(**data)
 
-    def server(self, yard: Yard, sink: Sink | None = None) -> ModelServer:
-        """A model server with these options (not loaded yet)."""
+    def server(self, yard: Yard, sink: Sink | None = None,
+               failure_sink: FailureSink | None = None) -> ModelServer:
+        """A model server with these options (not loaded yet); answers and failed requests
+        go to the project's prediction log unless other sinks are given."""
         from modelyard.serving.metrics import ServingMetrics
         from modelyard.serving.service import ModelServer
 
         if sink is None and self.prediction_log:
             sink = yard.prediction_log.log_answer
+        if failure_sink is None and self.prediction_log:
+            failure_sink = yard.prediction_log.log_failure
         return ModelServer(yard, list(self.models), canary=self.canary, shadow=self.shadow,
                            poll_interval=self.poll_interval, prefer_onnx=self.prefer_onnx,
-                           batching=self.batching, metrics=ServingMetrics(), sink=sink)
+                           batching=self.batching, metrics=ServingMetrics(), sink=sink,
+                           failure_sink=failure_sink)

@@ -1,10 +1,13 @@
 """The prediction log's writer: requests append to memory, a thread writes batches.
 
 ``log`` appends the records to an in-memory queue and returns (about a microsecond; it never
-blocks on the store and never raises). A daemon thread writes the queue in batches of at most
-``max_batch`` records, each batch one store transaction, every ``flush_interval`` seconds or
-as soon as ``max_batch`` records wait. ``flush`` waits until everything logged before it is
-written; ``close`` flushes and stops the thread, and runs at interpreter exit.
+blocks on the store and never raises); ``log_failure`` queues a failed request's
+:class:`~modelyard.backends.metadata.predictions.FailureRecord` the same way, in the same
+queue. A daemon thread writes the queue in batches of at most ``max_batch`` records, each
+batch one store transaction (two when it holds predictions and failures), every
+``flush_interval`` seconds or as soon as ``max_batch`` records wait. ``flush`` waits until
+everything logged before it is written; ``close`` flushes and stops the thread, and runs at
+interpreter exit.
 
 When the store fails (down, locked, full), the batch is kept and retried, after a pause that
 doubles from ``flush_interval`` up to ``retry_max`` seconds (a ``flush`` retries at once);
@@ -32,8 +35,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from modelyard.backends.metadata.predictions import PredictionRecord, PredictionStore
-from modelyard.backends.predictions.codec import check_record
+from modelyard.backends.metadata.predictions import (
+    FailureRecord,
+    PredictionRecord,
+    PredictionStore,
+)
+from modelyard.backends.predictions.codec import check_failure, check_record
 from modelyard.errors import InvalidInputError
 
 __all__ = ["AnswerLike", "PredictionLog", "PredictionLogStats", "records_from_answer"]
@@ -44,10 +51,12 @@ EXIT_TIMEOUT_S = 10.0  # how long interpreter exit waits for the store
 
 _logs: weakref.WeakSet[PredictionLog] = weakref.WeakSet()
 
+Logged = PredictionRecord | FailureRecord  # what the queue holds
+
 
 @dataclass(frozen=True)
 class PredictionLogStats:
-    logged: int  # records handed to log() since start
+    logged: int  # records handed to log() or log_failure() since start
     written: int  # committed to the store
     pending: int  # waiting in memory (queued or being written)
     dropped: int  # oldest records discarded because the queue was full, or logged after close
@@ -124,8 +133,8 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
         self._wake = threading.Event()
-        self._queue: deque[PredictionRecord] = deque()
-        self._batch: list[PredictionRecord] = []  # taken by the writer, not yet written
+        self._queue: deque[Logged] = deque()
+        self._batch: list[Logged] = []  # taken by the writer, not yet written
         # Records are numbered in logging order: the queue's head is number _head, the batch
         # starts at _batch_start; everything numbered below the oldest of them is done.
         self._logged = self._head = self._batch_start = 0
@@ -144,29 +153,41 @@ class PredictionLog:
     def log(self, records: PredictionRecord | Iterable[PredictionRecord]) -> None:
         """Queue records for writing; returns at once and never raises."""
         try:
-            batch = (records,) if isinstance(records, PredictionRecord) else (
-                records if isinstance(records, (list, tuple)) else tuple(records))
-            n = len(batch)
-            with self._lock:
-                if self._closed:  # not numbered: what close() waits for is already known
-                    self._late += n
-                    return
-                self._logged += n
-                self._queue.extend(batch)
-                over = len(self._queue) - self._max_pending
-                if over > 0:
-                    for _ in range(over):
-                        self._queue.popleft()
-                    self._dropped += over
-                    self._overflowed += over
-                    self._head += over
-                full = len(self._queue) >= self._max_batch
-            if self._thread is None:
-                self._start()
-            if full or over > 0:
-                self._wake.set()
+            self._enqueue((records,) if isinstance(records, PredictionRecord) else (
+                records if isinstance(records, (list, tuple)) else tuple(records)))
         except Exception:  # the request must not fail because of its log
             log.debug("modelyard: could not queue prediction records", exc_info=True)
+
+    def log_failure(self, record: FailureRecord) -> None:
+        """Queue a failed request for writing (usable as the server's failure sink);
+        returns at once and never raises."""
+        try:
+            self._enqueue((record,))
+        except Exception:
+            log.debug("modelyard: could not queue a failure record", exc_info=True)
+
+    def _enqueue(self, batch: Sequence[Logged]) -> None:
+        """Append to the queue, dropping the oldest beyond ``max_pending``; wake the writer
+        when a batch is full."""
+        n = len(batch)
+        with self._lock:
+            if self._closed:  # not numbered: what close() waits for is already known
+                self._late += n
+                return
+            self._logged += n
+            self._queue.extend(batch)
+            over = len(self._queue) - self._max_pending
+            if over > 0:
+                for _ in range(over):
+                    self._queue.popleft()
+                self._dropped += over
+                self._overflowed += over
+                self._head += over
+            full = len(self._queue) >= self._max_batch
+        if self._thread is None:
+            self._start()
+        if full or over > 0:
+            self._wake.set()
 
     def log_answer(self, answer: AnswerLike) -> None:
         """Log what the server answered (usable as the server's sink); never raises."""
@@ -275,7 +296,7 @@ class PredictionLog:
                     self._head += take
                 batch = self._batch
             try:
-                self.store.write(batch)
+                _write(self.store, batch)
             except InvalidInputError:
                 if not self._drop_invalid(batch):
                     self._failed(batch, "the store refused the batch as malformed")
@@ -294,12 +315,16 @@ class PredictionLog:
                 log.warning("modelyard: prediction log writes resumed (%d records pending)",
                             self.stats().pending)
 
-    def _drop_invalid(self, batch: list[PredictionRecord]) -> bool:
+    def _drop_invalid(self, batch: list[Logged]) -> bool:
         """Remove the malformed records from the batch being written; True if any was."""
-        kept, refused = [], []
+        kept: list[Logged] = []
+        refused: list[str] = []
         for record in batch:
             try:
-                check_record(record)
+                if isinstance(record, FailureRecord):
+                    check_failure(record)
+                else:
+                    check_record(record)
                 kept.append(record)
             except InvalidInputError as exc:
                 refused.append(str(exc))
@@ -313,7 +338,7 @@ class PredictionLog:
             self._progress.notify_all()
         return True
 
-    def _failed(self, batch: list[PredictionRecord], error: str) -> None:
+    def _failed(self, batch: list[Logged], error: str) -> None:
         with self._lock:
             self._failures += 1
             self._last_error = error
@@ -335,6 +360,17 @@ class PredictionLog:
         elif overflowed == self._warned_overflow and queued < self._max_pending // 2:
             self._dropping = False
         self._warned_overflow = overflowed
+
+
+def _write(store: PredictionStore, batch: list[Logged]) -> None:
+    """Predictions, then failures: each kind one transaction. Both writes are idempotent,
+    so a batch retried after only its first write succeeded stores each record once."""
+    predictions = [r for r in batch if isinstance(r, PredictionRecord)]
+    failures = [r for r in batch if not isinstance(r, PredictionRecord)]  # checked there
+    if predictions:
+        store.write(predictions)
+    if failures:
+        store.write_failures(failures)
 
 
 def _close_all_at_exit() -> None:

@@ -6,7 +6,9 @@ followed alias points and swaps new versions in (loaded first, then switched by 
 reference, in-flight requests finishing on the old one). :meth:`ModelServer.predict` is
 the blocking body of a request: check the input, look features up for entity rows, predict
 (through the micro-batcher where batching helps), log, and build the answer; the HTTP
-layer calls it in a worker thread.
+layer calls it in a worker thread. A request that fails is handed back by the HTTP layer to
+:meth:`ModelServer.record_failure`, which turns it into a failure record for the prediction
+log.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from modelyard.backends.metadata.predictions import FailureRecord
+from modelyard.backends.predictions.codec import MAX_FIELD
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
 from modelyard.serving.deployment import (
     Deployment,
@@ -35,12 +39,14 @@ if TYPE_CHECKING:
     from modelyard.client import Yard
     from modelyard.serving.metrics import ServingMetrics
 
-__all__ = ["Answer", "ModelServer", "Sink"]
+__all__ = ["Answer", "FailureSink", "ModelServer", "Sink"]
 
 logger = logging.getLogger("modelyard.serving")
 
 _PAYLOAD_FIELDS = ("instances", "entities", "parameters")
 SHADOW_QUEUE = 1_000  # shadow predictions waiting at most; past that they are skipped
+# Set on an exception raised while a chosen version was answering: (version, role).
+_ANSWERING = "_modelyard_answering"
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,8 @@ class Answer:
 
 #: Receives every answer (primary, canary and shadow) after it is computed; must not block.
 Sink = Callable[[Answer], None]
+#: Receives a record of every failed request of a served model; must not block.
+FailureSink = Callable[[FailureRecord], None]
 
 
 class ModelServer:
@@ -82,7 +90,8 @@ class ModelServer:
                  canary: Mapping[str, str] | None = None,
                  shadow: Mapping[str, str] | None = None, poll_interval: float = 2.0,
                  prefer_onnx: bool = True, batching: bool | None = None,
-                 metrics: ServingMetrics | None = None, sink: Sink | None = None) -> None:
+                 metrics: ServingMetrics | None = None, sink: Sink | None = None,
+                 failure_sink: FailureSink | None = None) -> None:
         if not targets:
             raise InvalidInputError("name at least one model to serve, like "
                                     "'claims-model@production'", field="models")
@@ -92,6 +101,7 @@ class ModelServer:
         self.batching = batching  # None: decide per version by timing it
         self.metrics = metrics
         self.sink = sink
+        self.failure_sink = failure_sink
         self.deployments: dict[str, Deployment] = {}
         for text in targets:
             ref = parse_target(text)
@@ -251,7 +261,11 @@ class ModelServer:
         instances, entities = _parse_payload(payload)
         served, role = deployment.choose()
         rid = request_id or uuid.uuid4().hex
-        answer = self._answer(served, role, rid, instances, entities, began)
+        try:
+            answer = self._answer(served, role, rid, instances, entities, began)
+        except Exception as exc:  # the failure is this version's, whatever the primary
+            setattr(exc, _ANSWERING, (served.version, role))
+            raise
         if self.metrics is not None:
             self.metrics.rows.labels(name, str(answer.version), role).inc(
                 len(answer.predictions))
@@ -261,6 +275,37 @@ class ModelServer:
         if deployment.shadow is not None and deployment.shadow.current is not None:
             self._mirror(deployment, deployment.shadow.current, rid, instances, entities)
         return answer
+
+    def record_failure(self, name: str, request_id: str, status: int, error: BaseException,
+                       endpoint: str, seconds: float) -> None:
+        """Hand a failed request to the failure sink; never raises. Only requests of a
+        model served here are recorded, against the version that was answering (or the
+        primary's, when the request failed before one was chosen). The record keeps the
+        error's class, ``status`` and the field the error named, never its message, which
+        can quote the request's values."""
+        sink, deployment = self.failure_sink, self.deployments.get(name)
+        if sink is None or deployment is None:
+            return
+        try:
+            version: int | None
+            role: Role | None
+            answering = getattr(error, _ANSWERING, None)
+            if answering is not None:
+                version, role = answering
+            elif (primary := deployment.primary.current) is not None:
+                version, role = primary.version, "primary"
+            else:
+                version, role = None, None
+            field_name = error.details.get("field") if isinstance(error, ModelyardError) \
+                else None
+            sink(FailureRecord(
+                request_id, name, version, role, time.time_ns() // 1_000,
+                max(0.0, seconds) * 1_000.0, status, type(error).__name__, endpoint,
+                field_name[:MAX_FIELD] if isinstance(field_name, str) and field_name
+                else None))
+        except Exception:  # the answer must not fail because of its log
+            logger.debug("could not record the failure of request %s", request_id,
+                         exc_info=True)
 
     def _answer(self, served: Served, role: Role, rid: str, instances: list[Any] | None,
                 entities: list[Any] | None, began: float) -> Answer:

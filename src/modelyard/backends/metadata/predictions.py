@@ -14,6 +14,11 @@ latest prediction about E made at or before T (ties on the instant go to the gre
 to every version and role that answered that request row; a later label for the same row
 replaces the earlier one.
 
+A request that failed (a 4xx or 5xx answer) leaves one :class:`FailureRecord` instead: which
+model and version it was for, when, how long it took, its HTTP status, the error's class and
+the input field it named. Never the message or any input value, which can quote a client's
+data. Failures are keyed by ``(model, request_id)``, written twice they are stored once.
+
 Stores: :mod:`modelyard.backends.metadata.sql.prediction_store` (tables in the metadata
 database, SQLite or PostgreSQL) and :mod:`modelyard.backends.predictions.parquet` (a folder of
 Parquet files), chosen by URI in :mod:`modelyard.backends.predictions`.
@@ -29,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ROLES", "Label", "LabelResult", "PredictionRecord", "PredictionStore", "Role"]
+__all__ = ["ROLES", "FailureRecord", "Label", "LabelResult", "PredictionRecord",
+           "PredictionStore", "Role"]
 
 Role = Literal["primary", "canary", "shadow"]
 ROLES: tuple[Role, ...] = ("primary", "canary", "shadow")
@@ -37,6 +43,9 @@ ROLES: tuple[Role, ...] = ("primary", "canary", "shadow")
 # The fixed columns of a prediction frame, before the flattened ``entity.*``, ``features.*``,
 # ``output.*`` and ``label.*`` columns.
 RECORD_COLUMNS = ("request_id", "row", "model", "version", "role", "at_us", "latency_ms")
+# The columns of a failure frame, in order.
+FAILURE_COLUMNS = ("request_id", "model", "version", "role", "at_us", "latency_ms", "status",
+                   "error", "endpoint", "field")
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,23 @@ class PredictionRecord:
     entity: Mapping[str, Any] | None  # entity key values, when the request named entities
     features: Mapping[str, Any]  # column -> value fed to the model
     output: Mapping[str, Any]  # output column -> value
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """One request that was answered with an error. Holds no error message and no input
+    value: only the error's class, its HTTP status and the name of the field it blamed."""
+
+    request_id: str
+    model: str
+    version: int | None  # the version that would have answered (None: none was loaded)
+    role: Role | None
+    at_us: int  # when the error was answered, epoch microseconds
+    latency_ms: float
+    status: int  # the HTTP status answered, 400-599
+    error: str  # the exception's class name, e.g. "InvalidInputError"
+    endpoint: str  # "predict", "explain", "infer"
+    field: str | None = None  # the input field the error named, e.g. "instances[0].age"
 
 
 @dataclass(frozen=True)
@@ -120,6 +146,24 @@ class PredictionStore(ABC):
     def labels(self, model: str) -> pd.DataFrame:
         """The model's stored labels: ``request_id``, ``row``, ``labelled_at_us`` (when the
         label was stored) and ``label.<column>``, oldest first."""
+
+    @abstractmethod
+    def write_failures(self, records: Sequence[FailureRecord]) -> None:
+        """Store failed requests as one unit (all or none); a failure already stored, by
+        ``(model, request_id)``, is left as it is. Raises InvalidInputError, naming the
+        record and field, before anything is written."""
+
+    @abstractmethod
+    def read_failures(self, model: str, *, version: int | None = None,
+                      start_us: int | None = None, end_us: int | None = None
+                      ) -> pd.DataFrame:
+        """The model's failed requests with ``start_us <= at_us < end_us``, oldest first,
+        one column per :class:`FailureRecord` field (``version`` a nullable integer)."""
+
+    @abstractmethod
+    def count_failures(self, model: str, *, version: int | None = None,
+                       start_us: int | None = None, end_us: int | None = None) -> int:
+        """How many failed requests :meth:`read_failures` would return."""
 
     def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections or files the store opened itself."""

@@ -21,8 +21,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from modelyard.backends.metadata.predictions import (
+    FAILURE_COLUMNS,
     RECORD_COLUMNS,
     ROLES,
+    FailureRecord,
     Label,
     PredictionRecord,
 )
@@ -33,19 +35,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CheckedLabel",
+    "StoredFailure",
     "StoredPrediction",
+    "check_failure",
     "check_label",
     "check_model",
     "check_query",
     "check_record",
     "entity_key",
+    "failure_frame",
     "json_safe",
     "labels_frame",
     "prediction_frame",
 ]
 
 MAX_REQUEST_ID = 128
+MAX_FIELD = 255  # characters of a failure's field name
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")  # as the model registry's names
+_ERROR_CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")  # a class name, never a message
+_ENDPOINT = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 
 
 class StoredPrediction(NamedTuple):
@@ -61,6 +69,21 @@ class StoredPrediction(NamedTuple):
     entity: str | None
     features: str
     output: str
+
+
+class StoredFailure(NamedTuple):
+    """A checked failure record as stored (the fields of FailureRecord, in order)."""
+
+    request_id: str
+    model: str
+    version: int | None
+    role: str | None
+    at_us: int
+    latency_ms: float
+    status: int
+    error: str
+    endpoint: str
+    field: str | None
 
 
 class CheckedLabel(NamedTuple):
@@ -176,13 +199,10 @@ def check_record(record: PredictionRecord) -> StoredPrediction:
         raise InvalidInputError(
             f"a prediction record must be a PredictionRecord, got {type(record).__name__}",
             field="records")
-    request_id = record.request_id
+    where = f"prediction record (request {record.request_id!r}, row {record.row!r})"
+    request_id, at_us, latency = _check_common(record.request_id, record.at_us,
+                                               record.latency_ms, where)
     row = _integer(record.row)
-    where = f"prediction record (request {request_id!r}, row {record.row!r})"
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
-        raise InvalidInputError(
-            f"{where}: 'request_id' must be a string of 1-{MAX_REQUEST_ID} characters",
-            field="request_id")
     if row is None or row < 0:
         raise InvalidInputError(f"{where}: 'row' must be an integer >= 0", field="row")
     model = check_model(record.model)
@@ -193,21 +213,65 @@ def check_record(record: PredictionRecord) -> StoredPrediction:
     if record.role not in ROLES:
         raise InvalidInputError(f"{where}: 'role' must be one of {', '.join(ROLES)}; got "
                                 f"{record.role!r}", field="role")
-    at_us = _integer(record.at_us)
-    if at_us is None or at_us < 0:
+    entity = None if record.entity is None else _json_of(record.entity, "entity", where,
+                                                         canonical=True)
+    return StoredPrediction(request_id, row, model, version, record.role, at_us, latency,
+                            entity,
+                            _json_of(record.features, "features", where),
+                            _json_of(record.output, "output", where))
+
+
+def _check_common(request_id: object, at_us: object, latency: object, where: str
+                  ) -> tuple[str, int, float]:
+    """The request id, time and latency every record has, or InvalidInputError."""
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
+        raise InvalidInputError(
+            f"{where}: 'request_id' must be a string of 1-{MAX_REQUEST_ID} characters",
+            field="request_id")
+    at = _integer(at_us)
+    if at is None or at < 0:
         raise InvalidInputError(f"{where}: 'at_us' must be epoch microseconds (an integer "
-                                f">= 0), got {record.at_us!r}", field="at_us")
-    latency = record.latency_ms
+                                f">= 0), got {at_us!r}", field="at_us")
     if isinstance(latency, bool) or not isinstance(latency, (int, float)) or not (
             math.isfinite(latency) and latency >= 0):
         raise InvalidInputError(f"{where}: 'latency_ms' must be a finite number >= 0, got "
                                 f"{latency!r}", field="latency_ms")
-    entity = None if record.entity is None else _json_of(record.entity, "entity", where,
-                                                         canonical=True)
-    return StoredPrediction(request_id, row, model, version, record.role, at_us,
-                            float(latency), entity,
-                            _json_of(record.features, "features", where),
-                            _json_of(record.output, "output", where))
+    return request_id, at, float(latency)
+
+
+def check_failure(record: FailureRecord) -> StoredFailure:
+    """The failure as stored, or InvalidInputError naming the record and the field."""
+    if not isinstance(record, FailureRecord):
+        raise InvalidInputError(
+            f"a failure record must be a FailureRecord, got {type(record).__name__}",
+            field="records")
+    where = f"failure record (request {record.request_id!r})"
+    request_id, at_us, latency = _check_common(record.request_id, record.at_us,
+                                               record.latency_ms, where)
+    model = check_model(record.model)
+    version = None if record.version is None else _integer(record.version)
+    if record.version is not None and (version is None or version < 1):
+        raise InvalidInputError(f"{where}: 'version' must be None or an integer >= 1, got "
+                                f"{record.version!r}", field="version")
+    if record.role is not None and record.role not in ROLES:
+        raise InvalidInputError(f"{where}: 'role' must be None or one of {', '.join(ROLES)}; "
+                                f"got {record.role!r}", field="role")
+    status = _integer(record.status)
+    if status is None or not 400 <= status <= 599:
+        raise InvalidInputError(f"{where}: 'status' must be an HTTP error status (400-599), "
+                                f"got {record.status!r}", field="status")
+    if not isinstance(record.error, str) or not _ERROR_CLASS.match(record.error):
+        raise InvalidInputError(f"{where}: 'error' must be an exception class name, not a "
+                                "message", field="error")
+    if not isinstance(record.endpoint, str) or not _ENDPOINT.match(record.endpoint):
+        raise InvalidInputError(f"{where}: 'endpoint' must be 1-32 letters, digits, '_', "
+                                f"'.' or '-', got {record.endpoint!r}", field="endpoint")
+    if record.field is not None and (not isinstance(record.field, str)
+                                     or len(record.field) > MAX_FIELD):
+        raise InvalidInputError(f"{where}: 'field' must be None or a field name of at most "
+                                f"{MAX_FIELD} characters", field="field")
+    return StoredFailure(request_id, model, version, record.role, at_us, latency, status,
+                         record.error, record.endpoint, record.field)
 
 
 def check_label(label: Label, position: int) -> CheckedLabel:
@@ -279,6 +343,18 @@ def prediction_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     for offset, prefix in enumerate(("entity", "features", "output", "label")):
         parts.append(_expand(columns[len(RECORD_COLUMNS) + offset], prefix, base.index))
     return pd.concat(parts, axis=1)
+
+
+def failure_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """The frame of stored failures (the FAILURE_COLUMNS), in the given order; ``version``
+    is a nullable integer column."""
+    import pandas as pd
+
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(FAILURE_COLUMNS)
+    dtypes = ("str", "str", "Int64", "object", "int64", "float64", "int64", "str", "str",
+              "object")
+    return pd.DataFrame({name: pd.Series(values, dtype=dtype) for name, values, dtype
+                         in zip(FAILURE_COLUMNS, columns, dtypes, strict=True)})
 
 
 def labels_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:

@@ -5,6 +5,7 @@ or for logs read by other tools (DuckDB, Spark, pandas).
 
     <root>/predictions/<model>/<first at_us>-<last at_us>-<uuid>.parquet
     <root>/labels/<model>/<labelled_at_us>-<uuid>.parquet
+    <root>/failures/<model>/<first at_us>-<last at_us>-<uuid>.parquet
     <root>/tmp/                      files being written
 
 Each write puts one file per model: it is written in ``tmp/``, fsync'ed and renamed into
@@ -14,7 +15,8 @@ several models' records is atomic per model. The file name carries the batch's t
 overlap it. Files are never rewritten: a record written twice (a retried batch) is in two
 files, and readers keep one copy per ``(request_id, row, model, version, role)``, the one in
 the file whose name sorts first. Each ``add_labels`` call is one labels file; for a prediction
-row labelled more than once, the latest stored label wins.
+row labelled more than once, the latest stored label wins. Failed requests are written and
+read like predictions, one copy kept per ``(model, request_id)``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from modelyard.backends.metadata.predictions import (
+    FailureRecord,
     Label,
     LabelResult,
     PredictionRecord,
@@ -37,11 +40,14 @@ from modelyard.backends.metadata.predictions import (
     Role,
 )
 from modelyard.backends.predictions.codec import (
+    StoredFailure,
     StoredPrediction,
+    check_failure,
     check_label,
     check_model,
     check_query,
     check_record,
+    failure_frame,
     labels_frame,
     prediction_frame,
 )
@@ -90,6 +96,17 @@ def _prediction_schema() -> pa.Schema:
     ])
 
 
+def _failure_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([
+        ("request_id", pa.string()), ("model", pa.string()), ("version", pa.int64()),
+        ("role", pa.string()), ("at_us", pa.int64()), ("latency_ms", pa.float64()),
+        ("status", pa.int64()), ("error", pa.string()), ("endpoint", pa.string()),
+        ("field", pa.string()),
+    ])
+
+
 def _label_schema() -> pa.Schema:
     import pyarrow as pa
 
@@ -117,9 +134,10 @@ class ParquetPredictionStore(PredictionStore):
         return self.root / kind / model
 
     def _prediction_files(self, model: str, start_us: int | None = None,
-                          end_us: int | None = None) -> list[str]:
-        """The model's files whose time range meets ``[start_us, end_us)``, by name."""
-        folder = self._folder("predictions", model)
+                          end_us: int | None = None, kind: str = "predictions") -> list[str]:
+        """The model's files (of predictions, or of failures) whose time range meets
+        ``[start_us, end_us)``, by name."""
+        folder = self._folder(kind, model)
         if not folder.is_dir():
             return []
         found = []
@@ -154,35 +172,41 @@ class ParquetPredictionStore(PredictionStore):
                 Path(tmp).unlink(missing_ok=True)
             raise
 
-    def _scan(self, files: list[str], columns: list[str], where: Any) -> pa.Table:
+    def _scan(self, files: list[str], columns: list[str], where: Any,
+              schema: pa.Schema | None = None) -> pa.Table:
         import pyarrow.dataset as ds
 
+        schema = _prediction_schema() if schema is None else schema
         if not files:
-            return _prediction_schema().empty_table().select(columns)
-        dataset = ds.dataset(files, format="parquet", schema=_prediction_schema())
+            return schema.empty_table().select(columns)
+        dataset = ds.dataset(files, format="parquet", schema=schema)
         return dataset.to_table(columns=columns, filter=where, use_threads=False)
 
-    # --- predictions ----------------------------------------------------------------------
-
-    @_translate
-    def write(self, records: Sequence[PredictionRecord]) -> None:
+    def _batch_files(self, kind: str, rows: Sequence[StoredPrediction | StoredFailure],
+                     schema: pa.Schema) -> list[tuple[pa.Table, Path]]:
+        """One table per model, named by the batch's time range."""
         import pyarrow as pa
 
-        rows = [check_record(r) for r in records]
-        by_model: dict[str, list[StoredPrediction]] = {}
+        by_model: dict[str, list[StoredPrediction | StoredFailure]] = {}
         for row in rows:
             by_model.setdefault(row.model, []).append(row)
         tables = []
         for model, batch in by_model.items():
             columns = list(zip(*batch, strict=True))
             table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in
-                                          zip(columns, _prediction_schema(), strict=True)],
-                                         schema=_prediction_schema())
+                                          zip(columns, schema, strict=True)], schema=schema)
             first = min(r.at_us for r in batch)
             last = max(r.at_us for r in batch)
             name = f"{first:020d}-{last:020d}-{uuid.uuid4().hex}.parquet"
-            tables.append((table, self._folder("predictions", model) / name))
-        self._install(tables)
+            tables.append((table, self._folder(kind, model) / name))
+        return tables
+
+    # --- predictions ----------------------------------------------------------------------
+
+    @_translate
+    def write(self, records: Sequence[PredictionRecord]) -> None:
+        rows = [check_record(r) for r in records]
+        self._install(self._batch_files("predictions", rows, _prediction_schema()))
 
     def _filter(self, version: int | None, start_us: int | None, end_us: int | None,
                 role: Role | None) -> Any:
@@ -227,6 +251,37 @@ class ParquetPredictionStore(PredictionStore):
                            self._filter(version, start_us, end_us, role))
         return int(table.group_by(["request_id", "row", "version", "role"]).aggregate([])
                    .num_rows)
+
+    # --- failed requests --------------------------------------------------------------------
+
+    @_translate
+    def write_failures(self, records: Sequence[FailureRecord]) -> None:
+        rows = [check_failure(r) for r in records]
+        self._install(self._batch_files("failures", rows, _failure_schema()))
+
+    def _failures(self, model: str, version: int | None, start_us: int | None,
+                  end_us: int | None) -> list[tuple[Any, ...]]:
+        """The stored failures in the window, one per request id, oldest first."""
+        check_query(model, version, start_us, end_us, None)
+        files = self._prediction_files(model, start_us, end_us, kind="failures")
+        schema = _failure_schema()
+        table = self._scan(files, list(schema.names),
+                           self._filter(version, start_us, end_us, None), schema)
+        unique: dict[str, tuple[Any, ...]] = {}
+        for row in zip(*table.to_pydict().values(), strict=True):
+            unique.setdefault(row[0], row)  # the copy in the file whose name sorts first
+        return sorted(unique.values(), key=lambda r: (r[4], r[0]))
+
+    @_translate
+    def read_failures(self, model: str, *, version: int | None = None,
+                      start_us: int | None = None, end_us: int | None = None
+                      ) -> pd.DataFrame:
+        return failure_frame(self._failures(model, version, start_us, end_us))
+
+    @_translate
+    def count_failures(self, model: str, *, version: int | None = None,
+                       start_us: int | None = None, end_us: int | None = None) -> int:
+        return len(self._failures(model, version, start_us, end_us))
 
     # --- labels ---------------------------------------------------------------------------
 

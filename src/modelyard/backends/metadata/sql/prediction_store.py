@@ -1,8 +1,9 @@
 """The prediction log on SQLAlchemy (SQLite and PostgreSQL): tables ``predictions`` and
-``prediction_labels`` (migration 0005).
+``prediction_labels`` (migration 0005), ``prediction_failures`` (migration 0006).
 
 A batch is one transaction of ``INSERT ... ON CONFLICT DO NOTHING`` on the record key, so a
-retried batch, or two processes writing the same records, store each record once. Labels
+retried batch, or two processes writing the same records, store each record once (failures
+alike, on ``(model, request_id)``). Labels
 are matched and upserted in one transaction (``BEGIN IMMEDIATE`` on SQLite, so the
 predictions they are matched against cannot change under them).
 """
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from modelyard.backends.metadata.predictions import (
+    FailureRecord,
     Label,
     LabelResult,
     PredictionRecord,
@@ -31,10 +33,12 @@ from modelyard.backends.metadata.sql.engine import (
     translate_errors,
 )
 from modelyard.backends.predictions.codec import (
+    check_failure,
     check_label,
     check_model,
     check_query,
     check_record,
+    failure_frame,
     labels_frame,
     prediction_frame,
 )
@@ -123,6 +127,54 @@ class SqlPredictionStore(PredictionStore):
                 .where(*self._where(model, version, start_us, end_us, role)))
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
+
+    # --- failed requests --------------------------------------------------------------------
+
+    @translate_errors
+    def write_failures(self, records: Sequence[FailureRecord]) -> None:
+        rows = [check_failure(r)._asdict() for r in records]
+        if not rows:
+            return
+        stmt = self._insert(t.prediction_failures).on_conflict_do_nothing()
+        with self.engine.begin() as conn:
+            for chunk in _chunks(rows, _WRITE_CHUNK):
+                conn.execute(stmt, list(chunk))
+
+    def _failures_where(self, model: str, version: int | None, start_us: int | None,
+                        end_us: int | None) -> list[Any]:
+        check_query(model, version, start_us, end_us, None)
+        f = t.prediction_failures.c
+        conds: list[Any] = [f.model == model]
+        if version is not None:
+            conds.append(f.version == version)
+        if start_us is not None:
+            conds.append(f.at_us >= start_us)
+        if end_us is not None:
+            conds.append(f.at_us < end_us)
+        return conds
+
+    @translate_errors
+    def read_failures(self, model: str, *, version: int | None = None,
+                      start_us: int | None = None, end_us: int | None = None
+                      ) -> pd.DataFrame:
+        f = t.prediction_failures.c
+        stmt = (sa.select(f.request_id, f.model, f.version, f.role, f.at_us, f.latency_ms,
+                          f.status, f.error, f.endpoint, f.field)
+                .where(*self._failures_where(model, version, start_us, end_us))
+                .order_by(f.at_us, f.request_id))
+        with self._read() as conn:
+            rows = [tuple(r) for r in conn.execute(stmt)]
+        return failure_frame(rows)
+
+    @translate_errors
+    def count_failures(self, model: str, *, version: int | None = None,
+                       start_us: int | None = None, end_us: int | None = None) -> int:
+        stmt = (sa.select(sa.func.count()).select_from(t.prediction_failures)
+                .where(*self._failures_where(model, version, start_us, end_us)))
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    # --- labels ---------------------------------------------------------------------------
 
     @translate_errors
     def add_labels(self, model: str, labels: Sequence[Label]) -> LabelResult:

@@ -272,3 +272,21 @@ prediction_labels = Table(
     Column("label", Text, nullable=False),  # JSON: label column -> value
     Column("labelled_at_us", BigInteger, nullable=False),
 )
+
+# --- failed requests of the prediction log (migration 0006) ---------------------------------
+
+prediction_failures = Table(
+    "prediction_failures",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("version", Integer, nullable=True),
+    Column("role", String(16), nullable=True),
+    Column("at_us", BigInteger, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("error", String(128), nullable=False),  # the exception's class name only
+    Column("endpoint", String(32), nullable=False),
+    Column("field", String(255), nullable=True),
+    Index("ix_prediction_failures_model_at", "model", "at_us"),
+)
