@@ -19,15 +19,18 @@ Metric names
     on the positive class probability, for more classes on the top-label confidence.
 
     regression: ``rmse``, ``mae``, ``r2`` and ``mape`` (left out when the label has zeros).
+
+:func:`modelyard.registry.metrics.metric_scorer` computes the same metrics from arrays
+(labels, predictions and the optional class probabilities), on all rows or on a row mask;
+:func:`evaluate` and :mod:`modelyard.monitoring.performance` both use it. For a classifier with
+``predict_proba``, :attr:`Evaluation.calibration` holds the isotonic map from score to
+probability fitted on the evaluation data (see :mod:`modelyard.monitoring.estimate`).
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from modelyard.errors import InvalidInputError
@@ -35,6 +38,8 @@ from modelyard.errors import InvalidInputError
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+    from modelyard.registry.metrics import _ClassificationScorer, _RegressionScorer
 
 __all__ = ["HIGHER_IS_BETTER", "MAX_CLASSES", "METRICS", "TASKS", "Evaluation", "Task",
            "evaluate", "infer_task", "to_pandas"]
@@ -55,13 +60,13 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 }
 
 MAX_CLASSES = 20  # an integral numeric label with at most this many values is a class label
-_ECE_BINS = 10
-_PROBA_METRICS = ("roc_auc", "log_loss", "brier", "ece")
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What :func:`evaluate` measured on one data set."""
+    """What :func:`evaluate` measured on one data set. ``calibration`` is a
+    :meth:`modelyard.monitoring.estimate.ScoreCalibration.to_dict` fitted on the data (a
+    classifier with ``predict_proba`` and enough rows of two classes), else None."""
 
     task: Task
     rows: int
@@ -69,13 +74,15 @@ class Evaluation:
     slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     plots: dict[str, bytes] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict; plots appear by name only."""
         return {"task": self.task, "rows": self.rows, "metrics": dict(self.metrics),
                 "slices": {col: {value: dict(m) for value, m in groups.items()}
                            for col, groups in self.slices.items()},
-                "plots": sorted(self.plots), "skipped": dict(self.skipped)}
+                "plots": sorted(self.plots), "skipped": dict(self.skipped),
+                "calibration": None if self.calibration is None else dict(self.calibration)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *,
@@ -91,11 +98,13 @@ class Evaluation:
                       for col, groups in dict(data.get("slices") or {}).items()}
             loaded = dict(plots) if plots is not None else {
                 str(name): b"" for name in data.get("plots") or ()}
+            calibration = data.get("calibration")  # absent from dicts stored before it
             return cls(
                 task=cast(Task, task), rows=int(data["rows"]),
                 metrics={str(k): float(v) for k, v in dict(data["metrics"]).items()},
                 slices=slices, plots=loaded,
-                skipped={str(k): str(v) for k, v in dict(data.get("skipped") or {}).items()})
+                skipped={str(k): str(v) for k, v in dict(data.get("skipped") or {}).items()},
+                calibration=None if calibration is None else dict(calibration))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInputError(f"not an evaluation dict: {exc}",
                                     field="evaluation") from exc
@@ -131,7 +140,10 @@ def infer_task(y: Any) -> Task:
     import numpy as np
     import pandas as pd
 
-    series = _as_series(y)
+    # metrics imports this module's constants: import it when a function runs
+    from modelyard.registry.metrics import as_series
+
+    series = as_series(y)
     values = series.dropna()
     if len(values) == 0:
         raise InvalidInputError("cannot infer the task from a label without values",
@@ -163,6 +175,13 @@ def evaluate(model: Any, data: Any, label: str, *, features: Sequence[str] | Non
     """
     import numpy as np
 
+    from modelyard.registry.metrics import (
+        _ClassificationScorer,
+        _RegressionScorer,
+        _values,
+        slice_masks,
+    )
+
     frame = to_pandas(data)
     cols, slice_cols = _columns(frame, label, features, slice_by)
     if min_slice_rows < 1:
@@ -178,17 +197,19 @@ def evaluate(model: Any, data: Any, label: str, *, features: Sequence[str] | Non
     y_pred = _predict(model, frame[cols], rows)
     skipped: dict[str, str] = {}
     scorer: _ClassificationScorer | _RegressionScorer
+    calibration = None
     if chosen == "classification":
-        scorer = _ClassificationScorer(model, frame[cols], y_true, y_pred)
+        proba, classes, reason = _model_proba(model, frame[cols])
+        scorer = _ClassificationScorer(y_true, y_pred, proba, classes, reason)
+        calibration = _calibration(scorer)
     else:
-        scorer = _RegressionScorer(y_true, y_pred)
-    everything = np.ones(rows, dtype=bool)
-    metrics = scorer(everything, skipped)
+        scorer = _RegressionScorer(y_true, y_pred, ("task", "model"))
+    metrics = scorer(np.ones(rows, dtype=bool), skipped)
 
     slices: dict[str, dict[str, dict[str, float]]] = {}
     for col in slice_cols:
         slices[col] = {}
-        for value, mask in _slice_masks(frame[col]):
+        for value, mask in slice_masks(frame[col]):
             count = int(mask.sum())
             if count < min_slice_rows:
                 skipped[f"slice {col}={value}"] = (
@@ -203,7 +224,9 @@ def evaluate(model: Any, data: Any, label: str, *, features: Sequence[str] | Non
         except ImportError as exc:
             skipped["plots"] = f"matplotlib is not available: {exc}"
     return Evaluation(task=chosen, rows=rows, metrics=metrics, slices=slices, plots=images,
-                      skipped=skipped)
+                      skipped=skipped, calibration=calibration)
+
+
 
 
 def _columns(frame: pd.DataFrame, label: str, features: Sequence[str] | None,
@@ -234,218 +257,40 @@ def _columns(frame: pd.DataFrame, label: str, features: Sequence[str] | None,
     return cols, slice_cols
 
 
-# --- scorers ----------------------------------------------------------------------------
-
-
-class _Metrics:
-    """Collects metric values; a failure or a non-finite value becomes a skip reason."""
-
-    def __init__(self, skipped: dict[str, str]) -> None:
-        self.values: dict[str, float] = {}
-        self.skipped = skipped
-
-    def put(self, name: str, compute: Callable[[], Any], undefined: str = "") -> None:
-        from sklearn.exceptions import UndefinedMetricWarning
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", UndefinedMetricWarning)
-                value = float(compute())
-        except (ValueError, TypeError, IndexError, UndefinedMetricWarning) as exc:
-            self.skipped[name] = f"could not be computed: {exc}"
-            return
-        if math.isfinite(value):
-            self.values[name] = value
-        else:
-            self.skipped[name] = undefined or "undefined on this data"
-
-    def skip(self, names: Sequence[str], reason: str) -> None:
-        for name in names:
-            self.skipped[name] = reason
-
-
-class _ClassificationScorer:
-    def __init__(self, model: Any, features: pd.DataFrame, y_true: np.ndarray[Any, Any],
-                 y_pred: np.ndarray[Any, Any]) -> None:
-        import numpy as np
-
-        self.y_true, self.y_pred = y_true, y_pred
-        model_classes = getattr(model, "classes_", None)
-        self.labels = _sorted_unique(np.concatenate([
-            np.asarray(model_classes if model_classes is not None else [], dtype=object),
-            y_true.astype(object), y_pred.astype(object)]))
-        self.binary = len(self.labels) <= 2
-        self.positive = self.labels[-1]
-        self.proba: np.ndarray[Any, Any] | None = None
-        self.proba_classes: list[Any] = []
-        self.proba_reason = ""
-        self._load_proba(model, features, model_classes)
-
-    def _load_proba(self, model: Any, features: pd.DataFrame, model_classes: Any) -> None:
-        import numpy as np
-
-        method = getattr(model, "predict_proba", None)
-        if not callable(method):
-            self.proba_reason = "needs predict_proba, which the model does not have"
-            return
-        try:
-            proba = np.asarray(method(features), dtype="float64")
-        except (AttributeError, NotImplementedError) as exc:
-            self.proba_reason = f"needs predict_proba, which failed: {exc}"
-            return
-        if proba.ndim == 1:
-            proba = np.column_stack([1.0 - proba, proba])
-        classes = (list(np.asarray(model_classes, dtype=object)) if model_classes is not None
-                   else list(self.labels))
-        if proba.ndim != 2 or proba.shape != (len(self.y_true), len(classes)):
-            self.proba_reason = (f"predict_proba returned shape {proba.shape}, expected "
-                                 f"({len(self.y_true)}, {len(classes)}) for classes {classes}")
-            return
-        order = _argsort_labels(classes)
-        self.proba = proba[:, order]
-        self.proba_classes = [classes[i] for i in order]
-
-    def __call__(self, mask: np.ndarray[Any, Any], skipped: dict[str, str]) -> dict[str, float]:
-        from sklearn import metrics as skm
-
-        y, p = self.y_true[mask], self.y_pred[mask]
-        out = _Metrics(skipped)
-        out.put("accuracy", lambda: skm.accuracy_score(y, p))
-        nan = float("nan")
-        if self.binary:
-            pos = self.positive
-            for name, fn, why in (
-                ("precision", skm.precision_score, f"no row predicted as {pos!r}"),
-                ("recall", skm.recall_score, f"no row labelled {pos!r}"),
-                ("f1", skm.f1_score, f"no row labelled or predicted {pos!r}"),
-            ):
-                out.put(name, partial(fn, y, p, pos_label=pos, average="binary",
-                                      labels=self.labels, zero_division=nan),
-                        undefined=f"undefined: {why}")
-        else:
-            for name, fn in (("precision_macro", skm.precision_score),
-                             ("recall_macro", skm.recall_score), ("f1_macro", skm.f1_score)):
-                out.put(name, partial(fn, y, p, average="macro", labels=self.labels,
-                                      zero_division=nan))
-        if self.proba is None:
-            names = _PROBA_METRICS if self.binary else ("roc_auc", "log_loss", "ece")
-            out.skip(names, self.proba_reason)
-            return out.values
-        proba = self.proba[mask]
-        out.put("log_loss", lambda: skm.log_loss(y, proba, labels=self.proba_classes))
-        if self.binary:
-            y_bin, score = self._binary(y, proba)
-            if len(set(y_bin.tolist())) < 2:
-                out.skip(["roc_auc"], f"undefined: only one class present in the label "
-                                      f"({len(y)} rows)")
-            else:
-                out.put("roc_auc", lambda: skm.roc_auc_score(y_bin, score))
-            out.put("brier", lambda: skm.brier_score_loss(y_bin, score))
-            out.put("ece", lambda: _ece(y_bin, score))
-        else:
-            out.put("roc_auc", lambda: skm.roc_auc_score(
-                y, proba, multi_class="ovr", average="macro", labels=self.proba_classes))
-            hit, confidence = self._top_label(y, proba)
-            out.put("ece", lambda: _ece(hit, confidence))
-        return out.values
-
-    def _binary(self, y: np.ndarray[Any, Any], proba: np.ndarray[Any, Any]
-                ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        import numpy as np
-
-        column = self.proba_classes.index(self.positive) if (
-            self.positive in self.proba_classes) else len(self.proba_classes) - 1
-        y_bin = np.asarray(y == self.positive, dtype=int)
-        return y_bin, np.clip(proba[:, column], 0.0, 1.0)
-
-    def _top_label(self, y: np.ndarray[Any, Any], proba: np.ndarray[Any, Any]
-                   ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        import numpy as np
-
-        top = np.asarray(self.proba_classes, dtype=object)[proba.argmax(axis=1)]
-        hit = np.asarray(top == y.astype(object), dtype=int)
-        return hit, np.clip(proba.max(axis=1), 0.0, 1.0)
-
-    def plots(self) -> dict[str, bytes]:
-        from modelyard.registry.plots import Scores, classification_plots
-
-        if self.proba is None:
-            return classification_plots(self.y_true, self.y_pred, self.labels)
-        if self.binary:
-            y_bin, score = self._binary(self.y_true, self.proba)
-            scores = Scores([(str(self.positive), y_bin, score)], y_bin, score,
-                            f"Calibration ({self.positive})", _ECE_BINS)
-        else:
-            hit, confidence = self._top_label(self.y_true, self.proba)
-            scores = Scores([(str(c), (self.y_true == c).astype(int), self.proba[:, i])
-                             for i, c in enumerate(self.proba_classes[:10])],
-                            hit, confidence, "Calibration (top label)", _ECE_BINS)
-        return classification_plots(self.y_true, self.y_pred, self.labels, scores)
-
-
-class _RegressionScorer:
-    def __init__(self, y_true: np.ndarray[Any, Any], y_pred: np.ndarray[Any, Any]) -> None:
-        self.y_true = _floats(y_true, "a numeric label", "task")
-        self.y_pred = _floats(y_pred, "numeric predictions", "model")
-
-    def __call__(self, mask: np.ndarray[Any, Any], skipped: dict[str, str]) -> dict[str, float]:
-        from sklearn import metrics as skm
-
-        y, p = self.y_true[mask], self.y_pred[mask]
-        out = _Metrics(skipped)
-        out.put("rmse", lambda: skm.root_mean_squared_error(y, p))
-        out.put("mae", lambda: skm.mean_absolute_error(y, p))
-        if len(y) < 2:
-            out.skip(["r2"], "undefined: needs at least two rows")
-        else:
-            out.put("r2", lambda: skm.r2_score(y, p))
-        zeros = int((y == 0).sum())
-        if zeros:
-            out.skip(["mape"], f"undefined: the label has {zeros} zero value(s)")
-        else:
-            out.put("mape", lambda: skm.mean_absolute_percentage_error(y, p))
-        return out.values
-
-    def plots(self) -> dict[str, bytes]:
-        from modelyard.registry.plots import regression_plots
-
-        return regression_plots(self.y_true, self.y_pred)
-
-
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _as_series(y: Any) -> pd.Series[Any]:
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(y, pd.Series):
-        return y
-    convert = getattr(y, "to_pandas", None)
-    if callable(convert):
-        converted = convert()
-        if isinstance(converted, pd.Series):
-            return converted
-    return pd.Series(np.asarray(y).reshape(-1))
-
-
-def _values(series: pd.Series[Any]) -> np.ndarray[Any, Any]:
-    """A numpy array of the column; nullable numeric/bool columns keep a numpy dtype."""
+def _model_proba(model: Any, features: pd.DataFrame
+                 ) -> tuple[np.ndarray[Any, Any] | None, list[Any] | None, str]:
+    """The model's class probabilities, its classes (None if unknown) and, when there are
+    no probabilities, why; a one-column answer is the positive class's probability."""
     import numpy as np
 
-    numpy_dtype = getattr(series.dtype, "numpy_dtype", None)
-    if numpy_dtype is not None and not series.isna().any():
-        return np.asarray(series.to_numpy(dtype=numpy_dtype))
-    return np.asarray(series.to_numpy())
-
-
-def _floats(values: np.ndarray[Any, Any], what: str, field: str) -> np.ndarray[Any, Any]:
-    import numpy as np
-
+    model_classes = getattr(model, "classes_", None)
+    classes = None if model_classes is None else list(np.asarray(model_classes, dtype=object))
+    method = getattr(model, "predict_proba", None)
+    if not callable(method):
+        return None, classes, "needs predict_proba, which the model does not have"
     try:
-        return np.asarray(values, dtype="float64")
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"regression needs {what}: {exc}", field=field) from exc
+        proba = np.asarray(method(features), dtype="float64")
+    except (AttributeError, NotImplementedError) as exc:
+        return None, classes, f"needs predict_proba, which failed: {exc}"
+    if proba.ndim == 1:
+        proba = np.column_stack([1.0 - proba, proba])
+    return proba, classes, ""
+
+
+def _calibration(scorer: _ClassificationScorer) -> dict[str, Any] | None:
+    """The score-to-probability map fitted on the evaluation data, as a dict."""
+    import numpy as np
+
+    if scorer.proba is None or not np.all(np.isfinite(scorer.proba)):
+        return None
+    # registry does not import monitoring at module level; estimate imports nothing back
+    from modelyard.monitoring.estimate import fit_calibration
+
+    fitted = fit_calibration(scorer.y_true, scorer.proba, scorer.proba_classes)
+    return None if fitted is None else fitted.to_dict()
 
 
 def _predict(model: Any, features: pd.DataFrame, rows: int) -> np.ndarray[Any, Any]:
@@ -464,45 +309,3 @@ def _predict(model: Any, features: pd.DataFrame, rows: int) -> np.ndarray[Any, A
         raise InvalidInputError(f"model.predict returned shape {result.shape}, expected "
                                 f"({rows},)", field="model")
     return result
-
-
-def _argsort_labels(labels: Sequence[Any]) -> list[int]:
-    try:
-        return sorted(range(len(labels)), key=lambda i: labels[i])
-    except TypeError:
-        return sorted(range(len(labels)), key=lambda i: str(labels[i]))
-
-
-def _sorted_unique(values: np.ndarray[Any, Any]) -> list[Any]:
-    import pandas as pd
-
-    unique = list(pd.unique(pd.Series(values, dtype=object)))
-    return [unique[i] for i in _argsort_labels(unique)]
-
-
-def _slice_masks(column: pd.Series[Any]) -> list[tuple[str, np.ndarray[Any, Any]]]:
-    """(value as str, row mask) per distinct value, sorted by value; nulls as "null"."""
-    import numpy as np
-
-    nulls = column.isna().to_numpy()
-    raw = column.to_numpy(dtype=object)
-    keys = np.array(["null" if n else str(v) for v, n in zip(raw, nulls, strict=True)],
-                    dtype=object)
-    ordered = [str(v) for v in _sorted_unique(raw[~nulls])]
-    if nulls.any():
-        ordered.append("null")
-    return [(key, keys == key) for key in dict.fromkeys(ordered)]
-
-
-def _ece(hit: np.ndarray[Any, Any], confidence: np.ndarray[Any, Any]) -> float:
-    """Expected calibration error: bin-size-weighted mean gap between the observed
-    frequency and the mean predicted probability, over the non-empty uniform bins."""
-    import numpy as np
-    from sklearn.calibration import calibration_curve
-
-    prob_true, prob_pred = calibration_curve(hit, confidence, n_bins=_ECE_BINS,
-                                             strategy="uniform", pos_label=1)
-    edges = np.linspace(0.0, 1.0, _ECE_BINS + 1)
-    counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=_ECE_BINS)
-    weights = counts[counts > 0] / len(confidence)
-    return float(np.sum(weights * np.abs(prob_true - prob_pred)))
