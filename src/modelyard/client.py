@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from modelyard.features.registry import AnyDefinition, Change
     from modelyard.features.service import FeatureService
     from modelyard.features.training import TrainingSet
+    from modelyard.monitoring.service import MonitoringService
     from modelyard.registry.service import ModelRegistry
     from modelyard.serving.predlog import PredictionLog
 
@@ -110,6 +111,16 @@ class Yard:
 
         return ModelRegistry(SqlRegistryStore(self._engine), self.tracking.artifacts,
                              self.tracking, lambda: self.features, self.settings.project_root)
+
+    @functools.cached_property
+    def monitoring(self) -> MonitoringService:
+        """Checks of served models over time windows: drift, quality, performance,
+        health, alerts and reports."""
+        from modelyard.backends.metadata.sql.monitor_store import SqlMonitorStore
+        from modelyard.monitoring.service import MonitoringService
+
+        return MonitoringService(SqlMonitorStore(self._engine), self.models, self.predictions,
+                                 self.settings.project_root)
 
     # --- predictions ----------------------------------------------------------------------
 

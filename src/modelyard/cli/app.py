@@ -11,6 +11,7 @@ from modelyard.cli import (
     experiments,
     features,
     models,
+    monitor,
     online,
     predict,
     project,
@@ -35,6 +36,7 @@ app.add_typer(runs.app, name="runs")
 online.register(features.app)
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
+app.add_typer(monitor.app, name="monitor")
 
 
 def main() -> None:

@@ -92,7 +92,8 @@ def serve_live(state: DemoState, progress: Callable[[str], None]) -> None:
     split, data = need(state.split, "split"), need(state.data, "data")
     requests = claim_requests(data.claims, split.valid_end, REQUESTS, state.config.seed)
     server = ModelServer(yard, [f"{MODEL}@{ALIAS}"], poll_interval=0.2,
-                         metrics=ServingMetrics())
+                         metrics=ServingMetrics(), sink=yard.prediction_log.log_answer,
+                         failure_sink=yard.prediction_log.log_failure)
     progress("loading the champion")
     server.load_all()
     sock = socket.socket()
@@ -110,6 +111,7 @@ def serve_live(state: DemoState, progress: Callable[[str], None]) -> None:
         web.should_exit = True
         thread.join(timeout=30)
         sock.close()
+        yard.prediction_log.flush(timeout=30)
     state.parent.log_metrics({"serving_requests": outcome.requests,
                               "serving_failures": len(outcome.failures),
                               "serving_p50_ms": outcome.percentile(50),

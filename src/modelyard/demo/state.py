@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from modelyard.demo.data import ClaimsData
     from modelyard.demo.feature_store import Ingestion
     from modelyard.demo.files import DataFile
+    from modelyard.demo.monitoring import WatchOutcome
     from modelyard.demo.registry import RegistryOutcome
     from modelyard.demo.serving import LiveOutcome
     from modelyard.demo.training import CandidateResult, TimeSplit
@@ -94,6 +95,7 @@ class DemoState:
     skew: SkewReport | None = None
     registry: RegistryOutcome | None = None
     live: LiveOutcome | None = None
+    watch: WatchOutcome | None = None
 
     @property
     def experiment(self) -> str:

@@ -23,6 +23,7 @@ from modelyard.demo.feature_store import (
     write_definitions,
 )
 from modelyard.demo.files import DATA_FOLDER, fingerprint, write_table
+from modelyard.demo.monitoring import watch_production
 from modelyard.demo.online import serve_online
 from modelyard.demo.registry import manage_models
 from modelyard.demo.serving import serve_live
@@ -131,4 +132,6 @@ def default_steps() -> list[Step]:
         Step("registry", "Registering and promoting the model", manage_models,
              story.tell_registry),
         Step("serving", "Serving the model", serve_live, story.tell_serving),
+        Step("monitoring", "Watching production as the world drifts", watch_production,
+             story.tell_monitoring),
     ]

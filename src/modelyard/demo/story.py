@@ -343,6 +343,52 @@ def tell_serving(state: DemoState, console: Console) -> None:
     console.print()
 
 
+def tell_monitoring(state: DemoState, console: Console) -> None:
+    from modelyard.demo.monitoring import RULES
+
+    watch = need(state.watch, "monitoring outcome")
+    console.print("[bold green]10. Monitoring[/]")
+    if watch.skipped:
+        _say(console, f"   Skipped: {escape(watch.skipped)}.\n")
+        return
+    _say(console, f"   {watch.logged:,} claims of the later months were scored by version "
+                  f"{watch.version} and logged as served predictions; {watch.labelled:,} "
+                  "have settled, and their values came back as labels. Alert rules: "
+                  f"{escape(', '.join(RULES))}. One stored check per month:")
+    table = Table("month", "rows", "labels", "drifted features", "rmse", "vs reg.",
+                  "alerts", box=None, padding=(0, 1))
+    for month in watch.months:
+        share = "" if month.drifted_share is None else f"{month.drifted_share:.0%}"
+        names = ", ".join(month.drifted[:3]) + (
+            f" +{len(month.drifted) - 3}" if len(month.drifted) > 3 else "")
+        drifted = f"{share} {names}".strip() or "-"
+        rmse = month.metrics.get("rmse")
+        change = "" if month.change is None else f"{month.change:+.1%}"
+        table.add_row(month.month, f"{month.rows:,}", f"{month.labelled:,}", escape(drifted),
+                      "-" if rmse is None else f"{rmse:,.0f}", change,
+                      str(len(month.alerts)) if month.alerts else "-")
+    console.print(table)
+    fired = [a for m in watch.months for a in m.alerts]
+    if fired:
+        _say(console, f"   Last alert: [yellow]{escape(fired[-1])}[/]" + (
+            f"; every alert was filed in {escape(_shown(Path(watch.inbox)))} by the "
+            "command notifier." if watch.inbox else "."))
+    for note in watch.notes:
+        _say(console, f"   {escape(note[0].upper() + note[1:])}.")
+    health = watch.health
+    if health.get("requests"):
+        latency = health.get("latency_ms") or {}
+        _say(console, f"   The serving step's live traffic, from the log: "
+                      f"{health['requests']:,} requests, {health['errors']} failed "
+                      f"({health['error_rate']:.1%}), p50 {latency.get('p50') or 0:.1f} ms, "
+                      f"p99 {latency.get('p99') or 0:.1f} ms.")
+    if watch.report:
+        _say(console, f"   Report: {escape(_shown(Path(watch.report)))} "
+                      f"({_size(Path(watch.report).stat().st_size)}); checks took "
+                      f"{watch.seconds:.1f} s.")
+    console.print()
+
+
 def _day(at_us: int) -> str:
     from datetime import UTC, datetime
 

@@ -15,7 +15,8 @@ Modules: :mod:`~modelyard.monitoring.profile` (reference profiles),
 (tests by name, automatic choice, thresholds), :mod:`~modelyard.monitoring.calibration`
 (the reference's own spread), :mod:`~modelyard.monitoring.drift` and
 :mod:`~modelyard.monitoring.report` (drift and its results),
-:mod:`~modelyard.monitoring.quality` (data quality). SciPy (the ``monitoring`` extra),
+:mod:`~modelyard.monitoring.quality` (data quality), :mod:`~modelyard.monitoring.health`
+(request counts, error rate and latency from the prediction log). SciPy (the ``monitoring`` extra),
 NumPy and pandas load when a function runs, not on import.
 """
 
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from modelyard.monitoring.drift import compare_frames, detect_drift
+    from modelyard.monitoring.health import ServiceHealth, service_health
     from modelyard.monitoring.methods import FLOORS, TESTS, DriftOptions
     from modelyard.monitoring.profile import ColumnProfile, ReferenceProfile, build_profile
     from modelyard.monitoring.quality import (
@@ -47,11 +49,13 @@ __all__ = [
     "QualityOptions",
     "QualityReport",
     "ReferenceProfile",
+    "ServiceHealth",
     "Summary",
     "build_profile",
     "check_quality",
     "compare_frames",
     "detect_drift",
+    "service_health",
 ]
 
 _LAZY = {
@@ -61,6 +65,7 @@ _LAZY = {
     "check_quality": "quality",
     "ColumnDrift": "report", "DriftReport": "report", "Summary": "report",
     "compare_frames": "drift", "detect_drift": "drift",
+    "ServiceHealth": "health", "service_health": "health",
 }
 
 

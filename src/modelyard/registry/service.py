@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from modelyard.backends.artifacts.base import ArtifactStore
     from modelyard.features.service import FeatureService
     from modelyard.features.training import TrainingSet
+    from modelyard.monitoring.profile import ReferenceProfile
     from modelyard.registry.evaluation import Evaluation
     from modelyard.registry.gates import Gate
     from modelyard.registry.lineage import Lineage
@@ -117,6 +118,7 @@ class ModelRegistry:
             background = self._background(training_set, input_example, list(sample.columns))
             spec["background_sha256"] = self._keep_table(background)
             spec["background_rows"] = background.num_rows
+            spec.update(self._reference(model, name, training_set, input_example, sample))
         if training_set is not None:
             spec["spine_sha256"] = self._keep_spine(training_set)
             self._features().store.save_training_set(_training_record(training_set))
@@ -192,6 +194,23 @@ class ModelRegistry:
                                                   replace=False)))
         return table
 
+    def _reference(self, model: Any, name: str, training_set: TrainingSet | None,
+                   input_example: Any, sample: pd.DataFrame) -> dict[str, Any]:
+        """The spec entries of the version's reference profile, built on the training set
+        (else the input example) in the input types of ``sample``; none when it cannot be
+        built (see :mod:`modelyard.registry.reference`)."""
+        from modelyard.features.training import to_arrow
+        from modelyard.registry.reference import profile_rows, reference_profile
+
+        table = (training_set.table if training_set is not None
+                 else to_arrow(input_example, "input_example"))
+        profile = reference_profile(model, profile_rows(table, list(sample.columns)), name,
+                                    like=sample)
+        if profile is None:
+            return {}
+        sha, _ = self.artifacts.put_bytes(profile.to_json().encode())
+        return {"reference_sha256": sha, "reference_rows": profile.rows}
+
     def _keep_table(self, table: pa.Table) -> str:
         """Store ``table`` as an Arrow IPC file; its sha256."""
         import pyarrow as pa
@@ -255,6 +274,17 @@ class ModelRegistry:
         table = pa.ipc.open_file(pa.BufferReader(self.artifacts.get_bytes(sha))).read_all()
         frame: pd.DataFrame = table.to_pandas()
         return frame
+
+    def reference(self, ref: str | ModelRef, version: int | None = None
+                  ) -> ReferenceProfile | None:
+        """The reference profile kept at registration (read through the artifact store,
+        which checks its sha256), or None for a version registered without one."""
+        from modelyard.monitoring.profile import ReferenceProfile
+
+        sha = self.get_version(ref, version).spec.get("reference_sha256")
+        if sha is None:
+            return None
+        return ReferenceProfile.from_json(self.artifacts.get_bytes(sha).decode())
 
     # --- loading --------------------------------------------------------------------------
 

@@ -290,3 +290,56 @@ prediction_failures = Table(
     Column("field", String(255), nullable=True),
     Index("ix_prediction_failures_model_at", "model", "at_us"),
 )
+
+# --- monitoring (migration 0007) -------------------------------------------------------------
+
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("result_id", String(32), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+    Column("checked_at_ms", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("summary", Text, nullable=False),  # JSON
+    Column("result", Text, nullable=False),  # JSON
+    Index("ix_monitor_results_model_end", "model", "end_us"),
+)
+
+monitor_alerts = Table(
+    "monitor_alerts",
+    metadata,
+    Column("alert_id", String(32), primary_key=True),
+    Column("result_id", String(32), ForeignKey("monitor_results.result_id"), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("rule", Text, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("fired_at_ms", BigInteger, nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON
+    Column("deliveries", Text, nullable=False),  # JSON list
+    Index("ix_monitor_alerts_model_fired", "model", "fired_at_ms"),
+)
+
+monitor_rules = Table(
+    "monitor_rules",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("rules", Text, nullable=False),  # JSON list of AlertRule.to_dict()
+    Column("notify", Text, nullable=False),  # JSON list of notifier texts
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+monitor_references = Table(
+    "monitor_references",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("profile_sha256", String(64), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+)

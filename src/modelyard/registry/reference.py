@@ -1,0 +1,69 @@
+"""The reference profile kept with a version at registration, so that monitoring never needs
+the training data again.
+
+The model's input columns of the training set (or of the input example) are profiled with
+:func:`modelyard.monitoring.build_profile`, together with the model's predictions on them:
+up to :data:`PROFILE_ROWS` rows, drawn at random (seeded) beyond that. The profile's JSON
+goes to the artifact store; the version's spec records its sha256 (``reference_sha256``)
+and row count (``reference_rows``). A profile that cannot be built (a column of nested
+values, a model that fails on the full training set) does not stop the registration: it is
+left out with a :class:`ReferenceProfileWarning` saying why, and can be set later with
+``yard.monitoring.set_reference``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from modelyard.errors import ModelyardError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from modelyard.monitoring.profile import ReferenceProfile
+
+__all__ = ["PROFILE_ROWS", "ReferenceProfileWarning", "profile_rows", "reference_profile"]
+
+PROFILE_ROWS = 200_000
+_SEED = 0
+
+
+class ReferenceProfileWarning(UserWarning):
+    """A version was registered without a reference profile."""
+
+
+def profile_rows(table: pa.Table, columns: list[str]) -> pa.Table:
+    """The input columns of ``table``, at most :data:`PROFILE_ROWS` rows (seeded sample)."""
+    import numpy as np
+
+    table = table.select(columns)
+    if table.num_rows > PROFILE_ROWS:
+        rng = np.random.default_rng(_SEED)
+        table = table.take(np.sort(rng.choice(table.num_rows, PROFILE_ROWS, replace=False)))
+    return table
+
+
+def reference_profile(model: Any, table: pa.Table, name: str, *,
+                      like: pd.DataFrame | None = None) -> ReferenceProfile | None:
+    """The profile of ``table`` and of ``model``'s predictions on it, or None (with a
+    warning) when it cannot be built. Columns are first given the dtypes they have in
+    ``like`` (the rows the model's signature was inferred from), so that the profile
+    describes the inputs as the model is served them."""
+    from modelyard.monitoring.profile import build_profile
+
+    frame = table.to_pandas()
+    for column in [] if like is None else [c for c in frame.columns if c in like.columns]:
+        if frame[column].dtype != like[column].dtype:  # type: ignore[index]
+            with contextlib.suppress(ValueError, TypeError):  # else profiled as it is
+                frame[column] = frame[column].astype(like[column].dtype)  # type: ignore[index]
+    try:
+        predictions = model.predict(frame)
+        return build_profile(frame, predictions)
+    except (ModelyardError, ValueError, TypeError, ArithmeticError, ImportError) as exc:
+        warnings.warn(f"model {name!r} is registered without a reference profile for "
+                      f"monitoring: {type(exc).__name__}: {exc}", ReferenceProfileWarning,
+                      stacklevel=3)
+        return None
