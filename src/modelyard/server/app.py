@@ -28,6 +28,8 @@ __all__ = ["ENDPOINT_GROUPS", "app_from_environment", "create_app"]
 
 logger = logging.getLogger("modelyard.server")
 
+EXIT_FLUSH_S = 10.0  # how long shutdown waits for the prediction log's store
+
 #: The endpoint groups every server has, in the order the OpenAPI document lists them.
 ENDPOINT_GROUPS: tuple[Endpoints, ...] = (features.ENDPOINTS, health.ENDPOINTS,
                                           openapi.ENDPOINTS)
@@ -60,6 +62,11 @@ def create_app(yard: Yard, *, models: ModelServer | None = None,
             if models is not None:
                 models.close()
             state.close()
+            # Write what the prediction log holds now: uvicorn re-raises the stopping signal
+            # once the app is shut down, so nothing after this point is sure to run.
+            log = yard.__dict__.get("prediction_log")
+            if log is not None:
+                log.flush(timeout=EXIT_FLUSH_S)
             if owns_yard:
                 yard.close()
 
