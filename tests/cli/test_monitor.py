@@ -98,3 +98,21 @@ def test_monitor_reference_and_errors(served: Path, invoke: Invoke, tmp_path: Pa
     assert code == 1 and "nope" in err
     code, out, _ = run_main(monkeypatch, capsys, "monitor", "run")
     assert code == 0 and "No model has monitoring rules" in out
+
+
+def test_monitor_run_every_repeats_until_interrupted(served: Path, invoke: Invoke,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("modelyard.cli.monitor.time.sleep", sleep)
+    done = invoke("monitor", "run", MODEL, "--window", "1h", "--every", "90m")
+    assert pauses == [5_400.0, 5_400.0]
+    assert done.exit_code == 0 and done.output.endswith("Stopped.\n")
+    assert done.output.count(": 0 predictions") == 2  # checked twice before the interrupt
+    with modelyard.connect(capture_git=False, capture_packages=False) as yard:
+        assert len(yard.monitoring.history(MODEL)) == 2

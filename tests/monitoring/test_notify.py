@@ -290,7 +290,7 @@ def test_notifiers_from_text() -> None:
     assert isinstance(notifier_from_text("log"), LogNotifier)
     webhook = notifier_from_text(" webhook:https://hooks.example.com/a/b?key=s3cr3t ")
     assert isinstance(webhook, WebhookNotifier)
-    assert webhook.target == "webhook:https://hooks.example.com/a/b"
+    assert webhook.target == "webhook:https://hooks.example.com/a/..."  # paths hold secrets
     command = notifier_from_text("command:./page.sh --urgent 'on call'")
     assert isinstance(command, CommandNotifier)
     assert command.argv == ["./page.sh", "--urgent", "on call"]
@@ -337,3 +337,9 @@ def test_every_notifier_is_tried_whatever_the_others_did(
     assert deliveries[1].detail == "RuntimeError: boom"
     assert json.loads(json.dumps([d.to_dict() for d in deliveries]))[2]["detail"] == \
         "2 alert(s) logged"
+
+
+def test_a_secret_in_the_webhook_path_is_never_shown() -> None:
+    hook = notifier_from_text("webhook:https://hooks.slack.com/services/T0/B0/XyZsecret42")
+    assert hook.target == "webhook:https://hooks.slack.com/services/..."
+    assert "XyZsecret42" not in hook.send([]).detail

@@ -157,3 +157,11 @@ def test_unused_pandas_categories_are_not_unseen(profile: ReferenceProfile) -> N
                                                                   "lille"])
     row = check_quality(profile, current)["city"]
     assert row.unseen == 0 and row.issues == ()
+
+
+def test_a_timestamp_range_is_reported_as_times() -> None:
+    days = pd.date_range("2025-01-01", periods=200, freq="D", tz="UTC")
+    profile = build_profile(pd.DataFrame({"when": days}))
+    later = pd.DataFrame({"when": days + pd.Timedelta(days=400)})
+    [issue] = check_quality(profile, later)["when"].issues
+    assert "[2025-01-01T00:00:00+00:00, 2025-07-19T00:00:00+00:00]" in issue

@@ -289,3 +289,13 @@ def test_report_writes_html_and_json_with_history(yard: Yard, tmp_path: Path) ->
     assert stored["result"]["result_id"] == result.result_id
     assert len(stored["history"]) == 2
     assert not list(tmp_path.glob("**/*.tmp"))
+
+
+@sqlite_only
+def test_run_checks_every_model_with_rules(yard: Yard) -> None:
+    register_regressor(yard, evaluate=False)
+    assert yard.monitoring.run() == []  # no model has rules yet
+    yard.monitoring.set_rules(MODEL, ["quality"])
+    [result] = yard.monitoring.run(window="1h")
+    assert result.model == MODEL and result.rows == 0
+    assert [h["result_id"] for h in yard.monitoring.history(MODEL)] == [result.result_id]

@@ -72,7 +72,11 @@ def run(
                 fired += len(result.fired)
             if pause is None:
                 break
-            time.sleep(pause)
+            try:
+                time.sleep(pause)
+            except KeyboardInterrupt:
+                say("Stopped.")
+                break
     if fail_on_alert and fired:
         raise typer.Exit(2)
 
@@ -91,8 +95,9 @@ def report(
         "--store/--no-store", help="Keep the check in the model's history.")] = True,
     uri: UriOption = None,
 ) -> None:
-    """Check a model over a window and write its report (HTML and/or JSON), with the trends
-    of earlier checks."""
+    """Check a model over a window and write its report.
+
+    The report is self-contained HTML and/or JSON, with the trends of earlier checks."""
     with open_yard(uri) as yard:
         result = yard.monitoring.report(model, window=window, start=start, end=end,
                                         html=html, json_path=json_path, store=store)
@@ -168,8 +173,10 @@ def rules(
     notify: NotifyOption = None,
     uri: UriOption = None,
 ) -> None:
-    """Show the model's alert rules; with --alert/--notify, store these as its rules
-    (replacing the stored ones; rules in modelyard.toml still apply)."""
+    """Show the model's alert rules, or store new ones.
+
+    With --alert/--notify, these replace the stored rules; rules in modelyard.toml still
+    apply."""
     with open_yard(uri) as yard:
         if alert is not None or notify is not None:
             yard.monitoring.set_rules(model, alert or [], notify or [])
@@ -190,8 +197,9 @@ def reference(
                                        show_default=False)],
     uri: UriOption = None,
 ) -> None:
-    """Set a version's reference profile from a Parquet file (replacing the one kept at
-    registration)."""
+    """Set a version's reference profile from a Parquet file.
+
+    It replaces the profile kept at registration."""
     import pyarrow.parquet as pq
 
     from modelyard.errors import InvalidInputError

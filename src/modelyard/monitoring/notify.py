@@ -239,7 +239,8 @@ class WebhookNotifier(Notifier):
 
 
 def _safe_url(url: str) -> str:
-    """``scheme://host[:port]/path``: no user, password, query or fragment."""
+    """``scheme://host[:port]/FIRST/...``: no user, password, query or fragment, and only the
+    first path segment (hooks often carry their secret in the path)."""
     try:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname or ""
@@ -247,7 +248,9 @@ def _safe_url(url: str) -> str:
     except ValueError:
         return "<unreadable URL>"
     host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else "<not a URL>"
+    segments = [p for p in parts.path.split("/") if p]
+    path = "" if not segments else f"/{segments[0]}" + ("/..." if len(segments) > 1 else "")
+    return f"{parts.scheme}://{host}{port}{path}" if parts.scheme else "<not a URL>"
 
 
 class CommandNotifier(Notifier):

@@ -170,12 +170,22 @@ def _numeric(ref: ColumnProfile, series: pd.Series, options: QualityOptions,
     share = (below + above) / present if present else 0.0
     if share > options.out_of_range_tolerance:
         issues.append(f"{share:.1%} of values are outside the reference's range "
-                      f"[{ref.min:.6g}, {ref.max:.6g}] ({below} below, {above} above)")
+                      f"[{_bound(ref, ref.min)}, {_bound(ref, ref.max)}] ({below} below, "
+                      f"{above} above)")
     if read.infinite and not ref.infinite:
         issues.append(f"{read.infinite} infinite value(s); the reference had none")
     return ColumnQuality(ref.name, ref.kind, rows, read.nulls, read.nulls / rows,
                          reference_share, read.infinite, below, above, share,
                          issues=tuple(issues))
+
+
+def _bound(ref: ColumnProfile, value: float) -> str:
+    """A range bound as people read it: a time for a timestamp column (held in seconds)."""
+    if ref.kind == "timestamp":
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+    return f"{value:.6g}"
 
 
 def _categorical(ref: ColumnProfile, series: pd.Series, options: QualityOptions,
