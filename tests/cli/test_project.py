@@ -56,6 +56,9 @@ def test_doctor_reports_project_store_settings_and_versions(
     with modelyard.connect() as yard:
         yard.create_experiment("claims")
     monkeypatch.setenv("MODELYARD_FLUSH_INTERVAL", "2.5")
+    from modelyard.cli import render
+
+    monkeypatch.setattr(render.console, "_width", 400)  # long temporary paths stay on one line
     result = invoke("doctor")
     assert result.exit_code == 0, result.output
     out = result.output

@@ -179,8 +179,10 @@ def _numeric(ref: ColumnProfile, series: pd.Series, options: QualityOptions,
                          issues=tuple(issues))
 
 
-def _bound(ref: ColumnProfile, value: float) -> str:
+def _bound(ref: ColumnProfile, value: float | None) -> str:
     """A range bound as people read it: a time for a timestamp column (held in seconds)."""
+    if value is None:
+        return "?"
     if ref.kind == "timestamp":
         from datetime import UTC, datetime
 
