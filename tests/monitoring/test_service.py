@@ -273,6 +273,9 @@ def test_bad_arguments_name_what_was_expected(yard: Yard) -> None:
         yard.monitoring.set_rules(MODEL, ["rmse >> 3"])
     with pytest.raises(InvalidInputError):
         yard.monitoring.set_rules(MODEL, ["dataset_drift"], notify=["pager:now"])
+    with pytest.raises(InvalidInputError, match="pager"):
+        yard.monitoring.check(MODEL, window="1d", notify=["pager:now"])
+    assert yard.monitoring.history(MODEL) == []  # refused before anything was stored
 
 
 @sqlite_only

@@ -43,7 +43,7 @@ from modelyard.backends.metadata.monitoring import (
 )
 from modelyard.errors import InvalidInputError
 from modelyard.monitoring.check import CheckInputs, MonitorResult, run_check, summary_of
-from modelyard.monitoring.window_data import from_frame, from_log
+from modelyard.monitoring.window_data import WindowData, from_frame, from_log
 from modelyard.monitoring.windows import Window, resolve_window
 
 if TYPE_CHECKING:
@@ -184,33 +184,26 @@ class MonitoringService:
               send: bool = True) -> MonitorResult:
         """Check ``model`` over a window of its prediction log (or over ``data``), store the
         result and its alerts (unless ``store=False``) and send the fired alerts."""
+        from modelyard.monitoring.notify import notifier_from_text
+
         config = self.config(model)
         self.registry.get_model(model)
         span = resolve_window(window or (None if start else config.get("window")),
                               start=start, end=end)
+        all_rules, targets = self.rules(model)
+        all_rules += _rules(rules, "rules")
+        targets += [t for t in notify if t not in targets]
+        notifiers = [notifier_from_text(t) for t in targets or ["log"]]  # checked up front
         record: VersionRecord | None
         health: dict[str, Any] | None = None
         if data is not None:
             record = self.registry.get_version(model, version)
-            predictions = self.registry.load(record.name, record.version).predict(
-                _frame_of(data, _inputs(record)))
             label = label or config.get("label") or record.spec.get("label")
-            window_data = from_frame(data, inputs=_inputs(record), label=label,
-                                     predictions=predictions)
+            window_data = self._from_data(record, data, label)
         else:
-            frame = self.predictions.read(model, version=version, start_us=span.start_us,
-                                          end_us=span.end_us)
-            health = self._health(model, frame, span)
-            record = self._version_of(model, frame, version)
-            if record is not None and version is None and len(frame):
-                frame = frame[frame["version"] == record.version]
-            window_data = from_log(frame)
+            record, window_data, health = self._from_log(model, version, span)
             label = label or config.get("label") or (
                 None if record is None else record.spec.get("label"))
-        all_rules, targets = self.rules(model)
-        all_rules += _rules(rules, "rules")
-        targets += [t for t in notify if t not in targets]
-        notes = [] if record is not None else [f"model {model} has no version to check"]
         evaluation, dataset = self._evaluation(record, config.get("evaluation"))
         inputs = CheckInputs(
             model, None if record is None else record.version,
@@ -220,12 +213,32 @@ class MonitoringService:
             evaluation, dataset, label, _prediction_column(record),
             list(slice_by if slice_by is not None else config.get("slice_by", [])),
             drift_options, self._probabilities(record), health,
-            _period(span.end_us - span.start_us), all_rules, notes)
+            _period(span.end_us - span.start_us), all_rules,
+            [] if record is not None else [f"model {model} has no version to check"])
         result = run_check(inputs, datetime.now(UTC).isoformat())
         alert_ids = self._store(result, span) if store else None
         if send and result.fired:
-            self._send(result, targets, alert_ids)
+            self._send(result, notifiers, alert_ids)
         return result
+
+    def _from_log(self, model: str, version: int | None, span: Window
+                  ) -> tuple[VersionRecord | None, WindowData, dict[str, Any]]:
+        """The window of the prediction log: the version checked, its rows, and the
+        service health of every version."""
+        frame = self.predictions.read(model, version=version, start_us=span.start_us,
+                                      end_us=span.end_us)
+        health = self._health(model, frame, span)
+        record = self._version_of(model, frame, version)
+        if record is not None and version is None and len(frame):
+            frame = frame[frame["version"] == record.version]
+        return record, from_log(frame), health
+
+    def _from_data(self, record: VersionRecord, data: Any, label: str | None
+                   ) -> WindowData:
+        """``data`` with the version's predictions on it."""
+        predictions = self.registry.load(record.name, record.version).predict(
+            _frame_of(data, _inputs(record)))
+        return from_frame(data, inputs=_inputs(record), label=label, predictions=predictions)
 
     def run(self, models: Sequence[str] | None = None, *, window: str | None = None,
             rules: Sequence[str | AlertRule] = (), notify: Sequence[str] = ()
@@ -343,15 +356,14 @@ class MonitoringService:
                                             result.rows, summary_of(data), data), alerts)
         return [a.alert_id for a in alerts]
 
-    def _send(self, result: MonitorResult, targets: Sequence[str],
+    def _send(self, result: MonitorResult, notifiers: Sequence[Notifier],
               alert_ids: Sequence[str] | None) -> None:
-        """Send the fired alerts to every target (the log when none is set) and record
-        where they went with each stored alert."""
+        """Send the fired alerts to every notifier and record where they went with each
+        stored alert."""
         from dataclasses import replace
 
-        from modelyard.monitoring.notify import deliver, make_alerts, notifier_from_text
+        from modelyard.monitoring.notify import deliver, make_alerts
 
-        notifiers: list[Notifier] = [notifier_from_text(t) for t in targets or ["log"]]
         alerts = make_alerts(result.fired, result.to_dict())
         if alert_ids is not None:
             alerts = [replace(a, alert_id=i) for a, i in zip(alerts, alert_ids, strict=True)]
