@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from modelyard.cli.project import UriOption, open_yard
-from modelyard.cli.render import cell, console, format_time, say
+from modelyard.cli.render import cell, console, format_time, listing, say
 
 if TYPE_CHECKING:
     from modelyard.monitoring.check import MonitorResult
@@ -120,22 +119,23 @@ def history(
         say(f"No stored checks of {escape(model)} yet: run `modelyard monitor run "
             f"{escape(model)}`.")
         return
-    table = Table("checked", "window end", "version", "rows", "drifted", "metrics",
-                  "error rate", "alerts")
+    table = listing(None, ["window", "version", "rows", "drifted", "performance",
+                           "errors", "alerts"])
     for row in rows:
         window = row.get("window") or {}
-        metrics = ", ".join(f"{k} {v:.4g}" for k, v in list(row["metrics"].items())[:3])
+        metrics = ", ".join(f"{k} {v:,.4g}" for k, v in list(row["metrics"].items())[:1])
         if not metrics and row["estimated"]:
-            metrics = ", ".join(f"~{k} {v:.4g}" for k, v in list(row["estimated"].items())[:2])
+            metrics = ", ".join(f"~{k} {v:.3g}" for k, v in list(row["estimated"].items())[:2])
         share = row.get("drifted_share")
         error_rate = row.get("error_rate")
-        table.add_row(cell(str(row.get("checked_at", ""))[:16]),
-                      cell(str(window.get("end", ""))[:16]), cell(row.get("version")),
-                      cell(f"{row['rows']:,}"),
+        first, last = str(window.get("start", ""))[:10], str(window.get("end", ""))[:10]
+        span = f"{first}..{last[5:] if last[:4] == first[:4] else last}"
+        table.add_row(cell(span), cell(row.get("version")), cell(f"{row['rows']:,}"),
                       cell("" if share is None else f"{share:.0%}",
                            "red" if row.get("dataset_drift") else ""),
-                      cell(metrics), cell("" if error_rate is None else f"{error_rate:.2%}"),
-                      cell(row["alerts"], "red" if row["alerts"] else ""))
+                      cell(metrics or "-"),
+                      cell("" if error_rate is None else f"{error_rate:.1%}"),
+                      cell(row["alerts"] or "-", "red" if row["alerts"] else ""))
     console.print(table)
 
 
@@ -156,13 +156,16 @@ def alerts(
     if not found:
         say("No alerts fired.")
         return
-    table = Table("fired", "model", "version", "severity", "rule", "message", "sent")
+    columns = ["fired", *([] if model else ["model"]), "version", "rule", "message", "sent"]
+    table = listing(None, columns)
     for a in found:
-        sent = ", ".join(f"{d.get('target')} {'ok' if d.get('ok') else 'FAILED'}"
-                         for d in a.deliveries) or "not sent"
-        table.add_row(cell(format_time(a.fired_at_ms)), cell(a.model), cell(a.version),
-                      cell(a.severity, "red" if a.severity == "critical" else "yellow"),
-                      cell(a.rule), cell(a.message), cell(sent))
+        sent = ", ".join(f"{str(d.get('target', '')).split(':', 1)[0]} "
+                         f"{'ok' if d.get('ok') else 'FAILED'}" for d in a.deliveries)
+        rule = cell(a.rule + (" [critical]" if a.severity == "critical" else ""),
+                    "red" if a.severity == "critical" else "yellow")
+        table.add_row(cell(format_time(a.fired_at_ms, compact=True)),
+                      *([] if model else [cell(a.model)]), cell(a.version), rule,
+                      cell(a.message), cell(sent or "not sent"))
     console.print(table)
 
 

@@ -422,6 +422,8 @@ def tell_outro(state: DemoState, seconds: float, console: Console) -> None:
         "  [bold]modelyard models history claims-model[/]\n"
         "  [bold]modelyard models lineage claims-model@production[/]\n"
         "  [bold]modelyard serve claims-model@production[/]\n"
+        "  [bold]modelyard monitor history claims-model[/]\n"
+        "  [bold]modelyard monitor alerts claims-model[/]\n"
         "Edit features.py, then [bold]modelyard features plan[/] shows what "
         "[bold]modelyard features apply[/] would change.\n"
         "In Python:\n"
