@@ -71,6 +71,9 @@ def test_monitor_run_sends_and_fails_on_alert(served: Path, invoke: Invoke,
 
     monkeypatch.setattr("modelyard.monitoring.windows.time.time_ns",
                         lambda: int(datetime(2025, 3, 3, tzinfo=UTC).timestamp() * 1e9))
+    calm = invoke("monitor", "run", "--start", "2025-03-01", "--end", "2025-03-02",
+                  "--fail-on-alert")
+    assert calm.exit_code == 0, calm.output  # the calm day: nothing fired
     done = invoke("monitor", "run", "--window", "1d", "--fail-on-alert")
     assert done.exit_code == 2, done.output
     assert "ALERT" in done.output and "region" in done.output

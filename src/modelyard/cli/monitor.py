@@ -43,6 +43,8 @@ def run(
         help="Models to check (default: every model with monitoring rules).",
         show_default=False)] = None,
     window: WindowOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
     alert: AlertOption = None,
     notify: NotifyOption = None,
     every: Annotated[str | None, typer.Option(
@@ -65,8 +67,8 @@ def run(
                 return
             fired = 0
             for name in names:
-                result = yard.monitoring.check(name, window=window, rules=alert or (),
-                                               notify=notify or ())
+                result = yard.monitoring.check(name, window=window, start=start, end=end,
+                                               rules=alert or (), notify=notify or ())
                 _print_summary(result)
                 fired += len(result.fired)
             if pause is None:

@@ -241,11 +241,12 @@ class MonitoringService:
         return from_frame(data, inputs=_inputs(record), label=label, predictions=predictions)
 
     def run(self, models: Sequence[str] | None = None, *, window: str | None = None,
-            rules: Sequence[str | AlertRule] = (), notify: Sequence[str] = ()
-            ) -> list[MonitorResult]:
+            start: Any = None, end: Any = None, rules: Sequence[str | AlertRule] = (),
+            notify: Sequence[str] = ()) -> list[MonitorResult]:
         """Check every model with monitoring rules (or the ones named): store, alert."""
         names = list(models) if models else self.monitored_models()
-        return [self.check(name, window=window, rules=rules, notify=notify) for name in names]
+        return [self.check(name, window=window, start=start, end=end, rules=rules,
+                           notify=notify) for name in names]
 
     def history(self, model: str, *, limit: int | None = 100) -> list[dict[str, Any]]:
         """Summaries of the model's stored checks, oldest first (what trends are drawn
