@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from modelyard._version import __version__
 from modelyard.errors import InvalidInputError
 from modelyard.monitoring import charts
 from modelyard.monitoring.check import summary_of
+from modelyard.monitoring.files import write_text_atomic
 from modelyard.monitoring.html_format import (
     DASH,
     bullets,
@@ -107,18 +106,7 @@ def write_html(path: str | os.PathLike[str], result: Mapping[str, Any],
     if not target.parent.is_dir():
         raise InvalidInputError(f"the directory {str(target.parent)!r} does not exist",
                                 field="path")
-    page = render_html(result, history)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                             suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(page)
-        os.chmod(temporary, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(target, render_html(result, history))
 
 
 # --- sections ------------------------------------------------------------------------------

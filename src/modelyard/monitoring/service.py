@@ -196,10 +196,13 @@ class MonitoringService:
         notifiers = [notifier_from_text(t) for t in targets or ["log"]]  # checked up front
         record: VersionRecord | None
         health: dict[str, Any] | None = None
+        loaded: Any = None  # the model object, once loaded
         if data is not None:
             record = self.registry.get_version(model, version)
             label = label or config.get("label") or record.spec.get("label")
-            window_data = self._from_data(record, data, label)
+            loaded = self.registry.load(record.name, record.version)
+            window_data = from_frame(data, inputs=_inputs(record), label=label,
+                                     predict=loaded.predict)
         else:
             record, window_data, health = self._from_log(model, version, span)
             label = label or config.get("label") or (
@@ -212,7 +215,7 @@ class MonitoringService:
             None if record is None else record.spec.get("reference_rows"),
             evaluation, dataset, label, _prediction_column(record),
             list(slice_by if slice_by is not None else config.get("slice_by", [])),
-            drift_options, self._probabilities(record), health,
+            drift_options, self._probabilities(record, loaded), health,
             _period(span.end_us - span.start_us), all_rules,
             [] if record is not None else [f"model {model} has no version to check"])
         result = run_check(inputs, datetime.now(UTC).isoformat())
@@ -232,13 +235,6 @@ class MonitoringService:
         if record is not None and version is None and len(frame):
             frame = frame[frame["version"] == record.version]
         return record, from_log(frame), health
-
-    def _from_data(self, record: VersionRecord, data: Any, label: str | None
-                   ) -> WindowData:
-        """``data`` with the version's predictions on it."""
-        predictions = self.registry.load(record.name, record.version).predict(
-            _frame_of(data, _inputs(record)))
-        return from_frame(data, inputs=_inputs(record), label=label, predictions=predictions)
 
     def run(self, models: Sequence[str] | None = None, *, window: str | None = None,
             start: Any = None, end: Any = None, rules: Sequence[str | AlertRule] = (),
@@ -269,6 +265,7 @@ class MonitoringService:
         and/or JSON, with the trends of the stored checks before it."""
         import json
 
+        from modelyard.monitoring.files import write_text_atomic
         from modelyard.monitoring.html import write_html
 
         result = result or self.check(model, window=window, start=start, end=end,
@@ -276,11 +273,13 @@ class MonitoringService:
         data = result.to_dict()
         history = [h for h in self.history(model) if h["result_id"] != result.result_id]
         history.append(summary_of(data))
+        for path in (html, json_path):
+            if path is not None:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
         if html is not None:
-            Path(html).parent.mkdir(parents=True, exist_ok=True)
             write_html(html, data, history)
         if json_path is not None:
-            _write_atomic(Path(json_path), json.dumps(
+            write_text_atomic(json_path, json.dumps(
                 {"result": data, "history": history}, indent=1, allow_nan=False))
         return result
 
@@ -328,15 +327,17 @@ class MonitoringService:
                 return found[name], name
         return None, None
 
-    def _probabilities(self, record: VersionRecord | None) -> Any:
+    def _probabilities(self, record: VersionRecord | None, loaded: Any = None) -> Any:
         """A function giving a classifier's probabilities and classes on window features
-        (None for a model without ``predict_proba``); the model loads on first call."""
+        (None for a model without ``predict_proba``); the model loads on first call unless
+        ``loaded`` is it already."""
         if record is None:
             return None
         registry, inputs = self.registry, _inputs(record)
 
         def probabilities(features: pd.DataFrame) -> tuple[Any, list[Any]] | None:
-            model = registry.load(record.name, record.version)
+            model = loaded if loaded is not None else registry.load(record.name,
+                                                                     record.version)
             if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")):
                 return None
             frame = features[inputs] if inputs else features
@@ -395,19 +396,6 @@ def _prediction_column(record: VersionRecord | None) -> str:
     return str(outputs[0]["name"]) if len(outputs) == 1 else "prediction"
 
 
-def _frame_of(data: Any, inputs: list[str]) -> pd.DataFrame:
-    from modelyard.registry.evaluation import to_pandas
-
-    frame = to_pandas(data, field="data")
-    if len(frame) == 0:
-        raise InvalidInputError("data has no rows; there is nothing to check", field="data")
-    missing = [c for c in inputs if c not in frame.columns]
-    if missing:
-        raise InvalidInputError(f"data lacks the model's input column(s) "
-                                f"{', '.join(missing)}", field="data")
-    return frame[inputs] if inputs else frame
-
-
 def _period(span_us: int) -> int:
     """Trend periods: hours for a window up to two days, else days."""
     return _HOUR_US if span_us <= 2 * _DAY_US else _DAY_US
@@ -415,19 +403,4 @@ def _period(span_us: int) -> int:
 
 def _now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 

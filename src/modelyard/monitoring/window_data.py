@@ -9,7 +9,7 @@ that drift and data quality report the type mismatch rather than hide it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,25 +52,28 @@ def from_log(frame: pd.DataFrame) -> WindowData:
 
 
 def from_frame(data: Any, *, inputs: Sequence[str], label: str | None,
-               predictions: Any) -> WindowData:
+               predict: Callable[[pd.DataFrame], Any]) -> WindowData:
     """A window from a frame given directly (``yard.monitoring.check(model, data=...)``):
-    the model's input columns, the label column when named, and the model's predictions."""
+    the model's ``inputs`` (every column but the label when the model names none), the
+    label column when named, and what ``predict`` returns on the inputs."""
     import pandas as pd
 
     from modelyard.registry.evaluation import to_pandas
 
-    frame = to_pandas(data, field="data")
+    frame = to_pandas(data, field="data").reset_index(drop=True)
     if len(frame) == 0:
         raise InvalidInputError("data has no rows; there is nothing to check", field="data")
+    missing = [c for c in inputs if c not in frame.columns]
+    if missing:
+        raise InvalidInputError(f"data lacks the model's input column(s) "
+                                f"{', '.join(missing)}", field="data")
     if label is not None and label not in frame.columns:
         raise InvalidInputError(f"data has no label column {label!r}", field="label")
-    present = [c for c in inputs if c in frame.columns] or [
-        c for c in frame.columns if c != label]
-    features = frame[present].reset_index(drop=True)
+    features = frame[list(inputs) or [c for c in frame.columns if c != label]]
+    predictions = predict(features)
     outputs = (predictions.reset_index(drop=True) if isinstance(predictions, pd.DataFrame)
                else pd.DataFrame({"prediction": list(predictions)}))
-    labels = (frame[[label]].reset_index(drop=True) if label is not None
-              else pd.DataFrame(index=features.index))
+    labels = frame[[label]] if label is not None else pd.DataFrame(index=features.index)
     return WindowData(features, outputs, labels, None, {})
 
 
