@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,3 +47,26 @@ def write_claims(project: Path, frame: pd.DataFrame | None = None) -> pd.DataFra
     (project / "data").mkdir(exist_ok=True)
     frame.to_parquet(project / "data" / "claims.parquet", index=False)
     return frame
+
+
+def xy(n: int = 200, seed: int = 4) -> tuple[pd.DataFrame, pd.Series]:
+    """Numeric inputs and a target linear in them."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame({"age": rng.uniform(18, 80, n).round(1),
+                      "vehicle_value": rng.uniform(2_000, 60_000, n).round(0)})
+    y = 3.0 * x["age"] + 0.01 * x["vehicle_value"] + rng.normal(0, 2, n)
+    return x, y.rename("claim_value")
+
+
+def regressor(x: pd.DataFrame, y: pd.Series) -> Any:
+    from sklearn.linear_model import LinearRegression
+
+    return LinearRegression().fit(x, y)
+
+
+def pipeline() -> Any:
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), Ridge())

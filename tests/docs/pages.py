@@ -38,6 +38,40 @@ def _readme_check(names: Names, project: Path) -> None:
     assert yard.models.load("claims-model@production") is not None
 
 
+def _features(project: Path) -> Names:
+    data.write_claims(project)
+    events = data.claims(seed=3)[["customer_id", "event_time", "claim_amount"]]
+    return {"frame": events, "spine": data.labels()}
+
+
+def _features_check(names: Names, project: Path) -> None:
+    yard = names["yard"]
+    assert len(names["ts"]) == len(names["spine"])
+    assert [c.operation for c in yard.features.commits("claims")] == ["ingest", "forget"]
+    left = yard.training_set(names["spine"], ["claim_stats:amount"]).to_pandas()
+    assert left.set_index("customer_id").loc[[42, 77], "amount"].isna().all()  # forgotten
+
+
+def _tracking(project: Path) -> Names:
+    (project / "plots").mkdir()
+    (project / "plots" / "loss.svg").write_text("<svg/>")
+    x, y = data.xy()
+    return {"model": data.regressor(x, y), "X": x, "y": y, "pipeline": data.pipeline()}
+
+
+def _tracking_check(names: Names, project: Path) -> None:
+    yard = names["yard"]
+    assert yard.settings.project_name == "claims"
+    assert names["best"].info.name == "gbm-depth-5"  # the lower rmse
+    assert list(names["cmp"].params.index) == ["max_depth"]  # only what differs
+    assert (project / "out" / "plots" / "loss.svg").read_text() == "<svg/>"
+    runs = yard.search_runs(None)  # 2 by hand, 2 autologged (one in the default experiment)
+    assert len(runs) == 4 and runs["status"].eq("finished").all()
+    assert sorted(runs["experiment"]) == ["claims", "claims", "claims", "default"]
+
+
 PAGES: dict[str, Page] = {
     "README.md": Page(_readme, _readme_check),
+    "docs/features.md": Page(_features, _features_check),
+    "docs/tracking.md": Page(_tracking, _tracking_check),
 }

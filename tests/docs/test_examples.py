@@ -26,7 +26,9 @@ PAGES = [page_name(p) for p in pages() if _runnable(p)]
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_the_examples_of_a_page_run(page: str, project: Path) -> None:
+def test_the_examples_of_a_page_run(page: str, project: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # for paths like ~/work/claims
     path = ROOT / page
     spec = setups.PAGES.get(page, setups.Page())
     names: dict[str, Any] = {"__name__": "__docs__"}
