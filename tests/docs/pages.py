@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,31 @@ def _tracking_check(names: Names, project: Path) -> None:
     assert sorted(runs["experiment"]) == ["claims", "claims", "claims", "default"]
 
 
+def _monitoring(project: Path) -> Names:
+    """claims-model, registered with its reference and evaluated; a day of its answers in
+    the prediction log, labelled. Like the reference: no rule fires, so no webhook is sent."""
+    import modelyard
+    from tests.monitoring import support
+
+    with modelyard.connect() as yard:
+        version = support.register_regressor(yard, rows=1_000)
+        served = support.claims(300, 7)
+        ids = support.log_window(yard, version, served, data.now() - timedelta(days=1))
+        support.label(yard, ids, served)
+    return {}
+
+
+def _monitoring_check(names: Names, project: Path) -> None:
+    result = names["result"]
+    assert result.drift["dataset_drift"] is False
+    assert result.to_dict()["performance"]["metrics"]["r2"] > 0.9
+    assert (project / "report.html").read_text().startswith("<!")
+    assert names["yard"].monitoring.alerts("claims-model") == []  # nothing fired, nothing sent
+
+
 PAGES: dict[str, Page] = {
     "README.md": Page(_readme, _readme_check),
     "docs/features.md": Page(_features, _features_check),
+    "docs/monitoring.md": Page(_monitoring, _monitoring_check),
     "docs/tracking.md": Page(_tracking, _tracking_check),
 }
