@@ -70,3 +70,39 @@ def pipeline() -> Any:
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(StandardScaler(), Ridge())
+
+
+def policyholders(seed: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = len(CUSTOMERS)
+    return pd.DataFrame({
+        "customer_id": CUSTOMERS,
+        "policy_start": [now() - timedelta(days=400)] * n,
+        "age": rng.integers(18, 80, n),
+        "region": rng.choice(["north", "south", "east", "west"], n),
+    })
+
+
+def claims_features(project: Path) -> tuple[Any, Any]:
+    """The claim_history and customer_profile feature groups, applied, with their data
+    ingested: what the online and serving pages take as given."""
+    from modelyard import Entity, Feature, FeatureGroup, Source, connect
+
+    write_claims(project)
+    policyholders().to_parquet(project / "data" / "policyholders.parquet", index=False)
+    customer = Entity("customer", key="customer_id")
+    claims_source = Source.parquet("data/claims.parquet", timestamp="event_time")
+    holders = Source.parquet("data/policyholders.parquet", timestamp="policy_start")
+    history = FeatureGroup("claim_history", entity=customer, source=claims_source, ttl="365d",
+                           features=[
+                               Feature("last_amount", "claim_amount"),
+                               Feature("amount_30d_mean", "mean(claim_amount)", window="30d"),
+                               Feature("claims_90d", "count(*)", window="90d"),
+                           ])
+    profile = FeatureGroup("customer_profile", entity=customer, source=holders, features=[
+        Feature("age", "age"), Feature("region", "region")])
+    with connect() as yard:
+        yard.apply([history, profile])
+        yard.ingest(claims_source)
+        yard.ingest(holders)
+    return history, profile

@@ -93,9 +93,28 @@ def _monitoring_check(names: Names, project: Path) -> None:
     assert names["yard"].monitoring.alerts("claims-model") == []  # nothing fired, nothing sent
 
 
+def _online(project: Path) -> Names:
+    data.claims_features(project)
+    spine = data.labels().drop(columns=["claim_value"]).assign(claim_amount=1200.0)
+    fresh = data.claims(seed=9, days=1, per_customer=1).head(3)
+    return {"spine": spine, "fresh_rows": fresh}
+
+
+def _online_check(names: Names, project: Path) -> None:
+    found = names["found"]
+    assert found.status == ["found", "found", "missing"]
+    assert found.to_records()[0]["customer_id"] == 42
+    yard = names["yard"]
+    pushed = names["fresh_rows"].iloc[0]
+    now = yard.online_features(["claim_history:last_amount"],
+                               {"customer_id": [int(pushed["customer_id"])]})
+    assert now.to_records()[0]["last_amount"] == pushed["claim_amount"]  # the push is served
+
+
 PAGES: dict[str, Page] = {
     "README.md": Page(_readme, _readme_check),
     "docs/features.md": Page(_features, _features_check),
     "docs/monitoring.md": Page(_monitoring, _monitoring_check),
+    "docs/online.md": Page(_online, _online_check),
     "docs/tracking.md": Page(_tracking, _tracking_check),
 }
