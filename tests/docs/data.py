@@ -106,3 +106,42 @@ def claims_features(project: Path) -> tuple[Any, Any]:
         yard.ingest(claims_source)
         yard.ingest(holders)
     return history, profile
+
+
+STATS = ["amount", "amount_30d_mean", "claims_90d"]
+
+
+def claim_stats(project: Path) -> Any:
+    """The claim_stats feature group, applied, with its claims ingested."""
+    from modelyard import Entity, Feature, FeatureGroup, Source, connect
+
+    write_claims(project)
+    source = Source.parquet("data/claims.parquet", timestamp="event_time")
+    stats = FeatureGroup("claim_stats", entity=Entity("customer", key="customer_id"),
+                         source=source, features=[
+                             Feature("amount", "claim_amount"),
+                             Feature("amount_30d_mean", "mean(claim_amount)", window="30d"),
+                             Feature("claims_90d", "count(*)", window="90d"),
+                         ])
+    with connect() as yard:
+        yard.apply([stats])
+        yard.ingest(source)
+    return stats
+
+
+def value_of(features: pd.DataFrame, seed: int) -> np.ndarray:
+    """The next claim's value: mostly the last claim's amount, and the number of claims."""
+    rng = np.random.default_rng(seed)
+    return np.asarray(0.8 * features["amount"] + 40.0 * features["claims_90d"]
+                      + rng.normal(0, 20, len(features))).round(2)
+
+
+def fit(training: Any) -> Any:
+    """A model of the claim value from the claim_stats features, nulls imputed."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+
+    frame = training.to_pandas()
+    return make_pipeline(SimpleImputer(), LinearRegression()).fit(frame[STATS],
+                                                                  frame["claim_value"])

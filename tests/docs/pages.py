@@ -14,6 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from docs import data
 
 Names = dict[str, Any]
@@ -111,10 +113,49 @@ def _online_check(names: Names, project: Path) -> None:
     assert now.to_records()[0]["last_amount"] == pushed["claim_amount"]  # the push is served
 
 
+def _registry(project: Path) -> Names:
+    """claim_stats applied and ingested; claims-model versions 1 and 2 (a mean-only
+    model), 2 in production; the reader's data: a spine, a holdout, a model trained
+    elsewhere and an input example, and their ``fit``."""
+    import modelyard
+    from sklearn.dummy import DummyRegressor
+
+    data.claim_stats(project)
+    with modelyard.connect() as yard:
+        spine = data.labels().drop(columns=["claim_value"])
+        known = yard.training_set(spine, ["claim_stats:*"]).to_pandas()
+        spine["claim_value"] = data.value_of(known, seed=1)
+        training = yard.training_set(spine, ["claim_stats:*"], label="claim_value")
+        frame = training.to_pandas()[data.STATS]
+        mean_only = DummyRegressor().fit(frame, spine["claim_value"])
+        for _ in range(2):
+            yard.models.register(mean_only, "claims-model", training_set=training, onnx=False)
+        yard.models.promote("claims-model", 2, alias="production")
+    rng = np.random.default_rng(3)
+    holdout = known[data.STATS].assign(claim_value=data.value_of(known, seed=2),
+                                       region=rng.choice(["north", "south"], len(known)),
+                                       gender=rng.choice(["f", "m"], len(known)))
+    return {"spine": spine, "fit": data.fit, "other_model": data.fit(training),
+            "frame": frame.head(5), "holdout": holdout}
+
+
+def _registry_check(names: Names, project: Path) -> None:
+    yard = names["yard"]
+    moves = [(m.action, m.from_version, m.to_version)
+             for m in yard.models.history("claims-model")]
+    assert sorted(moves, key=str) == sorted([("promote", None, 2), ("promote", 2, 3),
+                                             ("rollback", 3, 2)], key=str)
+    assert yard.models.lineage("claims-model", 3).training_set is not None
+    rebuilt = yard.models.rebuild_training_set("claims-model", 3).to_pandas()
+    assert rebuilt.equals(names["ts"].to_pandas())
+    assert len(yard.models.versions("claims-model")) == 4  # 2 given, 1 logged, 1 registered
+
+
 PAGES: dict[str, Page] = {
     "README.md": Page(_readme, _readme_check),
     "docs/features.md": Page(_features, _features_check),
     "docs/monitoring.md": Page(_monitoring, _monitoring_check),
     "docs/online.md": Page(_online, _online_check),
+    "docs/registry.md": Page(_registry, _registry_check),
     "docs/tracking.md": Page(_tracking, _tracking_check),
 }
