@@ -3,7 +3,8 @@
 A page's ``setup`` prepares the fresh project (the files its examples read, the definitions
 and models they take as given) and returns the names its examples use without defining them
 (``spine``, ``holdout``...: the reader's own data). Its ``check`` asserts what the examples
-did. A page without an entry runs in an empty project.
+did. A page without an entry runs in an empty project. The working directory is the project's
+folder, or an empty folder for a page whose examples create the project themselves.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from docs import data
 
@@ -25,6 +27,7 @@ Names = dict[str, Any]
 class Page:
     setup: Callable[[Path], Names] | None = None
     check: Callable[[Names, Path], None] | None = None
+    project: bool = True  # False: the examples start in an empty folder
 
 
 def _readme(project: Path) -> Names:
@@ -34,6 +37,7 @@ def _readme(project: Path) -> Names:
 
 
 def _readme_check(names: Names, project: Path) -> None:
+    assert (project / "modelyard.toml").is_file()  # made by the first example
     assert names["best"].info.name == "tree-8"  # the best run by r2
     assert list(names["runs"]["name"]) == ["tree-8", "tree-5"]
     assert names["row"]["customer_id"] == 42 and names["row"]["claims_90d"] >= 1
@@ -117,8 +121,9 @@ def _registry(project: Path) -> Names:
     """claim_stats applied and ingested; claims-model versions 1 and 2 (a mean-only
     model), 2 in production; the reader's data: a spine, a holdout, a model trained
     elsewhere and an input example, and their ``fit``."""
-    import modelyard
     from sklearn.dummy import DummyRegressor
+
+    import modelyard
 
     data.claim_stats(project)
     with modelyard.connect() as yard:
@@ -151,11 +156,57 @@ def _registry_check(names: Names, project: Path) -> None:
     assert len(yard.models.versions("claims-model")) == 4  # 2 given, 1 logged, 1 registered
 
 
+def _serving(project: Path) -> Names:
+    """claim_stats applied, ingested and materialized; claims-model 1 (production) and 2
+    (challenger), logged with their training set; a day of version 1's answers in the
+    prediction log; the reader's settled claims (customer, time, value)."""
+    import modelyard
+    from modelyard.backends.metadata.predictions import PredictionRecord
+
+    data.claim_stats(project)
+    with modelyard.connect() as yard:
+        spine = data.labels().drop(columns=["claim_value"])
+        known = yard.training_set(spine, ["claim_stats:*"]).to_pandas()
+        spine["claim_value"] = data.value_of(known, seed=1)
+        training = yard.training_set(spine, ["claim_stats:*"], label="claim_value")
+        model = data.fit(training)
+        for alias in ("production", "challenger"):
+            version = yard.models.register(model, "claims-model", training_set=training,
+                                           onnx=False).version
+            yard.models.promote("claims-model", version, alias=alias)
+        yard.materialize()
+        rows = known[["customer_id", *data.STATS]].to_dict("records")
+        answered = data.now() - timedelta(days=1)
+        at_us = int(answered.timestamp() * 1e6)
+        predicted = model.predict(known[data.STATS])
+        yard.predictions.write([
+            PredictionRecord(f"req-{i}", 0, "claims-model", 1, "primary", at_us + i, 4.0,
+                             {"customer_id": int(r["customer_id"])},
+                             {c: r[c] for c in data.STATS}, {"claim_value": float(p)})
+            for i, (r, p) in enumerate(zip(rows, predicted, strict=True))])
+    settled = pd.DataFrame({"customer_id": [77, 100], "at": [data.now()] * 2,
+                            "claim_value": [950.0, 2210.0]})
+    return {"settled": settled}
+
+
+def _serving_check(names: Names, project: Path) -> None:
+    yard = names["yard"]
+    assert len(names["frame"]) == len(data.CUSTOMERS)
+    answer = names["answer"].to_dict()
+    assert answer["model"] == "claims-model" and len(answer["predictions"]) == 1
+    logged = yard.read_predictions("claims-model", start=data.now() - timedelta(days=2))
+    labelled = logged.dropna(subset=["label.claim_value"])
+    assert labelled["request_id"].iloc[0] == names["rid"]
+    assert sorted(labelled["label.claim_value"]) == [950.0, 1830.0, 2210.0]
+    assert sorted(labelled["entity.customer_id"])[1:] == [77, 100]  # by entity and time
+
+
 PAGES: dict[str, Page] = {
-    "README.md": Page(_readme, _readme_check),
+    "README.md": Page(_readme, _readme_check, project=False),
     "docs/features.md": Page(_features, _features_check),
     "docs/monitoring.md": Page(_monitoring, _monitoring_check),
     "docs/online.md": Page(_online, _online_check),
     "docs/registry.md": Page(_registry, _registry_check),
+    "docs/serving.md": Page(_serving, _serving_check),
     "docs/tracking.md": Page(_tracking, _tracking_check),
 }

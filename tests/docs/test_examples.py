@@ -26,11 +26,18 @@ PAGES = [page_name(p) for p in pages() if _runnable(p)]
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_the_examples_of_a_page_run(page: str, project: Path, tmp_path: Path,
+def test_the_examples_of_a_page_run(page: str, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard import init_project
+
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # for paths like ~/work/claims
     path = ROOT / page
     spec = setups.PAGES.get(page, setups.Page())
+    project = tmp_path / "proj"
+    project.mkdir()
+    if spec.project:
+        init_project(project, "claims")
+    monkeypatch.chdir(project)
     names: dict[str, Any] = {"__name__": "__docs__"}
     names.update(spec.setup(project) if spec.setup else {})
     try:
@@ -46,12 +53,14 @@ def test_the_examples_of_a_page_run(page: str, project: Path, tmp_path: Path,
 
 
 def _close(names: dict[str, Any]) -> None:
+    """Close what the examples opened and left open: servers, then connections."""
     from modelyard import Yard
 
-    for value in list(names.values()):
-        if isinstance(value, Yard):
-            with contextlib.suppress(Exception):
-                value.close()
+    values = [v for v in names.values() if type(v).__module__.startswith("modelyard.")
+              and callable(getattr(v, "close", None))]
+    for value in sorted(values, key=lambda v: isinstance(v, Yard)):
+        with contextlib.suppress(Exception):
+            value.close()
 
 
 def test_every_page_with_examples_is_run() -> None:
@@ -84,7 +93,7 @@ def test_the_blocks_of_a_page_are_found_with_their_markers() -> None:
     blocks, dangling = parse(page, "page.md")
     assert [(b.line, b.code, b.not_run) for b in blocks] == [
         (4, "a = 1\n", None), (9, "serve()\n", "starts a server"),
-        (17, "```\nb = 2\n", ""), (23, "c = 3\n", None), (27, "d = 4\n", None)]
+        (17, "```\nb = 2\n", ""), (24, "c = 3\n", None), (28, "d = 4\n", None)]
     assert [(m.line, m.reason) for m in dangling] == [(20, "a reason")]
     namespace: dict[str, Any] = {}
     exec(blocks[0].compiled(Path("page.md")), namespace)  # line numbers as in the page
