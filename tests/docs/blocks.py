@@ -51,7 +51,7 @@ class Marker:
 
 def pages() -> list[Path]:
     """Every page whose Python blocks are examples: the README and docs/*.md."""
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def page_name(path: Path) -> str:
