@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import CodeType
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = frozenset({"python", "py", "python3"})
@@ -37,8 +38,9 @@ class Block:
     def where(self) -> str:
         return f"{self.page}:{self.line}"
 
-    def compiled(self, path: Path) -> object:
-        """The code compiled so that a traceback names the markdown file and its line."""
+    def compiled(self, path: Path) -> CodeType:
+        """The code compiled so that a traceback names the markdown file and its line (and
+        ``inspect.getsource`` finds a function's source there, as a transform needs)."""
         return compile("\n" * (self.line - 1) + self.code, str(path), "exec")
 
 

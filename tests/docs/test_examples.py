@@ -101,3 +101,14 @@ def test_the_blocks_of_a_page_are_found_with_their_markers() -> None:
     with pytest.raises(ZeroDivisionError) as info:
         exec(Block("page.md", 7, "1 / 0\n").compiled(Path("page.md")), {})
     assert info.traceback[-1].lineno + 1 == 7
+
+
+def test_a_function_defined_in_a_block_has_its_source(tmp_path: Path) -> None:
+    """A transform's source is stored: inspect finds it in the page, at its line."""
+    import inspect
+
+    page = tmp_path / "page.md"
+    page.write_text("# Transforms\n\n```python\ndef double(frame):\n    return frame * 2\n```\n")
+    namespace: dict[str, Any] = {}
+    exec(parse(page.read_text(), "page.md")[0][0].compiled(page), namespace)
+    assert inspect.getsource(namespace["double"]) == "def double(frame):\n    return frame * 2\n"
