@@ -79,7 +79,8 @@ def _tracking_check(names: Names, project: Path) -> None:
 
 def _monitoring(project: Path) -> Names:
     """claims-model, registered with its reference and evaluated; a day of its answers in
-    the prediction log, labelled. Like the reference: no rule fires, so no webhook is sent."""
+    the prediction log, labelled. The served rows are like the training rows: no rule fires,
+    so the example's webhook is never called."""
     import modelyard
     from tests.monitoring import support
 
