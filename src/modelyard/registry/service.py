@@ -370,7 +370,7 @@ class ModelRegistry:
                 data: dict[str, Any] | None = None, gates: Sequence[Gate] = ()
                 ) -> Promotion:
         """Run every gate, store the report, and move ``alias`` to the version, or raise
-        PromotionRefusedError listing each failed gate. ``force=True`` (with a reason) moves
+        GateFailedError listing each failed gate. ``force=True`` (with a reason) moves
         it anyway and records the override."""
         from modelyard.registry.promotion import promote
 
