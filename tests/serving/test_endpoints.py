@@ -89,7 +89,7 @@ def test_v2_infer_takes_a_tensor_per_column_or_one_matrix(client: TestClient) ->
 def test_v2_errors_and_metadata_follow_the_protocol(client: TestClient) -> None:
     wrong = client.post(INFER, json={"inputs": [{"name": "age", "shape": [3],
                                                  "datatype": "FP64", "data": [1, 2]}]})
-    assert wrong.status_code == 422 and "shape" in wrong.json()["error"]
+    assert wrong.status_code == 400 and "shape" in wrong.json()["error"]
     assert client.post(f"/v2/models/{MODEL}/versions/9/infer",
                        json={"inputs": []}).status_code == 404
     assert client.post("/v2/models/nope/infer", json={"inputs": []}).json()["error"]
