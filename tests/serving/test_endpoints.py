@@ -159,9 +159,9 @@ _bodies = st.one_of(
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=_bodies)
 def test_no_request_body_makes_a_500(client: TestClient, body: Any) -> None:
-    for path in (PREDICT, INFER):
+    for path, refused in ((PREDICT, 422), (INFER, 400)):
         response = client.post(path, content=json.dumps(body).encode())
-        assert response.status_code in (200, 404, 422), response.text
+        assert response.status_code in (200, 404, refused), response.text
 
 
 def test_every_answer_is_logged_once_and_labels_attach_to_it(
@@ -237,7 +237,7 @@ def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
             assert post(PREDICT, "bad-json", content=b'{"instances": [' + secret.encode()) \
                 == 422
             assert post(INFER, "bad-tensor", json={"inputs": [
-                {"name": "age", "shape": [2], "datatype": "BYTES", "data": [secret]}]}) == 422
+                {"name": "age", "shape": [2], "datatype": "BYTES", "data": [secret]}]}) == 400
             assert post(f"/v1/models/{MODEL}/explain", "bad-explain",
                         json={"instances": [{"age": secret}]}) == 422
             assert post("/v1/models/nope/predict", "not-served",
@@ -262,8 +262,8 @@ def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
         "error": "InvalidInputError", "endpoint": "predict", "field": "instances[0].age"}
     assert failures.loc["bad-input", "latency_ms"] > 0
     assert failures.loc["bad-json", "field"] == "body"
-    assert tuple(failures.loc["bad-tensor", ["endpoint", "field"]]) == ("infer",
-                                                                       "inputs[0].data")
+    assert tuple(failures.loc["bad-tensor", ["endpoint", "status", "field"]]) == (
+        "infer", 400, "age.data")
     assert failures.loc["bad-explain", "endpoint"] == "explain"
     assert tuple(failures.loc["crashed", ["status", "error", "version"]]) == (
         500, "RuntimeError", 1)

@@ -151,6 +151,11 @@ def routes(state: ServerState) -> list[BaseRoute]:
             out, headers = await state.call(infer, state.model_server(), name, body,
                                             request.headers, rid,
                                             request.path_params.get("version"))
+        except ModelyardError as exc:
+            answer = v2_error(exc)
+            state.failed(name, "infer", rid, exc, began, answer.status_code)
+            answer.headers["X-Request-ID"] = rid
+            return answer
         except Exception as exc:
             state.failed(name, "infer", rid, exc, began)
             raise
