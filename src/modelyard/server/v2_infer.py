@@ -18,7 +18,7 @@ are sent, each as JSON or as binary data as asked.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +90,10 @@ def renamed(exc: ModelyardError, layout: Layout) -> ModelyardError:
     return out
 
 
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(map(repr, names))
+
+
 def parse_version(version: str | None) -> int | None:
     if version is None:
         return None
@@ -140,13 +144,13 @@ def _rows(served: Served, tensors: list[Tensor]) -> tuple[str, list[dict[str, An
     unknown = [n for n in given if n not in allowed]
     if unknown and inputs:
         raise InvalidInputError(
-            f"unknown input tensor{'s' * (len(unknown) > 1)} {', '.join(unknown)}; the model "
-            f"takes {', '.join(inputs)}" + (f" (or the entity keys "
+            f"unknown input tensor{'s' * (len(unknown) > 1)} {_quoted(unknown)}; the model "
+            f"takes {_quoted(inputs)}" + (f" (or the entity keys "
                                              f"{', '.join(source.key_columns)})"
                                              if source is not None else ""), field=unknown[0])
     if missing and inputs:
         raise InvalidInputError(
-            f"missing input tensor{'s' * (len(missing) > 1)} {', '.join(missing)}"
+            f"missing input tensor{'s' * (len(missing) > 1)} {_quoted(missing)}"
             + (f"; send every input, or the entity keys {', '.join(source.key_columns)}"
                if source is not None and kind == "instances" else ""), field=missing[0])
     columns = [t.values for t in tensors]
@@ -223,8 +227,8 @@ def infer(server: ModelServer, name: str, body: bytes, headers: Mapping[str, str
     unknown = [o.name for o in request.outputs or () if o.name not in available]
     if unknown:
         raise InvalidInputError(
-            f"unknown output{'s' * (len(unknown) > 1)} {', '.join(unknown)}; the model gives "
-            f"{', '.join(available)}", field=unknown[0])
+            f"unknown output{'s' * (len(unknown) > 1)} {_quoted(unknown)}; the model gives "
+            f"{_quoted(available)}", field=unknown[0])
     try:
         answer = server.predict(name, {kind: rows}, rid, wanted)
     except ModelyardError as exc:
@@ -247,8 +251,8 @@ def _response(request: InferRequest, name: str, version: int, rid: str, role: st
     names = [o.name for o in chosen] or list(tensors)
     missing = [n for n in names if n not in tensors]
     if missing:
-        raise InvalidInputError(f"the model gave no output {', '.join(missing)} for this "
-                                f"request (it gave {', '.join(tensors)})", field=missing[0])
+        raise InvalidInputError(f"the model gave no output {_quoted(missing)} for this "
+                                f"request (it gave {_quoted(tensors)})", field=missing[0])
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for out in names:
