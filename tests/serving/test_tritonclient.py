@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
-from .support import (MODEL, NUMERIC, linear, open_yard, register, setup, start_serve,
-                      stop_serve)
+from .support import MODEL, NUMERIC, linear, open_yard, register, setup, start_serve, stop_serve
 
 http = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402

@@ -117,7 +117,7 @@ def decode(datatype: str, raw: bytes, count: int, name: str) -> list[Any]:
     if datatype == "BOOL":
         bad = next((i for i, b in enumerate(raw) if b > 1), None)
         if bad is not None:
-            raise InvalidInputError(f"input {name!r}[{bad}]: a BOOL byte must be 0 or 1, got "
+            raise InvalidInputError(f"input {name}[{bad}]: a BOOL byte must be 0 or 1, got "
                                     f"{raw[bad]}", field=f"{name}[{bad}]")
     values: list[Any] = np.frombuffer(raw, dtype=dtype).tolist()
     return values
@@ -129,17 +129,17 @@ def _decode_bytes(raw: bytes, count: int, name: str) -> list[Any]:
     view = memoryview(raw)
     for i in range(count):
         if at + 4 > len(raw):
-            raise InvalidInputError(f"input {name!r}[{i}]: the binary data ends before the "
+            raise InvalidInputError(f"input {name}[{i}]: the binary data ends before the "
                                     f"element's 4-byte length", field=f"{name}[{i}]")
         size = int.from_bytes(view[at:at + 4], "little")
         at += 4
         if at + size > len(raw):
-            raise InvalidInputError(f"input {name!r}[{i}]: the element says {size} bytes but "
+            raise InvalidInputError(f"input {name}[{i}]: the element says {size} bytes but "
                                     f"only {len(raw) - at} remain", field=f"{name}[{i}]")
         try:
             values.append(bytes(view[at:at + size]).decode("utf-8"))
         except UnicodeDecodeError:
-            raise InvalidInputError(f"input {name!r}[{i}]: BYTES elements must be UTF-8 "
+            raise InvalidInputError(f"input {name}[{i}]: BYTES elements must be UTF-8 "
                                     "text", field=f"{name}[{i}]") from None
         at += size
     if at != len(raw):

@@ -98,8 +98,8 @@ def parse_version(version: str | None) -> int | None:
     if version is None:
         return None
     if not version.isdigit():
-        raise InvalidInputError(f"model version {version!r} must be a whole number",
-                                field="version")
+        raise NotFoundError(f"no model version {version!r}: versions are whole numbers",
+                            version=version)
     return int(version)
 
 

@@ -120,8 +120,9 @@ def check_values(datatype: str, values: list[Any], name: str) -> None:
         i = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
         expected = "a string"
     if i is not None:
-        raise InvalidInputError(f"input {name!r}[{i}]: a {datatype} tensor holds {expected}, "
-                                f"got {_shown(values[i])}", field=f"{name}[{i}]")
+        article = "an" if datatype[0] in "IF" else "a"
+        raise InvalidInputError(f"input {name}[{i}]: {article} {datatype} tensor holds "
+                                f"{expected}, got {_shown(values[i])}", field=f"{name}[{i}]")
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:
