@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import tritonclient.http as http
+import tritonclient.http.aio as aio
+from tritonclient.utils import InferenceServerException
 
 from .support import MODEL, NUMERIC, linear, open_yard, register, setup, start_serve, stop_serve
-
-http = pytest.importorskip("tritonclient.http")
-from tritonclient.utils import InferenceServerException  # noqa: E402
 
 pytestmark = pytest.mark.slow
 CLASSIFIER = "claims-class"
@@ -187,7 +187,6 @@ def test_errors_name_the_tensor(client: Any) -> None:
 
 
 def test_the_asyncio_client(live: dict[str, Any]) -> None:
-    aio = pytest.importorskip("tritonclient.http.aio")
     expected = _v1(live, MODEL, _rows())
 
     async def run() -> tuple[bool, bool, Any, str]:

@@ -183,7 +183,7 @@ def test_every_v2_error_has_the_protocol_body(client: TestClient) -> None:
         ("get", "/v2/models/whatever/nothing", 404, "no endpoint at /v2/models/whatever"),
         ("get", "/v2/nothing", 404, "no endpoint at /v2/nothing"),
         ("get", INFER, 405, "GET is not allowed on"),
-        ("post", f"/v2/models/{MODEL}/ready", 405, "use GET"),
+        ("post", f"/v2/models/{MODEL}/ready", 405, "GET"),
         ("get", f"/v2/models/{MODEL}/versions/9/ready", 404, "serves version 1, not 9"),
         ("get", f"/v2/models/{MODEL}/versions/9", 404, "serves version 1, not 9"),
         ("post", f"/v2/models/{MODEL}/versions/9/infer", 404, "serves version 1, not 9"),
