@@ -154,7 +154,7 @@ def test_broken_binary_data_is_refused_with_the_reason(client: TestClient) -> No
         body, {**headers, "Inference-Header-Content-Length": "99999"})
     assert "binary_data_size is 16 but only 0" in error(
         body[:int(headers["Inference-Header-Content-Length"])], headers)
-    assert "not valid JSON" in error(body, {})  # binary data without the header
+    assert "needs the Inference-Header-Content-Length header" in error(body, {})
 
 
 def test_compressed_bodies(client: TestClient) -> None:
@@ -199,3 +199,29 @@ def test_every_v2_error_has_the_protocol_body(client: TestClient) -> None:
     assert client.get(f"/v2/models/{MODEL}/versions/1/ready").json() == {
         "name": MODEL, "ready": True}
     assert client.get("/v1/nothing").json()["error"] == "NotFoundError"  # /v1 keeps its own
+
+
+def test_a_version_in_the_path_is_answered_by_that_version(
+        served: dict[str, Any], make_server: Callable[..., Any]) -> None:
+    from modelyard.server.app import create_app
+
+    from .support import NUMERIC, linear, register
+
+    yard, training = served["yard"], served["training"]
+    register(yard, linear(training, scale=2.0), training, features=NUMERIC,
+             alias="challenger")
+    server, _ = make_server(yard, canary={MODEL: "challenger:50%"})
+    with open_client(create_app(yard, models=server)) as client:
+        assert client.get(f"/v2/models/{MODEL}").json()["versions"] == ["1", "2"]
+        assert client.get(f"/v2/models/{MODEL}/versions/2/ready").json()["ready"]
+        answers = {}
+        for version in ("1", "2"):
+            for _ in range(5):  # whatever the canary's share, the version asked answers
+                body = client.post(f"/v2/models/{MODEL}/versions/{version}/infer",
+                                   json={"inputs": GOOD}).json()
+                assert body["model_version"] == version
+                answers[version] = body
+        assert answers["1"]["parameters"]["role"] == "primary"
+        assert answers["2"]["parameters"]["role"] == "canary"
+        first, second = (answers[v]["outputs"][0]["data"] for v in ("1", "2"))
+        assert second == pytest.approx([2 * v for v in first], rel=1e-3)

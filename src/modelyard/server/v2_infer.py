@@ -221,7 +221,16 @@ def infer(server: ModelServer, name: str, body: bytes, headers: Mapping[str, str
     wanted = parse_version(version)
     served = deployment.choose()[0] if wanted is None else deployment.exact(wanted)[0]
     raw = decompress(body, headers.get("content-encoding"))
-    request = parse_request(*split(raw, headers.get(HEADER_LENGTH)))
+    header_length = headers.get(HEADER_LENGTH)
+    try:
+        request = parse_request(*split(raw, header_length))
+    except InvalidInputError as exc:
+        if header_length is None and exc.message.startswith("the request body is not valid "
+                                                            "JSON"):
+            raise InvalidInputError(f"{exc.message} (binary tensor data after the JSON needs "
+                                    "the Inference-Header-Content-Length header)",
+                                    **exc.details) from None
+        raise
     kind, rows, layout = _rows(served, request.inputs)
     available = _available(served, kind)
     unknown = [o.name for o in request.outputs or () if o.name not in available]
