@@ -131,8 +131,13 @@ def test_binary_and_json_give_the_v1_predictions(client: Any, live: dict[str, An
 @pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
 def test_compressed_requests_and_responses(client: Any, live: dict[str, Any],
                                            algorithm: str) -> None:
-    expected = _v1(live, MODEL, _rows())
-    result = client.infer(MODEL, _numbers(), request_compression_algorithm=algorithm,
+    many = 100  # enough rows for the answer to be compressed too
+    expected = _v1(live, MODEL, _rows()) * many
+    ages, values = http.InferInput("age", [3 * many], "FP64"), http.InferInput(
+        "vehicle_value", [3 * many], "FP64")
+    ages.set_data_from_numpy(np.tile(AGES, many))
+    values.set_data_from_numpy(np.tile(VALUES, many))
+    result = client.infer(MODEL, [ages, values], request_compression_algorithm=algorithm,
                           response_compression_algorithm=algorithm)
     name = result.get_response()["outputs"][0]["name"]
     np.testing.assert_allclose(result.as_numpy(name), expected)
