@@ -238,6 +238,10 @@ def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
                 == 422
             assert post(INFER, "bad-tensor", json={"inputs": [
                 {"name": "age", "shape": [2], "datatype": "BYTES", "data": [secret]}]}) == 400
+            assert post(INFER, "bad-cell", json={"inputs": [
+                {"name": "age", "shape": [1], "datatype": "BYTES", "data": [secret]},
+                {"name": "vehicle_value", "shape": [1], "datatype": "FP64", "data": [1.0]}]}) \
+                == 400
             assert post(f"/v1/models/{MODEL}/explain", "bad-explain",
                         json={"instances": [{"age": secret}]}) == 422
             assert post("/v1/models/nope/predict", "not-served",
@@ -253,8 +257,8 @@ def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
     assert plog.flush(timeout=10)
     assert list(yard.read_predictions(MODEL).request_id) == ["good"]
     failures = yard.predictions.read_failures(MODEL).set_index("request_id")
-    assert sorted(failures.index) == ["bad-explain", "bad-input", "bad-json", "bad-tensor",
-                                      "crashed"]
+    assert sorted(failures.index) == ["bad-cell", "bad-explain", "bad-input", "bad-json",
+                                      "bad-tensor", "crashed"]
     assert failures.loc["bad-input"].to_dict() == {
         "model": MODEL, "version": 1, "role": "primary",
         "at_us": failures.loc["bad-input", "at_us"],
@@ -264,6 +268,8 @@ def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
     assert failures.loc["bad-json", "field"] == "body"
     assert tuple(failures.loc["bad-tensor", ["endpoint", "status", "field"]]) == (
         "infer", 400, "age.data")
+    assert tuple(failures.loc["bad-cell", ["version", "role", "status", "field"]]) == (
+        1, "primary", 400, "age[0]")  # the model's own check, named after the tensor
     assert failures.loc["bad-explain", "endpoint"] == "explain"
     assert tuple(failures.loc["crashed", ["status", "error", "version"]]) == (
         500, "RuntimeError", 1)

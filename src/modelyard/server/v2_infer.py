@@ -87,6 +87,9 @@ def renamed(exc: ModelyardError, layout: Layout) -> ModelyardError:
         details["field"] = field(details["field"])
     out = type(exc)(message, **details)
     out.__cause__ = exc.__cause__
+    for key, value in vars(exc).items():  # what the server noted on it (the version that
+        if key not in ("message", "details"):  # answered, for the failure log)
+            setattr(out, key, value)
     return out
 
 
