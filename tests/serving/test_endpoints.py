@@ -89,7 +89,7 @@ def test_v2_infer_takes_a_tensor_per_column_or_one_matrix(client: TestClient) ->
 def test_v2_errors_and_metadata_follow_the_protocol(client: TestClient) -> None:
     wrong = client.post(INFER, json={"inputs": [{"name": "age", "shape": [3],
                                                  "datatype": "FP64", "data": [1, 2]}]})
-    assert wrong.status_code == 422 and "shape" in wrong.json()["error"]
+    assert wrong.status_code == 400 and "shape" in wrong.json()["error"]
     assert client.post(f"/v2/models/{MODEL}/versions/9/infer",
                        json={"inputs": []}).status_code == 404
     assert client.post("/v2/models/nope/infer", json={"inputs": []}).json()["error"]
@@ -159,9 +159,9 @@ _bodies = st.one_of(
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=_bodies)
 def test_no_request_body_makes_a_500(client: TestClient, body: Any) -> None:
-    for path in (PREDICT, INFER):
+    for path, refused in ((PREDICT, 422), (INFER, 400)):
         response = client.post(path, content=json.dumps(body).encode())
-        assert response.status_code in (200, 404, 422), response.text
+        assert response.status_code in (200, 404, refused), response.text
 
 
 def test_every_answer_is_logged_once_and_labels_attach_to_it(
@@ -237,7 +237,11 @@ def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
             assert post(PREDICT, "bad-json", content=b'{"instances": [' + secret.encode()) \
                 == 422
             assert post(INFER, "bad-tensor", json={"inputs": [
-                {"name": "age", "shape": [2], "datatype": "BYTES", "data": [secret]}]}) == 422
+                {"name": "age", "shape": [2], "datatype": "BYTES", "data": [secret]}]}) == 400
+            assert post(INFER, "bad-cell", json={"inputs": [
+                {"name": "age", "shape": [1], "datatype": "BYTES", "data": [secret]},
+                {"name": "vehicle_value", "shape": [1], "datatype": "FP64", "data": [1.0]}]}) \
+                == 400
             assert post(f"/v1/models/{MODEL}/explain", "bad-explain",
                         json={"instances": [{"age": secret}]}) == 422
             assert post("/v1/models/nope/predict", "not-served",
@@ -253,8 +257,8 @@ def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
     assert plog.flush(timeout=10)
     assert list(yard.read_predictions(MODEL).request_id) == ["good"]
     failures = yard.predictions.read_failures(MODEL).set_index("request_id")
-    assert sorted(failures.index) == ["bad-explain", "bad-input", "bad-json", "bad-tensor",
-                                      "crashed"]
+    assert sorted(failures.index) == ["bad-cell", "bad-explain", "bad-input", "bad-json",
+                                      "bad-tensor", "crashed"]
     assert failures.loc["bad-input"].to_dict() == {
         "model": MODEL, "version": 1, "role": "primary",
         "at_us": failures.loc["bad-input", "at_us"],
@@ -262,8 +266,10 @@ def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
         "error": "InvalidInputError", "endpoint": "predict", "field": "instances[0].age"}
     assert failures.loc["bad-input", "latency_ms"] > 0
     assert failures.loc["bad-json", "field"] == "body"
-    assert tuple(failures.loc["bad-tensor", ["endpoint", "field"]]) == ("infer",
-                                                                       "inputs[0].data")
+    assert tuple(failures.loc["bad-tensor", ["endpoint", "status", "field"]]) == (
+        "infer", 400, "age.data")
+    assert tuple(failures.loc["bad-cell", ["version", "role", "status", "field"]]) == (
+        1, "primary", 400, "age[0]")  # the model's own check, named after the tensor
     assert failures.loc["bad-explain", "endpoint"] == "explain"
     assert tuple(failures.loc["crashed", ["status", "error", "version"]]) == (
         500, "RuntimeError", 1)

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 from modelyard.client import Yard
 from modelyard.errors import ModelyardError
@@ -71,9 +73,18 @@ def create_app(yard: Yard, *, models: ModelServer | None = None,
                 yard.close()
 
     app = Starlette(routes=[route for group in groups for route in group.routes(state)],
-                    exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+                    exception_handlers={HTTPException: _routing_error}, lifespan=lifespan)
     app.state.modelyard = state
     return app
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """An unknown path or a wrong method: under ``/v2`` in the Open Inference Protocol's
+    error body, elsewhere in modelyard's."""
+    path = request.url.path
+    if path == "/v2" or path.startswith("/v2/"):
+        return await inference_v2.http_error(request, exc)
+    return await http_error(request, exc)
 
 
 def app_from_environment() -> Starlette:

@@ -87,11 +87,12 @@ class ServerState:
         metrics.requests.labels(model, endpoint, outcome).inc()
 
     def failed(self, model: str, endpoint: str, request_id: str, error: BaseException,
-               began: float) -> None:
-        """Record one request answered with an error (``error``'s status, 500 for anything
-        but a ModelyardError): in the metrics, and in the prediction log when ``model`` is
-        served here."""
-        status = error.http_status if isinstance(error, ModelyardError) else 500
+               began: float, status: int | None = None) -> None:
+        """Record one request answered with an error (``status``, else ``error``'s, 500 for
+        anything but a ModelyardError): in the metrics, and in the prediction log when
+        ``model`` is served here."""
+        if status is None:
+            status = error.http_status if isinstance(error, ModelyardError) else 500
         self.count(model, endpoint, status, began)
         if self.models is not None:
             self.models.record_failure(model, request_id, status, error, endpoint,

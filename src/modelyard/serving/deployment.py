@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelyard.errors import InvalidInputError
+from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.registry.references import ModelRef, parse_ref
 
 if TYPE_CHECKING:
@@ -119,6 +119,23 @@ class Deployment:
                                f"{self.primary.last_error or 'still loading'}",
                                model=self.name)
         return served, "primary"
+
+    def answering(self) -> list[tuple[Served, Role]]:
+        """The loaded versions that answer requests: the primary, then the canary."""
+        slots: list[tuple[Slot | None, Role]] = [(self.primary, "primary"),
+                                                 (self.canary, "canary")]
+        return [(slot.current, role) for slot, role in slots
+                if slot is not None and slot.current is not None]
+
+    def exact(self, version: int) -> tuple[Served, Role]:
+        """The primary or the canary when it serves ``version``; NotFoundError otherwise."""
+        answering = self.answering()
+        for served, role in answering:
+            if served.version == version:
+                return served, role
+        serves = ", ".join(str(s.version) for s, _ in answering) or "none yet"
+        raise NotFoundError(f"model {self.name!r} serves version {serves}, not {version}",
+                            model=self.name, version=version)
 
 
 def parse_target(text: str, default_name: str | None = None) -> ModelRef:

@@ -254,12 +254,14 @@ class ModelServer:
                                 f"{', '.join(sorted(self.deployments))})", model=name)
         return found
 
-    def predict(self, name: str, payload: Any, request_id: str | None = None) -> Answer:
-        """Answer one predict request (blocking)."""
+    def predict(self, name: str, payload: Any, request_id: str | None = None,
+                version: int | None = None) -> Answer:
+        """Answer one predict request (blocking); with ``version``, that version answers
+        (the primary's or the canary's; NotFoundError when neither serves it)."""
         began = time.perf_counter()
         deployment = self.deployment(name)
         instances, entities = _parse_payload(payload)
-        served, role = deployment.choose()
+        served, role = deployment.choose() if version is None else deployment.exact(version)
         rid = request_id or uuid.uuid4().hex
         try:
             answer = self._answer(served, role, rid, instances, entities, began)
