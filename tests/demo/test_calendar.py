@@ -1,5 +1,7 @@
 """The demo tells the same true story on any date: its data ends just before the day it takes
-as today, the features it serves live are fresh, and the story's figures hold."""
+as today, the features it serves live are fresh, and the story's figures hold.
+
+Three dates years apart: the shared small demo's (2025-07-20) and two more runs here."""
 
 from __future__ import annotations
 
@@ -13,14 +15,14 @@ import pytest
 from rich.console import Console
 
 import modelyard
-from modelyard.demo import DemoConfig, DemoState, Step, default_steps, run_demo
+from modelyard.demo import DemoConfig, DemoResult, DemoState, run_demo
 from modelyard.demo.registry import ALIAS, MODEL
 from modelyard.demo.serving import DAYS_SINCE
 
-from .conftest import SMALL
+from .conftest import SMALL, SmallDemo, keeping_state
 
-#: Years apart; the month ends and a leap day are in play.
-DATES = (date(2019, 7, 15), date(2022, 2, 28), date(2024, 3, 1))
+#: Years before and after the small demo's 2025-07-20; a month's last day, a leap year.
+DATES = (date(2019, 2, 28), date(2024, 3, 1))
 
 
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, base: Path) -> None:
@@ -36,14 +38,24 @@ def test_the_story_holds_on_any_date(today: date, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     _clean_environment(monkeypatch, tmp_path)
     seen: list[DemoState] = []
-    steps = [*default_steps(), Step("keep", "Keeping the state", lambda s, p: seen.append(s),
-                                    lambda s, c: None)]
     console = Console(file=io.StringIO(), width=200)
     config = DemoConfig(path=tmp_path / "d", customers=SMALL.customers, seed=SMALL.seed,
                         today=today)
-    result = run_demo(config, console=console, steps=steps)
-    out = " ".join(console.file.getvalue().split())  # type: ignore[attr-defined]
-    state = seen[0]
+    result = run_demo(config, console=console, steps=keeping_state(seen))
+    _check_story(result, seen[0], console.file.getvalue(), today)  # type: ignore[attr-defined]
+
+
+def test_the_small_demo_tells_the_story_of_its_date(small_demo: SmallDemo) -> None:
+    assert small_demo.config.today is not None
+    _check_story(small_demo.result, small_demo.state, small_demo.output,
+                 small_demo.config.today)
+
+
+def _check_story(result: DemoResult, state: DemoState, output: str, today: date) -> None:
+    """The data ends just before ``today``; what was served live is fresh; the registry,
+    serving and monitoring chapters say what happened."""
+    config = state.config
+    out = " ".join(output.replace("│", " ").split())  # panels wrap lines between borders
     month = pd.Timestamp(today.replace(day=1), tz="UTC")
     assert result.today == today
     assert f"Today is {today:%Y-%m-%d} (set for the demo)" in out

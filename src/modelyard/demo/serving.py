@@ -2,14 +2,15 @@
 version promoted while requests flow.
 
 A real server (the same app ``modelyard serve claims-model@production`` runs, under uvicorn
-on a free port of 127.0.0.1) answers a few hundred claims of the months kept for monitoring.
-Each request names only the customer and what the claim itself says: the server looks the
-customer's profile and claim history up in the online store and computes the request-time
-feature (days since the previous claim) itself. The server judges the features' TTL on the
-demo's clock (:mod:`~modelyard.demo.clock`), so they are fresh on any date. A third of the way
-through, another version is promoted; the server swaps it in between requests, and the step
-counts what failed. Last, it reads its own requests back from the prediction log (by the
-wall-clock interval it served in) to count the features the server really computed.
+on a free port of 127.0.0.1) answers a few hundred new claims, filed now on the demo's clock
+by customers who claimed in the months kept for monitoring. Each request names only the
+customer and what the claim itself says: the server looks the customer's profile and claim
+history up in the online store and computes the request-time feature (days since the
+previous claim) itself. The server judges the features' TTL on the demo's clock
+(:mod:`~modelyard.demo.clock`), so they are fresh on any date. A third of the way through,
+another version is promoted; the server swaps it in between requests, and the step counts
+what failed. Last, it reads its own answers back from the prediction log (by the wall-clock
+interval it served in) to count the features the server really computed.
 """
 
 from __future__ import annotations
