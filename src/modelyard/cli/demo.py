@@ -27,14 +27,7 @@ def demo(
         "server's TTL checks and the monitoring windows use it too.", show_default=False,
     )] = None,
 ) -> None:
-    """Generate insurance claims, train candidate models with tracking, and show the best.
-
-    Then serve features online, register and promote the model through its gates, serve it
-    over HTTP while a new version is promoted, and monitor it month by month as the data
-    drifts. Every run starts a clean project: what an earlier demo left in the folder (its
-    .modelyard store, data files, report and alert inbox) is cleared first, so its figures
-    never mix in an earlier run's traffic. All dates follow --today.
-    """
+    """Generate insurance claims, train candidate models with tracking, and show the best."""
     from modelyard.demo import DemoConfig, run_demo
     from modelyard.demo.clock import parse_today
 
@@ -42,5 +35,17 @@ def demo(
     run_demo(DemoConfig(path=path, seed=seed, customers=customers, today=day), console=console)
 
 
+HELP = (
+    "Generate insurance claims, train candidate models with tracking, and show the best; then "
+    "serve features online, register and promote the model through its gates, serve it over "
+    "HTTP while a new version is promoted, and monitor it month by month as the data drifts."
+    "\n\n"
+    "Every run starts a clean project: what an earlier demo left in the folder (its .modelyard "
+    "store, data files, report and alert inbox) is cleared first, so no figure mixes in an "
+    "earlier run's traffic. Every date follows --today: the claims history ends at the start "
+    "of its month."
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.command("demo", help=HELP)(demo)
