@@ -29,7 +29,7 @@ def _features(path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
 def test_demo_trains_tracks_and_reruns(tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "demo-project"
-    out = _demo(path, "--seed", "7")
+    out = _demo(path, "--seed", "7", "--today", "2023-05-20")
     assert (path / "modelyard.toml").is_file()
     assert (path / "features.py").is_file()
     for name in ("policyholders", "claims"):
@@ -70,18 +70,46 @@ def test_demo_trains_tracks_and_reruns(tmp_path: Path,
     for text in ("claims_30d", "amount_90d_sum", "90d", commits["claims"][:8]):
         assert text in shown, text
 
-    out = _demo(path, "--seed", "7")  # re-running reuses the project
-    assert "6. Best candidate" in out
-    assert "Nothing to apply" in out and "reused" in out
+    # a re-run starts a clean project: the earlier run's store and files are cleared; the
+    # same seed on the same today (here from the environment) makes the same data
+    (path / "notes.txt").write_text("kept")
+    monkeypatch.setenv("MODELYARD_DEMO_TODAY", "2023-05-20")
+    out = _demo(path, "--seed", "7")
+    monkeypatch.delenv("MODELYARD_DEMO_TODAY")
+    text = " ".join(out.split())
+    assert "A clean project: an earlier demo's .modelyard" in text
+    assert "Today is 2023-05-20 (set for the demo)" in text
+    assert "6. Best candidate" in out and "+ create feature group claim_history" in out
+    assert (path / "notes.txt").read_text() == "kept"
     with modelyard.connect(project=path) as yard:
         runs = yard.search_runs("claims-demo")
-        assert {s: [c.commit_id for c in yard.features.commits(s)]
-                for s in commits} == {s: [c] for s, c in commits.items()}  # nothing twice
+        again = {s: [c.commit_id for c in yard.features.commits(s)] for s in commits}
+        versions = [v.version for v in yard.models.versions("claims-model")]
+        served = yard.read_predictions("claims-model")
+    assert all(len(ids) == 1 and ids != [commits[s]] for s, ids in again.items())
     parents = runs[runs["parent_run_id"].isna()]
-    assert len(parents) == 2
+    assert len(parents) == 1  # the first run's runs are gone
     assert set(parents["params.data.version"]) == {first_version}  # same seed, same data
-    assert set(parents["tags.modelyard.training_set"]) == {training_set}  # same rows again
-    assert (runs["parent_run_id"].notna()).sum() >= 6
+    assert set(parents["params.demo.today"]) == {"2023-05-20"}
+    assert versions == sorted(versions) and versions[0] == 1
+    live = served[~served["request_id"].str.startswith("claim-")]
+    assert len(live) == 300  # one run's live traffic, not two
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("precious")
+    result = CliRunner().invoke(app, ["demo", "--path", str(tmp_path), "--customers", "300"])
+    assert isinstance(result.exception, modelyard.InvalidInputError)
+    assert "did not make" in result.exception.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_demo_refuses_a_malformed_today(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--path", str(tmp_path / "d"),
+                                      "--today", "2024-02-30"])
+    assert isinstance(result.exception, modelyard.InvalidInputError)
+    assert result.exception.details["field"] == "today"
+    assert not (tmp_path / "d").exists()
 
 
 def test_demo_without_sklearn_says_what_to_install(tmp_path: Path,
@@ -103,5 +131,6 @@ def test_demo_refuses_too_few_customers(tmp_path: Path) -> None:
 def test_demo_has_help() -> None:
     result = CliRunner().invoke(app, ["demo", "--help"])
     assert result.exit_code == 0
-    for option in ("--path", "--seed", "--customers"):
+    for option in ("--path", "--seed", "--customers", "--today", "MODELYARD_DEMO_TODAY"):
         assert option in result.output
+    assert "clean project" in " ".join(result.output.split())

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from modelyard import FeatureGroup
 from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.serving.deployment import parse_canary, parse_target
 
-from .support import MODEL, NUMERIC, linear, people, pipeline, register
+from .support import (
+    FEATURES,
+    MODEL,
+    NUMERIC,
+    cost,
+    customer,
+    linear,
+    open_yard,
+    people,
+    pipeline,
+    policies,
+    profile,
+    register,
+)
 
 Make = Callable[..., Any]
 
@@ -66,6 +83,33 @@ def test_entities_get_their_features_from_the_online_store(served: dict[str, Any
     assert answer.entities == [{"customer_id": 3}, {"customer_id": 10_000},
                                {"customer_id": 7}]
     assert answers[0].inputs[0]["age"] == looked[0]["age"]
+
+
+def test_the_servers_clock_judges_the_features_ttl(project: Path, make_server: Make) -> None:
+    """Values stamped 10 to 20 days ago, kept 30 days: fresh now, expired on a clock two
+    months ahead, fresh again on one a week back."""
+    aged = FeatureGroup("profile", entity=customer, source=policies, ttl="30d",
+                        features=list(profile.features))
+    yard = open_yard(project)
+    try:
+        rows = people()
+        yard.apply([aged])
+        yard.ingest(policies, rows)
+        yard.materialize()
+        spine = pd.DataFrame({"customer_id": rows["customer_id"],
+                              "at": rows["ts"] + timedelta(days=1), "cost": cost(rows)})
+        training = yard.training_set(spine, FEATURES, label="cost", timestamp="at")
+        register(yard, linear(training), training, features=NUMERIC)
+        entities = {"entities": [{"customer_id": 3}, {"customer_id": 7}]}
+        now, _ = make_server(yard)
+        assert now.predict(MODEL, entities).status == ["found", "found"]
+        ahead, _ = make_server(yard, clock=lambda: datetime.now(UTC) + timedelta(days=60))
+        answer = ahead.predict(MODEL, entities)
+        assert answer.status == ["expired", "expired"] and answer.predictions == [None, None]
+        back, _ = make_server(yard, clock=lambda: datetime.now(UTC) - timedelta(days=7))
+        assert back.predict(MODEL, entities).status == ["found", "found"]
+    finally:
+        yard.close()
 
 
 def test_an_entity_row_without_its_key_is_refused(served: dict[str, Any],

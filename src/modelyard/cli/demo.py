@@ -12,18 +12,40 @@ from modelyard.cli.render import console
 
 def demo(
     path: Annotated[Path, typer.Option(
-        "--path", "-p", help="Project folder for the demo; created if missing, reused if not.",
+        "--path", "-p", help="Project folder for the demo; created if missing. A folder an "
+        "earlier demo made is cleared first (a clean project each run); a folder holding "
+        "anything else is refused.",
     )] = Path("demo-project"),
     seed: Annotated[int, typer.Option(help="Random seed: the same seed makes the same data.",
                                       min=0)] = 42,
     customers: Annotated[int, typer.Option(help="Number of policy holders to generate.",
                                            min=200)] = 20_000,
+    today: Annotated[str | None, typer.Option(
+        "--today", envvar="MODELYARD_DEMO_TODAY", metavar="YYYY-MM-DD",
+        help="The date the demo treats as today (default: the system's date, UTC; no later "
+        "than it). The claims history ends at the start of its month; online lookups, the "
+        "server's TTL checks and the monitoring windows use it too.", show_default=False,
+    )] = None,
 ) -> None:
     """Generate insurance claims, train candidate models with tracking, and show the best."""
     from modelyard.demo import DemoConfig, run_demo
+    from modelyard.demo.clock import parse_today
 
-    run_demo(DemoConfig(path=path, seed=seed, customers=customers), console=console)
+    day = None if today is None or not today.strip() else parse_today(today)
+    run_demo(DemoConfig(path=path, seed=seed, customers=customers, today=day), console=console)
+
+
+HELP = (
+    "Generate insurance claims, train candidate models with tracking, and show the best; then "
+    "serve features online, register and promote the model through its gates, serve it over "
+    "HTTP while a new version is promoted, and monitor it month by month as the data drifts."
+    "\n\n"
+    "Every run starts a clean project: what an earlier demo left in the folder (its .modelyard "
+    "store, data files, report and alert inbox) is cleared first, so no figure mixes in an "
+    "earlier run's traffic. Every date follows --today: the claims history ends at the start "
+    "of its month."
+)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.command("demo", help=HELP)(demo)

@@ -1,13 +1,14 @@
 """A synthetic, realistic motor-insurance data set: policy holders and their claims.
 
-Claims span :data:`MONTHS` months from :data:`PERIOD_START` (UTC). The claim value depends on
-the vehicle, the driver, the claim and the region through multiplicative effects and a few
-interactions, so that a linear model and tree ensembles clearly differ. Each driver also has
-a hidden riskiness that no column shows: it makes their claims both more frequent and costlier,
-so a customer's claim history says something about their next claim. Over the last
-:data:`SHIFT_MONTHS` months the world drifts gradually: repair costs inflate, weather and theft
-claims become more frequent, and the south and central regions report more claims. Monitoring
-is meant to find that shift later.
+Claims span :data:`MONTHS` months from ``start`` (UTC; :data:`PERIOD_START` unless given: the
+demo places it so the history ends at the start of the month it takes as today). The claim
+value depends on the vehicle, the driver, the claim and the region through multiplicative
+effects and a few interactions, so that a linear model and tree ensembles clearly differ. Each
+driver also has a hidden riskiness that no column shows: it makes their claims both more
+frequent and costlier, so a customer's claim history says something about their next claim.
+Over the last :data:`SHIFT_MONTHS` months the world drifts gradually: repair costs inflate,
+weather and theft claims become more frequent, and the south and central regions report more
+claims. Monitoring is meant to find that shift later.
 
 Everything is vectorised and deterministic for a given seed.
 """

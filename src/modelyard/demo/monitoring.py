@@ -9,7 +9,10 @@ the registered evaluation), with a command that files each alert in the project'
 ``alerts.jsonl``. Then one check per month, each stored: the first months look like the
 training data, the later ones carry the shift the data was generated with. The last month's
 report is written as ``monitoring-report.html``. Last, the service health of the serving
-step's live requests (the last hour of the log).
+step's live requests: the log over the wall-clock interval that step served in, so traffic of
+any other run is not counted. The checks read only the production version's predictions: the
+months follow the demo's calendar (:mod:`~modelyard.demo.clock`), ending at the start of
+today's month.
 """
 
 from __future__ import annotations
@@ -96,12 +99,15 @@ def watch_production(state: DemoState, progress: Callable[[str], None]) -> None:
     for start, end in months:
         progress(f"checking {start:%B %Y}")
         result = yard.monitoring.check(MODEL, start=start.to_pydatetime(),
-                                       end=end.to_pydatetime())
+                                       end=end.to_pydatetime(), version=version)
         outcome.months.append(_month(f"{start:%b %Y}", result.to_dict(),
                                      [o.message for o in result.fired]))
-    progress("the last hour's live traffic")
-    outcome.health = yard.monitoring.check(MODEL, window="1h", store=False,
-                                           send=False).to_dict().get("health") or {}
+    live = state.live
+    if live is not None and live.began is not None and live.ended is not None:
+        progress("the serving step's live traffic")
+        outcome.health = yard.monitoring.check(MODEL, start=live.began, end=live.ended,
+                                               store=False, send=False
+                                               ).to_dict().get("health") or {}
     progress("writing the report")
     report = state.root / REPORT
     yard.monitoring.report(MODEL, result=result, html=report)

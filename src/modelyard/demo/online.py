@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 
 from modelyard.demo.state import DemoState, need
 
@@ -13,9 +13,11 @@ LOOKUP_FEATURES = ["customer_profile:region", "claim_history:claims_90d",
 
 def serve_online(state: DemoState, progress: Callable[[str], None]) -> None:
     """Materialize every group as of the end of the data, then read a few customers back
-    and compare a sample of online values with the offline recomputation."""
+    as of the demo's now (the TTL is judged then) and compare a sample of online values with
+    the offline recomputation."""
     data = need(state.data, "data")
-    end = min(data.end.to_pydatetime().astimezone(UTC), datetime.now(UTC))
+    now = state.clock.now()
+    end = min(data.end.to_pydatetime().astimezone(UTC), now)
     online = state.yard.features.online
     state.materializations = online.materialize(
         at=end, progress=lambda group, done, total: progress(
@@ -25,7 +27,8 @@ def serve_online(state: DemoState, progress: Callable[[str], None]) -> None:
     unknown = int(data.policyholders["customer_id"].max()) + 1
     customers = [int(c) for c in recent.drop_duplicates().tail(3)] + [unknown]
     state.lookup = state.yard.online_features(LOOKUP_FEATURES, {"customer_id": customers},
-                                              at=end)
+                                              at=now)
+    state.lookup_at = now
     state.freshness = online.freshness()
     progress("checking for train/serve skew")  # a customer never seen reads "missing"
     state.skew = online.check_skew("claim_history", sample=200, seed=state.config.seed)

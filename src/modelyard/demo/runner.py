@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +16,7 @@ from modelyard.demo import story
 from modelyard.demo.candidates import require_sklearn
 from modelyard.demo.state import DemoConfig, DemoState
 from modelyard.demo.steps import Progress, Step, default_steps
+from modelyard.demo.workspace import mark, outside_stores, prepare_folder
 from modelyard.project import init_project
 
 DEMO_TAG = "modelyard.demo"
@@ -35,6 +37,7 @@ class DemoResult:
     commits: dict[str, str]  # source -> the commit holding its data
     training_set_id: str | None
     seconds: float
+    today: date  # the demo's today: every date of the story follows it
 
 
 def _project_name(root: Path) -> str:
@@ -47,26 +50,35 @@ def _updater(status_update: Progress, title: str) -> Progress:
 
 def run_demo(config: DemoConfig | None = None, *, console: Console | None = None,
              steps: Sequence[Step] | None = None) -> DemoResult:
-    """Create (or reuse) the demo project and run every step, telling the story on
-    ``console``. Re-running adds a new parent run with new candidates."""
+    """Create the demo project and run every step, telling the story on ``console``.
+
+    The project starts clean: what an earlier demo left in the folder is cleared first (see
+    :mod:`~modelyard.demo.workspace`). Every date follows ``config.today`` (see
+    :mod:`~modelyard.demo.clock`)."""
     config = config or DemoConfig()
     config.validate()
     require_sklearn()
     console = console or Console()
     began = time.perf_counter()
+    clock = config.clock()
     path = config.path.expanduser().resolve()
+    prepared = prepare_folder(path)
     root = init_project(path, _project_name(path), exist_ok=True)
-    story.tell_intro(config, root, console)
-    with connect(project=root) as yard, yard.start_run(
-        config.experiment, name="claims-demo", tags={DEMO_TAG: "claims"},
-    ) as parent:
-        parent.log_params({"demo.seed": config.seed, "demo.customers": config.customers,
-                           "demo.months": config.months})
-        state = DemoState(config, yard, root, parent)
-        for step in steps if steps is not None else default_steps():
-            with console.status(f"{step.title}...") as status:
-                step.action(state, _updater(status.update, step.title))
-            step.tell(state, console)
+    mark(root, {"seed": config.seed, "customers": config.customers,
+                "today": clock.today.isoformat()})
+    with connect(project=root) as yard:
+        story.tell_intro(config, root, clock, prepared.cleared,
+                         outside_stores(yard.settings, root), console)
+        with yard.start_run(config.experiment, name="claims-demo",
+                            tags={DEMO_TAG: "claims"}) as parent:
+            parent.log_params({"demo.seed": config.seed, "demo.customers": config.customers,
+                               "demo.months": config.months,
+                               "demo.today": clock.today.isoformat()})
+            state = DemoState(config, yard, root, parent, clock)
+            for step in steps if steps is not None else default_steps():
+                with console.status(f"{step.title}...") as status:
+                    step.action(state, _updater(status.update, step.title))
+                step.tell(state, console)
     seconds = time.perf_counter() - began
     story.tell_outro(state, seconds, console)
     return DemoResult(
@@ -78,5 +90,5 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
         commits={i.source: i.commit.commit_id for i in state.ingestions},
         training_set_id=(state.training_set.training_set_id
                          if state.training_set is not None else None),
-        seconds=seconds,
+        seconds=seconds, today=clock.today,
     )

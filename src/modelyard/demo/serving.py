@@ -2,11 +2,15 @@
 version promoted while requests flow.
 
 A real server (the same app ``modelyard serve claims-model@production`` runs, under uvicorn
-on a free port of 127.0.0.1) answers a few hundred claims of the months kept for monitoring.
-Each request names only the customer and what the claim itself says: the server looks the
-customer's profile and claim history up in the online store and computes the request-time
-feature (days since the previous claim) itself. A third of the way through, another version
-is promoted; the server swaps it in between requests, and the step counts what failed.
+on a free port of 127.0.0.1) answers a few hundred new claims, filed now on the demo's clock
+by customers who claimed in the months kept for monitoring. Each request names only the
+customer and what the claim itself says: the server looks the customer's profile and claim
+history up in the online store and computes the request-time feature (days since the
+previous claim) itself. The server judges the features' TTL on the demo's clock
+(:mod:`~modelyard.demo.clock`), so they are fresh on any date. A third of the way through,
+another version is promoted; the server swaps it in between requests, and the step counts
+what failed. Last, it reads its own answers back from the prediction log (by the wall-clock
+interval it served in) to count the features the server really computed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from modelyard.demo.candidates import CLAIM_FEATURES
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 CLIENTS = 4
 REQUESTS = 300
 PATH = f"/v1/models/{MODEL}/predict"
+DAYS_SINCE = "days_since_last_claim"  # the feature the server computes per request
 
 
 @dataclass
@@ -46,22 +52,29 @@ class LiveOutcome:
     forced: bool = False
     example: dict[str, Any] = field(default_factory=dict)  # a request and its answer
     skipped: str | None = None  # why the step did not run
+    statuses: Counter[str] = field(default_factory=Counter)  # lookup status per answer
+    features_at: datetime | None = None  # the demo's now as serving began: TTLs judged then
+    began: datetime | None = None  # the wall-clock interval the server answered in
+    ended: datetime | None = None
+    logged: int = 0  # of this step's answers, found in the prediction log
+    computed: int = 0  # of those, with days_since_last_claim computed (not null)
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies_ms)
         return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] if ordered else 0.0
 
 
-def claim_requests(claims: pd.DataFrame, start: pd.Timestamp, n: int, seed: int
-                   ) -> list[dict[str, Any]]:
-    """Entity rows for ``n`` claims filed from ``start`` on: the customer, the claim's own
-    details and its time (what a claims system knows when a claim is filed)."""
+def claim_requests(claims: pd.DataFrame, start: pd.Timestamp, n: int, seed: int,
+                   filed_at: datetime) -> list[dict[str, Any]]:
+    """Entity rows for ``n`` new claims filed at ``filed_at`` by customers who claimed
+    from ``start`` on, with the details of one of those claims: the customer, what the claim
+    says and its time (what a claims system knows when a claim is filed)."""
     later = claims[claims["event_time"] >= start]
     chosen = later.sample(min(n, len(later)), random_state=seed).sort_values("event_time")
     rows = []
     for claim in chosen.itertuples(index=False):
         row: dict[str, Any] = {"customer_id": int(claim.customer_id),
-                               "event_time": claim.event_time.isoformat()}
+                               "event_time": filed_at.isoformat(timespec="seconds")}
         for name in CLAIM_FEATURES:
             value = getattr(claim, name)
             row[name] = int(value) if name == "police_report" else (
@@ -90,10 +103,12 @@ def serve_live(state: DemoState, progress: Callable[[str], None]) -> None:
         outcome.skipped = "the registry step left fewer than two versions to serve"
         return
     split, data = need(state.split, "split"), need(state.data, "data")
-    requests = claim_requests(data.claims, split.valid_end, REQUESTS, state.config.seed)
+    requests = claim_requests(data.claims, split.valid_end, REQUESTS, state.config.seed,
+                              filed_at=state.clock.now())
     server = ModelServer(yard, [f"{MODEL}@{ALIAS}"], poll_interval=0.2,
                          metrics=ServingMetrics(), sink=yard.prediction_log.log_answer,
-                         failure_sink=yard.prediction_log.log_failure)
+                         failure_sink=yard.prediction_log.log_failure,
+                         clock=state.clock.now)
     progress("loading the champion")
     server.load_all()
     sock = socket.socket()
@@ -106,16 +121,22 @@ def serve_live(state: DemoState, progress: Callable[[str], None]) -> None:
     try:
         _wait_ready(web)
         progress(f"{len(requests)} requests by entity key from {CLIENTS} clients")
+        outcome.features_at = state.clock.now()
+        outcome.began = datetime.now(UTC)
         _traffic(state, outcome, port, requests, current, successor, progress)
     finally:
         web.should_exit = True
         thread.join(timeout=30)
         sock.close()
         yard.prediction_log.flush(timeout=30)
+        outcome.ended = datetime.now(UTC)
+    _count_computed(yard, outcome)
     state.parent.log_metrics({"serving_requests": outcome.requests,
                               "serving_failures": len(outcome.failures),
                               "serving_p50_ms": outcome.percentile(50),
-                              "serving_p99_ms": outcome.percentile(99)})
+                              "serving_p99_ms": outcome.percentile(99),
+                              "serving_lookups_found": outcome.statuses.get("found", 0),
+                              "serving_days_since_computed": outcome.computed})
 
 
 def _versions(yard: Any, registry: Any) -> tuple[int | None, int | None]:
@@ -130,6 +151,17 @@ def _versions(yard: Any, registry: Any) -> tuple[int | None, int | None]:
     passed = [a.version for a in registry.attempts if a.promoted and a.version != holder]
     others = [n for n in numbers if n != holder]
     return holder, (passed or others or [None])[-1]
+
+
+def _count_computed(yard: Any, outcome: LiveOutcome) -> None:
+    """How many of the step's answers the log holds, and in how many the server computed
+    the days since the last claim (null when the claim history was missing or expired)."""
+    if outcome.began is None or outcome.ended is None:
+        return
+    logged = yard.read_predictions(MODEL, start=outcome.began, end=outcome.ended)
+    column = f"features.{DAYS_SINCE}"
+    outcome.logged = len(logged)
+    outcome.computed = int(logged[column].notna().sum()) if column in logged else 0
 
 
 def _wait_ready(web: Any) -> None:
@@ -176,6 +208,7 @@ def _traffic(state: DemoState, outcome: LiveOutcome, port: int, requests: list[A
                         outcome.failures.append(f"{response.status}: {body}")
                     else:
                         outcome.versions[body["version"]] += 1
+                        outcome.statuses.update(body.get("status") or ["no status"])
                         outcome.latencies_ms.append(elapsed)
                         if not outcome.example:
                             outcome.example = {"request": row, "answer": body}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from modelyard.demo.clock import DemoClock
 from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -46,6 +48,11 @@ class DemoConfig:
     train_months: int = 10
     valid_months: int = 2
     experiment: str = "claims-demo"
+    today: date | None = None  # the demo's today; None: the system's date (UTC)
+
+    def clock(self) -> DemoClock:
+        """The calendar the demo runs on: :attr:`today`, or the system's date."""
+        return DemoClock.for_today(self.today)
 
     def validate(self) -> None:
         if not MIN_CUSTOMERS <= self.customers <= MAX_CUSTOMERS:
@@ -66,6 +73,7 @@ class DemoConfig:
                 f"must end before the last {self.shift_months} months of drift "
                 f"(of {self.months} months in all)", field="months",
             )
+        self.clock()  # today within the supported range
 
 
 @dataclass
@@ -76,6 +84,7 @@ class DemoState:
     yard: Yard
     root: Path
     parent: Run
+    clock: DemoClock = field(default_factory=DemoClock.for_today)
     data: ClaimsData | None = None
     files: list[DataFile] = field(default_factory=list)
     data_version: str = ""
@@ -91,6 +100,7 @@ class DemoState:
     best: RunRecord | None = None
     materializations: list[MaterializationRecord] = field(default_factory=list)
     lookup: OnlineResult | None = None
+    lookup_at: datetime | None = None  # the demo's now when the lookup was made
     freshness: list[Freshness] = field(default_factory=list)
     skew: SkewReport | None = None
     registry: RegistryOutcome | None = None

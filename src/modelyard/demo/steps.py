@@ -48,11 +48,12 @@ class Step:
 
 
 def generate_data(state: DemoState, progress: Progress) -> None:
-    """Generate policy holders and claims, write them as Parquet, fingerprint them."""
+    """Generate policy holders and claims up to the start of today's month, write them as
+    Parquet, fingerprint them."""
     cfg = state.config
     progress(f"{cfg.customers:,} policy holders and their claims")
-    state.data = generate(cfg.customers, cfg.seed, months=cfg.months,
-                          shift_months=cfg.shift_months)
+    state.data = generate(cfg.customers, cfg.seed, start=state.clock.history_start(cfg.months),
+                          months=cfg.months, shift_months=cfg.shift_months)
     progress("writing Parquet files")
     folder = state.root / DATA_FOLDER
     state.files = [write_table(state.data.policyholders, folder, "policyholders"),

@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
@@ -13,11 +14,15 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from modelyard.demo.clock import DemoClock
 from modelyard.demo.feature_store import groups, profile_warnings
 from modelyard.demo.state import DemoConfig, DemoState, need
 from modelyard.demo.training import ROW_TIME
 from modelyard.features.definitions import Source
 from modelyard.features.request import RequestFeatureGroup
+
+if TYPE_CHECKING:
+    from modelyard.demo.serving import LiveOutcome
 
 
 def _shown(path: Path) -> str:
@@ -43,13 +48,29 @@ def _say(console: Console, markup: str) -> None:
     console.print(markup, soft_wrap=True)
 
 
-def tell_intro(config: DemoConfig, root: Path, console: Console) -> None:
+def tell_intro(config: DemoConfig, root: Path, clock: DemoClock, cleared: list[str],
+               outside: list[str], console: Console) -> None:
+    where = ("stores configured outside it" if outside
+             else "embedded: SQLite and local files")
+    source = "set for the demo" if clock.pinned else "the system's date"
     console.print(Panel.fit(
         "[bold]modelyard demo[/]: predicting the value of motor-insurance claims.\n"
-        f"Project [cyan]{escape(_shown(root))}[/] (embedded: SQLite and local files), "
-        f"seed {config.seed}, {config.customers:,} customers.",
+        f"Project [cyan]{escape(_shown(root))}[/] ({where}), "
+        f"seed {config.seed}, {config.customers:,} customers.\n"
+        f"Today is [bold]{clock.today:%Y-%m-%d}[/] ({source}): the claims history ends at "
+        f"the start of this month, {clock.history_end:%Y-%m-%d}, and the online lookups, "
+        "the server and the monitoring windows all use this date.",
         border_style="blue",
     ))
+    if cleared:
+        _say(console, "   A clean project: an earlier demo's "
+                      f"{escape(', '.join(cleared))} in this folder were cleared first.")
+    if outside:
+        _say(console, f"   Not cleared, as they live outside the folder: "
+                      f"{escape('; '.join(outside))}. Their earlier records stay; the figures "
+                      "below count only this run's model versions and traffic.")
+    if cleared or outside:
+        console.print()
 
 
 def tell_data(state: DemoState, console: Console) -> None:
@@ -258,9 +279,11 @@ def tell_online(state: DemoState, console: Console) -> None:
         chunks = f"{r.chunks_total} chunk{'s' if r.chunks_total != 1 else ''}"
         _say(console, f"   Materialized [bold]{r.group}[/] v{r.version}: {r.entities:,} "
                       f"customers as of {_day(r.at_us)}, {chunks}.")
+    read_at = "" if state.lookup_at is None else f" as of {state.lookup_at:%Y-%m-%d %H:%M} UTC"
     _say(console, "   The latest values per customer, computed by the same definitions and "
                   "engine as the training set (windows as of that instant). A lookup of "
-                  f"{len(result)} customers, one read of the online store:")
+                  f"{len(result)} customers{read_at}, one read of the online store "
+                  f"({_ttl_note(state)}):")
     table = Table(show_edge=False, header_style="bold", padding=(0, 1))
     columns = result.to_dict()
     for name in columns:
@@ -273,6 +296,11 @@ def tell_online(state: DemoState, console: Console) -> None:
                else f"[red]{skew.mismatches} mismatching values[/]")
     _say(console, f"   Skew check of {skew.group}: {skew.sampled} customers' online values "
                   f"against an offline recomputation of the same rows: {verdict}.\n")
+
+
+def _ttl_note(state: DemoState) -> str:
+    ttls = [f"{g.name} keeps values {g.ttl}" for g in groups(state.definitions) if g.ttl]
+    return "; ".join(ttls) + " after the latest claim" if ttls else "no TTL"
 
 
 def tell_registry(state: DemoState, console: Console) -> None:
@@ -324,13 +352,15 @@ def tell_serving(state: DemoState, console: Console) -> None:
         return
     came_from, went_to = live.promoted or (None, None)
     forced = " (forced: its gates were not met at this data size)" if live.forced else ""
+    at = "" if live.features_at is None else f" {live.features_at:%Y-%m-%d %H:%M} UTC"
     _say(console, f"   A server on 127.0.0.1 followed [bold]claims-model@production[/] and "
                   f"answered {live.requests:,} requests to [cyan]POST {PATH}[/] from "
-                  f"several clients, each naming only the customer and the claim: it looked "
-                  f"the customer's features up online and computed the days since their last "
-                  f"claim itself. Version {went_to} was promoted over version {came_from} "
-                  f"while requests flowed{forced}; the server swapped it in between "
-                  "requests.")
+                  f"several clients, each a claim filed now ({at.strip() or 'today'}) naming "
+                  "only the customer and the claim: it looked the customer's features up "
+                  "online and computed the days since their last claim itself. Version "
+                  f"{went_to} was promoted over version {came_from} while requests "
+                  f"flowed{forced}; the server swapped it in between requests.")
+    _say(console, f"   {_freshness(live)}")
     versions = ", ".join(f"version {v}: {n:,}" for v, n in sorted(live.versions.items()))
     failed = (f"[green]{len(live.failures)} failed[/]" if not live.failures
               else f"[red]{len(live.failures)} failed[/] ({escape(live.failures[0])})")
@@ -341,6 +371,24 @@ def tell_serving(state: DemoState, console: Console) -> None:
         _say(console, f"   For example {escape(json.dumps(request))} got "
                       f"{answer['predictions'][0]:,.0f} from version {answer['version']}.")
     console.print()
+
+
+def _freshness(live: LiveOutcome) -> str:
+    """What the lookups found, and whether the log shows the feature really computed."""
+    from modelyard.demo.serving import DAYS_SINCE
+
+    found = live.statuses.get("found", 0)
+    others = ", ".join(f"{n:,} {s}" for s, n in sorted(live.statuses.items()) if s != "found")
+    day = "" if live.features_at is None else f" on {live.features_at:%Y-%m-%d}"
+    text = (f"Every lookup found the customer's features fresh (inside their TTL{day})"
+            if not others else f"[yellow]Lookups: {found:,} found, {escape(others)}[/]")
+    if live.logged:
+        text += (f"; the prediction log holds {live.logged:,} of these answers, "
+                 f"{live.computed:,} with {DAYS_SINCE} computed")
+        missing = live.logged - live.computed
+        if missing:
+            text += f" and [yellow]{missing:,} without it[/] (no claim history within its TTL)"
+    return text + "."
 
 
 def tell_monitoring(state: DemoState, console: Console) -> None:
@@ -378,7 +426,8 @@ def tell_monitoring(state: DemoState, console: Console) -> None:
     health = watch.health
     if health.get("requests"):
         latency = health.get("latency_ms") or {}
-        _say(console, f"   The serving step's live traffic, from the log: "
+        _say(console, f"   The serving step's live traffic, from the log (its own requests "
+                      "only, by the interval it served in): "
                       f"{health['requests']:,} requests, {health['errors']} failed "
                       f"({health['error_rate']:.1%}), p50 {latency.get('p50') or 0:.1f} ms, "
                       f"p99 {latency.get('p99') or 0:.1f} ms.")

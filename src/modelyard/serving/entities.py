@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from modelyard.backends.metadata.registry import VersionRecord
     from modelyard.features.online import OnlineService
     from modelyard.features.service import FeatureService
@@ -85,10 +87,11 @@ def _refs_by_name(features: FeatureService, inputs: Sequence[str]) -> list[str]:
     return refs
 
 
-def gather(online: OnlineService, source: FeatureSource, rows: Sequence[Any]
-           ) -> tuple[list[dict[str, Any]], list[str]]:
+def gather(online: OnlineService, source: FeatureSource, rows: Sequence[Any], *,
+           at: datetime | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Each entity row's inputs (stored features merged with the row's own values) and its
-    lookup status (found / missing / expired). One read of the online store for all rows."""
+    lookup status (found / missing / expired by the TTL as of ``at``, default now). One read
+    of the online store for all rows."""
     keys: dict[str, list[Any]] = {k: [] for k in source.key_columns}
     request: dict[str, list[Any]] = {c: [] for c in source.request_columns}
     problems = []
@@ -114,7 +117,7 @@ def gather(online: OnlineService, source: FeatureSource, rows: Sequence[Any]
             request=list(source.request_columns))
     try:
         result = online.online_features(list(source.refs), keys,
-                                        request=request or None)
+                                        request=request or None, at=at)
     except ModelyardError as exc:  # the client's fields are entity rows here
         exc.details.setdefault("field", "entities")
         raise

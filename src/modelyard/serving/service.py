@@ -36,6 +36,8 @@ from modelyard.serving.deployment import (
 from modelyard.serving.inputs import invalid, rows_of
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from modelyard.client import Yard
     from modelyard.serving.metrics import ServingMetrics
 
@@ -91,7 +93,8 @@ class ModelServer:
                  shadow: Mapping[str, str] | None = None, poll_interval: float = 2.0,
                  prefer_onnx: bool = True, batching: bool | None = None,
                  metrics: ServingMetrics | None = None, sink: Sink | None = None,
-                 failure_sink: FailureSink | None = None) -> None:
+                 failure_sink: FailureSink | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         if not targets:
             raise InvalidInputError("name at least one model to serve, like "
                                     "'claims-model@production'", field="models")
@@ -102,6 +105,7 @@ class ModelServer:
         self.metrics = metrics
         self.sink = sink
         self.failure_sink = failure_sink
+        self.clock = clock  # the time online features' TTLs are judged at (None: now)
         self.deployments: dict[str, Deployment] = {}
         for text in targets:
             ref = parse_target(text)
@@ -418,7 +422,8 @@ class ModelServer:
                 f"model {served.loaded.name}:{served.version} takes no stored features: send "
                 f"'instances' with its inputs ({', '.join(served.loaded.input_names)})",
                 field="entities")
-        rows, status = gather(self.yard.features.online, source, entities)
+        rows, status = gather(self.yard.features.online, source, entities,
+                              at=None if self.clock is None else self.clock())
         keys = [{k: e[k] for k in source.key_columns} for e in entities]
         return rows, status, keys
 
