@@ -24,6 +24,7 @@ from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError, S
 from modelyard.server.models import request_id
 from modelyard.server.responses import JSON, dumps, guarded, json_response, parse_json
 from modelyard.server.state import Endpoints, ServerState
+from modelyard.serving.inputs import TensorFields
 
 if TYPE_CHECKING:
     from modelyard.serving.service import ModelServer
@@ -166,7 +167,8 @@ def infer(server: ModelServer, name: str, body: bytes, rid: str,
     inputs = [] if served is None else served.loaded.input_names
     rows = instances_of(payload, inputs)
     given = payload.get("id") if isinstance(payload, Mapping) else None
-    answer = server.predict(name, {"instances": rows}, rid)
+    answer = server.predict(name, {"instances": rows}, rid,
+                            fields=TensorFields.of(payload, inputs))
     body_out: dict[str, Any] = {
         "model_name": name, "model_version": str(answer.version),
         "id": given if isinstance(given, str) else answer.request_id,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from modelyard.registry.signature import Signature
 
 __all__ = ["FLOAT32_MAX", "INT64_MAX", "INT64_MIN", "MAX_PROBLEMS", "MAX_ROWS", "Fields",
-           "InputDecoder", "Problem", "TensorFields", "float_checker", "int_checker"]
+           "InputDecoder", "Problem", "TensorFields", "float_checker", "int_checker", "key_name"]
 
 MAX_ROWS = 100_000  # rows in one request
 MAX_PROBLEMS = 20  # problems listed in one error
@@ -376,7 +376,7 @@ class InputDecoder:
                 allowed: frozenset[str] = frozenset()) -> list[Problem]:
         """A problem for each key of ``row`` that is neither an input nor ``allowed``."""
         takes = ", ".join(self.names) or "no inputs"
-        return [Problem(fields.value(i, _shown_key(key)), f"unknown input; the model takes "
+        return [Problem(fields.value(i, key_name(key)), f"unknown input; the model takes "
                                                           f"{takes}")
                 for key in row if key not in self._known and key not in allowed]
 
@@ -401,7 +401,7 @@ _EXACT: dict[str, set[type]] = {"float": {float}, "int": {int}, "bool": {bool},
                                 "string": {str}, "category": {str}}
 
 
-def _shown_key(key: Any) -> str:
+def key_name(key: Any) -> str:
     text = str(key)
     if text.isprintable():
         return text if len(text) <= 64 else text[:61] + "..."

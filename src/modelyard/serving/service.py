@@ -33,7 +33,7 @@ from modelyard.serving.deployment import (
     parse_canary,
     parse_target,
 )
-from modelyard.serving.inputs import invalid, rows_of
+from modelyard.serving.inputs import Fields, Problem, invalid, key_name, rows_of
 
 if TYPE_CHECKING:
     from modelyard.client import Yard
@@ -254,22 +254,25 @@ class ModelServer:
                                 f"{', '.join(sorted(self.deployments))})", model=name)
         return found
 
-    def predict(self, name: str, payload: Any, request_id: str | None = None) -> Answer:
-        """Answer one predict request (blocking)."""
+    def predict(self, name: str, payload: Any, request_id: str | None = None, *,
+                fields: Fields | None = None) -> Answer:
+        """Answer one predict request (blocking). ``fields`` names the request's values
+        in its problems (default: ``instances[3].age``, the ``/v1`` body's paths)."""
         began = time.perf_counter()
         deployment = self.deployment(name)
         instances, entities = _parse_payload(payload)
         served, role = deployment.choose()
         rid = request_id or uuid.uuid4().hex
         try:
-            answer = self._answer(served, role, rid, instances, entities, began)
+            answer = self._answer(served, role, rid, instances, entities, began, fields)
         except Exception as exc:  # the failure is this version's, whatever the primary
             setattr(exc, _ANSWERING, (served.version, role))
             raise
         if self.metrics is not None:
-            self.metrics.rows.labels(name, str(answer.version), role).inc(
-                len(answer.predictions))
+            version = str(answer.version)
+            self.metrics.rows.labels(name, version, role).inc(len(answer.predictions))
             self.metrics.request_rows.labels(name).observe(len(answer.predictions))
+            self.metrics.answer_seconds.labels(name, version, role).observe(answer.seconds)
         if self.sink is not None:
             self.sink(answer)
         if deployment.shadow is not None and deployment.shadow.current is not None:
@@ -308,7 +311,8 @@ class ModelServer:
                          exc_info=True)
 
     def _answer(self, served: Served, role: Role, rid: str, instances: list[Any] | None,
-                entities: list[Any] | None, began: float) -> Answer:
+                entities: list[Any] | None, began: float,
+                fields: Fields | None = None) -> Answer:
         loaded = served.loaded
         status: list[str] | None = None
         keys: list[dict[str, Any]] | None = None
@@ -323,13 +327,13 @@ class ModelServer:
             predictions = loaded.predict_columns(_columns_of(rows))
             inputs = [dict(r) for r in rows]
         elif status is None:
-            columns = loaded.decoder.columns(rows, field_name)
+            columns = loaded.decoder.columns(rows, fields or field_name)
             predictions = served.predict_columns(columns, len(rows))
             inputs = rows
         else:
             columns, bad = loaded.decoder.split(rows, field_name)
             blamed = [i for i in bad if status[i] == "found"]
-            if blamed:  # the request's own values are wrong
+            if blamed:  # a found entity whose stored values do not fit
                 raise invalid([p for i in blamed for p in bad[i]])
             errors = {i: _row_error(status[i], bad[i]) for i in bad}
             good = len(rows) - len(bad)
@@ -416,6 +420,7 @@ class ModelServer:
                 f"model {served.loaded.name}:{served.version} takes no stored features: send "
                 f"'instances' with its inputs ({', '.join(served.loaded.input_names)})",
                 field="entities")
+        _check_entities(served, source, entities)
         rows, status = gather(self.yard.features.online, source, entities)
         keys = [{k: e[k] for k in source.key_columns} for e in entities]
         return rows, status, keys
@@ -446,6 +451,55 @@ class ModelServer:
                     self._shadow_waiting -= 1
 
         self._shadow.submit(run)
+
+
+def _check_entities(served: Served, source: Any, entities: list[Any]) -> None:
+    """Check each entity row's own values before anything is looked up, so the same row
+    gets the same answer whatever the entity's status: an object, keys that are text or
+    whole numbers, inputs the row carries in their domain, and no key the model does not
+    take (a stored feature is looked up, never taken from the request)."""
+    decoder = served.loaded.decoder
+    fields = Fields("entities")
+    keys, request = set(source.key_columns), set(source.request_columns)
+    carried = set(source.from_request)
+    problems: list[Problem] = []
+    for i, row in enumerate(entities):
+        if not isinstance(row, Mapping):
+            problems.append(Problem(fields.row(i), "expected an object of entity keys and "
+                                                   "request values"))
+            continue
+        absent = [k for k in (*source.key_columns, *source.request_columns) if k not in row]
+        if absent:
+            problems.append(Problem(fields.row(i), f"lacks {', '.join(absent)} (each entity "
+                                                   "row needs the keys "
+                                                   f"{', '.join(source.key_columns)})"))
+        for key, value in row.items():
+            if key in keys:
+                if not (isinstance(value, str) or (isinstance(value, int) and not
+                                                   isinstance(value, bool)
+                                                   and -(2**63) <= value < 2**63)):
+                    problems.append(Problem(fields.value(i, key), "expected an entity key: "
+                                            "text or a whole number within int64"))
+            elif key in carried and decoder is not None:
+                try:
+                    decoder.check_value(key, value)
+                except ValueError as bad:
+                    problems.append(Problem(fields.value(i, key), str(bad)))
+            elif key in request:
+                if isinstance(value, (list, dict)):
+                    problems.append(Problem(fields.value(i, key), "expected a single value"))
+            elif key in source.stored:
+                problems.append(Problem(fields.value(i, key), "is a stored feature, looked up "
+                                        "by the entity's keys; do not send it"))
+            else:
+                takes = sorted(keys | request | carried)
+                problems.append(Problem(fields.value(i, key_name(key)),
+                                        f"unknown field; an entity row takes "
+                                        f"{', '.join(takes)}"))
+        if len(problems) >= 20:
+            break
+    if problems:
+        raise invalid(problems)
 
 
 def _row_error(status: str, problems: list[Any]) -> str:

@@ -135,8 +135,8 @@ class PredictionStore(ABC):
              limit: int | None = None) -> pd.DataFrame:
         """The model's predictions with ``start_us <= at_us < end_us``, oldest first: the
         record fields (``request_id``, ``row``, ``model``, ``version``, ``role``,
-        ``at_us``, ``latency_ms``, ``status``, ``reason``), then ``entity.<key>``, ``features.<column>``,
-        ``output.<column>`` and ``label.<column>`` (null where no label is attached).
+        ``at_us``, ``latency_ms``, ``status``, ``reason``), then ``entity.<key>``,
+        ``features.<column>``, ``output.<column>`` and ``label.<column>`` (null where no label is attached).
         ``limit`` keeps the newest ``limit`` rows."""
 
     @abstractmethod
