@@ -136,8 +136,8 @@ class PredictionStore(ABC):
         """The model's predictions with ``start_us <= at_us < end_us``, oldest first: the
         record fields (``request_id``, ``row``, ``model``, ``version``, ``role``,
         ``at_us``, ``latency_ms``, ``status``, ``reason``), then ``entity.<key>``,
-        ``features.<column>``, ``output.<column>`` and ``label.<column>`` (null where no label is attached).
-        ``limit`` keeps the newest ``limit`` rows."""
+        ``features.<column>``, ``output.<column>`` and ``label.<column>`` (null where no
+        label is attached). ``limit`` keeps the newest ``limit`` rows."""
 
     @abstractmethod
     def count(self, model: str, *, version: int | None = None, start_us: int | None = None,
