@@ -2,7 +2,9 @@
 mixed valid and invalid traffic from several clients, two hot swaps, and Redis killed and
 restarted in the middle. The server stays up, valid requests succeed (entity requests get a
 clear 503 while Redis is down), no answer is a 500, and the prediction log holds exactly one
-entry per predicted row. ``MODELYARD_SOAK_SECONDS`` makes it longer (default 20)."""
+entry per answered row: entities whose stored features are found, expired (a 15-day ttl) or
+missing are in the mix, the last two answered with a null prediction and logged with their
+status. ``MODELYARD_SOAK_SECONDS`` makes it longer (default 20)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import pytest
 from .support import (
     MODEL,
     NUMERIC,
+    expired_ids,
     free_port,
     linear,
     open_yard,
@@ -76,21 +79,26 @@ def test_the_server_survives_mixed_traffic_swaps_and_a_redis_outage(project: Pat
     redis.start()
     online = f"redis://127.0.0.1:{redis.port}/0?prefix=soak"
     yard = open_yard(project, online)
-    training = setup(yard)
+    training = setup(yard, ttl="15d")
+    expired, found = expired_ids()
     register(yard, linear(training), training, features=NUMERIC)
     proc, base = start_serve(project, [f"{MODEL}@production", "--workers", "2",
                                        "--poll-interval", "0.3"], tmp_path / "server.log",
                              {"MODELYARD_ONLINE_URI": online})
     statuses: Counter[tuple[str, int]] = Counter()
     unexpected: list[str] = []
-    predicted: Counter[str] = Counter()  # request id -> rows predicted
+    predicted: Counter[str] = Counter()  # request id -> rows answered
+    unfound: set[str] = set()  # requests with an expired and a missing entity
     lock = threading.Lock()
     stop = threading.Event()
     try:
         kinds = {
             "instances": ({"instances": [{"age": 40, "vehicle_value": 9e3},
                                          {"age": 22.5, "vehicle_value": 1e4}]}, {200}),
-            "entities": ({"entities": [{"customer_id": 3}, {"customer_id": 4}]}, {200, 503}),
+            "entities": ({"entities": [{"customer_id": found[0]}, {"customer_id": found[1]}]},
+                         {200, 503}),
+            "unfound": ({"entities": [{"customer_id": expired[0]}, {"customer_id": 10**6},
+                                      {"customer_id": found[2]}]}, {200, 503}),
             "invalid": ({"instances": [{"age": "forty"}]}, {422}),
             "malformed": (None, {422}),
             "unknown": ({"instances": [{}]}, {404}),
@@ -117,8 +125,12 @@ def test_the_server_survives_mixed_traffic_swaps_and_a_redis_outage(project: Pat
                                               f"{response.text[:200]}")
                         elif response.status_code == 200:
                             answer = response.json()
-                            predicted[answer["request_id"]] += sum(
-                                p is not None for p in answer["predictions"])
+                            predicted[answer["request_id"]] += len(answer["predictions"])
+                            if kind == "unfound":  # all missing just after Redis restarts
+                                if answer["status"] not in (["expired", "missing", "found"],
+                                                            ["missing"] * 3):
+                                    unexpected.append(f"unfound: {answer}")
+                                unfound.add(answer["request_id"])
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
         for t in threads:
@@ -152,5 +164,10 @@ def test_the_server_survives_mixed_traffic_swaps_and_a_redis_outage(project: Pat
     logged = yard.read_predictions(MODEL)
     yard.close()
     per_request = Counter(logged["request_id"])
-    assert per_request == +predicted  # one entry per predicted row, none lost or doubled
+    assert per_request == +predicted  # one entry per answered row, none lost or doubled
+    assert unfound  # and the unfound entities' rows are there with their status
+    rows = logged[logged["request_id"].isin(unfound)]
+    assert set(rows["status"]) == {"expired", "missing", "found"}
+    assert rows.loc[rows["status"] != "found", "reason"].notna().all()
+    assert rows.loc[rows["status"] == "found", "reason"].isna().all()
     assert set(logged["version"]) == {1, 2}
