@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -67,6 +68,14 @@ class Redis:
             self.proc.kill()
             self.proc.wait(timeout=30)
             self.proc = None
+
+
+def _scrape(base: str) -> dict[str, list[Any]]:
+    """``/metrics``, parsed: family name -> samples."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base}/metrics", timeout=30).text
+    return {f.name: list(f.samples) for f in text_string_to_metric_families(text)}
 
 
 @pytest.mark.slow
@@ -153,11 +162,20 @@ def test_the_server_survives_mixed_traffic_swaps_and_a_redis_outage(project: Pat
         after = httpx.post(f"{base}{PREDICT}", json=kinds["entities"][0], timeout=30)
         assert after.status_code == 200 and after.json()["version"] == 1
         predicted[after.json()["request_id"]] += 2
+        scraped = _scrape(base)
     finally:
         stop.set()
         stop_serve(proc)
         redis.kill()
     assert unexpected == []
+    # the two workers' metrics: bounded by model, with each worker's process gauges
+    models = {s.labels.get("model") for s in scraped["modelyard_requests"]} - {None}
+    assert models == {MODEL, "unknown"}
+    assert len({s.labels["pid"] for s in scraped["modelyard_worker_resident_memory_bytes"]}
+               ) == 2
+    assert scraped["process_resident_memory_bytes"] and scraped["python_gc_objects_collected"]
+    assert {(s.labels["version"], s.labels["role"])
+            for s in scraped["modelyard_answer_seconds"]} >= {("1", "primary"), ("2", "primary")}
     assert statuses[("entities", 503)] > 0  # the outage was seen...
     assert statuses[("entities", 200)] > statuses[("entities", 503)]  # ...and survived
     assert statuses[("instances", 200)] > 50
