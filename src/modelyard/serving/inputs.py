@@ -402,8 +402,10 @@ _EXACT: dict[str, set[type]] = {"float": {float}, "int": {int}, "bool": {bool},
 
 
 def key_name(key: Any) -> str:
+    """A client's key as a field name: as it is when printable, else quoted and escaped
+    (an empty key is ``''``), at most 64 characters."""
     text = str(key)
-    if text.isprintable():
+    if text.isprintable() and text.strip():
         return text if len(text) <= 64 else text[:61] + "..."
     return repr(text[:61]) + ("..." if len(text) > 61 else "")
 

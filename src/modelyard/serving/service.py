@@ -519,7 +519,7 @@ def _parse_payload(payload: Any) -> tuple[list[Any] | None, list[Any] | None]:
     if unknown:
         raise InvalidInputError(
             f"unknown field(s) {', '.join(map(repr, unknown))} in the request body; expected "
-            "'instances' or 'entities'", field=unknown[0])
+            "'instances' or 'entities'", field=key_name(unknown[0]))
     has_instances, has_entities = "instances" in payload, "entities" in payload
     if has_instances == has_entities:
         raise InvalidInputError(
