@@ -181,10 +181,11 @@ def test_no_explain_answers_5xx_and_every_refusal_names_a_field(
 
 @settings(max_examples=120, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=_v2_bodies)
+@given(body=_v2_bodies, versioned=st.booleans())
 def test_no_v2_infer_answers_5xx_and_every_refusal_names_a_field(
-        service: dict[str, Any], body: Any) -> None:
-    _check(_post(service["client"], INFER, body), None)
+        service: dict[str, Any], body: Any, versioned: bool) -> None:
+    path = INFER.replace("/infer", "/versions/1/infer") if versioned else INFER
+    _check(_post(service["client"], path, body), None)
 
 
 # --- the domain, named ------------------------------------------------------------------------
