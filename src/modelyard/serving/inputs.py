@@ -7,6 +7,15 @@ checker per input column. Decoding a request walks its values once, collects eve
 one round. What comes out is either a float matrix (when every input is numeric and the
 model takes one numeric tensor: no pandas on that path) or a pandas frame in the types the
 signature check gives.
+
+Each input has a domain, checked value by value: an ``int`` input takes whole numbers within
+int64 (what the model is given; ``true``/``false`` count as 1/0 and ``3.0`` as 3); a
+``float`` input finite numbers within float64, or float32 where the model computes in it
+(whole numbers only where float64 holds them exactly). ``null`` and NaN are one missing
+value, allowed only where the input is nullable; infinities (and ``1e309``, which JSON reads
+as one) never are. A key that is no input is refused by name. :class:`Fields` decides how a
+problem names its value: ``instances[3].age`` on ``/v1``, ``age[3]`` (:class:`TensorFields`)
+under the Open Inference Protocol.
 """
 
 from __future__ import annotations
