@@ -33,7 +33,7 @@ from modelyard.serving.deployment import (
     parse_canary,
     parse_target,
 )
-from modelyard.serving.inputs import Fields, Problem, invalid, key_name, rows_of
+from modelyard.serving.inputs import Fields, invalid, key_name, rows_of
 
 if TYPE_CHECKING:
     from modelyard.client import Yard
@@ -412,7 +412,7 @@ class ModelServer:
 
     def _entity_rows(self, served: Served, entities: list[Any]
                      ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
-        from modelyard.serving.entities import gather
+        from modelyard.serving.entities import check_rows, gather
 
         source = served.features
         if source is None:
@@ -420,7 +420,7 @@ class ModelServer:
                 f"model {served.loaded.name}:{served.version} takes no stored features: send "
                 f"'instances' with its inputs ({', '.join(served.loaded.input_names)})",
                 field="entities")
-        _check_entities(served, source, entities)
+        check_rows(served.loaded.decoder, source, entities)
         rows, status = gather(self.yard.features.online, source, entities)
         keys = [{k: e[k] for k in source.key_columns} for e in entities]
         return rows, status, keys
@@ -451,55 +451,6 @@ class ModelServer:
                     self._shadow_waiting -= 1
 
         self._shadow.submit(run)
-
-
-def _check_entities(served: Served, source: Any, entities: list[Any]) -> None:
-    """Check each entity row's own values before anything is looked up, so the same row
-    gets the same answer whatever the entity's status: an object, keys that are text or
-    whole numbers, inputs the row carries in their domain, and no key the model does not
-    take (a stored feature is looked up, never taken from the request)."""
-    decoder = served.loaded.decoder
-    fields = Fields("entities")
-    keys, request = set(source.key_columns), set(source.request_columns)
-    carried = set(source.from_request)
-    problems: list[Problem] = []
-    for i, row in enumerate(entities):
-        if not isinstance(row, Mapping):
-            problems.append(Problem(fields.row(i), "expected an object of entity keys and "
-                                                   "request values"))
-            continue
-        absent = [k for k in (*source.key_columns, *source.request_columns) if k not in row]
-        if absent:
-            problems.append(Problem(fields.row(i), f"lacks {', '.join(absent)} (each entity "
-                                                   "row needs the keys "
-                                                   f"{', '.join(source.key_columns)})"))
-        for key, value in row.items():
-            if key in keys:
-                if not (isinstance(value, str) or (isinstance(value, int) and not
-                                                   isinstance(value, bool)
-                                                   and -(2**63) <= value < 2**63)):
-                    problems.append(Problem(fields.value(i, key), "expected an entity key: "
-                                            "text or a whole number within int64"))
-            elif key in carried and decoder is not None:
-                try:
-                    decoder.check_value(key, value)
-                except ValueError as bad:
-                    problems.append(Problem(fields.value(i, key), str(bad)))
-            elif key in request:
-                if isinstance(value, (list, dict)):
-                    problems.append(Problem(fields.value(i, key), "expected a single value"))
-            elif key in source.stored:
-                problems.append(Problem(fields.value(i, key), "is a stored feature, looked up "
-                                        "by the entity's keys; do not send it"))
-            else:
-                takes = sorted(keys | request | carried)
-                problems.append(Problem(fields.value(i, key_name(key)),
-                                        f"unknown field; an entity row takes "
-                                        f"{', '.join(takes)}"))
-        if len(problems) >= 20:
-            break
-    if problems:
-        raise invalid(problems)
 
 
 def _row_error(status: str, problems: list[Any]) -> str:
