@@ -162,3 +162,16 @@ def test_rows_must_be_a_bounded_non_empty_list() -> None:
         rows_of({"instances": []}, "instances")
     with pytest.raises(InvalidInputError, match="at most"):
         rows_of({"instances": [{}] * (MAX_ROWS + 1)}, "instances")
+
+
+def test_the_column_fast_path_keeps_the_same_rules() -> None:
+    decoder = InputDecoder(NUMBERS)
+    assert decoder.columns([{"n": 1, "x": float("nan")}, {"n": 2, "x": 1.0}])["x"] == [None, 1.0]
+    big = decoder.columns([{"n": 1, "x": 1e308}, {"n": 2, "x": 1e308}])  # their sum overflows
+    assert big["x"] == [1e308, 1e308]
+    for bad in ({"n": 1, "x": float("inf")}, {"n": 2**63, "x": 1.0}):
+        with pytest.raises(InvalidInputError):
+            decoder.columns([{"n": 1, "x": 1.0}, bad])
+    with pytest.raises(InvalidInputError, match=r"instances\[1\]\.x: may not be null"):
+        InputDecoder(Signature((ColumnSpec("x", "float", False),))).columns(
+            [{"x": 1.0}, {"x": float("nan")}])

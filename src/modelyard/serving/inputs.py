@@ -325,7 +325,7 @@ class InputDecoder:
         problem."""
         if not all(type(row) is dict for row in rows):
             return None
-        if self.refuse_extra and any(len(row) != len(self.names) for row in rows):
+        if self.refuse_extra and rows and set(map(len, rows)) != {len(self.names)}:
             return None  # a key that is no input (or one missing): named one by one
         out: dict[str, list[Any]] = {}
         try:
@@ -341,13 +341,14 @@ class InputDecoder:
                         min(numbers) < INT64_MIN or max(numbers) > INT64_MAX):
                     return None
                 if kind == "float" and numbers:
-                    if any(v != v for v in numbers):  # NaN is a null
-                        if not nullable:
+                    if not math.isfinite(sum(numbers)):  # a NaN, an infinity, or just big
+                        if not nullable or not all(map(math.isfinite, filter(
+                                lambda v: v == v, numbers))):
                             return None
-                        values = [None if v != v else v for v in values]
+                        values = [None if v != v else v for v in values]  # NaN is a null
                         numbers = [v for v in numbers if v == v]
-                    if numbers and (min(numbers) < -self._float_max
-                                    or max(numbers) > self._float_max):
+                    if self.float_width != "float64" and numbers and (
+                            min(numbers) < -self._float_max or max(numbers) > self._float_max):
                         return None
                 out[name] = values
         except KeyError:
