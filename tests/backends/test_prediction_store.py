@@ -29,7 +29,8 @@ from modelyard.backends.predictions import prediction_store_from_uri
 from modelyard.backends.predictions.parquet import ParquetPredictionStore
 from modelyard.errors import ConfigurationError, InvalidInputError, StorageError
 
-BASE = ["request_id", "row", "model", "version", "role", "at_us", "latency_ms"]
+BASE = ["request_id", "row", "model", "version", "role", "at_us", "latency_ms", "status",
+        "reason"]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
@@ -76,14 +77,32 @@ def test_round_trip_with_flattened_columns(store: PredictionStore) -> None:
                                    "features.city", "output.score", "output.label"]
     assert frame.to_dict("records") == [
         {"request_id": "r1", "row": 0, "model": "claims", "version": 1, "role": "primary",
-         "at_us": 1_000, "latency_ms": 3.5, "entity.customer_id": 7, "features.age": 41,
+         "at_us": 1_000, "latency_ms": 3.5, "status": None, "reason": None,
+         "entity.customer_id": 7, "features.age": 41,
          "features.city": "Lyon", "output.score": 0.75, "output.label": "high"},
         {"request_id": "r1", "row": 1, "model": "claims", "version": 1, "role": "primary",
-         "at_us": 1_000, "latency_ms": 3.5, "entity.customer_id": 8, "features.age": 23,
+         "at_us": 1_000, "latency_ms": 3.5, "status": None, "reason": None,
+         "entity.customer_id": 8, "features.age": 23,
          "features.city": "Nice", "output.score": 0.125, "output.label": "low"},
     ]
     assert frame["at_us"].dtype == np.int64 and frame["latency_ms"].dtype == np.float64
     assert store.count("claims") == 2 and store.count("other") == 1
+
+
+def test_a_row_answered_without_a_prediction_keeps_its_status_and_reason(
+        store: PredictionStore) -> None:
+    from dataclasses import replace
+
+    store.write([replace(rec("r1", 1_000, entity={"customer_id": 7}), status="found"),
+                 replace(rec("r1", 1_000, row=1, entity={"customer_id": 8},
+                             features={"age": None}, output={"prediction": None}),
+                         status="expired", reason="expired entity: no value for age")])
+    frame = store.read("claims")
+    assert frame[["row", "status", "reason"]].to_dict("records") == [
+        {"row": 0, "status": "found", "reason": None},
+        {"row": 1, "status": "expired", "reason": "expired entity: no value for age"}]
+    with pytest.raises(InvalidInputError, match="'status' must be None or one of"):
+        store.write([replace(rec("r2", 1_000), status="lost")])
 
 
 def test_unknown_model_reads_empty_with_the_record_columns(store: PredictionStore) -> None:

@@ -21,7 +21,7 @@ MINUTE = 60_000_000
 
 def predictions(*answers: tuple[str, int, str, int, float, int]) -> pd.DataFrame:
     """A prediction frame: per answer (request_id, version, role, at_us, latency_ms, rows)."""
-    return prediction_frame([(rid, row, "claims", version, role, at, latency, None,
+    return prediction_frame([(rid, row, "claims", version, role, at, latency, None, None, None,
                               '{"age": 30}', '{"score": 0.5}', None)
                              for rid, version, role, at, latency, rows in answers
                              for row in range(rows)])

@@ -153,6 +153,26 @@ def test_a_window_with_no_predictions_is_stored_with_a_note(yard: Yard) -> None:
 
 
 @sqlite_only
+def test_rows_answered_without_a_prediction_stay_out_of_the_checks(yard: Yard) -> None:
+    from modelyard.backends.metadata.predictions import PredictionRecord
+
+    version = register_regressor(yard, evaluate=False)
+    frame = claims(300, 31)
+    log_window(yard, version, frame, _week(0)["start"])
+    start_us = int(_week(0)["start"].timestamp() * 1e6)
+    nulls = {name: None for name in INPUTS}
+    yard.predictions.write([
+        PredictionRecord(f"gone{i}", 0, MODEL, version, "primary", start_us + i, 4.0,
+                         {"customer_id": i}, nulls, {"prediction": None}, "missing",
+                         "missing entity: no value for age") for i in range(200)])
+    result = yard.monitoring.check(MODEL, **_week(0))
+    assert result.rows == 300  # the predicted rows only
+    quality = result.to_dict()["quality"]
+    assert not any("null" in issue for issue in quality["issues"]), quality["issues"]
+    assert yard.predictions.count(MODEL) == 500  # all of them logged
+
+
+@sqlite_only
 def test_schema_changes_and_empty_columns_are_reported_not_raised(yard: Yard) -> None:
     version = register_regressor(yard, evaluate=False)
     frame = claims(500, 30)

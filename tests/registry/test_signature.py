@@ -159,7 +159,7 @@ def test_check_names_every_missing_column() -> None:
 @pytest.mark.parametrize(("column", "values", "words"), [
     ("age", ["3", "4"], ["string", "expected int"]),  # "3" -> int is not lossless
     ("age", [2.5, 3.0], ["not whole numbers", "2.5"]),
-    ("age", [True, False], ["bool", "expected int"]),
+    ("income", [True, False], ["bool", "expected float"]),  # bool -> int only
     ("income", ["1.5", "2"], ["string", "expected float"]),
     ("city", [1, 2], ["int", "expected string"]),
 ])
@@ -232,3 +232,32 @@ def test_breaking_changes_are_listed() -> None:
     older_float = Signature(spec(("age", "float", True),), ())
     assert float_to_int.compatible_with(older_float) == [
         "input 'age' changed type from float to int"]
+
+
+DOMAIN = Signature((ColumnSpec("n", "int", False), ColumnSpec("x", "float", True)))
+
+
+@pytest.mark.parametrize(("rows", "column", "expected"), [
+    ([{"n": 2**64 - 1, "x": 1.0}], "n", "outside int64"),  # uint64: never wrapped to -1
+    ([{"n": 10**30, "x": 1.0}], "n", "outside int64"),
+    ([{"n": 1.5e19, "x": 1.0}], "n", "outside int64"),
+    ([{"n": 1, "x": float("inf")}], "x", "infinite"),
+    ([{"n": 1, "x": 2**60 + 1}], "x", "cannot hold exactly"),
+])
+def test_values_outside_a_columns_domain_are_refused(rows: list[dict[str, object]],
+                                                     column: str, expected: str) -> None:
+    with pytest.raises(InvalidInputError, match=expected) as raised:
+        DOMAIN.check(rows)
+    assert raised.value.details["field"] == column
+
+
+def test_lossless_coercions_are_accepted() -> None:
+    import pandas as pd
+
+    frame = DOMAIN.check(pd.DataFrame({"n": [True, False], "x": [3, 2**60]}))
+    assert frame["n"].dtype == "int64" and frame["n"].tolist() == [1, 0]
+    assert frame["x"].dtype == "float64" and frame["x"].tolist() == [3.0, 2.0**60]
+    nullable = DOMAIN.check(pd.DataFrame({"n": pd.array([True, False], dtype="boolean"),
+                                          "x": [None, 1.0]}))
+    assert nullable["n"].tolist() == [1, 0]
+    assert DOMAIN.check([{"n": 2**63 - 1, "x": None}])["n"].tolist() == [2**63 - 1]

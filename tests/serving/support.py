@@ -37,6 +37,16 @@ def people(n: int = 150, seed: int = 3) -> pd.DataFrame:
     })
 
 
+def expired_ids(days: float = 15.0) -> tuple[list[int], list[int]]:
+    """The people whose profile is older than ``days`` (expired under that ttl), and the
+    others (found), a day's margin left out on each side."""
+    rows = people()
+    now = datetime.now(UTC)
+    age = (now - rows["ts"]).dt.total_seconds() / 86_400
+    return ([int(i) for i in rows.loc[age > days + 1, "customer_id"]],
+            [int(i) for i in rows.loc[age < days - 1, "customer_id"]])
+
+
 def cost(frame: pd.DataFrame, seed: int = 5) -> np.ndarray:
     rng = np.random.default_rng(seed)
     bump = np.where(frame["region"] == "south", 25.0, 0.0)
@@ -50,10 +60,13 @@ def open_yard(project: Path, online_uri: str | None = None) -> Yard:
                              **extra)
 
 
-def setup(yard: Yard, *, materialize: bool = True) -> Any:
-    """Apply and ingest the profile group, materialize it; return the training set."""
+def setup(yard: Yard, *, materialize: bool = True, ttl: str | None = None) -> Any:
+    """Apply and ingest the profile group, materialize it; return the training set. With
+    ``ttl`` (``"15d"``: about half the people, see :func:`expired_ids`), a profile whose
+    values expire."""
     rows = people()
-    yard.apply([profile])
+    yard.apply([profile if ttl is None else FeatureGroup(
+        "profile", entity=customer, source=policies, ttl=ttl, features=list(profile.features))])
     yard.ingest(policies, rows)
     if materialize:
         yard.materialize()

@@ -24,8 +24,8 @@ ROW = {"age": 40, "value": 1.5, "region": "north", "insured": True,
 
 
 def test_a_good_row_is_converted_to_the_signature_types() -> None:
-    columns = InputDecoder(SIGNATURE).columns([ROW, {**ROW, "value": None, "age": 7.0,
-                                                     "extra": "ignored"}])
+    columns = InputDecoder(SIGNATURE, extra="ignore").columns(
+        [ROW, {**ROW, "value": None, "age": 7.0, "extra": "ignored"}])
     assert columns["age"] == [40, 7] and isinstance(columns["age"][1], int)
     assert columns["value"] == [1.5, None]
     assert columns["since"][0] == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -50,6 +50,60 @@ def test_every_problem_is_named_by_row_and_column() -> None:
     assert problems["instances[6]"].startswith("expected an object")
     assert raised.value.details["field"] == "instances[0].age"
     assert "instances[3].region: may not be null" in raised.value.message
+
+
+def test_a_key_that_is_no_input_is_refused_by_name() -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        InputDecoder(SIGNATURE).columns([ROW, {**ROW, "colour": "red", "\x07": 1}])
+    problems = {p["field"]: p["problem"] for p in raised.value.details["problems"]}
+    assert problems["instances[1].colour"].startswith("unknown input; the model takes age")
+    assert "instances[1].'\\x07'" in problems  # control characters shown escaped
+
+
+NUMBERS = Signature((ColumnSpec("n", "int", False), ColumnSpec("x", "float", True)))
+
+
+@pytest.mark.parametrize(("value", "field", "expected"), [
+    (2**63, "n", "from -9223372036854775808 to 9223372036854775807 (int64)"),
+    (-(2**63) - 1, "n", "(int64)"),
+    (2**64 - 1, "n", "(int64)"),
+    (10**400, "n", "(int64)"),
+    (float("inf"), "n", "(int64)"),
+    (1e300, "n", "(int64)"),
+    (10**400, "x", "expected a finite number from -1.7976931348623157e+308 to "
+                   "1.7976931348623157e+308 (float64)"),
+    (float("inf"), "x", "(float64)"),
+    (float("-inf"), "x", "(float64)"),
+    (2**53 + 1, "x", "float64 holds exactly"),
+])
+def test_numbers_outside_the_input_domain_are_refused_with_the_range(
+        value: object, field: str, expected: str) -> None:
+    row = {"n": 1, "x": 1.0, field: value}
+    with pytest.raises(InvalidInputError) as raised:
+        InputDecoder(NUMBERS).columns([{"n": 2, "x": 2.0}, row])
+    assert raised.value.details["field"] == f"instances[1].{field}"
+    assert expected in raised.value.details["problems"][0]["problem"]
+
+
+def test_the_edges_of_the_domain_and_lossless_coercions_are_accepted() -> None:
+    decoder = InputDecoder(NUMBERS)
+    columns = decoder.columns([{"n": 2**63 - 1, "x": 1.7976931348623157e308},
+                               {"n": -(2**63), "x": 2**60}, {"n": True, "x": float("nan")},
+                               {"n": 3.0, "x": None}])
+    assert columns == {"n": [2**63 - 1, -(2**63), 1, 3],
+                       "x": [1.7976931348623157e308, float(2**60), None, None]}
+
+
+def test_nan_is_a_null_refused_where_the_input_is_not_nullable() -> None:
+    with pytest.raises(InvalidInputError, match=r"instances\[0\]\.n: may not be null"):
+        InputDecoder(NUMBERS).columns([{"n": float("nan"), "x": 1.0}])
+
+
+def test_a_float32_model_refuses_floats_beyond_float32() -> None:
+    decoder = InputDecoder(NUMBERS, float_width="float32")
+    assert decoder.columns([{"n": 1, "x": 3.4e38}])["x"] == [3.4e38]
+    with pytest.raises(InvalidInputError, match=r"\(float32\), got 3.5e\+38"):
+        decoder.columns([{"n": 1, "x": 3.5e38}])
 
 
 def test_booleans_are_not_numbers_and_numpy_scalars_are() -> None:
@@ -94,3 +148,16 @@ def test_rows_must_be_a_bounded_non_empty_list() -> None:
         rows_of({"instances": []}, "instances")
     with pytest.raises(InvalidInputError, match="at most"):
         rows_of({"instances": [{}] * (MAX_ROWS + 1)}, "instances")
+
+
+def test_the_column_fast_path_keeps_the_same_rules() -> None:
+    decoder = InputDecoder(NUMBERS)
+    assert decoder.columns([{"n": 1, "x": float("nan")}, {"n": 2, "x": 1.0}])["x"] == [None, 1.0]
+    big = decoder.columns([{"n": 1, "x": 1e308}, {"n": 2, "x": 1e308}])  # their sum overflows
+    assert big["x"] == [1e308, 1e308]
+    for bad in ({"n": 1, "x": float("inf")}, {"n": 2**63, "x": 1.0}):
+        with pytest.raises(InvalidInputError):
+            decoder.columns([{"n": 1, "x": 1.0}, bad])
+    with pytest.raises(InvalidInputError, match=r"instances\[1\]\.x: may not be null"):
+        InputDecoder(Signature((ColumnSpec("x", "float", False),))).columns(
+            [{"x": 1.0}, {"x": float("nan")}])

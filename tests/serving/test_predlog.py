@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from modelyard.backends.metadata.predictions import (
@@ -224,7 +225,7 @@ def test_bad_settings_are_refused(store: PredictionStore) -> None:
         PredictionLog(store, max_pending=0)
 
 
-def test_a_server_answer_is_logged_one_record_per_predicted_row(
+def test_a_server_answer_is_logged_one_record_per_answered_row(
         store: PredictionStore) -> None:
     from modelyard.serving.service import Answer, Sink
 
@@ -238,15 +239,19 @@ def test_a_server_answer_is_logged_one_record_per_predicted_row(
     sink(answer)
     assert plog.close(timeout=10)
     frame = store.read("claims")
-    assert frame[["request_id", "row", "version", "role", "entity.customer_id",
-                  "features.age"]].to_dict("records") == [
+    assert frame[["request_id", "row", "version", "role", "entity.customer_id", "status",
+                  "reason"]].to_dict("records") == [
         {"request_id": "req-1", "row": 0, "version": 3, "role": "canary",
-         "entity.customer_id": 1, "features.age": 30},
+         "entity.customer_id": 1, "status": "found", "reason": None},
+        {"request_id": "req-1", "row": 1, "version": 3, "role": "canary",
+         "entity.customer_id": 2, "status": "missing", "reason": "entity not found"},
         {"request_id": "req-1", "row": 2, "version": 3, "role": "canary",
-         "entity.customer_id": 3, "features.age": 41}]
-    assert frame["latency_ms"].tolist() == [12.5, 12.5]
+         "entity.customer_id": 3, "status": "found", "reason": None}]
+    assert frame["features.age"].isna().tolist() == [False, True, False]
+    assert frame["latency_ms"].tolist() == [12.5, 12.5, 12.5]
     assert frame["output.prediction"].tolist()[0] == 0.25
-    assert frame["output.p"].tolist()[1] == 0.5 and frame["output.label"].tolist()[1] == "x"
+    assert pd.isna(frame["output.prediction"].tolist()[1])
+    assert frame["output.p"].tolist()[2] == 0.5 and frame["output.label"].tolist()[2] == "x"
 
 
 def test_failures_share_the_writer_with_predictions(

@@ -64,6 +64,32 @@ def test_inputs_already_in_the_table_are_used_as_they_are(served: dict[str, Any]
                                .column("prediction").to_numpy(), expected, rtol=1e-12)
 
 
+def test_lossless_coercions_are_scored_and_values_outside_the_domain_refused(
+        served: dict[str, Any], tmp_path: Path) -> None:
+    """A whole-number input stored as bool (0/1 flags often are) and whole numbers in a
+    float input are accepted; an integer past int64 (uint64) is refused, never wrapped."""
+    from sklearn.linear_model import LinearRegression
+
+    yard = served["yard"]
+    train = pd.DataFrame({"police_report": np.array([0, 1, 0, 1], dtype=np.int64),
+                          "amount": [1.0, 2.0, 3.0, 4.5]})
+    with yard.start_run("flags") as run:
+        run.log_model(LinearRegression().fit(train, [1.0, 2.0, 3.0, 4.0]), "flags",
+                      input_example=train, onnx=False)
+    given = pd.DataFrame({"police_report": [True, False], "amount": np.array([2, 3])})
+    given.to_parquet(tmp_path / "in.parquet")
+    score(yard, "flags", tmp_path / "in.parquet", tmp_path / "out.parquet")
+    expected = yard.models.load("flags:1").predict(given.astype({"police_report": "int64",
+                                                                  "amount": "float64"}))
+    np.testing.assert_allclose(pq.read_table(tmp_path / "out.parquet").column("prediction")
+                               .to_numpy(), expected)
+    pd.DataFrame({"police_report": np.array([2**64 - 1], dtype=np.uint64),
+                  "amount": [1.0]}).to_parquet(tmp_path / "big.parquet")
+    with pytest.raises(InvalidInputError, match="int64") as raised:
+        score(yard, "flags", tmp_path / "big.parquet", tmp_path / "out2.parquet")
+    assert "police_report" in raised.value.message
+
+
 def test_a_bad_row_leaves_no_output_and_names_the_row(served: dict[str, Any],
                                                       tmp_path: Path) -> None:
     frame = pd.DataFrame({"age": [20.0, None, 30.0], "vehicle_value": [1e3, 2e3, 3e3]})

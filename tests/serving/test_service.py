@@ -115,8 +115,10 @@ def test_the_servers_clock_judges_the_features_ttl(project: Path, make_server: M
 def test_an_entity_row_without_its_key_is_refused(served: dict[str, Any],
                                                    make_server: Make) -> None:
     server, _ = make_server(served["yard"])
-    with pytest.raises(InvalidInputError, match=r"entities\[1\] lacks customer_id"):
+    with pytest.raises(InvalidInputError, match=r"entities\[1\]: lacks customer_id") as raised:
         server.predict(MODEL, {"entities": [{"customer_id": 1}, {"id": 2}]})
+    assert {p["field"] for p in raised.value.details["problems"]} == {"entities[1]",
+                                                                      "entities[1].id"}
 
 
 def test_request_values_complete_the_stored_features(served: dict[str, Any],

@@ -45,7 +45,12 @@ def _prefixed(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
 
 
 def from_log(frame: pd.DataFrame) -> WindowData:
-    """A window from the prediction log's frame."""
+    """A window from the prediction log's frame: its predicted rows. A row answered without
+    a prediction (a missing or expired entity, logged with its ``reason``) has no output
+    and null inputs, so drift, quality and performance leave it out; service health, which
+    reads the log itself, still counts its request."""
+    if "reason" in frame.columns and frame["reason"].notna().any():
+        frame = frame[frame["reason"].isna()]
     versions = {int(v): int(n) for v, n in frame["version"].value_counts().items()}
     return WindowData(_prefixed(frame, "features."), _prefixed(frame, "output."),
                       _prefixed(frame, "label."), frame["at_us"].to_numpy(), versions)

@@ -15,8 +15,12 @@ Column types are a small closed set (:data:`COLUMN_TYPES`):
 :meth:`Signature.infer` reads them from an example frame (pandas, pyarrow or Polars) and the
 model's predictions; a column is nullable when the example has a null or NaN in it.
 :meth:`Signature.check` turns a request frame into exactly the pandas frame the model
-expects, converting only where nothing is lost: an ``int`` goes into a ``float`` column and a
-``2.0`` into an ``int`` column, but never ``"3"`` into an ``int``. In the frame it returns,
+expects, converting only where nothing is lost: a ``bool`` goes into an ``int`` column (as 0
+or 1), an ``int`` into a ``float`` column where float64 holds it exactly, a ``2.0`` into an
+``int`` column, but never ``"3"`` into an ``int``. Every value must lie in its column's
+domain: an ``int`` column holds int64 (-2**63 to 2**63-1, what the model is given), a
+``float`` column finite numbers (infinities are refused; NaN is a null, allowed only in a
+nullable column). In the frame it returns,
 an ``int`` column with nulls is ``float64`` with NaN (what the model libraries take), a
 ``bool`` column with nulls is pandas ``boolean``, a ``date`` column holds ``datetime.date``.
 """
@@ -36,7 +40,10 @@ __all__ = ["COLUMN_TYPES", "ColumnSpec", "Signature"]
 
 COLUMN_TYPES = ("int", "float", "bool", "string", "category", "timestamp", "date")
 # a value of the first type is accepted, unchanged in meaning, where the second is declared
-_WIDENS = frozenset({("int", "float"), ("string", "category"), ("category", "string")})
+_WIDENS = frozenset({("int", "float"), ("bool", "int"), ("string", "category"),
+                     ("category", "string")})
+_INT64 = (-(2**63), 2**63 - 1)
+_EXACT_FLOAT = 2**53  # whole numbers up to this magnitude are all exact in float64
 _MAX_EXAMPLES = 3
 
 
@@ -322,7 +329,8 @@ def _coerce(series: pd.Series, spec: ColumnSpec) -> pd.Series | str:
         if categories not in ("string", "empty"):
             return f"has type category of {categories or 'mixed'} values, expected string"
     if kind == "empty" or kind == spec.type or (kind, spec.type) in _WIDENS:
-        return _canonical(series, spec.type)
+        problem = _out_of_domain(series, kind, spec.type)
+        return problem if problem is not None else _canonical(series, spec.type)
     if kind == "float" and spec.type == "int":
         values = series.dropna().to_numpy(dtype=np.float64)
         bad = values[~np.isfinite(values) | (values != np.round(values))]
@@ -330,6 +338,11 @@ def _coerce(series: pd.Series, spec: ColumnSpec) -> pd.Series | str:
             shown = ", ".join(repr(float(v)) for v in bad[:_MAX_EXAMPLES])
             return f"has type float with values that are not whole numbers (e.g. {shown}), " \
                    f"expected int"
+        bad = values[(values < -(2.0**63)) | (values >= 2.0**63)]
+        if len(bad):
+            shown = ", ".join(repr(float(v)) for v in bad[:_MAX_EXAMPLES])
+            return (f"has whole numbers outside int64 (-9223372036854775808 to "
+                    f"9223372036854775807), e.g. {shown}")
         return _canonical(series, "int")
     if kind == "timestamp" and spec.type == "date":
         stamps = series.dropna()
@@ -337,6 +350,49 @@ def _coerce(series: pd.Series, spec: ColumnSpec) -> pd.Series | str:
             return _canonical(series, "date")
         return "has type timestamp with times of day, expected date"
     return f"has type {kind or _describe(series)}, expected {spec.type}"
+
+
+def _out_of_domain(series: pd.Series, kind: str | None, target: str) -> str | None:
+    """What in the column lies outside ``target``'s domain (see the module docs), or None."""
+    import numpy as np
+
+    values = series.dropna()
+    if not len(values):
+        return None
+    if kind == "int" and target in ("int", "float"):
+        dtype = values.dtype
+        if getattr(dtype, "kind", "O") in "iu" and dtype.itemsize <= 4:
+            return None  # narrower than int64: every value fits
+        if getattr(dtype, "kind", "O") == "i" and target == "int":
+            return None  # int64 already
+        numbers = values.tolist()  # Python ints: compared exactly, whatever their size
+        if target == "int":
+            bad = [v for v in numbers if not _INT64[0] <= v <= _INT64[1]]
+            if bad:
+                shown = ", ".join(str(v)[:24] for v in bad[:_MAX_EXAMPLES])
+                return (f"has whole numbers outside int64 (-9223372036854775808 to "
+                        f"9223372036854775807), e.g. {shown}")
+            return None
+        bad = [v for v in numbers if abs(v) > _EXACT_FLOAT and not _exact_float(v)]
+        if bad:
+            shown = ", ".join(str(v)[:24] for v in bad[:_MAX_EXAMPLES])
+            return (f"has whole numbers that float64 cannot hold exactly, e.g. {shown}; "
+                    f"expected float")
+        return None
+    if kind == "float" and target == "float":
+        numbers = values.to_numpy(dtype=np.float64)
+        bad = numbers[np.isinf(numbers)]
+        if len(bad):
+            return (f"has {len(bad)} infinite value(s); expected finite numbers (a missing "
+                    f"value is null or NaN)")
+    return None
+
+
+def _exact_float(value: int) -> bool:
+    try:
+        return float(value) == value
+    except OverflowError:
+        return False
 
 
 def _canonical(series: pd.Series, kind: str) -> pd.Series:
@@ -350,6 +406,9 @@ def _canonical(series: pd.Series, kind: str) -> pd.Series:
     if kind == "int":
         if series.isna().any():
             return pd.Series(series.to_numpy(dtype=np.float64, na_value=np.nan),
+                             name=series.name)
+        if series.dtype == object:  # Python ints (checked to fit) or bools
+            return pd.Series(np.array([int(v) for v in series], dtype=np.int64),
                              name=series.name)
         return series.astype(np.int64)
     if kind == "bool":

@@ -63,6 +63,8 @@ def create_app(yard: Yard, *, models: ModelServer | None = None,
         finally:
             if models is not None:
                 models.close()
+            if state.metrics is not None:
+                state.metrics.close()
             state.close()
             # Write what the prediction log holds now: uvicorn re-raises the stopping signal
             # once the app is shut down, so nothing after this point is sure to run.

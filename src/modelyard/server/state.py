@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from modelyard.serving.metrics import ServingMetrics
     from modelyard.serving.service import ModelServer
 
-__all__ = ["Endpoints", "ServerState"]
+__all__ = ["UNKNOWN", "Endpoints", "ServerState"]
+
+UNKNOWN = "unknown"  # the metrics' model label for every name not served here
 
 T = TypeVar("T")
 
@@ -83,8 +85,16 @@ class ServerState:
         if metrics is None:
             return
         outcome = "ok" if status < 400 else "client_error" if status < 500 else "error"
-        metrics.latency.labels(model, endpoint).observe(time.perf_counter() - began)
-        metrics.requests.labels(model, endpoint, outcome).inc()
+        label = self.model_label(model)
+        metrics.latency.labels(label, endpoint).observe(time.perf_counter() - began)
+        metrics.requests.labels(label, endpoint, outcome).inc()
+        metrics.sample_worker()
+
+    def model_label(self, model: str) -> str:
+        """``model`` when it is served here, else ``unknown``: a client naming models that
+        do not exist adds no series to the metrics."""
+        models = self.models
+        return model if models is not None and model in models.deployments else UNKNOWN
 
     def failed(self, model: str, endpoint: str, request_id: str, error: BaseException,
                began: float, status: int | None = None) -> None:

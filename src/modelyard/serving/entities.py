@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
+from modelyard.serving.inputs import Fields, Problem, invalid, key_name
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
     from modelyard.backends.metadata.registry import VersionRecord
     from modelyard.features.online import OnlineService
     from modelyard.features.service import FeatureService
+    from modelyard.serving.inputs import InputDecoder
 
-__all__ = ["FeatureSource", "feature_source", "gather"]
+__all__ = ["FeatureSource", "check_rows", "feature_source", "gather"]
 
 
 @dataclass(frozen=True)
@@ -129,3 +131,53 @@ def gather(online: OnlineService, source: FeatureSource, rows: Sequence[Any], *,
                 values[name] = row[name]
         merged.append(values)
     return merged, list(result.status)
+
+
+def check_rows(decoder: InputDecoder | None, source: FeatureSource, entities: Sequence[Any]
+               ) -> None:
+    """Check each entity row's own values before anything is looked up, so the same row
+    gets the same answer whatever the entity's status (InvalidInputError listing each
+    problem, ``entities[i].field``): an object, keys that are text or
+    whole numbers, inputs the row carries in their domain, and no key the model does not
+    take (a stored feature is looked up, never taken from the request)."""
+    fields = Fields("entities")
+    keys, request = set(source.key_columns), set(source.request_columns)
+    carried = set(source.from_request)
+    problems: list[Problem] = []
+    for i, row in enumerate(entities):
+        if not isinstance(row, Mapping):
+            problems.append(Problem(fields.row(i), "expected an object of entity keys and "
+                                                   "request values"))
+            continue
+        absent = [k for k in (*source.key_columns, *source.request_columns) if k not in row]
+        if absent:
+            problems.append(Problem(fields.row(i), f"lacks {', '.join(absent)} (each entity "
+                                                   "row needs the keys "
+                                                   f"{', '.join(source.key_columns)})"))
+        for key, value in row.items():
+            if key in keys:
+                if not (isinstance(value, str) or (isinstance(value, int) and not
+                                                   isinstance(value, bool)
+                                                   and -(2**63) <= value < 2**63)):
+                    problems.append(Problem(fields.value(i, key), "expected an entity key: "
+                                            "text or a whole number within int64"))
+            elif key in carried and decoder is not None:
+                try:
+                    decoder.check_value(key, value)
+                except ValueError as bad:
+                    problems.append(Problem(fields.value(i, key), str(bad)))
+            elif key in request:
+                if isinstance(value, (list, dict)):
+                    problems.append(Problem(fields.value(i, key), "expected a single value"))
+            elif key in source.stored:
+                problems.append(Problem(fields.value(i, key), "is a stored feature, looked up "
+                                        "by the entity's keys; do not send it"))
+            else:
+                takes = sorted(keys | request | carried)
+                problems.append(Problem(fields.value(i, key_name(key)),
+                                        f"unknown field; an entity row takes "
+                                        f"{', '.join(takes)}"))
+        if len(problems) >= 20:
+            break
+    if problems:
+        raise invalid(problems)

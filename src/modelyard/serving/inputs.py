@@ -7,11 +7,21 @@ checker per input column. Decoding a request walks its values once, collects eve
 one round. What comes out is either a float matrix (when every input is numeric and the
 model takes one numeric tensor: no pandas on that path) or a pandas frame in the types the
 signature check gives.
+
+Each input has a domain, checked value by value: an ``int`` input takes whole numbers within
+int64 (what the model is given; ``true``/``false`` count as 1/0 and ``3.0`` as 3); a
+``float`` input finite numbers within float64, or float32 where the model computes in it
+(whole numbers only where float64 holds them exactly). ``null`` and NaN are one missing
+value, allowed only where the input is nullable; infinities (and ``1e309``, which JSON reads
+as one) never are. A key that is no input is refused by name. :class:`Fields` decides how a
+problem names its value: ``instances[3].age`` on ``/v1``; the ``/v2`` layer renames those
+onto tensor elements (``age[3]``).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -25,10 +35,13 @@ if TYPE_CHECKING:
 
     from modelyard.registry.signature import Signature
 
-__all__ = ["MAX_PROBLEMS", "MAX_ROWS", "InputDecoder", "Problem"]
+__all__ = ["FLOAT32_MAX", "INT64_MAX", "INT64_MIN", "MAX_PROBLEMS", "MAX_ROWS", "Fields",
+           "InputDecoder", "Problem", "float_checker", "int_checker", "key_name"]
 
 MAX_ROWS = 100_000  # rows in one request
 MAX_PROBLEMS = 20  # problems listed in one error
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an ``int`` input is computed in
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 _MISSING = object()
 Checker = Callable[[Any], Any]  # the value as the model takes it, or raises _Bad
 
@@ -67,32 +80,79 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _float(value: Any) -> float:
-    if isinstance(value, float):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iuf":
-        return float(value)
-    raise _Bad(f"expected a number, got {_json_type(value)} {_shown(value)}")
+def _range(lo: float, hi: float, width: str, whole: bool) -> str:
+    what = "a whole number" if whole else "a finite number"
+    return f"expected {what} from {lo:.17g} to {hi:.17g} ({width})" if not whole else \
+        f"expected {what} from {int(lo)} to {int(hi)} ({width})"
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu":
-        return int(value)
-    if isinstance(value, float):
-        raise _Bad(f"expected a whole number, got {_shown(value)}")
-    raise _Bad(f"expected a whole number, got {_json_type(value)} {_shown(value)}")
+def _numpy_kind(value: Any) -> str:
+    """The NumPy dtype kind of a NumPy scalar (``"i"``, ``"f"``...), else ``""``."""
+    if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
+        return str(getattr(value.dtype, "kind", ""))
+    return ""
+
+
+def float_checker(width: str = "float64") -> Checker:
+    """A float column's check: a finite number within ``width``'s range (``float64``, or
+    ``float32`` where the model computes in it). A whole number is accepted where it
+    converts to float64 exactly; a boolean is not a number."""
+    hi = FLOAT32_MAX if width == "float32" else sys.float_info.max
+    expected = _range(-hi, hi, width, whole=False)
+
+    def check(value: Any) -> float:
+        if isinstance(value, float):
+            number = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:
+                raise _Bad(f"{expected}, got {_shown(value)}") from None
+            if number != value:  # compared exactly: Python's int/float comparison
+                raise _Bad(f"expected a number that float64 holds exactly, got {_shown(value)} "
+                           f"(it would become {number!r})")
+        elif _numpy_kind(value) in ("i", "u", "f"):
+            number = float(value)
+        else:
+            raise _Bad(f"expected a number, got {_json_type(value)} {_shown(value)}")
+        if not -hi <= number <= hi:
+            raise _Bad(f"{expected}, got {_shown(value)}")
+        return number
+
+    return check
+
+
+def int_checker(lo: int = INT64_MIN, hi: int = INT64_MAX, width: str = "int64") -> Checker:
+    """An int column's check: a whole number within ``width``'s range. A boolean is taken
+    as 0 or 1, a float with no fraction as its whole number."""
+    expected = _range(lo, hi, width, whole=True)
+
+    def check(value: Any) -> int:
+        if isinstance(value, int):  # bool included: True is 1
+            number = int(value)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise _Bad(f"{expected}, got {_shown(value)}")
+            if not value.is_integer():
+                raise _Bad(f"expected a whole number, got {_shown(value)}")
+            number = int(value)
+        elif _numpy_kind(value) in ("i", "u", "b"):
+            number = int(value)
+        elif _numpy_kind(value) == "f":
+            return check(float(value))
+        else:
+            raise _Bad(f"expected a whole number, got {_json_type(value)} {_shown(value)}")
+        if not lo <= number <= hi:
+            raise _Bad(f"{expected}, got {_shown(value)}")
+        return number
+
+    return check
 
 
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") == "b":
+    if _numpy_kind(value) == "b":
         return bool(value)
     raise _Bad(f"expected true or false, got {_json_type(value)} {_shown(value)}")
 
@@ -126,30 +186,72 @@ def _date(value: Any) -> date:
                f"{_shown(value)}")
 
 
-_CHECKERS: dict[str, Checker] = {
-    "int": _int, "float": _float, "bool": _bool, "string": _text, "category": _text,
-    "timestamp": _timestamp, "date": _date,
-}
 _NUMERIC = frozenset({"int", "float", "bool"})
-# the Python types a checker passes through unchanged
-_EXACT: dict[Checker, set[type]] = {_float: {float}, _int: {int}, _bool: {bool},
-                                     _text: {str}}
 
 
 def _is_null(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-class InputDecoder:
-    """Checks request rows against a signature's inputs (compiled once per version)."""
+class Fields:
+    """How problems name what they are about: ``instances[3]`` for a row and
+    ``instances[3].age`` for one of its values (the ``/v1`` body's own paths)."""
 
-    def __init__(self, signature: Signature) -> None:
+    def __init__(self, prefix: str = "instances") -> None:
+        self.prefix = prefix
+
+    def row(self, i: int) -> str:
+        return f"{self.prefix}[{i}]"
+
+    def value(self, i: int, column: str) -> str:
+        return f"{self.prefix}[{i}].{column}"
+
+
+class InputDecoder:
+    """Checks request rows against a signature's inputs (compiled once per version).
+
+    ``float_width`` is what the model computes floats in: ``float32`` (an ONNX twin taking
+    float tensors) narrows the range a float input accepts to float32's. ``extra`` says
+    what a row's keys that are no input get: ``"refuse"`` (a problem naming each, the
+    server's rule) or ``"ignore"``.
+    """
+
+    def __init__(self, signature: Signature, *, float_width: str = "float64",
+                 extra: str = "refuse") -> None:
         self.signature = signature
         self.names = signature.input_names
-        self._columns = [(c.name, _CHECKERS[c.type], c.nullable) for c in signature.inputs]
+        self._known = frozenset(self.names)
+        self.float_width = float_width
+        self.refuse_extra = extra == "refuse"
+        checkers: dict[str, Checker] = {
+            "int": int_checker(), "float": float_checker(float_width), "bool": _bool,
+            "string": _text, "category": _text, "timestamp": _timestamp, "date": _date}
+        self._columns = [(c.name, c.type, checkers[c.type], c.nullable)
+                         for c in signature.inputs]
+        self._float_max = FLOAT32_MAX if float_width == "float32" else sys.float_info.max
         self.numeric = all(c.type in _NUMERIC for c in signature.inputs)
 
-    def columns(self, rows: Sequence[Mapping[str, Any]], field: str = "instances"
+    def checker(self, name: str) -> tuple[Checker, bool]:
+        """The check of input ``name`` and whether it may be null."""
+        for column, _, check, nullable in self._columns:
+            if column == name:
+                return check, nullable
+        raise KeyError(name)
+
+    def check_value(self, name: str, value: Any) -> Any:
+        """``value`` checked as input ``name``; raises ValueError saying what was expected
+        (None for a null where nulls are allowed)."""
+        check, nullable = self.checker(name)
+        if _is_null(value):
+            if not nullable:
+                raise ValueError("may not be null")
+            return None
+        try:
+            return check(value)
+        except _Bad as bad:
+            raise ValueError(str(bad)) from None
+
+    def columns(self, rows: Sequence[Mapping[str, Any]], field: str | Fields = "instances"
                 ) -> dict[str, list[Any]]:
         """The input columns of ``rows`` (JSON-like dicts), every value checked and
         converted (a null is None). Raises InvalidInputError listing each problem, each
@@ -159,18 +261,19 @@ class InputDecoder:
             raise invalid([p for problems in bad.values() for p in problems])
         return out
 
-    def split(self, rows: Sequence[Any], field: str = "instances",
+    def split(self, rows: Sequence[Any], field: str | Fields = "instances",
               limit: int | None = None) -> tuple[dict[str, list[Any]], dict[int, list[Problem]]]:
         """The checked columns of the rows that fit, and the problems of each row that
         does not (by row position). With ``limit``, stop after that many problems."""
         quick = self._whole_columns(rows)
         if quick is not None:
             return quick, {}
+        fields = field if isinstance(field, Fields) else Fields(field)
         out: dict[str, list[Any]] = {name: [] for name in self.names}
         bad: dict[int, list[Problem]] = {}
         count = 0
         for i, row in enumerate(rows):
-            values, problems = self._row(row, f"{field}[{i}]")
+            values, problems = self._row(row, i, fields)
             if problems:
                 bad[i] = problems
                 count += len(problems)
@@ -182,52 +285,76 @@ class InputDecoder:
         return out, bad
 
     def _whole_columns(self, rows: Sequence[Any]) -> dict[str, list[Any]] | None:
-        """The columns, when every value already has its column's exact Python type (the
-        common case, checked a column at a time); None sends the rows through the per-value
-        checks, which convert what they may and name every problem."""
+        """The columns, when every value already has its column's exact Python type and
+        lies in its range (the common case, checked a column at a time); None sends the
+        rows through the per-value checks, which convert what they may and name every
+        problem."""
         if not all(type(row) is dict for row in rows):
             return None
+        if self.refuse_extra and rows and set(map(len, rows)) != {len(self.names)}:
+            return None  # a key that is no input (or one missing): named one by one
         out: dict[str, list[Any]] = {}
         try:
-            for name, check, nullable in self._columns:
+            for name, kind, _, nullable in self._columns:
                 values = [row[name] for row in rows]
                 kinds = set(map(type, values))
-                exact = _EXACT.get(check)
+                exact = _EXACT.get(kind)
                 if exact is None or not kinds <= exact | ({type(None)} if nullable else set()):
                     return None
-                if float in kinds and any(v != v for v in values):  # NaN is a null
-                    if not nullable:
+                numbers = [v for v in values if v is not None] if type(None) in kinds \
+                    else values
+                if kind == "int" and numbers and (
+                        min(numbers) < INT64_MIN or max(numbers) > INT64_MAX):
+                    return None
+                if kind == "float" and numbers:
+                    if not math.isfinite(sum(numbers)):  # a NaN, an infinity, or just big
+                        if not nullable or not all(map(math.isfinite, filter(
+                                lambda v: v == v, numbers))):
+                            return None
+                        values = [None if v != v else v for v in values]  # NaN is a null
+                        numbers = [v for v in numbers if v == v]
+                    if self.float_width != "float64" and numbers and (
+                            min(numbers) < -self._float_max or max(numbers) > self._float_max):
                         return None
-                    values = [None if v != v else v for v in values]
                 out[name] = values
         except KeyError:
             return None
         return out
 
-    def _row(self, row: Any, where: str) -> tuple[list[Any], list[Problem]]:
+    def _row(self, row: Any, i: int, fields: Fields) -> tuple[list[Any], list[Problem]]:
         if not isinstance(row, Mapping):
-            return [], [Problem(where, f"expected an object of input values, got "
-                                       f"{_json_type(row)}")]
+            return [], [Problem(fields.row(i), f"expected an object of input values, got "
+                                               f"{_json_type(row)}")]
         values: list[Any] = []
         problems: list[Problem] = []
         missing = []
-        for name, check, nullable in self._columns:
+        for name, _, check, nullable in self._columns:
             value = row.get(name, _MISSING)
             if value is _MISSING:
                 missing.append(name)
             elif _is_null(value):
                 if not nullable:
-                    problems.append(Problem(f"{where}.{name}", "may not be null"))
+                    problems.append(Problem(fields.value(i, name), "may not be null"))
                 values.append(None)
             else:
                 try:
                     values.append(check(value))
                 except _Bad as bad:
-                    problems.append(Problem(f"{where}.{name}", str(bad)))
+                    problems.append(Problem(fields.value(i, name), str(bad)))
         if missing:
-            problems.append(Problem(where, f"missing input{'s' * (len(missing) > 1)} "
-                                           f"{', '.join(missing)}"))
+            problems.append(Problem(fields.row(i), f"missing input{'s' * (len(missing) > 1)} "
+                                                   f"{', '.join(missing)}"))
+        if self.refuse_extra and len(row) > len(self.names) - len(missing):
+            problems.extend(self.unknown(row, i, fields))
         return values, problems
+
+    def unknown(self, row: Mapping[Any, Any], i: int, fields: Fields,
+                allowed: frozenset[str] = frozenset()) -> list[Problem]:
+        """A problem for each key of ``row`` that is neither an input nor ``allowed``."""
+        takes = ", ".join(self.names) or "no inputs"
+        return [Problem(fields.value(i, key_name(key)), f"unknown input; the model takes "
+                                                          f"{takes}")
+                for key in row if key not in self._known and key not in allowed]
 
     def matrix(self, columns: Mapping[str, list[Any]]) -> np.ndarray:
         """Numeric columns as one float64 matrix (rows x inputs, nulls as NaN)."""
@@ -243,6 +370,20 @@ class InputDecoder:
         import pandas as pd
 
         return self.signature.check(pd.DataFrame({n: columns[n] for n in self.names}))
+
+
+# the Python types a column's values may already have to skip the per-value checks
+_EXACT: dict[str, set[type]] = {"float": {float}, "int": {int}, "bool": {bool},
+                                "string": {str}, "category": {str}}
+
+
+def key_name(key: Any) -> str:
+    """A client's key as a field name: as it is when printable, else quoted and escaped
+    (an empty key is ``''``), at most 64 characters."""
+    text = str(key)
+    if text.isprintable() and text.strip():
+        return text if len(text) <= 64 else text[:61] + "..."
+    return repr(text[:61]) + ("..." if len(text) > 61 else "")
 
 
 def invalid(problems: Sequence[Problem]) -> InvalidInputError:

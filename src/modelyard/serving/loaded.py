@@ -110,12 +110,24 @@ def load_version(registry: ModelRegistry, record: VersionRecord, *,
     else:
         model = registry.load(record.name, record.version)
         runtime = record.flavor
-    decoder = InputDecoder(signature) if signature is not None else None
+    decoder = (InputDecoder(signature, float_width=_float_width(model, runtime))
+               if signature is not None else None)
     loaded = LoadedVersion(record, model, runtime, signature, decoder)
     if runtime == ONNX and decoder is not None and decoder.numeric:
         loaded._fast = _fast_path(model, decoder.names)
     loaded.load_seconds = time.perf_counter() - began
     return loaded
+
+
+def _float_width(model: Any, runtime: str) -> str:
+    """``float32`` when the model takes float32 tensors (an ONNX twin usually does), so a
+    float input beyond float32's range is refused rather than turned into infinity."""
+    if runtime != ONNX:
+        return "float64"
+    from modelyard.registry.flavors.onnx import _NUMPY_TYPES
+
+    kinds = {_NUMPY_TYPES.get(spec.type) for spec in getattr(model, "inputs", ())}
+    return "float32" if kinds & {"float32", "float16"} else "float64"
 
 
 def _fast_path(model: Any, names: list[str]) -> Any:

@@ -86,6 +86,8 @@ class AnswerLike(Protocol):
     @property
     def entities(self) -> Sequence[Mapping[str, Any]] | None: ...
     @property
+    def status(self) -> Sequence[str] | None: ...
+    @property
     def errors(self) -> Mapping[int, str]: ...
     @property
     def seconds(self) -> float: ...
@@ -93,21 +95,24 @@ class AnswerLike(Protocol):
 
 def records_from_answer(answer: AnswerLike, at_us: int | None = None
                         ) -> list[PredictionRecord]:
-    """One record per predicted row of an answer (rows answered with an error are left
-    out). A prediction that is a mapping is the output as it is; any other value is
-    ``{"prediction": value}``. ``at_us`` defaults to now."""
+    """One record per answered row of an answer. A prediction that is a mapping is the
+    output as it is; any other value is ``{"prediction": value}``. A row answered without a
+    prediction (an entity whose stored features are missing or expired) has a null output
+    and its ``reason``; on the entity path every record has the lookup's ``status``.
+    ``at_us`` defaults to now."""
     at = time.time_ns() // 1_000 if at_us is None else at_us
     latency_ms = answer.seconds * 1_000.0
     entities = answer.entities
+    status = answer.status
     records = []
     for row, (prediction, features) in enumerate(zip(answer.predictions, answer.inputs,
                                                      strict=False)):
-        if row in answer.errors:
-            continue
         output = prediction if isinstance(prediction, Mapping) else {"prediction": prediction}
         records.append(PredictionRecord(
             answer.request_id, row, answer.model, answer.version, answer.role, at,
-            latency_ms, entities[row] if entities is not None else None, features, output))
+            latency_ms, entities[row] if entities is not None else None, features, output,
+            status[row] if status is not None and row < len(status) else None,
+            answer.errors.get(row)))
     return records
 
 

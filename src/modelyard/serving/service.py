@@ -33,7 +33,7 @@ from modelyard.serving.deployment import (
     parse_canary,
     parse_target,
 )
-from modelyard.serving.inputs import invalid, rows_of
+from modelyard.serving.inputs import Fields, invalid, key_name, rows_of
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -259,23 +259,26 @@ class ModelServer:
         return found
 
     def predict(self, name: str, payload: Any, request_id: str | None = None,
-                version: int | None = None) -> Answer:
+                version: int | None = None, *, fields: Fields | None = None) -> Answer:
         """Answer one predict request (blocking); with ``version``, that version answers
-        (the primary's or the canary's; NotFoundError when neither serves it)."""
+        (the primary's or the canary's; NotFoundError when neither serves it). ``fields``
+        names the request's values in its problems (default: ``instances[3].age``, the
+        ``/v1`` body's paths)."""
         began = time.perf_counter()
         deployment = self.deployment(name)
         instances, entities = _parse_payload(payload)
         served, role = deployment.choose() if version is None else deployment.exact(version)
         rid = request_id or uuid.uuid4().hex
         try:
-            answer = self._answer(served, role, rid, instances, entities, began)
+            answer = self._answer(served, role, rid, instances, entities, began, fields)
         except Exception as exc:  # the failure is this version's, whatever the primary
             setattr(exc, _ANSWERING, (served.version, role))
             raise
         if self.metrics is not None:
-            self.metrics.rows.labels(name, str(answer.version), role).inc(
-                len(answer.predictions))
+            answered = str(answer.version)
+            self.metrics.rows.labels(name, answered, role).inc(len(answer.predictions))
             self.metrics.request_rows.labels(name).observe(len(answer.predictions))
+            self.metrics.answer_seconds.labels(name, answered, role).observe(answer.seconds)
         if self.sink is not None:
             self.sink(answer)
         if deployment.shadow is not None and deployment.shadow.current is not None:
@@ -314,7 +317,8 @@ class ModelServer:
                          exc_info=True)
 
     def _answer(self, served: Served, role: Role, rid: str, instances: list[Any] | None,
-                entities: list[Any] | None, began: float) -> Answer:
+                entities: list[Any] | None, began: float,
+                fields: Fields | None = None) -> Answer:
         loaded = served.loaded
         status: list[str] | None = None
         keys: list[dict[str, Any]] | None = None
@@ -329,13 +333,13 @@ class ModelServer:
             predictions = loaded.predict_columns(_columns_of(rows))
             inputs = [dict(r) for r in rows]
         elif status is None:
-            columns = loaded.decoder.columns(rows, field_name)
+            columns = loaded.decoder.columns(rows, fields or field_name)
             predictions = served.predict_columns(columns, len(rows))
             inputs = rows
         else:
             columns, bad = loaded.decoder.split(rows, field_name)
             blamed = [i for i in bad if status[i] == "found"]
-            if blamed:  # the request's own values are wrong
+            if blamed:  # a found entity whose stored values do not fit
                 raise invalid([p for i in blamed for p in bad[i]])
             errors = {i: _row_error(status[i], bad[i]) for i in bad}
             good = len(rows) - len(bad)
@@ -414,7 +418,7 @@ class ModelServer:
 
     def _entity_rows(self, served: Served, entities: list[Any]
                      ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
-        from modelyard.serving.entities import gather
+        from modelyard.serving.entities import check_rows, gather
 
         source = served.features
         if source is None:
@@ -422,6 +426,7 @@ class ModelServer:
                 f"model {served.loaded.name}:{served.version} takes no stored features: send "
                 f"'instances' with its inputs ({', '.join(served.loaded.input_names)})",
                 field="entities")
+        check_rows(served.loaded.decoder, source, entities)
         rows, status = gather(self.yard.features.online, source, entities,
                               at=None if self.clock is None else self.clock())
         keys = [{k: e[k] for k in source.key_columns} for e in entities]
@@ -472,7 +477,7 @@ def _parse_payload(payload: Any) -> tuple[list[Any] | None, list[Any] | None]:
     if unknown:
         raise InvalidInputError(
             f"unknown field(s) {', '.join(map(repr, unknown))} in the request body; expected "
-            "'instances' or 'entities'", field=unknown[0])
+            "'instances' or 'entities'", field=key_name(unknown[0]))
     has_instances, has_entities = "instances" in payload, "entities" in payload
     if has_instances == has_entities:
         raise InvalidInputError(

@@ -1,9 +1,12 @@
 """The prediction log's records and the store interface behind them.
 
-One :class:`PredictionRecord` per predicted row: which request (``request_id``, and the row's
+One :class:`PredictionRecord` per answered row: which request (``request_id``, and the row's
 position in it), which model version answered and in which role (``primary``, ``canary``, or
 ``shadow`` when its answer was not returned), when, how long the whole request took, the
-entity it was about, the features actually fed to the model and what it returned. Records are
+entity it was about (with the lookup's ``status``: found, missing or expired), the features
+actually fed to the model and what it returned. A row answered without a prediction (an entity
+whose stored features are missing or expired) is logged too, with a null output and the
+``reason`` it was not predicted, so the log holds one entry per answered row. Records are
 keyed by ``(request_id, row, model, version, role)``: writing the same record twice stores it
 once, so a retried batch never duplicates.
 
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ROLES", "FailureRecord", "Label", "LabelResult", "PredictionRecord",
+__all__ = ["ROLES", "STATUSES", "FailureRecord", "Label", "LabelResult", "PredictionRecord",
            "PredictionStore", "Role"]
 
 Role = Literal["primary", "canary", "shadow"]
@@ -42,7 +45,10 @@ ROLES: tuple[Role, ...] = ("primary", "canary", "shadow")
 
 # The fixed columns of a prediction frame, before the flattened ``entity.*``, ``features.*``,
 # ``output.*`` and ``label.*`` columns.
-RECORD_COLUMNS = ("request_id", "row", "model", "version", "role", "at_us", "latency_ms")
+RECORD_COLUMNS = ("request_id", "row", "model", "version", "role", "at_us", "latency_ms",
+                  "status", "reason")
+# The entity lookup statuses a record can carry (None: the request sent input values).
+STATUSES = ("found", "missing", "expired")
 # The columns of a failure frame, in order.
 FAILURE_COLUMNS = ("request_id", "model", "version", "role", "at_us", "latency_ms", "status",
                    "error", "endpoint", "field")
@@ -50,7 +56,7 @@ FAILURE_COLUMNS = ("request_id", "model", "version", "role", "at_us", "latency_m
 
 @dataclass(frozen=True)
 class PredictionRecord:
-    """One predicted row. Values in ``entity``, ``features`` and ``output`` are stored as
+    """One answered row. Values in ``entity``, ``features`` and ``output`` are stored as
     JSON: NaN and infinities become null, timestamps and dates ISO 8601 text, numpy scalars
     and arrays plain numbers and lists; they read back in that form."""
 
@@ -63,7 +69,9 @@ class PredictionRecord:
     latency_ms: float  # of the whole request
     entity: Mapping[str, Any] | None  # entity key values, when the request named entities
     features: Mapping[str, Any]  # column -> value fed to the model
-    output: Mapping[str, Any]  # output column -> value
+    output: Mapping[str, Any]  # output column -> value (null: the row was not predicted)
+    status: str | None = None  # the entity lookup's status (STATUSES), on the entity path
+    reason: str | None = None  # why the row has no prediction; None when it has one
 
 
 @dataclass(frozen=True)
@@ -127,9 +135,9 @@ class PredictionStore(ABC):
              limit: int | None = None) -> pd.DataFrame:
         """The model's predictions with ``start_us <= at_us < end_us``, oldest first: the
         record fields (``request_id``, ``row``, ``model``, ``version``, ``role``,
-        ``at_us``, ``latency_ms``), then ``entity.<key>``, ``features.<column>``,
-        ``output.<column>`` and ``label.<column>`` (null where no label is attached).
-        ``limit`` keeps the newest ``limit`` rows."""
+        ``at_us``, ``latency_ms``, ``status``, ``reason``), then ``entity.<key>``,
+        ``features.<column>``, ``output.<column>`` and ``label.<column>`` (null where no
+        label is attached). ``limit`` keeps the newest ``limit`` rows."""
 
     @abstractmethod
     def count(self, model: str, *, version: int | None = None, start_us: int | None = None,

@@ -24,6 +24,7 @@ from modelyard.backends.metadata.predictions import (
     FAILURE_COLUMNS,
     RECORD_COLUMNS,
     ROLES,
+    STATUSES,
     FailureRecord,
     Label,
     PredictionRecord,
@@ -51,6 +52,7 @@ __all__ = [
 
 MAX_REQUEST_ID = 128
 MAX_FIELD = 255  # characters of a failure's field name
+MAX_REASON = 1_000  # characters of why a row has no prediction
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")  # as the model registry's names
 _ERROR_CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")  # a class name, never a message
 _ENDPOINT = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
@@ -66,6 +68,8 @@ class StoredPrediction(NamedTuple):
     role: str
     at_us: int
     latency_ms: float
+    status: str | None
+    reason: str | None
     entity: str | None
     features: str
     output: str
@@ -213,9 +217,16 @@ def check_record(record: PredictionRecord) -> StoredPrediction:
     if record.role not in ROLES:
         raise InvalidInputError(f"{where}: 'role' must be one of {', '.join(ROLES)}; got "
                                 f"{record.role!r}", field="role")
+    if record.status is not None and record.status not in STATUSES:
+        raise InvalidInputError(f"{where}: 'status' must be None or one of "
+                                f"{', '.join(STATUSES)}; got {record.status!r}", field="status")
+    if record.reason is not None and not isinstance(record.reason, str):
+        raise InvalidInputError(f"{where}: 'reason' must be None or text", field="reason")
     entity = None if record.entity is None else _json_of(record.entity, "entity", where,
                                                          canonical=True)
     return StoredPrediction(request_id, row, model, version, record.role, at_us, latency,
+                            record.status,
+                            None if record.reason is None else record.reason[:MAX_REASON],
                             entity,
                             _json_of(record.features, "features", where),
                             _json_of(record.output, "output", where))
@@ -377,6 +388,8 @@ def prediction_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
         "role": pd.Series(columns[4], dtype="str"),
         "at_us": pd.Series(columns[5], dtype="int64"),
         "latency_ms": pd.Series(columns[6], dtype="float64"),
+        "status": pd.Series(columns[7], dtype="object"),
+        "reason": pd.Series(columns[8], dtype="object"),
     })
     parts = [base]
     for offset, prefix in enumerate(("entity", "features", "output", "label")):

@@ -91,9 +91,9 @@ def _prediction_schema() -> pa.Schema:
     return pa.schema([
         ("request_id", pa.string()), ("row", pa.int64()), ("model", pa.string()),
         ("version", pa.int64()), ("role", pa.string()), ("at_us", pa.int64()),
-        ("latency_ms", pa.float64()), ("entity", pa.string()), ("features", pa.string()),
-        ("output", pa.string()),
-    ])
+        ("latency_ms", pa.float64()), ("status", pa.string()), ("reason", pa.string()),
+        ("entity", pa.string()), ("features", pa.string()), ("output", pa.string()),
+    ])  # status and reason came later: older files read them as null
 
 
 def _failure_schema() -> pa.Schema:

@@ -105,7 +105,8 @@ class SqlPredictionStore(PredictionStore):
         joined = t.predictions.outerjoin(t.prediction_labels, sa.and_(
             lab.model == p.model, lab.request_id == p.request_id, lab.row == p.row))
         stmt = (sa.select(p.request_id, p.row, p.model, p.version, p.role, p.at_us,
-                          p.latency_ms, p.entity, p.features, p.output, lab.label)
+                          p.latency_ms, p.status, p.reason, p.entity, p.features, p.output,
+                          lab.label)
                 .select_from(joined)
                 .where(*self._where(model, version, start_us, end_us, role)))
         order = [p.at_us, p.request_id, p.row, p.version, p.role]

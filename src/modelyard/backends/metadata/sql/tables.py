@@ -258,6 +258,9 @@ predictions = Table(
     Column("entity", Text, nullable=True),  # canonical JSON of the entity's key values
     Column("features", Text, nullable=False),  # JSON
     Column("output", Text, nullable=False),  # JSON
+    # migration 0008: the entity lookup's status, and why a row has no prediction
+    Column("status", String(16), nullable=True),
+    Column("reason", Text, nullable=True),
     Index("ix_predictions_model_at", "model", "at_us"),
     Index("ix_predictions_request", "request_id"),
     Index("ix_predictions_entity", "model", "entity", "at_us"),
