@@ -34,9 +34,9 @@ def list_experiments(uri: UriOption = None) -> None:
 
 @app.command("create")
 def create_experiment(
-    name: Annotated[str, typer.Argument(help="Name of the new experiment.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the new experiment.")],
     description: Annotated[str, typer.Option(
-        "--description", "-d", help="What the experiment is about.",
+        "--description", "-d", metavar="TEXT", help="What the experiment is about.",
     )] = "",
     uri: UriOption = None,
 ) -> None:

@@ -39,7 +39,7 @@ app = typer.Typer(help="Feature store: definitions, ingestion, profiles.",
                   no_args_is_help=True)
 
 PathsArgument = Annotated[list[Path] | None, typer.Argument(
-    help="Python files or folders holding the definitions; default: the project's "
+    metavar="PATH", help="Python files or folders holding the definitions; default: the project's "
          "features.py and features/ folder.", show_default=False,
 )]
 
@@ -114,10 +114,12 @@ def list_definitions(uri: UriOption = None) -> None:
 
 @app.command("show")
 def show(
-    name: Annotated[str, typer.Argument(help="Feature group name.")],
+    name: Annotated[str, typer.Argument(metavar="GROUP", help="Feature group name.")],
     version: Annotated[int | None, typer.Option("--version", "-v", min=1,
+                                                metavar="N",
                                                 help="A version; default: the latest.")] = None,
     last: Annotated[int, typer.Option("--commits", "-n", min=0,
+                                      metavar="N",
                                       help="How many of the newest commits to list.")] = 10,
     uri: UriOption = None,
 ) -> None:
@@ -184,8 +186,9 @@ def _read_file(file: Path) -> pa.Table:
 
 @app.command("ingest")
 def ingest(
-    target: Annotated[str, typer.Argument(help="Source or feature group name.")],
+    target: Annotated[str, typer.Argument(metavar="NAME", help="Source or feature group name.")],
     file: Annotated[Path | None, typer.Argument(
+        metavar="PATH",
         help="Parquet or CSV file to ingest; default: the source's own files or query.",
         show_default=False)] = None,
     uri: UriOption = None,
@@ -210,9 +213,10 @@ def ingest(
 
 @app.command("profile")
 def profile(
-    target: Annotated[str, typer.Argument(help="Source or feature group name.")],
+    target: Annotated[str, typer.Argument(metavar="NAME", help="Source or feature group name.")],
     commit: Annotated[str | None, typer.Option(
-        "--commit", help="A commit id (or its start); default: the newest ingestion.")
+        "--commit", metavar="COMMIT",
+        help="A commit id (or its start); default: the newest ingestion.")
     ] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the commit, its profile and the report as JSON.")] = False,
@@ -322,8 +326,9 @@ def _print_warnings(report: ProfileReport) -> None:
 
 @app.command("forget")
 def forget(
-    entity: Annotated[str, typer.Argument(help="Entity name.")],
+    entity: Annotated[str, typer.Argument(metavar="ENTITY", help="Entity name.")],
     keys: Annotated[list[str], typer.Argument(
+        metavar="KEY",
         help="Key values to forget, converted to the type of the entity's key column.")],
     uri: UriOption = None,
 ) -> None:

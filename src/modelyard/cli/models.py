@@ -151,15 +151,18 @@ def _pairs(values: dict[str, Any]) -> str:
 
 @app.command("promote")
 def promote(
-    ref: Annotated[str, typer.Argument(help="The version to promote: name:3.")],
-    alias: Annotated[str, typer.Option("--alias", "-a", help="The alias to move.")] = "production",
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The version to promote: name:3.")],
+    alias: Annotated[str, typer.Option("--alias", "-a", metavar="ALIAS",
+                                       help="The alias to move.")] = "production",
     data: Annotated[list[str] | None, typer.Option(
-        "--data", help="Evaluate candidate and current holder first on a data set: "
-                       "NAME=path.parquet or NAME=path.csv (repeatable).",
+        "--data", metavar="NAME=PATH",
+        help="Evaluate candidate and current holder first on a data set: "
+             "NAME=path.parquet or NAME=path.csv (repeatable).",
         show_default=False)] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Move the alias even if gates fail (needs --reason).")] = False,
-    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the history.")] = "",
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT",
+                                        help="Why; kept in the history.")] = "",
     uri: UriOption = None,
 ) -> None:
     """Run the model's gates and move the alias to the version, or refuse listing each failed
@@ -205,10 +208,12 @@ def _read_frame(path: Path) -> Any:
 
 @app.command("rollback")
 def rollback(
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    alias: Annotated[str, typer.Option("--alias", "-a", help="The alias to move back.")
+    name: Annotated[str, typer.Argument(metavar="MODEL", help="Model name.")],
+    alias: Annotated[str, typer.Option("--alias", "-a", metavar="ALIAS",
+                                       help="The alias to move back.")
                      ] = "production",
-    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the history.")] = "",
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT",
+                                        help="Why; kept in the history.")] = "",
     uri: UriOption = None,
 ) -> None:
     """Move the alias back to the version that held it before the current one."""
@@ -220,8 +225,9 @@ def rollback(
 
 @app.command("history")
 def history(
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    alias: Annotated[str | None, typer.Option("--alias", "-a", help="Only this alias.",
+    name: Annotated[str, typer.Argument(metavar="MODEL", help="Model name.")],
+    alias: Annotated[str | None, typer.Option("--alias", "-a", metavar="ALIAS",
+                                              help="Only this alias.",
                                               show_default=False)] = None,
     as_json: JsonOption = False, uri: UriOption = None,
 ) -> None:
@@ -286,16 +292,20 @@ def lineage(ref: Annotated[str, typer.Argument(help="name:3 or name@alias.")],
 
 @app.command("evaluate")
 def evaluate(
-    ref: Annotated[str, typer.Argument(help="name:3 or name@alias.")],
-    path: Annotated[Path, typer.Argument(help="Evaluation data (.parquet or .csv).")],
-    label: Annotated[str | None, typer.Option("--label", help="Label column (default: the "
+    ref: Annotated[str, typer.Argument(metavar="REF", help="name:3 or name@alias.")],
+    path: Annotated[Path, typer.Argument(metavar="PATH",
+                                         help="Evaluation data (.parquet or .csv).")],
+    label: Annotated[str | None, typer.Option("--label", metavar="COLUMN",
+                                              help="Label column (default: the "
                                               "training set's).", show_default=False)] = None,
-    dataset: Annotated[str, typer.Option("--dataset", help="Name the results are kept "
+    dataset: Annotated[str, typer.Option("--dataset", metavar="NAME",
+                                         help="Name the results are kept "
                                          "under (gates name it).")] = "default",
-    slice_by: Annotated[str | None, typer.Option("--slice-by", help="Also per value of "
+    slice_by: Annotated[str | None, typer.Option("--slice-by", metavar="COLUMN",
+                                                 help="Also per value of "
                                                  "this column.", show_default=False)] = None,
     sensitive: Annotated[list[str] | None, typer.Option(
-        "--sensitive", help="Measure fairness across this column (repeatable).",
+        "--sensitive", metavar="COLUMN", help="Measure fairness across this column (repeatable).",
         show_default=False)] = None,
     uri: UriOption = None,
 ) -> None:

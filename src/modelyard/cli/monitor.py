@@ -20,27 +20,30 @@ app = typer.Typer(help="Drift, data quality, performance and health of served mo
                        "alerts and reports.", no_args_is_help=True)
 
 WindowOption = Annotated[str | None, typer.Option(
-    "--window", "-w", help="How far back from --end (default now): 90m, 36h, 7d, 2w. "
-                           "Default: the model's configured window, else 7d.",
+    "--window", "-w", metavar="DURATION",
+    help="How far back from --end (default now): 90m, 36h, 7d, 2w. "
+         "Default: the model's configured window, else 7d.",
     show_default=False)]
 StartOption = Annotated[str | None, typer.Option(
-    "--start", help="Window start (ISO 8601 date or date-time with offset), instead of "
-                    "--window.", show_default=False)]
+    "--start", metavar="TIME",
+    help="Window start (ISO 8601 date or date-time with offset), instead of "
+         "--window.", show_default=False)]
 EndOption = Annotated[str | None, typer.Option(
-    "--end", help="Window end, exclusive (default: now).", show_default=False)]
+    "--end", metavar="TIME", help="Window end, exclusive (default: now).", show_default=False)]
 AlertOption = Annotated[list[str] | None, typer.Option(
-    "--alert", "-a", help="An alert rule, e.g. 'dataset_drift', 'psi(*) > 0.25', "
+    "--alert", "-a", metavar="RULE", help="An alert rule, e.g. 'dataset_drift', 'psi(*) > 0.25', "
                           "'rmse worse by 10%', 'error_rate > 0.05' (repeatable; added to "
                           "the model's rules).", show_default=False)]
 NotifyOption = Annotated[list[str] | None, typer.Option(
-    "--notify", "-n", help="Where fired alerts go: log, webhook:URL or command:CMD "
-                           "(repeatable; added to the model's).", show_default=False)]
+    "--notify", "-n", metavar="TARGET",
+    help="Where fired alerts go: log, webhook:URL or command:CMD "
+         "(repeatable; added to the model's).", show_default=False)]
 
 
 @app.command("run")
 def run(
     models: Annotated[list[str] | None, typer.Argument(
-        help="Models to check (default: every model with monitoring rules).",
+        metavar="MODEL", help="Models to check (default: every model with monitoring rules).",
         show_default=False)] = None,
     window: WindowOption = None,
     start: StartOption = None,
@@ -48,7 +51,8 @@ def run(
     alert: AlertOption = None,
     notify: NotifyOption = None,
     every: Annotated[str | None, typer.Option(
-        "--every", help="Check again at this interval (e.g. 1h) until interrupted.",
+        "--every", metavar="DURATION",
+        help="Check again at this interval (e.g. 1h) until interrupted.",
         show_default=False)] = None,
     fail_on_alert: Annotated[bool, typer.Option(
         "--fail-on-alert", help="Exit with code 2 when an alert fired.")] = False,
@@ -84,14 +88,17 @@ def run(
 
 @app.command("report")
 def report(
-    model: Annotated[str, typer.Argument(help="The model to report on.", show_default=False)],
+    model: Annotated[str, typer.Argument(metavar="MODEL",
+                                         help="The model to report on.", show_default=False)],
     window: WindowOption = None,
     start: StartOption = None,
     end: EndOption = None,
     html: Annotated[Path | None, typer.Option(
-        "--html", help="Write a self-contained HTML report here.", show_default=False)] = None,
+        "--html", metavar="PATH",
+        help="Write a self-contained HTML report here.", show_default=False)] = None,
     json_path: Annotated[Path | None, typer.Option(
-        "--json", help="Write the same data as JSON here.", show_default=False)] = None,
+        "--json", metavar="PATH",
+        help="Write the same data as JSON here.", show_default=False)] = None,
     store: Annotated[bool, typer.Option(
         "--store/--no-store", help="Keep the check in the model's history.")] = True,
     uri: UriOption = None,
@@ -110,8 +117,9 @@ def report(
 
 @app.command("history")
 def history(
-    model: Annotated[str, typer.Argument(help="The model.", show_default=False)],
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest checks shown.")] = 20,
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="The model.", show_default=False)],
+    limit: Annotated[int, typer.Option("--limit", min=1, metavar="N",
+                                       help="Newest checks shown.")] = 20,
     uri: UriOption = None,
 ) -> None:
     """The model's stored checks, oldest first: drift, performance, health, alerts."""
@@ -143,9 +151,10 @@ def history(
 
 @app.command("alerts")
 def alerts(
-    model: Annotated[str | None, typer.Argument(help="Only this model's alerts.",
+    model: Annotated[str | None, typer.Argument(metavar="MODEL", help="Only this model's alerts.",
                                                 show_default=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest alerts shown.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, metavar="N",
+                                       help="Newest alerts shown.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with evidence.")] = False,
     uri: UriOption = None,
 ) -> None:
@@ -173,7 +182,7 @@ def alerts(
 
 @app.command("rules")
 def rules(
-    model: Annotated[str, typer.Argument(help="The model.", show_default=False)],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="The model.", show_default=False)],
     alert: AlertOption = None,
     notify: NotifyOption = None,
     uri: UriOption = None,
@@ -195,10 +204,12 @@ def rules(
 
 @app.command("reference")
 def reference(
-    model: Annotated[str, typer.Argument(help="The version: NAME:VERSION, NAME@ALIAS.",
+    model: Annotated[str, typer.Argument(metavar="MODEL",
+                                         help="The version: NAME:VERSION, NAME@ALIAS.",
                                          show_default=False)],
-    data: Annotated[Path, typer.Option("--data", help="Parquet file of the model's input "
-                                                      "columns to profile.",
+    data: Annotated[Path, typer.Option("--data", metavar="PATH",
+                                       help="Parquet file of the model's input "
+                                            "columns to profile.",
                                        show_default=False)],
     uri: UriOption = None,
 ) -> None:

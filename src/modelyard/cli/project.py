@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from modelyard.client import Yard, connect
-from modelyard.diagnostics import diagnose
 from modelyard.project import init_project
 from modelyard.settings import PROJECT_FILE, Settings, load_settings
 
 from .render import cell, console, listing, say, section
+
+if TYPE_CHECKING:
+    from modelyard.client import Yard
 
 UriOption = Annotated[
     str | None,
@@ -26,7 +27,12 @@ UriOption = Annotated[
 ]
 
 def open_yard(uri: str | None) -> Yard:
-    """The connection every store command works on (close it, or use it in ``with``)."""
+    """The connection every store command works on (close it, or use it in ``with``).
+
+    The client (and SQLAlchemy behind it) is imported here, when a command runs, so that
+    ``--help``, ``--version`` and shell completion stay fast."""
+    from modelyard.client import connect
+
     return connect(uri)
 
 
@@ -41,10 +47,11 @@ def register(app: typer.Typer) -> None:
 
 def init(
     path: Annotated[Path, typer.Argument(
+        metavar="PATH",
         help="Folder to turn into a project (created if missing).", show_default=True,
     )] = Path("."),
     name: Annotated[str | None, typer.Option(
-        "--name", help="Project name; default: the folder's name.",
+        "--name", metavar="NAME", help="Project name; default: the folder's name.",
     )] = None,
 ) -> None:
     """Create a project: modelyard.toml plus the .modelyard/ data folder."""
@@ -61,6 +68,8 @@ def doctor(uri: UriOption = None) -> None:
     """Show the project, its stores, the settings in force and the versions in use.
 
     Read-only: it neither creates nor migrates the metadata store."""
+    from modelyard.diagnostics import diagnose
+
     d = diagnose(uri)
     settings = d.settings
     project = section("Project")

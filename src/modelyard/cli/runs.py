@@ -6,16 +6,13 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.text import Text
 
-from modelyard.backends.metadata.base import RunRecord
 from modelyard.errors import InvalidInputError
-from modelyard.tracking.environment import TAG_PREFIX
-from modelyard.tracking.run import ERROR_TAG, NOTE_TAG
 
 from .project import UriOption, open_yard
 from .render import (
@@ -31,6 +28,9 @@ from .render import (
     short_id,
     status_text,
 )
+
+if TYPE_CHECKING:
+    from modelyard.backends.metadata.base import RunRecord
 
 app = typer.Typer(help="List, inspect and compare runs.", no_args_is_help=True)
 
@@ -146,7 +146,7 @@ def list_runs(
         help="Ordering such as \"metrics.r2 desc\" (repeat for ties); default: newest first.",
     )] = None,
     limit: Annotated[int, typer.Option(
-        "--limit", "-n", min=1, help="Show at most this many runs.",
+        "--limit", "-n", min=1, metavar="N", help="Show at most this many runs.",
     )] = 20,
     columns: Annotated[list[str] | None, typer.Option(
         "--columns", "-c", metavar="NAMES",
@@ -198,11 +198,14 @@ def list_runs(
 @app.command("show")
 def show(
     run_id: Annotated[str, typer.Argument(
-        help="The run's id, or a unique prefix of it (at least 6 characters).",
+        metavar="RUN_ID", help="The run's id, or a unique prefix of it (at least 6 characters).",
     )],
     uri: UriOption = None,
 ) -> None:
     """Show one run: info, params, metrics, tags, environment, note and artifacts."""
+    from modelyard.tracking.environment import TAG_PREFIX
+    from modelyard.tracking.run import ERROR_TAG, NOTE_TAG
+
     with open_yard(uri) as yard:
         details = yard.tracking.describe_run(run_id)
     record, experiment, artifacts = details.record, details.experiment, details.artifacts
@@ -272,7 +275,7 @@ def lower_is_better(metric: str) -> bool:
 @app.command("compare")
 def compare(
     run_ids: Annotated[list[str], typer.Argument(
-        help="Two or more run ids (or unique prefixes of at least 6 characters).",
+        metavar="RUN_ID", help="Two or more run ids (or unique prefixes of at least 6 characters).",
     )],
     minimize: Annotated[list[str] | None, typer.Option(
         "--min", metavar="METRIC", help="Treat METRIC as lower-is-better (repeatable).",
