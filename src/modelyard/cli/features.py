@@ -25,6 +25,7 @@ from modelyard.cli.render import (
     say,
     section,
     short_id,
+    show,
 )
 from modelyard.errors import InvalidInputError
 
@@ -104,16 +105,17 @@ def list_definitions(uri: UriOption = None) -> None:
         say("No definitions yet: write them in features.py and run "
             "[bold]modelyard features apply[/].")
         return
-    table = listing(None, ["kind", "name", "version", "description", "applied"])
+    table = listing(None, ["kind", "name", "version", "description", "applied"],
+                    wrap=("description",))
     for r in records:
         table.add_row(cell(r.kind.replace("_", " ")), cell(r.name, "bold"),
                       cell(f"v{r.version}"), cell(r.spec.get("description", "")),
                       cell(format_time(r.created_at)))
-    console.print(table)
+    show(table)
 
 
 @app.command("show")
-def show(
+def show_group(
     name: Annotated[str, typer.Argument(metavar="GROUP", help="Feature group name.")],
     version: Annotated[int | None, typer.Option("--version", "-v", min=1,
                                                 metavar="N",
@@ -142,11 +144,12 @@ def show(
         head.add_row("description", cell(group.description))
     head.add_row("versions", cell(", ".join(f"v{v.version}" for v in versions)))
     console.print(head)
-    table = listing("Features", ["feature", "expression", "window", "tags", "description"])
+    table = listing("Features", ["feature", "expression", "window", "tags", "description"],
+                    wrap=("expression", "tags", "description"))
     for f in group.features:
         table.add_row(cell(f.name, "bold"), cell(f.expr), cell(f.window or ""),
                       cell(", ".join(f.tags)), cell(f.description))
-    console.print(table)
+    show(table)
     _print_commits(source.name, commits, last)
 
 
@@ -155,14 +158,13 @@ def _print_commits(source: str, commits: list[Commit], last: int) -> None:
         say(f"No commits yet: [bold]modelyard features ingest {escape(source)}[/].")
         return
     table = listing(f"Commits of {source}", ["commit", "time", "operation", "rows",
-                                             "version"])
-    table.columns[3].justify = "right"
+                                             "version"], right=("rows", "version"))
     for c in reversed(commits[-last:] if last else []):
         sign = "-" if c.operation == "forget" else "+"
         table.add_row(cell(short_id(c.commit_id)), cell(_when(c)),
                       cell(c.operation, "red" if c.operation == "forget" else "green"),
                       cell(f"{sign}{c.rows:,}"), cell(c.version))
-    console.print(table)
+    show(table)
     if len(commits) > last:
         say(f"[dim]{len(commits) - last} older commit(s) not shown (--commits).[/]")
 
@@ -235,13 +237,10 @@ def profile(
              f"({_when(found.commit)}, {summary.rows:,} rows)")
     rows = [_profile_row(c) for c in summary.columns.values()]
     shown, hidden = _fit(rows)
-    table = listing(title, shown)
-    table.columns[0].no_wrap = True
-    for index, header in enumerate(shown):
-        table.columns[index].justify = "right" if header in _NUMBERS else "left"
+    table = listing(title, shown, wrap=("distribution",), right=_NUMBERS)
     for row in rows:
         table.add_row(*(row[h] for h in shown))
-    console.print(table)
+    show(table)
     if hidden:
         say(f"[dim]Not shown for lack of width: {', '.join(hidden)} (see --json).[/]")
     console.print()

@@ -11,7 +11,15 @@ import typer
 from rich.markup import escape
 
 from modelyard.cli.project import UriOption, open_yard
-from modelyard.cli.render import cell, console, format_time, listing, say
+from modelyard.cli.render import (
+    cell,
+    console,
+    format_number,
+    format_time,
+    listing,
+    say,
+    show,
+)
 
 if TYPE_CHECKING:
     from modelyard.monitoring.check import MonitorResult
@@ -120,22 +128,29 @@ def history(
     model: Annotated[str, typer.Argument(metavar="MODEL", help="The model.", show_default=False)],
     limit: Annotated[int, typer.Option("--limit", min=1, metavar="N",
                                        help="Newest checks shown.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
     uri: UriOption = None,
 ) -> None:
     """The model's stored checks, oldest first: drift, performance, health, alerts."""
     with open_yard(uri) as yard:
         rows = yard.monitoring.history(model, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
     if not rows:
         say(f"No stored checks of {escape(model)} yet: run `modelyard monitor run "
             f"{escape(model)}`.")
         return
     table = listing(None, ["window", "version", "rows", "drifted", "performance",
-                           "errors", "alerts"])
+                           "errors", "alerts"], wrap=("performance",),
+                    right=("version", "rows", "drifted", "errors", "alerts"))
     for row in rows:
         window = row.get("window") or {}
-        metrics = ", ".join(f"{k} {v:,.4g}" for k, v in list(row["metrics"].items())[:1])
+        metrics = ", ".join(f"{k} {format_number(v)}"
+                            for k, v in list(row["metrics"].items())[:1])
         if not metrics and row["estimated"]:
-            metrics = ", ".join(f"~{k} {v:.3g}" for k, v in list(row["estimated"].items())[:2])
+            metrics = ", ".join(f"~{k} {format_number(v, digits=3)}"
+                                for k, v in list(row["estimated"].items())[:2])
         share = row.get("drifted_share")
         error_rate = row.get("error_rate")
         first, last = str(window.get("start", ""))[:10], str(window.get("end", ""))[:10]
@@ -146,7 +161,7 @@ def history(
                       cell(metrics or "-"),
                       cell("" if error_rate is None else f"{error_rate:.1%}"),
                       cell(row["alerts"] or "-", "red" if row["alerts"] else ""))
-    console.print(table)
+    show(table)
 
 
 @app.command("alerts")
@@ -168,7 +183,7 @@ def alerts(
         say("No alerts fired.")
         return
     columns = ["fired", *([] if model else ["model"]), "version", "rule", "message", "sent"]
-    table = listing(None, columns)
+    table = listing(None, columns, wrap=("rule", "message", "sent"))
     for a in found:
         sent = ", ".join(f"{str(d.get('target', '')).split(':', 1)[0]} "
                          f"{'ok' if d.get('ok') else 'FAILED'}" for d in a.deliveries)
@@ -177,7 +192,7 @@ def alerts(
         table.add_row(cell(format_time(a.fired_at_ms, compact=True)),
                       *([] if model else [cell(a.model)]), cell(a.version), rule,
                       cell(a.message), cell(sent or "not sent"))
-    console.print(table)
+    show(table)
 
 
 @app.command("rules")
@@ -246,7 +261,7 @@ def _print_summary(result: MonitorResult) -> None:
         say(f"  quality: {'ok' if quality['ok'] else escape('; '.join(quality['issues'][:3]))}")
     performance = data.get("performance")
     if performance is not None:
-        parts = [f"{c['metric']} {c['value']:.4g}" + (
+        parts = [f"{c['metric']} {format_number(c['value'])}" + (
             f" ({c['relative_change']:+.1%} vs registered)"
             if c.get("relative_change") is not None else "")
             for c in performance.get("changes", [])[:3]]
@@ -254,7 +269,7 @@ def _print_summary(result: MonitorResult) -> None:
             f"{escape(', '.join(parts))}")
     estimate = data.get("estimate")
     if estimate is not None:
-        parts = [f"{k} ~{v:.3g}" for k, v in estimate["metrics"].items()]
+        parts = [f"{k} ~{format_number(v, digits=3)}" for k, v in estimate["metrics"].items()]
         say(f"  estimated (no labels needed): {escape(', '.join(parts))}")
     health = data.get("health")
     if health is not None and health.get("requests"):

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from modelyard.cli.project import UriOption, open_yard
-from modelyard.cli.render import cell, console, format_seconds, listing, say
+from modelyard.cli.render import cell, console, format_seconds, format_value, listing, say, show
 from modelyard.errors import InvalidInputError
 
 AtOption = Annotated[str | None, typer.Option(
@@ -140,13 +140,20 @@ def lookup(
     if as_json:
         typer.echo(json.dumps(result.to_records(), indent=2, default=str))
         return
+    records = result.to_records()
     names = list(result.to_dict())
     table = listing(f"Online values ({len(result)} row{'s' if len(result) != 1 else ''})",
-                    names)
-    for row in result.to_records():
-        table.add_row(*(cell(row[n], _status_style(row[n]) if n == "status" else "")
+                    names, right=[n for n in names
+                                  if any(_is_number(r[n]) for r in records)])
+    for row in records:
+        table.add_row(*(cell(format_value(row[n], digits=7),
+                             _status_style(row[n]) if n == "status" else "")
                         for n in names))
-    console.print(table)
+    show(table)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _status_style(status: object) -> str:
@@ -212,14 +219,15 @@ def freshness(
         typer.echo(json.dumps([f.to_dict() for f in found], indent=2))
         return
     table = listing("Online freshness", ["group", "version", "newest event", "event age",
-                                         "last materialized", "age", "as of", "runs"])
+                                         "last materialized", "age", "as of", "runs"],
+                    right=("runs",))
     for f in found:
         table.add_row(cell(f.group), cell(f"v{f.version}"), cell(_iso(f.newest_event)),
                       cell(_age(f.event_age())), cell(_iso(f.last_materialized)),
                       cell(_age(f.materialization_age()),
                            "yellow" if f.last_materialized is None else ""),
                       cell(_iso(f.materialized_as_of)), cell(f.runs))
-    console.print(table)
+    show(table)
 
 
 def check_skew(
@@ -241,7 +249,8 @@ def check_skew(
     else:
         table = listing(f"Skew check of {report.group} v{report.version} "
                         f"({report.sampled} entities)", ["feature", "compared", "mismatches",
-                                                         "example"])
+                                                         "example"],
+                        wrap=("example",), right=("compared", "mismatches"))
         for f in report.features:
             example = f.examples[0] if f.examples else None
             text = "" if example is None else (f"key {example['key']}: online "
@@ -249,7 +258,7 @@ def check_skew(
                                                f"{example['offline']!r}")
             table.add_row(cell(f.feature), cell(f.compared),
                           cell(f.mismatches, "red" if f.mismatches else "green"), cell(text))
-        console.print(table)
+        show(table)
         say("[green]No skew: online values equal the offline recomputation.[/]" if report.ok
             else f"[red]{report.mismatches} mismatching value(s).[/]")
     if not report.ok:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from modelyard.project import init_project
 from modelyard.settings import PROJECT_FILE, Settings, load_settings
 
-from .render import cell, console, listing, say, section
+from .render import cell, console, listing, say, section, show
 
 if TYPE_CHECKING:
     from modelyard.client import Yard
@@ -96,8 +96,7 @@ def doctor(uri: UriOption = None) -> None:
     if d.artifact_folder_exists is not None:
         artifacts.add_row("folder", cell("exists" if d.artifact_folder_exists
                                          else "not created yet (made on the first artifact)"))
-    table = listing("Settings", ["setting", "value", "from"])
-    table.columns[0].no_wrap = True
+    table = listing("Settings", ["setting", "value", "from"], wrap=("value", "from"))
     for f in Settings.fields():
         value = getattr(settings, f.name)
         shown = hide_password(value) if f.name == "uri" else value
@@ -107,7 +106,10 @@ def doctor(uri: UriOption = None) -> None:
     for package, version in d.versions.items():
         versions.add_row(package, cell(version))
     for part in (project, store, artifacts, table, versions):
-        console.print(part)
+        if part is table:
+            show(table)
+        else:
+            console.print(part)
         console.print()
     if d.store_error is not None:
         raise d.store_error
