@@ -220,7 +220,7 @@ def test_compare_shows_differing_params_and_marks_the_best_metrics(
     metrics = _metric_rows(result.output)
     assert metrics["r2"] == ["r2", "max", "0.83", "0.85", "0.88", "*"]
     assert metrics["rmse"] == ["rmse", "min", "2.7", "2.5", "2.2", "*"]
-    assert metrics["loss"] == ["loss", "min", "0.1667", "0.125", "0.0909", "*"]
+    assert metrics["loss"] == ["loss", "min", "0.166667", "0.125", "0.0909091", "*"]
 
 
 @sqlite_only
@@ -229,7 +229,7 @@ def test_compare_direction_can_be_overridden(invoke: Invoke, logged: Logged) -> 
                     "--min", "r2", "--uri", logged.uri)
     assert result.exit_code == 0, result.output
     metrics = _metric_rows(result.output)
-    assert metrics["loss"] == ["loss", "max", "0.1667", "*", "0.0909"]
+    assert metrics["loss"] == ["loss", "max", "0.166667", "*", "0.0909091"]
     assert metrics["r2"] == ["r2", "min", "0.83", "*", "0.88"]
 
 
