@@ -110,3 +110,14 @@ def test_metric_direction_is_guessed_from_the_name(metric: str, lower: bool) -> 
 def test_passwords_are_hidden_in_uris() -> None:
     assert hide_password("postgresql://me:pa55@db:5432/x") == "postgresql://me:***@db:5432/x"
     assert hide_password("sqlite:////tmp/a:b@c.db") == "sqlite:////tmp/a:b@c.db"
+
+
+def test_paths_fold_rather_than_push_a_table_into_blocks() -> None:
+    table = listing("Settings", ["setting", "value", "from"], wrap=("value", "from"))
+    table.add_row("serving.prediction_flush_interval", "0.5", "default")
+    table.add_row("store.uri", "sqlite:////home/someone/projects/claims/.modelyard/modelyard.db",
+                  "default (project folder)")
+    lines = _printed(table, 80)
+    assert lines[1].split() == ["setting", "value", "from"]  # still a table
+    assert ["serving.prediction_flush_interval", "0.5", "default"] in [
+        line.split() for line in lines]

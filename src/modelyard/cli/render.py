@@ -155,7 +155,8 @@ def listing(title: str | None, headers: Iterable[str], *, wrap: Iterable[str] = 
 
 #: Characters between two columns of a :func:`listing`: padding, rule, padding.
 _GAP = 3
-#: A word longer than this in a wrapping column may be folded rather than widen the column.
+#: A word longer than this in a wrapping column may be folded rather than widen the column;
+#: so may a path or a URI (a word with a ``/``) of any length.
 _LONGEST_WORD = 24
 
 
@@ -171,7 +172,7 @@ def _widths(column: Column) -> tuple[int, int]:
     natural = max((cell_len(line) for line in lines), default=0)
     if column.no_wrap:
         return natural, natural
-    words = [cell_len(word) for line in lines for word in line.split()]
+    words = [cell_len(word) for line in lines for word in line.split() if "/" not in word]
     return natural, min(max(words, default=0), _LONGEST_WORD, natural)
 
 
