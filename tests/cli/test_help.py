@@ -67,3 +67,18 @@ def test_the_cli_imports_no_heavy_library_before_a_command_runs() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("args", [["--version"], ["runs", "list", "--help"]])
+def test_the_entry_point_answers_without_heavy_imports(args: list[str]) -> None:
+    code = ("import json, sys\n"
+            f"sys.argv = ['modelyard', *{args!r}]\n"
+            "from modelyard.cli.app import main\n"
+            "try:\n"
+            "    main()\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert json.loads(done.stdout.splitlines()[-1]) == []
