@@ -8,6 +8,8 @@
 * first metric: a whole fresh process that connects to an existing SQLite store, starts a
   run, logs one metric and ends the run (not minus the bare interpreter): what a short
   script pays before its first point is stored.
+* ``--help``: the installed command line, ``modelyard --help`` vs ``mlflow --help``, whole
+  process (what shell completion pays on every Tab, too).
 
 Run alone: ``python bench/bench_import.py``.
 """
@@ -18,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from common import (
@@ -49,13 +52,22 @@ with yard.start_run("startup") as run:
 
 
 def wall(python: str, code: str, env: dict[str, str] | None = None) -> float:
+    return wall_command([python, "-c", code], env)
+
+
+def wall_command(args: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True,
+    done = subprocess.run(args, capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"{python} -c {code!r} failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"{' '.join(args)!r} failed:\n{done.stderr[-2000:]}")
     return seconds
+
+
+def command_beside(python: str, name: str) -> str:
+    """The console script ``name`` installed beside the interpreter ``python``."""
+    return str(Path(python).parent / name)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
@@ -73,7 +85,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             MLFLOW_FIRST_METRIC.format(db=mlflow_db),
             MODELYARD_FIRST_METRIC.format(db=my_db, art=folder / "artifacts"), False,
         ),
+        "help": ("command line: `modelyard --help` vs `mlflow --help`", "", "", False),
     }
+    commands = {"mlflow": [command_beside(peer, "mlflow"), "--help"],
+                "modelyard": [command_beside(mine, "modelyard"), "--help"]}
     # create both stores (and warm the OS file cache) before timing
     wall(peer, cases["first-metric"][1], PEER_ENV)
     wall(mine, cases["first-metric"][2])
@@ -85,9 +100,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         for case, (_, mlflow_code, my_code, _minus_bare) in cases.items():
             s = samples[case]
             s["bare-mlflow"].append(wall(peer, "pass"))
-            s["mlflow"].append(wall(peer, mlflow_code, PEER_ENV))
+            s["mlflow"].append(wall_command(commands["mlflow"], PEER_ENV) if case == "help"
+                               else wall(peer, mlflow_code, PEER_ENV))
             s["bare-modelyard"].append(wall(mine, "pass"))
-            s["modelyard"].append(wall(mine, my_code))
+            s["modelyard"].append(wall_command(commands["modelyard"]) if case == "help"
+                                  else wall(mine, my_code))
     rows, table = [], []
     for case, (label, _, _, minus_bare) in cases.items():
         s = samples[case]

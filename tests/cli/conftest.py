@@ -27,6 +27,22 @@ def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(render.error_console, "_width", 200)
 
 
+def narrow(monkeypatch: pytest.MonkeyPatch, width: int = 80) -> None:
+    """Print as when the output is piped: 80 columns."""
+    monkeypatch.setattr(render.console, "_width", width)
+
+
+def words(output: str) -> set[str]:
+    """Every whitespace-separated word of ``output``: a broken number or name is missing."""
+    return {w.strip(",") for w in output.split()}
+
+
+def fits(output: str, width: int = 80) -> bool:
+    """Every line of the tables in ``output`` fits ``width`` (prose, which has no gaps of
+    two spaces, wraps where the terminal does)."""
+    return all(len(line) <= width or "  " not in line.strip() for line in output.splitlines())
+
+
 def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
              *args: str) -> tuple[int, str, str]:
     """Run the real entry point (``main()``, with its error handling): exit code, out, err."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from modelyard import Yard
 from modelyard.errors import AlreadyExistsError, InvalidInputError
 
-from .conftest import Invoke, sqlite_only
+from .conftest import Invoke, fits, narrow, sqlite_only, words
 
 
 @sqlite_only
@@ -32,6 +34,20 @@ def test_create_then_list(invoke: Invoke, yard: Yard, store_uri: str) -> None:
     assert names == [("claims", "0"), ("churn", "1")]  # name, number of runs
     assert "claim value [regression]" in listed.output  # user text is not Rich markup
     assert [e.name for e in yard.list_experiments()] == ["claims", "churn"]
+
+
+@sqlite_only
+def test_a_long_description_wraps_between_words_at_80_columns(
+    invoke: Invoke, yard: Yard, store_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = ("Predicts the settled value of an insurance claim from the customer's earlier "
+            "claims over sliding windows and their vehicle")
+    assert invoke("experiments", "create", "claims-value-regression", "-d", text,
+                  "--uri", store_uri).exit_code == 0
+    narrow(monkeypatch)
+    listed = invoke("experiments", "list", "--uri", store_uri)
+    assert listed.exit_code == 0 and fits(listed.output), listed.output
+    assert set(text.split()) | {"claims-value-regression"} <= words(listed.output)
 
 
 @sqlite_only

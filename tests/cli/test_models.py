@@ -10,9 +10,10 @@ import pytest
 from registry.support import MODEL, holdout, linear, mean_only, setup_features, training_set
 
 import modelyard
+from modelyard.cli.render import format_number
 from modelyard.registry.gates import MetricGate, RegressionGate
 
-from .conftest import Invoke, run_main
+from .conftest import Invoke, fits, narrow, run_main, words
 
 
 @pytest.fixture
@@ -49,10 +50,22 @@ def test_models_commands(registered: Path, invoke: Invoke, monkeypatch: pytest.M
     assert promoted.exit_code == 0, promoted.output
     assert "now points at version 1" in promoted.output and "pass" in promoted.output
 
+    narrow(monkeypatch)  # piped: 80 columns; the gate table keeps numbers and bounds whole
     code, out, err = run_main(monkeypatch, capsys, "models", "promote", f"{MODEL}:2",
                               "--data", f"holdout={registered}")
     assert code == 1
     assert "FAIL" in out and "r2 >= 0.5" in out and "was not promoted" in err
+    assert fits(out) and "r2=>=" not in out
+    r2 = json.loads(invoke("models", "show", f"{MODEL}:2", "--json").output)[
+        "evaluations"]["holdout"]["metrics"]["r2"]
+    assert f"r2 = {format_number(r2)}" in out
+    for command in (("list",), ("versions", MODEL), ("show", f"{MODEL}:2"),
+                    ("lineage", f"{MODEL}:1")):
+        shown = invoke("models", *command)
+        assert shown.exit_code == 0, shown.output
+        assert fits(shown.output), shown.output
+    assert {MODEL, "production", "sklearn"} <= words(invoke("models", "versions", MODEL).output)
+    narrow(monkeypatch, 200)
 
     forced = invoke("models", "promote", f"{MODEL}:2", "--force", "--reason", "hotfix")
     assert forced.exit_code == 0 and "forced" in forced.output

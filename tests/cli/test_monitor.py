@@ -12,7 +12,7 @@ import pytest
 import modelyard
 from tests.monitoring.support import DAY0, INPUTS, MODEL, claims, log_window, register_regressor
 
-from .conftest import Invoke, run_main
+from .conftest import Invoke, fits, narrow, run_main, words
 
 
 @pytest.fixture
@@ -26,7 +26,8 @@ def served(project: Path) -> Path:
     return project
 
 
-def test_monitor_commands(served: Path, invoke: Invoke, tmp_path: Path) -> None:
+def test_monitor_commands(served: Path, invoke: Invoke, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
     inbox = tmp_path / "inbox.jsonl"
     sink = tmp_path / "sink.py"
     sink.write_text("import sys\nopen(sys.argv[1], 'a').write(sys.stdin.read() + '\\n')\n")
@@ -53,6 +54,17 @@ def test_monitor_commands(served: Path, invoke: Invoke, tmp_path: Path) -> None:
     history = invoke("monitor", "history", MODEL)
     assert history.exit_code == 0, history.output
     assert "600" in history.output
+    checks = json.loads(invoke("monitor", "history", MODEL, "--json").output)
+    assert [(c["rows"], c["dataset_drift"]) for c in checks] == [(600, True), (0, None)]
+
+    narrow(monkeypatch)  # piped: 80 columns
+    for command in (("history", MODEL), ("alerts",), ("alerts", MODEL)):
+        shown = invoke("monitor", *command)
+        assert shown.exit_code == 0, shown.output
+        assert fits(shown.output), shown.output
+    assert {"600", "2025-03-02..03-03"} <= words(invoke("monitor", "history", MODEL).output)
+    assert MODEL in words(invoke("monitor", "alerts").output)
+    narrow(monkeypatch, 200)
 
     alerts = invoke("monitor", "alerts", MODEL, "--json")
     assert alerts.exit_code == 0 and json.loads(alerts.output) != []  # stored by the report

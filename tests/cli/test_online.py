@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import Invoke, run_main
+from modelyard.cli.render import format_value
+
+from .conftest import Invoke, fits, narrow, run_main, words
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -48,7 +50,8 @@ def ready(project: Path, invoke: Invoke) -> Path:
     return project
 
 
-def test_materialize_then_lookup_freshness_and_skew(ready: Path, invoke: Invoke) -> None:
+def test_materialize_then_lookup_freshness_and_skew(ready: Path, invoke: Invoke,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     result = invoke("features", "materialize", "--at", "2025-01-25T00:00:00")
     assert result.exit_code == 0, result.output
     assert "claim_stats v1: full, 5 entities, 5 values written" in result.output
@@ -65,6 +68,24 @@ def test_materialize_then_lookup_freshness_and_skew(ready: Path, invoke: Invoke)
     assert rows[0]["to_mean"] == pytest.approx(50 / 17.5)
     table = invoke("features", "lookup", "claim_stats:amount", "-k", "customer_id=1")
     assert table.exit_code == 0 and "found" in table.output
+
+    narrow(monkeypatch)  # piped: 80 columns; every name and value whole, rounded
+    table = invoke("features", "lookup", "claim_stats:*", "claim_request:to_mean",
+                   "-k", "customer_id=1,2,99", "-r", "new_amount=50,60,70")
+    assert table.exit_code == 0, table.output
+    assert fits(table.output)
+    shown = words(table.output)
+    assert {"customer_id", "amount_30d_mean", "claims_30d", "to_mean", "status"} <= shown
+    assert {format_value(r["to_mean"], digits=7) for r in rows[:2]} <= shown
+    assert "2.857143" in shown  # 50 / 17.5, not 2.857142857142857
+    for command in (("freshness",), ("list",), ("profile", "claims"),
+                    ("check-skew", "claim_stats")):
+        found = invoke("features", *command)
+        assert found.exit_code == 0, found.output
+        assert fits(found.output), found.output
+    freshness = words(invoke("features", "freshness").output)
+    assert {"claim_stats", "2025-01-20", "2025-01-25"} <= freshness
+    narrow(monkeypatch, 200)
 
     fresh = invoke("features", "freshness", "--json")
     assert fresh.exit_code == 0, fresh.output

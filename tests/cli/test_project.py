@@ -11,7 +11,7 @@ import modelyard
 from modelyard.backends.metadata.sql.migrations import HEAD
 from modelyard.errors import AlreadyExistsError, ConfigurationError, InvalidInputError, StorageError
 
-from .conftest import Invoke
+from .conftest import Invoke, fits, narrow, words
 
 
 def test_init_creates_a_project(invoke: Invoke, tmp_path: Path) -> None:
@@ -75,6 +75,12 @@ def test_doctor_reports_project_store_settings_and_versions(
     assert lines["experiments"].split()[-1] == "1"
     for package in ("modelyard", "python", "sqlalchemy", "pandas", "scikit-learn"):
         assert package in lines, package
+
+    narrow(monkeypatch)  # piped: 80 columns; setting names and numbers stay whole
+    piped = invoke("doctor")
+    assert piped.exit_code == 0 and fits(piped.output), piped.output
+    assert {"tracking.flush_interval", "2.5", "tracking.heartbeat_timeout", "60.0",
+            "features.materialize_chunk_rows"} <= words(piped.output)
 
 
 @pytest.mark.postgres

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from modelyard import Yard
@@ -9,7 +11,7 @@ from modelyard.backends.metadata.base import RunInfo
 from modelyard.cli import render
 from modelyard.errors import InvalidFilterError, InvalidInputError, NotFoundError
 
-from .conftest import Invoke, Logged, sqlite_only
+from .conftest import Invoke, Logged, fits, narrow, sqlite_only, words
 
 
 def _rows(output: str) -> dict[str, list[str]]:
@@ -136,7 +138,7 @@ def test_show_by_prefix_prints_everything_about_a_run(invoke: Invoke, logged: Lo
     assert "claims (id" in out and "finished" in out
     lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.split()}
     assert lines["max_depth"] == ["3"]
-    assert lines["loss"][:2] == [repr(1 / 6), "2"]  # latest value and its step
+    assert lines["loss"][:2] == ["0.166667", "2"]  # latest value (rounded) and its step
     assert lines["team"] == ["pricing"]
     assert lines["python.version"]  # environment captured by the run
     assert "Baseline with" in out and "[red]not markup[/red]" in out
@@ -169,11 +171,11 @@ def test_show_rejects_unknown_or_malformed_ids(invoke: Invoke, logged: Logged) -
         ("zzzzzzzz", InvalidInputError, "is not a run id"),
         ("rf-3 %'", InvalidInputError, "is not a run id"),
     ]
-    for ref, error, words in cases:
+    for ref, error, message in cases:
         result = invoke("runs", "show", ref, "--uri", logged.uri)
         assert result.exit_code == 1, ref
         assert isinstance(result.exception, error), ref
-        assert words in str(result.exception), ref
+        assert message in str(result.exception), ref
 
 
 def test_show_reports_an_ambiguous_prefix(invoke: Invoke, yard: Yard, store_uri: str) -> None:
@@ -218,7 +220,7 @@ def test_compare_shows_differing_params_and_marks_the_best_metrics(
     metrics = _metric_rows(result.output)
     assert metrics["r2"] == ["r2", "max", "0.83", "0.85", "0.88", "*"]
     assert metrics["rmse"] == ["rmse", "min", "2.7", "2.5", "2.2", "*"]
-    assert metrics["loss"] == ["loss", "min", "0.1667", "0.125", "0.0909", "*"]
+    assert metrics["loss"] == ["loss", "min", "0.166667", "0.125", "0.0909091", "*"]
 
 
 @sqlite_only
@@ -227,7 +229,7 @@ def test_compare_direction_can_be_overridden(invoke: Invoke, logged: Logged) -> 
                     "--min", "r2", "--uri", logged.uri)
     assert result.exit_code == 0, result.output
     metrics = _metric_rows(result.output)
-    assert metrics["loss"] == ["loss", "max", "0.1667", "*", "0.0909"]
+    assert metrics["loss"] == ["loss", "max", "0.166667", "*", "0.0909091"]
     assert metrics["r2"] == ["r2", "min", "0.83", "*", "0.88"]
 
 
@@ -252,3 +254,53 @@ def test_compare_rejects_bad_input(invoke: Invoke, logged: Logged) -> None:
 
     unknown = invoke("runs", "compare", logged.rf[3], "ffffffffff", "--uri", logged.uri)
     assert isinstance(unknown.exception, NotFoundError)
+
+
+# --- scripts and narrow terminals ---------------------------------------------------------
+
+
+@sqlite_only
+def test_list_and_show_as_json_hold_exact_values(invoke: Invoke, logged: Logged) -> None:
+    listed = invoke("runs", "list", "-e", "claims", "--json", "--uri", logged.uri)
+    assert listed.exit_code == 0, listed.output
+    runs = {r["name"]: r for r in json.loads(listed.output)}
+    assert set(runs) == {"rf-3", "rf-5", "rf-8", "fold-0"}
+    rf3 = runs["rf-3"]
+    assert rf3["run_id"] == logged.rf[3] and rf3["experiment"] == "claims"
+    assert rf3["metrics"]["loss"] == {"value": 1 / 6, "step": 2,
+                                      "timestamp": rf3["metrics"]["loss"]["timestamp"]}
+    assert rf3["params"]["max_depth"] == "3" and rf3["tags"]["team"] == "pricing"
+
+    shown = json.loads(invoke("runs", "show", logged.rf[3][:8], "--json",
+                              "--uri", logged.uri).output)
+    assert shown["run_id"] == logged.rf[3] and shown["children"] == [logged.child]
+    assert shown["metrics"]["r2"]["value"] == pytest.approx(0.83)
+    assert shown["artifacts"][0]["path"] == "model/model.bin"
+    assert shown["artifacts"][0]["size"] == 2048
+
+
+@sqlite_only
+def test_runs_read_whole_at_80_columns(invoke: Invoke, logged: Logged,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    narrow(monkeypatch)
+    listed = invoke("runs", "list", "--uri", logged.uri)
+    assert listed.exit_code == 0, listed.output
+    assert fits(listed.output)
+    assert {"rf-3", "rf-5", "rf-8", "fold-0", "boom", logged.rf[3][:8]} <= words(listed.output)
+    assert {"0.1667", "0.09091"} <= words(listed.output)  # losses of rf-3 and rf-8, whole
+
+    chosen = invoke("runs", "list", "-e", "claims", "-c", "r2,rmse,loss,max_depth,team",
+                    "--uri", logged.uri)
+    assert chosen.exit_code == 0, chosen.output
+    assert fits(chosen.output)
+    assert {"0.83", "2.7", "0.09091", "pricing"} <= words(chosen.output)
+
+    shown = invoke("runs", "show", logged.rf[3], "--uri", logged.uri)
+    assert {"0.166667", "0.83", "2.7", "max_depth", "n_estimators"} <= words(shown.output)
+
+    compared = invoke("runs", "compare", logged.rf[3], logged.rf[5], logged.rf[8], "--uri",
+                      logged.uri)
+    assert compared.exit_code == 0, compared.output
+    assert fits(compared.output)
+    assert {"rf-3", "rf-5", "rf-8", "0.83", "0.85", "0.88", "max_depth"} <= words(
+        compared.output)

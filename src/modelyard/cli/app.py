@@ -1,11 +1,18 @@
-"""The root `modelyard` command; each command group lives in its own module."""
+"""The root `modelyard` command; each command group lives in its own module.
+
+Importing this module builds the whole command tree without importing the client,
+SQLAlchemy, pandas, NumPy, pyarrow or DuckDB: each command imports what it uses when it
+runs, so ``--help``, ``--version`` and shell completion answer at once.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+from modelyard._version import __version__
 from modelyard.cli import (
     demo,
     experiments,
@@ -18,15 +25,34 @@ from modelyard.cli import (
     runs,
     serve,
 )
+from modelyard.cli.helptext import ReadableGroup
 from modelyard.errors import ModelyardError
 
 app = typer.Typer(
     name="modelyard",
+    cls=ReadableGroup,
     help="The whole machine-learning lifecycle in one pip install.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option(
+        "--version", "-V", is_eager=True, callback=_print_version,
+        help="Print the version of modelyard and exit.",
+    )] = False,
+) -> None:
+    """The whole machine-learning lifecycle in one pip install."""
+
+
 project.register(app)
 demo.register(app)
 serve.register(app)

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from .project import UriOption, open_yard
-from .render import cell, console, format_time, listing, say
+from .render import cell, format_time, listing, say, show
 
 app = typer.Typer(help="List and create experiments (named groups of runs).",
                   no_args_is_help=True)
@@ -24,19 +24,20 @@ def list_experiments(uri: UriOption = None) -> None:
         say("No experiments yet: runs create theirs when they start, or use "
             "[bold]modelyard experiments create NAME[/].")
         return
-    table = listing(None, ["id", "name", "runs", "description", "created"])
+    table = listing(None, ["id", "name", "runs", "description", "created"],
+                    wrap=("description",), right=("id", "runs"))
     for exp in experiments:
         table.add_row(cell(exp.experiment_id), cell(exp.name, "bold"),
                       cell(counts.get(exp.experiment_id, 0)), cell(exp.description),
                       cell(format_time(exp.created_at)))
-    console.print(table)
+    show(table)
 
 
 @app.command("create")
 def create_experiment(
-    name: Annotated[str, typer.Argument(help="Name of the new experiment.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the new experiment.")],
     description: Annotated[str, typer.Option(
-        "--description", "-d", help="What the experiment is about.",
+        "--description", "-d", metavar="TEXT", help="What the experiment is about.",
     )] = "",
     uri: UriOption = None,
 ) -> None:

@@ -25,6 +25,7 @@ from modelyard.cli.render import (
     say,
     section,
     short_id,
+    show,
 )
 from modelyard.errors import InvalidInputError
 
@@ -39,7 +40,7 @@ app = typer.Typer(help="Feature store: definitions, ingestion, profiles.",
                   no_args_is_help=True)
 
 PathsArgument = Annotated[list[Path] | None, typer.Argument(
-    help="Python files or folders holding the definitions; default: the project's "
+    metavar="PATH", help="Python files or folders holding the definitions; default: the project's "
          "features.py and features/ folder.", show_default=False,
 )]
 
@@ -104,20 +105,23 @@ def list_definitions(uri: UriOption = None) -> None:
         say("No definitions yet: write them in features.py and run "
             "[bold]modelyard features apply[/].")
         return
-    table = listing(None, ["kind", "name", "version", "description", "applied"])
+    table = listing(None, ["kind", "name", "version", "description", "applied"],
+                    wrap=("description",))
     for r in records:
         table.add_row(cell(r.kind.replace("_", " ")), cell(r.name, "bold"),
                       cell(f"v{r.version}"), cell(r.spec.get("description", "")),
                       cell(format_time(r.created_at)))
-    console.print(table)
+    show(table)
 
 
 @app.command("show")
-def show(
-    name: Annotated[str, typer.Argument(help="Feature group name.")],
+def show_group(
+    name: Annotated[str, typer.Argument(metavar="GROUP", help="Feature group name.")],
     version: Annotated[int | None, typer.Option("--version", "-v", min=1,
+                                                metavar="N",
                                                 help="A version; default: the latest.")] = None,
     last: Annotated[int, typer.Option("--commits", "-n", min=0,
+                                      metavar="N",
                                       help="How many of the newest commits to list.")] = 10,
     uri: UriOption = None,
 ) -> None:
@@ -140,11 +144,12 @@ def show(
         head.add_row("description", cell(group.description))
     head.add_row("versions", cell(", ".join(f"v{v.version}" for v in versions)))
     console.print(head)
-    table = listing("Features", ["feature", "expression", "window", "tags", "description"])
+    table = listing("Features", ["feature", "expression", "window", "tags", "description"],
+                    wrap=("expression", "tags", "description"))
     for f in group.features:
         table.add_row(cell(f.name, "bold"), cell(f.expr), cell(f.window or ""),
                       cell(", ".join(f.tags)), cell(f.description))
-    console.print(table)
+    show(table)
     _print_commits(source.name, commits, last)
 
 
@@ -153,14 +158,13 @@ def _print_commits(source: str, commits: list[Commit], last: int) -> None:
         say(f"No commits yet: [bold]modelyard features ingest {escape(source)}[/].")
         return
     table = listing(f"Commits of {source}", ["commit", "time", "operation", "rows",
-                                             "version"])
-    table.columns[3].justify = "right"
+                                             "version"], right=("rows", "version"))
     for c in reversed(commits[-last:] if last else []):
         sign = "-" if c.operation == "forget" else "+"
         table.add_row(cell(short_id(c.commit_id)), cell(_when(c)),
                       cell(c.operation, "red" if c.operation == "forget" else "green"),
                       cell(f"{sign}{c.rows:,}"), cell(c.version))
-    console.print(table)
+    show(table)
     if len(commits) > last:
         say(f"[dim]{len(commits) - last} older commit(s) not shown (--commits).[/]")
 
@@ -184,8 +188,9 @@ def _read_file(file: Path) -> pa.Table:
 
 @app.command("ingest")
 def ingest(
-    target: Annotated[str, typer.Argument(help="Source or feature group name.")],
+    target: Annotated[str, typer.Argument(metavar="NAME", help="Source or feature group name.")],
     file: Annotated[Path | None, typer.Argument(
+        metavar="PATH",
         help="Parquet or CSV file to ingest; default: the source's own files or query.",
         show_default=False)] = None,
     uri: UriOption = None,
@@ -210,9 +215,10 @@ def ingest(
 
 @app.command("profile")
 def profile(
-    target: Annotated[str, typer.Argument(help="Source or feature group name.")],
+    target: Annotated[str, typer.Argument(metavar="NAME", help="Source or feature group name.")],
     commit: Annotated[str | None, typer.Option(
-        "--commit", help="A commit id (or its start); default: the newest ingestion.")
+        "--commit", metavar="COMMIT",
+        help="A commit id (or its start); default: the newest ingestion.")
     ] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the commit, its profile and the report as JSON.")] = False,
@@ -231,13 +237,10 @@ def profile(
              f"({_when(found.commit)}, {summary.rows:,} rows)")
     rows = [_profile_row(c) for c in summary.columns.values()]
     shown, hidden = _fit(rows)
-    table = listing(title, shown)
-    table.columns[0].no_wrap = True
-    for index, header in enumerate(shown):
-        table.columns[index].justify = "right" if header in _NUMBERS else "left"
+    table = listing(title, shown, wrap=("distribution",), right=_NUMBERS)
     for row in rows:
         table.add_row(*(row[h] for h in shown))
-    console.print(table)
+    show(table)
     if hidden:
         say(f"[dim]Not shown for lack of width: {', '.join(hidden)} (see --json).[/]")
     console.print()
@@ -322,8 +325,9 @@ def _print_warnings(report: ProfileReport) -> None:
 
 @app.command("forget")
 def forget(
-    entity: Annotated[str, typer.Argument(help="Entity name.")],
+    entity: Annotated[str, typer.Argument(metavar="ENTITY", help="Entity name.")],
     keys: Annotated[list[str], typer.Argument(
+        metavar="KEY",
         help="Key values to forget, converted to the type of the entity's key column.")],
     uri: UriOption = None,
 ) -> None:

@@ -10,7 +10,19 @@ import typer
 from rich.markup import escape
 
 from modelyard.cli.project import UriOption, open_yard
-from modelyard.cli.render import cell, console, format_size, format_time, listing, say, section
+from modelyard.cli.render import (
+    cell,
+    console,
+    format_number,
+    format_size,
+    format_time,
+    format_value,
+    listing,
+    say,
+    section,
+    short_id,
+    show,
+)
 from modelyard.errors import GateFailedError, InvalidInputError
 
 app = typer.Typer(help="Model registry: versions, aliases, gates, promotion, lineage.",
@@ -51,13 +63,14 @@ def list_models(as_json: JsonOption = False, uri: UriOption = None) -> None:
     if not rows:
         say("No models registered yet.")
         return
-    table = listing("Models", ["name", "latest", "aliases", "updated", "description"])
+    table = listing("Models", ["name", "latest", "aliases", "updated", "description"],
+                    wrap=("aliases", "description"), right=("latest",))
     for model, latest, aliases in rows:
         table.add_row(cell(model.name, "bold"), cell(latest),
                       cell(", ".join(f"{a}={v}" for a, v in aliases.items())),
                       cell(format_time(model.updated_at, compact=True)),
                       cell(model.description))
-    console.print(table)
+    show(table)
 
 
 @app.command("versions")
@@ -73,17 +86,18 @@ def versions(name: Annotated[str, typer.Argument(help="Model name.")],
                      "created_at": v.created_at} for v in found])
         return
     table = listing(f"Versions of {name}", ["version", "aliases", "flavor", "onnx", "run",
-                                            "size", "created", "by"])
+                                            "size", "created", "by"],
+                    wrap=("aliases",), right=("version", "size"))
     for v in found:
         table.add_row(cell(v.version, "bold"), cell(", ".join(held.get(v.version, [])), "green"),
                       cell(v.flavor), cell(_onnx(v.spec)), cell((v.run_id or "")[:8]),
                       cell(format_size(v.artifact_size)),
                       cell(format_time(v.created_at, compact=True)), cell(v.created_by))
-    console.print(table)
+    show(table)
 
 
 @app.command("show")
-def show(ref: Annotated[str, typer.Argument(help="name, name:3 or name@alias.")],
+def show_version(ref: Annotated[str, typer.Argument(help="name, name:3 or name@alias.")],
          as_json: JsonOption = False, uri: UriOption = None) -> None:
     """One version: flavor, signature, libraries, ONNX twin, evaluations, last gate report."""
     with open_yard(uri) as yard:
@@ -117,15 +131,15 @@ def show(ref: Annotated[str, typer.Argument(help="name, name:3 or name@alias.")]
             for c in signature.get(side, []):
                 table.add_row(cell(side[:-1]), cell(c["name"]), cell(c["type"]),
                               cell("yes" if c["nullable"] else "no"))
-        console.print(table)
+        show(table)
     for e in evaluations:
-        table = listing(f"Evaluation on {e.dataset}", ["metric", "value"])
+        table = listing(f"Evaluation on {e.dataset}", ["metric", "value"], right=("value",))
         for metric, value in sorted(e.evaluation.get("metrics", {}).items()):
-            table.add_row(cell(metric), cell(f"{value:.4g}"))
+            table.add_row(cell(metric), cell(format_number(value)))
         for column, values in sorted(e.evaluation.get("fairness", {}).items()):
             for metric, value in sorted(values.items()):
-                table.add_row(cell(f"{metric} ({column})"), cell(f"{value:.4g}"))
-        console.print(table)
+                table.add_row(cell(f"{metric} ({column})"), cell(format_number(value)))
+        show(table)
     if reports:
         _print_report(reports[-1].report, reports[-1].passed, reports[-1].forced)
 
@@ -133,33 +147,51 @@ def show(ref: Annotated[str, typer.Argument(help="name, name:3 or name@alias.")]
 def _print_report(report: dict[str, Any], passed: bool, forced: bool = False) -> None:
     results = report.get("results", [])
     title = "Gate report: " + ("passed" if passed else "FAILED" + (" (forced)" if forced else ""))
-    table = listing(title, ["gate", "result", "measured", "bound", "detail"])
+    table = listing(title, ["gate", "result", "measured", "bound", "detail"],
+                    wrap=("gate", "measured", "bound", "detail"))
     for r in results:
         mark = cell("pass", "green") if r["passed"] else cell("FAIL", "bold red")
-        table.add_row(cell(r["gate"]), mark, cell(_pairs(r.get("measured", {}))),
-                      cell(_pairs(r.get("bounds", {}))), cell(r.get("detail", "")))
+        table.add_row(cell(r["gate"]), mark, cell(_measured(r.get("measured", {}))),
+                      cell(_bounds(r.get("bounds", {}))), cell(r.get("detail", "")))
     if not results:
         table.add_row(cell("(no gates declared)"), cell("pass", "green"), cell(""), cell(""),
                       cell("declare gates with yard.models.set_gates or in modelyard.toml"))
-    console.print(table)
+    show(table)
+
+
+def _measured(values: dict[str, Any]) -> str:
+    """``r2 = 0.7168``; ``not measured`` for a value the gate could not compute."""
+    return ", ".join(f"{k} = {format_value(v)}" if v is not None else f"{k} not measured"
+                     for k, v in values.items())
+
+
+_OPERATORS = ("<=", ">=", "<", ">", "==", "!=")
+
+
+def _bounds(values: dict[str, Any]) -> str:
+    """``r2 >= 0.5`` for a comparison, ``problems: none`` for anything else."""
+    return ", ".join(f"{k} {v}" if isinstance(v, str) and v.startswith(_OPERATORS)
+                     else f"{k}: {format_value(v)}" for k, v in values.items())
 
 
 def _pairs(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in values.items())
+    return ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
 
 
 @app.command("promote")
 def promote(
-    ref: Annotated[str, typer.Argument(help="The version to promote: name:3.")],
-    alias: Annotated[str, typer.Option("--alias", "-a", help="The alias to move.")] = "production",
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The version to promote: name:3.")],
+    alias: Annotated[str, typer.Option("--alias", "-a", metavar="ALIAS",
+                                       help="The alias to move.")] = "production",
     data: Annotated[list[str] | None, typer.Option(
-        "--data", help="Evaluate candidate and current holder first on a data set: "
-                       "NAME=path.parquet or NAME=path.csv (repeatable).",
+        "--data", metavar="NAME=PATH",
+        help="Evaluate candidate and current holder first on a data set: "
+             "NAME=path.parquet or NAME=path.csv (repeatable).",
         show_default=False)] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Move the alias even if gates fail (needs --reason).")] = False,
-    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the history.")] = "",
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT",
+                                        help="Why; kept in the history.")] = "",
     uri: UriOption = None,
 ) -> None:
     """Run the model's gates and move the alias to the version, or refuse listing each failed
@@ -205,10 +237,12 @@ def _read_frame(path: Path) -> Any:
 
 @app.command("rollback")
 def rollback(
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    alias: Annotated[str, typer.Option("--alias", "-a", help="The alias to move back.")
+    name: Annotated[str, typer.Argument(metavar="MODEL", help="Model name.")],
+    alias: Annotated[str, typer.Option("--alias", "-a", metavar="ALIAS",
+                                       help="The alias to move back.")
                      ] = "production",
-    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the history.")] = "",
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT",
+                                        help="Why; kept in the history.")] = "",
     uri: UriOption = None,
 ) -> None:
     """Move the alias back to the version that held it before the current one."""
@@ -220,8 +254,9 @@ def rollback(
 
 @app.command("history")
 def history(
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    alias: Annotated[str | None, typer.Option("--alias", "-a", help="Only this alias.",
+    name: Annotated[str, typer.Argument(metavar="MODEL", help="Model name.")],
+    alias: Annotated[str | None, typer.Option("--alias", "-a", metavar="ALIAS",
+                                              help="Only this alias.",
                                               show_default=False)] = None,
     as_json: JsonOption = False, uri: UriOption = None,
 ) -> None:
@@ -232,14 +267,15 @@ def history(
         _echo_json([e.__dict__ for e in events])
         return
     table = listing(f"Alias history of {name}", ["when", "alias", "from", "to", "action",
-                                                 "by", "reason"])
+                                                 "by", "reason"],
+                    wrap=("reason",), right=("from", "to"))
     styles = {"force": "yellow", "rollback": "cyan", "promote": "green"}
     for e in events:
         table.add_row(cell(format_time(e.at, seconds=True)), cell(e.alias),
                       cell("-" if e.from_version is None else e.from_version),
                       cell("-" if e.to_version is None else e.to_version),
                       cell(e.action, styles.get(e.action, "")), cell(e.actor), cell(e.reason))
-    console.print(table)
+    show(table)
 
 
 @app.command("lineage")
@@ -271,31 +307,50 @@ def lineage(ref: Annotated[str, typer.Argument(help="name:3 or name@alias.")],
         top.add_row("  spine sha256", cell(ts.get("spine_sha256")))
     console.print(top)
     if found.feature_groups:
-        table = listing("Feature groups", ["group", "version", "entity", "source", "features"])
+        table = listing("Feature groups", ["group", "version", "entity", "source", "features"],
+                        wrap=("features",), right=("version",))
         for g in found.feature_groups:
             table.add_row(cell(g["name"]), cell(g["version"]), cell(g.get("entity")),
                           cell(g.get("source")), cell(", ".join(g.get("features", []))))
-        console.print(table)
+        show(table)
     if found.sources:
-        table = listing("Sources", ["source", "commit", "ingested", "rows", "table version"])
+        table = listing("Sources", ["source", "commit", "ingested", "rows", "table version"],
+                        right=("rows", "table version"))
         for s in found.sources:
-            table.add_row(cell(s["name"]), cell(s.get("commit")), cell(s.get("ingested_at")),
-                          cell(s.get("rows")), cell(s.get("table_version")))
-        console.print(table)
+            table.add_row(cell(s["name"]), cell(short_id(s.get("commit"))),
+                          cell(_iso_time(s.get("ingested_at"))), cell(s.get("rows")),
+                          cell(s.get("table_version")))
+        show(table)
+
+
+def _iso_time(text: str | None) -> str:
+    """An ISO time stored as text, to the second: ``2025-01-31 12:00:00``."""
+    from datetime import datetime
+
+    if not text:
+        return "-"
+    try:
+        return format_value(datetime.fromisoformat(text))
+    except ValueError:
+        return text
 
 
 @app.command("evaluate")
 def evaluate(
-    ref: Annotated[str, typer.Argument(help="name:3 or name@alias.")],
-    path: Annotated[Path, typer.Argument(help="Evaluation data (.parquet or .csv).")],
-    label: Annotated[str | None, typer.Option("--label", help="Label column (default: the "
+    ref: Annotated[str, typer.Argument(metavar="REF", help="name:3 or name@alias.")],
+    path: Annotated[Path, typer.Argument(metavar="PATH",
+                                         help="Evaluation data (.parquet or .csv).")],
+    label: Annotated[str | None, typer.Option("--label", metavar="COLUMN",
+                                              help="Label column (default: the "
                                               "training set's).", show_default=False)] = None,
-    dataset: Annotated[str, typer.Option("--dataset", help="Name the results are kept "
+    dataset: Annotated[str, typer.Option("--dataset", metavar="NAME",
+                                         help="Name the results are kept "
                                          "under (gates name it).")] = "default",
-    slice_by: Annotated[str | None, typer.Option("--slice-by", help="Also per value of "
+    slice_by: Annotated[str | None, typer.Option("--slice-by", metavar="COLUMN",
+                                                 help="Also per value of "
                                                  "this column.", show_default=False)] = None,
     sensitive: Annotated[list[str] | None, typer.Option(
-        "--sensitive", help="Measure fairness across this column (repeatable).",
+        "--sensitive", metavar="COLUMN", help="Measure fairness across this column (repeatable).",
         show_default=False)] = None,
     uri: UriOption = None,
 ) -> None:
@@ -309,19 +364,18 @@ def evaluate(
         stored = {e.dataset: e for e in yard.models.store.evaluations(version.name,
                                                                        version.version)}
     table = listing(f"{version.name}:{version.version} on {dataset} ({result.rows:,} rows, "
-                    f"{result.task})", ["metric", "value"])
+                    f"{result.task})", ["metric", "value"], right=("value",))
     for metric, value in sorted(result.metrics.items()):
-        table.add_row(cell(metric), cell(f"{value:.4g}"))
+        table.add_row(cell(metric), cell(format_number(value)))
     for column, values in sorted(stored[dataset].evaluation.get("fairness", {}).items()):
         for metric, value in sorted(values.items()):
-            table.add_row(cell(f"{metric} ({column})"), cell(f"{value:.4g}"))
-    console.print(table)
+            table.add_row(cell(f"{metric} ({column})"), cell(format_number(value)))
+    show(table)
     for column, slices in result.slices.items():
         names = sorted({m for metrics in slices.values() for m in metrics})
-        per = listing(f"By {column}", ["value", *names])
+        per = listing(f"By {column}", ["value", *names], right=names)
         for part, metrics in sorted(slices.items()):
-            per.add_row(cell(part), *(cell(f"{metrics[m]:.4g}" if m in metrics else "-")
-                                       for m in names))
-        console.print(per)
+            per.add_row(cell(part), *(cell(format_number(metrics.get(m))) for m in names))
+        show(per)
     if result.plots:
         say(f"Plots kept with the version: {', '.join(sorted(result.plots))}.")

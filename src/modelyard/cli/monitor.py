@@ -11,7 +11,15 @@ import typer
 from rich.markup import escape
 
 from modelyard.cli.project import UriOption, open_yard
-from modelyard.cli.render import cell, console, format_time, listing, say
+from modelyard.cli.render import (
+    cell,
+    console,
+    format_number,
+    format_time,
+    listing,
+    say,
+    show,
+)
 
 if TYPE_CHECKING:
     from modelyard.monitoring.check import MonitorResult
@@ -20,27 +28,30 @@ app = typer.Typer(help="Drift, data quality, performance and health of served mo
                        "alerts and reports.", no_args_is_help=True)
 
 WindowOption = Annotated[str | None, typer.Option(
-    "--window", "-w", help="How far back from --end (default now): 90m, 36h, 7d, 2w. "
-                           "Default: the model's configured window, else 7d.",
+    "--window", "-w", metavar="DURATION",
+    help="How far back from --end (default now): 90m, 36h, 7d, 2w. "
+         "Default: the model's configured window, else 7d.",
     show_default=False)]
 StartOption = Annotated[str | None, typer.Option(
-    "--start", help="Window start (ISO 8601 date or date-time with offset), instead of "
-                    "--window.", show_default=False)]
+    "--start", metavar="TIME",
+    help="Window start (ISO 8601 date or date-time with offset), instead of "
+         "--window.", show_default=False)]
 EndOption = Annotated[str | None, typer.Option(
-    "--end", help="Window end, exclusive (default: now).", show_default=False)]
+    "--end", metavar="TIME", help="Window end, exclusive (default: now).", show_default=False)]
 AlertOption = Annotated[list[str] | None, typer.Option(
-    "--alert", "-a", help="An alert rule, e.g. 'dataset_drift', 'psi(*) > 0.25', "
+    "--alert", "-a", metavar="RULE", help="An alert rule, e.g. 'dataset_drift', 'psi(*) > 0.25', "
                           "'rmse worse by 10%', 'error_rate > 0.05' (repeatable; added to "
                           "the model's rules).", show_default=False)]
 NotifyOption = Annotated[list[str] | None, typer.Option(
-    "--notify", "-n", help="Where fired alerts go: log, webhook:URL or command:CMD "
-                           "(repeatable; added to the model's).", show_default=False)]
+    "--notify", "-n", metavar="TARGET",
+    help="Where fired alerts go: log, webhook:URL or command:CMD "
+         "(repeatable; added to the model's).", show_default=False)]
 
 
 @app.command("run")
 def run(
     models: Annotated[list[str] | None, typer.Argument(
-        help="Models to check (default: every model with monitoring rules).",
+        metavar="MODEL", help="Models to check (default: every model with monitoring rules).",
         show_default=False)] = None,
     window: WindowOption = None,
     start: StartOption = None,
@@ -48,7 +59,8 @@ def run(
     alert: AlertOption = None,
     notify: NotifyOption = None,
     every: Annotated[str | None, typer.Option(
-        "--every", help="Check again at this interval (e.g. 1h) until interrupted.",
+        "--every", metavar="DURATION",
+        help="Check again at this interval (e.g. 1h) until interrupted.",
         show_default=False)] = None,
     fail_on_alert: Annotated[bool, typer.Option(
         "--fail-on-alert", help="Exit with code 2 when an alert fired.")] = False,
@@ -84,14 +96,17 @@ def run(
 
 @app.command("report")
 def report(
-    model: Annotated[str, typer.Argument(help="The model to report on.", show_default=False)],
+    model: Annotated[str, typer.Argument(metavar="MODEL",
+                                         help="The model to report on.", show_default=False)],
     window: WindowOption = None,
     start: StartOption = None,
     end: EndOption = None,
     html: Annotated[Path | None, typer.Option(
-        "--html", help="Write a self-contained HTML report here.", show_default=False)] = None,
+        "--html", metavar="PATH",
+        help="Write a self-contained HTML report here.", show_default=False)] = None,
     json_path: Annotated[Path | None, typer.Option(
-        "--json", help="Write the same data as JSON here.", show_default=False)] = None,
+        "--json", metavar="PATH",
+        help="Write the same data as JSON here.", show_default=False)] = None,
     store: Annotated[bool, typer.Option(
         "--store/--no-store", help="Keep the check in the model's history.")] = True,
     uri: UriOption = None,
@@ -110,24 +125,32 @@ def report(
 
 @app.command("history")
 def history(
-    model: Annotated[str, typer.Argument(help="The model.", show_default=False)],
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest checks shown.")] = 20,
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="The model.", show_default=False)],
+    limit: Annotated[int, typer.Option("--limit", min=1, metavar="N",
+                                       help="Newest checks shown.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
     uri: UriOption = None,
 ) -> None:
     """The model's stored checks, oldest first: drift, performance, health, alerts."""
     with open_yard(uri) as yard:
         rows = yard.monitoring.history(model, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
     if not rows:
         say(f"No stored checks of {escape(model)} yet: run `modelyard monitor run "
             f"{escape(model)}`.")
         return
     table = listing(None, ["window", "version", "rows", "drifted", "performance",
-                           "errors", "alerts"])
+                           "errors", "alerts"], wrap=("performance",),
+                    right=("version", "rows", "drifted", "errors", "alerts"))
     for row in rows:
         window = row.get("window") or {}
-        metrics = ", ".join(f"{k} {v:,.4g}" for k, v in list(row["metrics"].items())[:1])
+        metrics = ", ".join(f"{k} {format_number(v)}"
+                            for k, v in list(row["metrics"].items())[:1])
         if not metrics and row["estimated"]:
-            metrics = ", ".join(f"~{k} {v:.3g}" for k, v in list(row["estimated"].items())[:2])
+            metrics = ", ".join(f"~{k} {format_number(v, digits=3)}"
+                                for k, v in list(row["estimated"].items())[:2])
         share = row.get("drifted_share")
         error_rate = row.get("error_rate")
         first, last = str(window.get("start", ""))[:10], str(window.get("end", ""))[:10]
@@ -138,14 +161,15 @@ def history(
                       cell(metrics or "-"),
                       cell("" if error_rate is None else f"{error_rate:.1%}"),
                       cell(row["alerts"] or "-", "red" if row["alerts"] else ""))
-    console.print(table)
+    show(table)
 
 
 @app.command("alerts")
 def alerts(
-    model: Annotated[str | None, typer.Argument(help="Only this model's alerts.",
+    model: Annotated[str | None, typer.Argument(metavar="MODEL", help="Only this model's alerts.",
                                                 show_default=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest alerts shown.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, metavar="N",
+                                       help="Newest alerts shown.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, with evidence.")] = False,
     uri: UriOption = None,
 ) -> None:
@@ -159,7 +183,7 @@ def alerts(
         say("No alerts fired.")
         return
     columns = ["fired", *([] if model else ["model"]), "version", "rule", "message", "sent"]
-    table = listing(None, columns)
+    table = listing(None, columns, wrap=("rule", "message", "sent"))
     for a in found:
         sent = ", ".join(f"{str(d.get('target', '')).split(':', 1)[0]} "
                          f"{'ok' if d.get('ok') else 'FAILED'}" for d in a.deliveries)
@@ -168,12 +192,12 @@ def alerts(
         table.add_row(cell(format_time(a.fired_at_ms, compact=True)),
                       *([] if model else [cell(a.model)]), cell(a.version), rule,
                       cell(a.message), cell(sent or "not sent"))
-    console.print(table)
+    show(table)
 
 
 @app.command("rules")
 def rules(
-    model: Annotated[str, typer.Argument(help="The model.", show_default=False)],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="The model.", show_default=False)],
     alert: AlertOption = None,
     notify: NotifyOption = None,
     uri: UriOption = None,
@@ -195,10 +219,12 @@ def rules(
 
 @app.command("reference")
 def reference(
-    model: Annotated[str, typer.Argument(help="The version: NAME:VERSION, NAME@ALIAS.",
+    model: Annotated[str, typer.Argument(metavar="MODEL",
+                                         help="The version: NAME:VERSION, NAME@ALIAS.",
                                          show_default=False)],
-    data: Annotated[Path, typer.Option("--data", help="Parquet file of the model's input "
-                                                      "columns to profile.",
+    data: Annotated[Path, typer.Option("--data", metavar="PATH",
+                                       help="Parquet file of the model's input "
+                                            "columns to profile.",
                                        show_default=False)],
     uri: UriOption = None,
 ) -> None:
@@ -235,7 +261,7 @@ def _print_summary(result: MonitorResult) -> None:
         say(f"  quality: {'ok' if quality['ok'] else escape('; '.join(quality['issues'][:3]))}")
     performance = data.get("performance")
     if performance is not None:
-        parts = [f"{c['metric']} {c['value']:.4g}" + (
+        parts = [f"{c['metric']} {format_number(c['value'])}" + (
             f" ({c['relative_change']:+.1%} vs registered)"
             if c.get("relative_change") is not None else "")
             for c in performance.get("changes", [])[:3]]
@@ -243,7 +269,7 @@ def _print_summary(result: MonitorResult) -> None:
             f"{escape(', '.join(parts))}")
     estimate = data.get("estimate")
     if estimate is not None:
-        parts = [f"{k} ~{v:.3g}" for k, v in estimate["metrics"].items()]
+        parts = [f"{k} ~{format_number(v, digits=3)}" for k, v in estimate["metrics"].items()]
         say(f"  estimated (no labels needed): {escape(', '.join(parts))}")
     health = data.get("health")
     if health is not None and health.get("requests"):

@@ -10,14 +10,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from modelyard.cli.project import UriOption, open_yard
-from modelyard.cli.render import cell, console, format_seconds, listing, say
+from modelyard.cli.render import cell, console, format_seconds, format_value, listing, say, show
 from modelyard.errors import InvalidInputError
 
 AtOption = Annotated[str | None, typer.Option(
-    "--at", help="Compute values as of this time (ISO; naive means UTC); default: now.",
+    "--at", metavar="TIME",
+    help="Compute values as of this time (ISO; naive means UTC); default: now.",
     show_default=False)]
 
 
@@ -58,12 +58,13 @@ def register(app: typer.Typer) -> None:
 
 def materialize(
     groups: Annotated[list[str] | None, typer.Argument(
-        help="Feature groups (name or name@vN); default: every group with data.",
+        metavar="GROUP", help="Feature groups (name or name@vN); default: every group with data.",
         show_default=False)] = None,
     at: AtOption = None,
     since: Annotated[str | None, typer.Option(
-        "--since", help="Only entities that can have changed since this time (ISO, or a "
-                        "duration back from now like 2h).", show_default=False)] = None,
+        "--since", metavar="TIME",
+        help="Only entities that can have changed since this time (ISO, or a "
+             "duration back from now like 2h).", show_default=False)] = None,
     incremental: Annotated[bool, typer.Option(
         "--incremental", help="Only entities that can have changed since the last run.")
     ] = False,
@@ -74,6 +75,14 @@ def materialize(
     Values are computed by the training-set engine as of --at (window features too), in
     chunks of bounded memory; a crashed run is resumed by the next one, and running twice
     changes nothing."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     started = time.perf_counter()
     started_ms = time.time_ns() // 1_000_000
     when = None if at is None else parse_time(at, "at")
@@ -103,12 +112,14 @@ def materialize(
 
 def lookup(
     features: Annotated[list[str], typer.Argument(
-        help="Features to read: group:feature, group:* or group@v2:feature.")],
+        metavar="FEATURE", help="Features to read: group:feature, group:* or group@v2:feature.")],
     key: Annotated[list[str], typer.Option(
-        "--key", "-k", help="Entity key values: column=v1,v2,... (repeat for a composite "
-                            "key). Values are converted to the key's type.")],
+        "--key", "-k", metavar="COLUMN=VALUES",
+        help="Entity key values: column=v1,v2,... (repeat for a composite "
+             "key). Values are converted to the key's type.")],
     request: Annotated[list[str] | None, typer.Option(
-        "--request", "-r", help="Request values for request-time features: column=v1,v2,...",
+        "--request", "-r", metavar="COLUMN=VALUES",
+        help="Request values for request-time features: column=v1,v2,...",
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
     uri: UriOption = None,
@@ -129,13 +140,20 @@ def lookup(
     if as_json:
         typer.echo(json.dumps(result.to_records(), indent=2, default=str))
         return
+    records = result.to_records()
     names = list(result.to_dict())
     table = listing(f"Online values ({len(result)} row{'s' if len(result) != 1 else ''})",
-                    names)
-    for row in result.to_records():
-        table.add_row(*(cell(row[n], _status_style(row[n]) if n == "status" else "")
+                    names, right=[n for n in names
+                                  if any(_is_number(r[n]) for r in records)])
+    for row in records:
+        table.add_row(*(cell(format_value(row[n], digits=7),
+                             _status_style(row[n]) if n == "status" else "")
                         for n in names))
-    console.print(table)
+    show(table)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _status_style(status: object) -> str:
@@ -170,8 +188,9 @@ def _number(text: str) -> Any:
 
 
 def push(
-    group: Annotated[str, typer.Argument(help="Feature group name.")],
-    file: Annotated[Path, typer.Argument(help="Parquet or CSV file of fresh rows.")],
+    group: Annotated[str, typer.Argument(metavar="GROUP", help="Feature group name.")],
+    file: Annotated[Path, typer.Argument(metavar="PATH",
+                                         help="Parquet or CSV file of fresh rows.")],
     uri: UriOption = None,
 ) -> None:
     """Ingest fresh rows and update their entities' online values at once."""
@@ -188,7 +207,7 @@ def push(
 
 def freshness(
     groups: Annotated[list[str] | None, typer.Argument(
-        help="Feature groups; default: all.", show_default=False)] = None,
+        metavar="GROUP", help="Feature groups; default: all.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     uri: UriOption = None,
 ) -> None:
@@ -200,21 +219,23 @@ def freshness(
         typer.echo(json.dumps([f.to_dict() for f in found], indent=2))
         return
     table = listing("Online freshness", ["group", "version", "newest event", "event age",
-                                         "last materialized", "age", "as of", "runs"])
+                                         "last materialized", "age", "as of", "runs"],
+                    right=("runs",))
     for f in found:
         table.add_row(cell(f.group), cell(f"v{f.version}"), cell(_iso(f.newest_event)),
                       cell(_age(f.event_age())), cell(_iso(f.last_materialized)),
                       cell(_age(f.materialization_age()),
                            "yellow" if f.last_materialized is None else ""),
                       cell(_iso(f.materialized_as_of)), cell(f.runs))
-    console.print(table)
+    show(table)
 
 
 def check_skew(
-    group: Annotated[str, typer.Argument(help="Feature group name.")],
+    group: Annotated[str, typer.Argument(metavar="GROUP", help="Feature group name.")],
     sample: Annotated[int, typer.Option("--sample", min=1,
-                                        help="Entities to compare.")] = 100,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed of the sample.",
+                                        metavar="N", help="Entities to compare.")] = 100,
+    seed: Annotated[int | None, typer.Option("--seed", metavar="N",
+                                             help="Random seed of the sample.",
                                              show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     uri: UriOption = None,
@@ -228,7 +249,8 @@ def check_skew(
     else:
         table = listing(f"Skew check of {report.group} v{report.version} "
                         f"({report.sampled} entities)", ["feature", "compared", "mismatches",
-                                                         "example"])
+                                                         "example"],
+                        wrap=("example",), right=("compared", "mismatches"))
         for f in report.features:
             example = f.examples[0] if f.examples else None
             text = "" if example is None else (f"key {example['key']}: online "
@@ -236,7 +258,7 @@ def check_skew(
                                                f"{example['offline']!r}")
             table.add_row(cell(f.feature), cell(f.compared),
                           cell(f.mismatches, "red" if f.mismatches else "green"), cell(text))
-        console.print(table)
+        show(table)
         say("[green]No skew: online values equal the offline recomputation.[/]" if report.ok
             else f"[red]{report.mismatches} mismatching value(s).[/]")
     if not report.ok:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from modelyard.cli.project import UriOption, open_yard
 from modelyard.cli.render import console, say
@@ -19,22 +18,26 @@ def register(app: typer.Typer) -> None:
 
 def predict(
     model: Annotated[str, typer.Argument(
+        metavar="MODEL",
         help="The version to score with: NAME@ALIAS, NAME:VERSION or NAME (the newest).",
         show_default=False)],
     input_path: Annotated[Path, typer.Option(
-        "--input", "-i", help="Parquet file of rows to score: the model's inputs, or entity "
-                              "keys and a timestamp to build its features for.",
+        "--input", "-i", metavar="PATH",
+        help="Parquet file of rows to score: the model's inputs, or entity "
+             "keys and a timestamp to build its features for.",
         show_default=False)],
     output_path: Annotated[Path, typer.Option(
-        "--output", "-o", help="Parquet file to write: the input's columns plus the "
-                               "predictions (replaced whole, only once complete).",
+        "--output", "-o", metavar="PATH",
+        help="Parquet file to write: the input's columns plus the "
+             "predictions (replaced whole, only once complete).",
         show_default=False)],
     timestamp: Annotated[str | None, typer.Option(
-        "--timestamp", help="The input column that says when each row's features are "
-                            "taken (default: its one timestamp column).",
+        "--timestamp", metavar="COLUMN",
+        help="The input column that says when each row's features are "
+             "taken (default: its one timestamp column).",
         show_default=False)] = None,
     chunk_rows: Annotated[int, typer.Option(
-        "--chunk-rows", min=1, help="Rows predicted per call.")] = 50_000,
+        "--chunk-rows", min=1, metavar="N", help="Rows predicted per call.")] = 50_000,
     onnx: Annotated[bool, typer.Option(
         "--onnx/--no-onnx", help="Score with the version's verified ONNX twin when it has "
                                  "one (faster; float32 precision).")] = False,
@@ -43,6 +46,14 @@ def predict(
     """Score a table with a registered model version: features are built point in time for
     each row when the model takes stored features; the job is recorded as a run of the
     batch-scoring experiment."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from modelyard.serving.scoring import score
 
     with open_yard(uri) as yard, Progress(

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from modelyard.client import Yard, connect
-from modelyard.diagnostics import diagnose
 from modelyard.project import init_project
 from modelyard.settings import PROJECT_FILE, Settings, load_settings
 
-from .render import cell, console, listing, say, section
+from .render import cell, console, listing, say, section, show
+
+if TYPE_CHECKING:
+    from modelyard.client import Yard
 
 UriOption = Annotated[
     str | None,
@@ -26,7 +27,12 @@ UriOption = Annotated[
 ]
 
 def open_yard(uri: str | None) -> Yard:
-    """The connection every store command works on (close it, or use it in ``with``)."""
+    """The connection every store command works on (close it, or use it in ``with``).
+
+    The client (and SQLAlchemy behind it) is imported here, when a command runs, so that
+    ``--help``, ``--version`` and shell completion stay fast."""
+    from modelyard.client import connect
+
     return connect(uri)
 
 
@@ -41,10 +47,11 @@ def register(app: typer.Typer) -> None:
 
 def init(
     path: Annotated[Path, typer.Argument(
+        metavar="PATH",
         help="Folder to turn into a project (created if missing).", show_default=True,
     )] = Path("."),
     name: Annotated[str | None, typer.Option(
-        "--name", help="Project name; default: the folder's name.",
+        "--name", metavar="NAME", help="Project name; default: the folder's name.",
     )] = None,
 ) -> None:
     """Create a project: modelyard.toml plus the .modelyard/ data folder."""
@@ -61,6 +68,8 @@ def doctor(uri: UriOption = None) -> None:
     """Show the project, its stores, the settings in force and the versions in use.
 
     Read-only: it neither creates nor migrates the metadata store."""
+    from modelyard.diagnostics import diagnose
+
     d = diagnose(uri)
     settings = d.settings
     project = section("Project")
@@ -87,8 +96,7 @@ def doctor(uri: UriOption = None) -> None:
     if d.artifact_folder_exists is not None:
         artifacts.add_row("folder", cell("exists" if d.artifact_folder_exists
                                          else "not created yet (made on the first artifact)"))
-    table = listing("Settings", ["setting", "value", "from"])
-    table.columns[0].no_wrap = True
+    table = listing("Settings", ["setting", "value", "from"], wrap=("value", "from"))
     for f in Settings.fields():
         value = getattr(settings, f.name)
         shown = hide_password(value) if f.name == "uri" else value
@@ -98,7 +106,10 @@ def doctor(uri: UriOption = None) -> None:
     for package, version in d.versions.items():
         versions.add_row(package, cell(version))
     for part in (project, store, artifacts, table, versions):
-        console.print(part)
+        if part is table:
+            show(table)
+        else:
+            console.print(part)
         console.print()
     if d.store_error is not None:
         raise d.store_error

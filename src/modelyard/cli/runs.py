@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.text import Text
 
-from modelyard.backends.metadata.base import RunRecord
 from modelyard.errors import InvalidInputError
-from modelyard.tracking.environment import TAG_PREFIX
-from modelyard.tracking.run import ERROR_TAG, NOTE_TAG
 
 from .project import UriOption, open_yard
 from .render import (
     cell,
     console,
+    fits,
     format_duration,
     format_number,
     format_size,
@@ -29,8 +28,15 @@ from .render import (
     say,
     section,
     short_id,
+    show,
     status_text,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from modelyard.backends.metadata.base import RunRecord
+    from modelyard.tracking.frames import RunComparison
 
 app = typer.Typer(help="List, inspect and compare runs.", no_args_is_help=True)
 
@@ -39,6 +45,32 @@ MAX_PARAM_COLUMNS = 4
 _LOWER_IS_BETTER = {"loss", "error", "err", "rmse", "mse", "mae", "mape", "smape", "rmsle",
                     "msle", "wer", "cer", "perplexity", "latency", "time", "duration",
                     "seconds", "cost", "brier", "deviance", "logloss"}
+
+
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print JSON instead of tables: exact values, full ids, times in epoch "
+                   "milliseconds.")]
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: such a value is written as null."""
+    return value if math.isfinite(value) else None
+
+
+def _run_json(record: RunRecord, experiment: str | None) -> dict[str, Any]:
+    info = record.info
+    return {"run_id": info.run_id, "name": info.name, "experiment_id": info.experiment_id,
+            "experiment": experiment, "status": info.status, "start_time": info.start_time,
+            "end_time": info.end_time, "parent_run_id": info.parent_run_id,
+            "user": info.user, "host": info.host, "pid": info.pid,
+            "params": dict(record.params),
+            "metrics": {k: {"value": _finite(m.value), "step": m.step,
+                            "timestamp": m.timestamp} for k, m in record.metrics.items()},
+            "tags": dict(record.tags)}
+
+
+def _echo_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2))
 
 
 # --- list ---------------------------------------------------------------------------------
@@ -93,9 +125,11 @@ def _value(record: RunRecord, entity: str, key: str) -> str:
     return source.get(key, "-")
 
 
-def _width(header: str, values: Sequence[str], cap: int = 30) -> int:
-    """Characters a column takes: its widest cell (up to ``cap``) plus padding and rule."""
-    return min(max(len(header), *(len(v) for v in values)), cap) + 3
+def _width(header: str, values: Sequence[str], cap: int | None = None) -> int:
+    """Characters a column takes: its widest cell (up to ``cap``, for a column that may
+    wrap) plus padding and rule."""
+    widest = max(len(header), *(len(v) for v in values))
+    return (widest if cap is None else min(widest, cap)) + 3
 
 
 def _base_columns(records: Sequence[RunRecord], experiments: dict[int, str]
@@ -120,11 +154,12 @@ def _fit(base: dict[str, list[str]], wanted: list[Column], values: dict[Column, 
     duration give way: a run list without its metrics says little."""
     for drop in ((), ("start",), ("start", "duration")):
         kept = {h: v for h, v in base.items() if h not in drop}
-        room = width - sum(_width(h, v) for h, v in kept.items())
+        room = width + 3 - sum(_width(h, v) for h, v in kept.items())
         shown = []
         for col in wanted:
-            if _width(col[2], values[col]) <= room:
-                room -= _width(col[2], values[col])
+            need = _width(col[2], values[col], None if col[0] == "metric" else 30)
+            if need <= room:
+                room -= need
                 shown.append(col)
         if shown or not wanted:
             break
@@ -146,7 +181,7 @@ def list_runs(
         help="Ordering such as \"metrics.r2 desc\" (repeat for ties); default: newest first.",
     )] = None,
     limit: Annotated[int, typer.Option(
-        "--limit", "-n", min=1, help="Show at most this many runs.",
+        "--limit", "-n", min=1, metavar="N", help="Show at most this many runs.",
     )] = 20,
     columns: Annotated[list[str] | None, typer.Option(
         "--columns", "-c", metavar="NAMES",
@@ -154,12 +189,16 @@ def list_runs(
              "r2,max_depth; default: the most common metrics and the params that vary, "
              "as many as fit the terminal.",
     )] = None,
+    as_json: JsonOption = False,
     uri: UriOption = None,
 ) -> None:
     """List runs with their status, duration, key metrics and params."""
     with open_yard(uri) as yard:
         records = yard.tracking.find_runs(experiment or None, filter, order_by or None, limit)
         experiments = {e.experiment_id: e.name for e in yard.list_experiments()}
+    if as_json:
+        _echo_json([_run_json(r, experiments.get(r.info.experiment_id)) for r in records])
+        return
     if not records:
         say("No runs match." if filter or experiment else
             "No runs yet: start one with [bold]yard.start_run(...)[/] in Python.")
@@ -173,17 +212,14 @@ def list_runs(
         base, shown = _fit(base, wanted, values, console.width)
 
     table = listing(None, base)
-    for column in table.columns:
-        if column.header in ("id", "status", "start", "duration"):
-            column.no_wrap = True
     for entity, _, header in shown:
         table.add_column(header, justify="right" if entity == "metric" else "left",
-                         overflow="fold")
+                         no_wrap=entity == "metric", overflow="fold")
     for i, r in enumerate(records):
         row = [cell(v[i], "bold" if h == "name" else "") for h, v in base.items()]
         row[list(base).index("status")] = status_text(r.info.status)
         table.add_row(*row, *(cell(values[col][i]) for col in shown))
-    console.print(table)
+    show(table)
     hidden = [c[2] for c in wanted if c not in shown]
     if hidden:
         say(f"[dim]Not shown for lack of width: {escape(', '.join(hidden))} "
@@ -196,17 +232,28 @@ def list_runs(
 
 
 @app.command("show")
-def show(
+def show_run(
     run_id: Annotated[str, typer.Argument(
-        help="The run's id, or a unique prefix of it (at least 6 characters).",
+        metavar="RUN_ID", help="The run's id, or a unique prefix of it (at least 6 characters).",
     )],
+    as_json: JsonOption = False,
     uri: UriOption = None,
 ) -> None:
     """Show one run: info, params, metrics, tags, environment, note and artifacts."""
+    from modelyard.tracking.environment import TAG_PREFIX
+    from modelyard.tracking.run import ERROR_TAG, NOTE_TAG
+
     with open_yard(uri) as yard:
         details = yard.tracking.describe_run(run_id)
     record, experiment, artifacts = details.record, details.experiment, details.artifacts
     parent, children = details.parent, details.children
+    if as_json:
+        _echo_json({**_run_json(record, experiment.name),
+                    "parent_name": None if parent is None else parent.info.name,
+                    "children": [c.info.run_id for c in children],
+                    "artifacts": [{"path": a.path, "size": a.size, "sha256": a.sha256}
+                                  for a in artifacts]})
+        return
     info = record.info
 
     head = section(f"Run {info.name}")
@@ -231,7 +278,8 @@ def show(
         console.print(Markdown(record.tags[NOTE_TAG]))
     _print_pairs("Params", ["param", "value"], sorted(record.params.items()))
     _print_pairs("Metrics (latest values)", ["metric", "value", "step", "logged"], [
-        (k, repr(m.value), str(m.step), format_time(m.timestamp, seconds=True))
+        (k, format_number(m.value, digits=6), str(m.step),
+         format_time(m.timestamp, seconds=True))
         for k, m in sorted(record.metrics.items())
     ])
     _print_pairs("Tags", ["tag", "value"], sorted(
@@ -251,11 +299,12 @@ def show(
 def _print_pairs(title: str, headers: list[str], rows: Sequence[Sequence[str | Text]]) -> None:
     if not rows:
         return
-    table = listing(title, headers)
+    table = listing(title, headers, wrap=("value", "path", "name"),
+                    right=("value", "size") if headers[0] == "metric" else ("size",))
     for row in rows:
         table.add_row(*(v if isinstance(v, Text) else cell(v) for v in row))
     console.print()
-    console.print(table)
+    show(table)
 
 
 # --- compare ------------------------------------------------------------------------------
@@ -272,7 +321,7 @@ def lower_is_better(metric: str) -> bool:
 @app.command("compare")
 def compare(
     run_ids: Annotated[list[str], typer.Argument(
-        help="Two or more run ids (or unique prefixes of at least 6 characters).",
+        metavar="RUN_ID", help="Two or more run ids (or unique prefixes of at least 6 characters).",
     )],
     minimize: Annotated[list[str] | None, typer.Option(
         "--min", metavar="METRIC", help="Treat METRIC as lower-is-better (repeatable).",
@@ -292,38 +341,62 @@ def compare(
         )
     with open_yard(uri) as yard:
         comparison = yard.compare_runs([yard.tracking.resolve_run_id(r) for r in run_ids])
-    runs = comparison.runs
-    headers = [f"{r.info.name}\n{short_id(r.info.run_id)}" for r in runs]
-
-    overview = listing("Runs", ["", *headers])
-    overview.add_row(cell("status"), *(status_text(r.info.status) for r in runs))
-    overview.add_row(cell("started"), *(
-        cell(format_time(r.info.start_time, compact=True)) for r in runs))
-    overview.add_row(cell("duration"), *(
-        cell(format_duration(r.info.start_time, r.info.end_time)) for r in runs))
-    console.print(overview)
-
+    tables = _comparison_tables(comparison, lower, higher, by_name=True)
+    if not all(fits(t) for t in tables if t is not None):
+        # Too narrow for a column per run named in full: the runs are listed first, and
+        # the other tables name them by id.
+        tables = _comparison_tables(comparison, lower, higher, by_name=False)
+    overview, params, metrics = tables
+    show(overview)
     console.print()
-    if comparison.params.empty:
+    if params is None:
         say("[dim]The runs' params are all the same.[/]")
     else:
-        params = listing("Params that differ", ["param", *headers])
-        for key, values in comparison.params.iterrows():
-            params.add_row(cell(key), *(cell("-" if _missing(v) else v) for v in values))
-        console.print(params)
-
+        show(params)
     console.print()
-    if comparison.metrics.empty:
+    if metrics is None:
         say("[dim]None of the runs has logged a metric.[/]")
         return
-    metrics = listing("Metrics", ["metric", "best", *headers])
-    for key, row in comparison.metrics.iterrows():
-        name = str(key)
-        down = name in lower or (name not in higher and lower_is_better(name))
-        metrics.add_row(cell(name), cell("min" if down else "max"),
-                        *_marked(list(row), down))
-    console.print(metrics)
+    show(metrics)
     say("[dim]* best value of the metric; --min/--max override the direction.[/]")
+
+
+def _comparison_tables(comparison: RunComparison, lower: set[str], higher: set[str], *,
+                       by_name: bool) -> tuple[Table, Table | None, Table | None]:
+    """The runs, the params that differ and the metrics; a column per run, headed by the
+    run's name and id (``by_name``) or by its id alone, the runs then listed one a row."""
+    runs = comparison.runs
+    if by_name:
+        headers = [f"{r.info.name}\n{short_id(r.info.run_id)}" for r in runs]
+        overview = listing("Runs", ["", *headers])
+        overview.add_row(cell("status"), *(status_text(r.info.status) for r in runs))
+        overview.add_row(cell("started"), *(
+            cell(format_time(r.info.start_time, compact=True)) for r in runs))
+        overview.add_row(cell("duration"), *(
+            cell(format_duration(r.info.start_time, r.info.end_time)) for r in runs))
+    else:
+        headers = [short_id(r.info.run_id) for r in runs]
+        overview = listing("Runs", ["id", "name", "status", "started", "duration"],
+                           wrap=("started",))
+        for r in runs:
+            overview.add_row(cell(short_id(r.info.run_id)), cell(r.info.name, "bold"),
+                             status_text(r.info.status),
+                             cell(format_time(r.info.start_time, compact=True)),
+                             cell(format_duration(r.info.start_time, r.info.end_time)))
+    params = None
+    if not comparison.params.empty:
+        params = listing("Params that differ", ["param", *headers], wrap=headers)
+        for key, values in comparison.params.iterrows():
+            params.add_row(cell(key), *(cell("-" if _missing(v) else v) for v in values))
+    metrics = None
+    if not comparison.metrics.empty:
+        metrics = listing("Metrics", ["metric", "best", *headers], right=headers)
+        for key, row in comparison.metrics.iterrows():
+            name = str(key)
+            down = name in lower or (name not in higher and lower_is_better(name))
+            metrics.add_row(cell(name), cell("min" if down else "max"),
+                            *_marked(list(row), down))
+    return overview, params, metrics
 
 
 def _missing(value: object) -> bool:
@@ -333,6 +406,6 @@ def _missing(value: object) -> bool:
 def _marked(values: list[float], lower: bool) -> list[Text]:
     present = [v for v in values if not math.isnan(v)]
     best = (min(present) if lower else max(present)) if len(present) > 1 else None
-    return [cell(format_number(v) + " *", "bold green") if v == best else
-            cell(format_number(v)) for v in values]
+    return [cell(format_number(v, digits=6) + " *", "bold green") if v == best else
+            cell(format_number(v, digits=6)) for v in values]
 
