@@ -281,15 +281,18 @@ def _draw_windows(ax: Axes, spans: Sequence[tuple[datetime, datetime]],
         color = colors[index % len(colors)]
         kept = [(spans[i], float(y)) for i in order
                 if (y := values[i]) is not None and math.isfinite(y)]
-        middles = [start + (end - start) / 2 for (start, end), _ in kept]
+        middles: list[Any] = [start + (end - start) / 2 for (start, end), _ in kept]
+        starts: list[Any] = [start for (start, _), _ in kept]
+        ends: list[Any] = [end for (_, end), _ in kept]
         ys = [y for _, y in kept]
         ax.plot(middles, ys, marker="o", markersize=3, linewidth=1.4, color=color,
                 label=name, linestyle="-" if index == 0 else "--")
-        ax.hlines(ys, [start for (start, _), _ in kept], [end for (_, end), _ in kept],
-                  colors=color, linewidth=3, alpha=0.35)
+        ax.hlines(ys, starts, ends, colors=color, linewidth=3, alpha=0.35)
     _date_axis(ax)
     if spans:
-        ax.set_xlim(min(start for start, _ in spans), max(end for _, end in spans))
+        low: Any = min(start for start, _ in spans)
+        high: Any = max(end for _, end in spans)
+        ax.set_xlim(low, high)
     if reference is not None:
         ax.axhline(reference, color="grey", linestyle=":", linewidth=1, label=reference_label)
     if percent:
