@@ -154,7 +154,7 @@ def _datatype(values: list[Any]) -> str:
 
 
 def infer(server: ModelServer, name: str, body: bytes, rid: str,
-          version: str | None = None) -> bytes:
+          version: str | None = None, received: float | None = None) -> bytes:
     """The blocking part of an inference request: its answer as JSON bytes."""
     deployment = server.deployment(name)
     served = deployment.primary.current
@@ -166,13 +166,15 @@ def infer(server: ModelServer, name: str, body: bytes, rid: str,
     inputs = [] if served is None else served.loaded.input_names
     rows = instances_of(payload, inputs)
     given = payload.get("id") if isinstance(payload, Mapping) else None
-    answer = server.predict(name, {"instances": rows}, rid)
+    answer = server.predict(name, {"instances": rows}, rid, received=received, log=False)
     body_out: dict[str, Any] = {
         "model_name": name, "model_version": str(answer.version),
         "id": given if isinstance(given, str) else answer.request_id,
         "parameters": {"request_id": answer.request_id, "role": answer.role},
         "outputs": _output_tensors(server, name, answer.predictions)}
-    return dumps(body_out)
+    out = dumps(body_out)
+    server.log_answer(answer, received)  # the latency is to the response being ready
+    return out
 
 
 def metadata(server: ModelServer, name: str) -> dict[str, Any]:
@@ -240,7 +242,7 @@ def routes(state: ServerState) -> list[BaseRoute]:
         body = await request.body()
         try:
             out = await state.call(infer, state.model_server(), name, body, rid,
-                                   request.path_params.get("version"))
+                                   request.path_params.get("version"), began)
         except Exception as exc:
             state.failed(name, "infer", rid, exc, began)
             raise
