@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import html
+import math
 import os
 import re
 from html.parser import HTMLParser
@@ -24,6 +25,7 @@ from modelyard.monitoring.charts import (
     distribution_overlay,
     period_bars,
     trend,
+    window_line,
     window_trend,
 )
 from modelyard.monitoring.check import summary_of
@@ -319,6 +321,18 @@ def test_trends_are_drawn_on_the_monitored_windows(result: dict[str, Any]) -> No
     # a check without a readable window is left out, not drawn at the time it ran
     broken = [dict(checks[0], window={"start": "", "end": ""}), checks[-1]]
     assert "once an earlier check" in section(render_html(current, broken), "history")
+
+
+def test_the_trend_line_breaks_across_a_gap_longer_than_its_windows() -> None:
+    from datetime import datetime
+
+    def month(m: int, year: int = 2025) -> tuple[datetime, datetime]:
+        return datetime(year, m, 1), datetime(year + m // 12, m % 12 + 1, 1)
+
+    xs, ys = window_line([(month(1), 0.1), (month(2), 0.2), (month(11, 2026), 0.3)])
+    assert xs[:2] == [datetime(2025, 1, 16, 12), datetime(2025, 2, 15)]
+    assert ys[:2] == [0.1, 0.2] and math.isnan(ys[2]) and ys[3] == 0.3
+    assert len(xs) == 4
 
 
 def test_window_trend_refuses_bad_windows() -> None:

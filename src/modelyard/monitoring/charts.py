@@ -39,7 +39,8 @@ from modelyard.errors import InvalidInputError
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["MAX_BARS", "distribution_overlay", "period_bars", "trend", "window_trend"]
+__all__ = ["MAX_BARS", "distribution_overlay", "period_bars", "trend", "window_line",
+           "window_trend"]
 
 MAX_BARS = 15  # categories drawn per overlay; the rest are merged into "other"
 _LABEL_CHARS = 18  # category labels are cut to this many characters
@@ -108,7 +109,8 @@ def window_trend(windows: Sequence[Span], series: Mapping[str, Sequence[float | 
                  reference_label: str = "reference", percent: bool = False) -> str:
     """Each series' values against the windows they were measured over (``windows`` are
     (start, end) ISO 8601 times, one per value): a marker at the window's middle, a bar
-    across the window, on a date axis spanning the windows; ``None`` values are skipped."""
+    across the window, on a date axis spanning the windows; ``None`` values are skipped,
+    and the line is broken across a gap longer than the windows on either side of it."""
     try:
         spans = [(_time(start), _time(end)) for start, end in windows]
     except (TypeError, ValueError) as exc:
@@ -281,11 +283,11 @@ def _draw_windows(ax: Axes, spans: Sequence[tuple[datetime, datetime]],
         color = colors[index % len(colors)]
         kept = [(spans[i], float(y)) for i in order
                 if (y := values[i]) is not None and math.isfinite(y)]
-        middles: list[Any] = [start + (end - start) / 2 for (start, end), _ in kept]
         starts: list[Any] = [start for (start, _), _ in kept]
         ends: list[Any] = [end for (_, end), _ in kept]
         ys = [y for _, y in kept]
-        ax.plot(middles, ys, marker="o", markersize=3, linewidth=1.4, color=color,
+        xs, line = window_line(kept)
+        ax.plot(xs, line, marker="o", markersize=3, linewidth=1.4, color=color,
                 label=name, linestyle="-" if index == 0 else "--")
         ax.hlines(ys, starts, ends, colors=color, linewidth=3, alpha=0.35)
     _date_axis(ax)
@@ -303,6 +305,25 @@ def _draw_windows(ax: Axes, spans: Sequence[tuple[datetime, datetime]],
     ax.set_xlabel("monitored window")
     if len(series) > 1 or reference is not None:
         ax.legend(frameon=False, fontsize=7)
+
+
+def window_line(points: Sequence[tuple[tuple[datetime, datetime], float]]
+                ) -> tuple[list[Any], list[float]]:
+    """The line through ``((start, end), value)`` points sorted by start: each value at its
+    window's middle, and a NaN (a break) where the time between two windows is longer than
+    both of them."""
+    xs: list[Any] = []
+    ys: list[float] = []
+    previous: tuple[datetime, datetime] | None = None
+    for (start, end), y in points:
+        if previous is not None and start - previous[1] > max(end - start,
+                                                              previous[1] - previous[0]):
+            xs.append(start)
+            ys.append(math.nan)
+        xs.append(start + (end - start) / 2)
+        ys.append(y)
+        previous = (start, end)
+    return xs, ys
 
 
 def _draw_periods(ax: Axes, starts: Sequence[str], bars: Mapping[str, Sequence[float]],
