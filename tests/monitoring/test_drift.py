@@ -89,7 +89,7 @@ def test_a_large_window_is_held_to_the_floor_not_to_its_tiny_noise(
     assert {r.threshold_source for r in big.columns} == {"floor"}
     assert big["norm"].threshold == FLOORS["wasserstein"]
     small = detect_drift(profile, window(300, 21))
-    assert {r.threshold_source for r in small.columns} == {"calibration"}
+    assert {r.threshold_source for r in small.columns} <= {"calibration", "trend"}
     # a shift too small to matter is statistically certain at this size, and not flagged
     slight = detect_drift(profile, window(200_000, 22, shift=0.05))
     assert slight["norm"].statistic == pytest.approx(0.05, abs=0.01)

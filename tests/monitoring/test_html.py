@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import html
+import math
 import os
 import re
 from html.parser import HTMLParser
@@ -19,7 +20,14 @@ import pytest
 
 from modelyard.errors import InvalidInputError
 from modelyard.monitoring import build_profile, check_quality, detect_drift
-from modelyard.monitoring.charts import MAX_BARS, distribution_overlay, period_bars, trend
+from modelyard.monitoring.charts import (
+    MAX_BARS,
+    distribution_overlay,
+    period_bars,
+    trend,
+    window_line,
+    window_trend,
+)
 from modelyard.monitoring.check import summary_of
 from modelyard.monitoring.html import MAX_OVERLAYS, render_html, write_html
 
@@ -141,7 +149,9 @@ def page(result: dict[str, Any]) -> str:
 
 def history(count: int) -> list[dict[str, Any]]:
     return [{"checked_at": f"2024-04-{2 + 7 * i:02d}T06:30:00+00:00",
-             "window": {"start": "", "end": ""}, "rows": 1_900 + i,
+             "window": {"start": f"2024-03-{26 + 7 * i:02d}T00:00:00+00:00" if i == 0 else
+                        f"2024-04-{7 * i - 5:02d}T00:00:00+00:00",
+                        "end": f"2024-04-{2 + 7 * i:02d}T00:00:00+00:00"}, "rows": 1_900 + i,
              "drifted_share": 0.05 * i, "dataset_drift": False,
              "metrics": {"roc_auc": 0.84 - 0.01 * i}, "estimated": {"roc_auc": 0.83},
              "error_rate": 0.004 + 0.001 * i, "latency_p99_ms": 100.0 + i}
@@ -288,6 +298,48 @@ def test_history_trends_need_an_earlier_check(result: dict[str, Any], page: str)
     trends = section(page, "history")
     labels = re.findall(r'<svg role="img" aria-label="([^"]*)"', trends)
     assert labels == ["Share of drifted columns", "roc_auc", "Error rate", "p99 latency (ms)"]
+
+
+def test_trends_are_drawn_on_the_monitored_windows(result: dict[str, Any]) -> None:
+    # six monthly checks of January to June, all run within one minute
+    light = dict(result, drift=dict(result["drift"], columns=[], predictions=[]))
+    checks = [dict(summary_of(light), checked_at=f"2026-07-01T09:00:{i:02d}+00:00",
+                   window={"start": f"2026-{m:02d}-01T00:00:00+00:00",
+                           "end": f"2026-{m + 1:02d}-01T00:00:00+00:00"},
+                   drifted_share=0.1 * i)
+              for i, m in enumerate(range(1, 7))]
+    current = dict(light, checked_at=checks[-1]["checked_at"], window=checks[-1]["window"])
+    trends = section(render_html(current, checks), "history")
+    share = trends[trends.index('aria-label="Share of drifted columns"'):]
+    share = share[:share.index("</svg>")]
+    ticks = re.findall(r"<text[^>]*>([^<]*)</text>", share)
+    assert {"Feb", "Mar", "Apr", "May", "Jun"} <= set(ticks)
+    assert "monitored window" in ticks
+    assert not any(t.startswith("09:00") or t == "2026-Jul-01 09:00" for t in ticks)
+    # one bar per check across its window, one marker at each window's middle
+    assert share.count("<path") >= 6
+    # a check without a readable window is left out, not drawn at the time it ran
+    broken = [dict(checks[0], window={"start": "", "end": ""}), checks[-1]]
+    assert "once an earlier check" in section(render_html(current, broken), "history")
+
+
+def test_the_trend_line_breaks_across_a_gap_longer_than_its_windows() -> None:
+    from datetime import datetime
+
+    def month(m: int, year: int = 2025) -> tuple[datetime, datetime]:
+        return datetime(year, m, 1), datetime(year + m // 12, m % 12 + 1, 1)
+
+    xs, ys = window_line([(month(1), 0.1), (month(2), 0.2), (month(11, 2026), 0.3)])
+    assert xs[:2] == [datetime(2025, 1, 16, 12), datetime(2025, 2, 15)]
+    assert ys[:2] == [0.1, 0.2] and math.isnan(ys[2]) and ys[3] == 0.3
+    assert len(xs) == 4
+
+
+def test_window_trend_refuses_bad_windows() -> None:
+    with pytest.raises(InvalidInputError, match="windows"):
+        window_trend([("yesterday", "today")], {"x": [1.0]}, "bad")
+    with pytest.raises(InvalidInputError, match="values for 1 windows"):
+        window_trend([("2026-01-01", "2026-02-01")], {"x": [1.0, 2.0]}, "bad")
 
 
 def test_overlays_are_capped(result: dict[str, Any]) -> None:

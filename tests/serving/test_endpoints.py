@@ -277,3 +277,69 @@ def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
     stored = [str(value) for value in failures.reset_index().to_numpy().ravel()]
     assert not any("Jane" in value or "Secr" in value for value in stored)
     assert yard.predictions.count_failures("nope") == 0  # not a model served here
+
+
+def test_the_log_keeps_the_latency_each_client_saw(served: dict[str, Any],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from modelyard.monitoring.health import service_health
+    from modelyard.server import models as endpoints
+    from modelyard.server import v2_infer
+    from modelyard.server.app import create_app
+    from modelyard.serving.service import ModelServer
+
+    parse = endpoints.parse_json
+
+    def slow_parse(body: bytes) -> Any:  # reading a request of k rows takes k * 30 ms
+        payload = parse(body)
+        time.sleep(0.03 * len(payload["instances"]))
+        return payload
+
+    parse_v2 = v2_infer.parse_request
+
+    def slow_v2(*parts: Any) -> Any:
+        time.sleep(0.05)
+        return parse_v2(*parts)
+
+    monkeypatch.setattr(endpoints, "parse_json", slow_parse)
+    monkeypatch.setattr(v2_infer, "parse_request", slow_v2)
+    yard = served["yard"]
+    plog = yard.prediction_log
+    server = ModelServer(yard, [f"{MODEL}@production"], sink=plog.log_answer,
+                         failure_sink=plog.log_failure)
+    server.load_all()
+    seen: dict[str, float] = {}
+    try:
+        with open_client(create_app(yard, models=server)) as client:
+            for rows in (1, 2, 3, 4, 5):
+                began = time.perf_counter()
+                response = client.post(PREDICT, json={"instances": [ROW] * rows},
+                                       headers={"X-Request-ID": f"r{rows}"})
+                seen[f"r{rows}"] = (time.perf_counter() - began) * 1e3
+                assert response.status_code == 200
+            infer = client.post(INFER, headers={"X-Request-ID": "v2"}, json={"inputs": [
+                {"name": "age", "shape": [1], "datatype": "FP64", "data": [30]},
+                {"name": "vehicle_value", "shape": [1], "datatype": "FP64", "data": [1e4]}]})
+            assert infer.status_code == 200, infer.text
+    finally:
+        server.close()
+    assert plog.flush(timeout=10)
+    logged = yard.read_predictions(MODEL)
+    per_request = logged.groupby("request_id")["latency_ms"]
+    assert (per_request.nunique() == 1).all()  # one latency per request, on all its rows
+    latency = per_request.first()
+    for rows in (1, 2, 3, 4, 5):
+        # from the request's arrival to its response: the reading is inside, and no more
+        # than the client waited
+        assert 30 * rows <= latency[f"r{rows}"] <= seen[f"r{rows}"]
+    assert latency["v2"] >= 50  # the Open Inference Protocol's requests alike
+    logged = logged[logged["request_id"] != "v2"]
+    health = service_health(logged, yard.predictions.read_failures(MODEL),
+                            start_us=int(logged["at_us"].min()),
+                            end_us=int(logged["at_us"].max()) + 1)
+    assert (health.requests, health.rows) == (5, 15)
+    summary = health.latency_ms
+    assert summary.p50 is not None and summary.p99 is not None
+    assert summary.p50 < summary.p90 < summary.p99  # not one figure copied to every row
+    assert summary.p50 == pytest.approx(float(np.percentile(latency.drop("v2"), 50)))

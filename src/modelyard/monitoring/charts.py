@@ -16,6 +16,9 @@ with the title, so charts on one page do not share ids. The ``<svg>`` element ca
     "other").
 :func:`trend`
     one or more series of (time or number, value) points.
+:func:`window_trend`
+    values of checks against the time they monitored: each value at the middle of its
+    window, with a bar from the window's start to its end (not the time the check ran).
 :func:`period_bars`
     counts per period as bars, with an optional line on a second axis.
 """
@@ -36,7 +39,8 @@ from modelyard.errors import InvalidInputError
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["MAX_BARS", "distribution_overlay", "period_bars", "trend"]
+__all__ = ["MAX_BARS", "distribution_overlay", "period_bars", "trend", "window_line",
+           "window_trend"]
 
 MAX_BARS = 15  # categories drawn per overlay; the rest are merged into "other"
 _LABEL_CHARS = 18  # category labels are cut to this many characters
@@ -54,6 +58,7 @@ _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
 _GROUP_ID = re.compile(r'(<g) id="[^"]*"')  # "figure_1", "axes_1"...: the same in every chart
 
 Point = tuple[str | float, float | None]
+Span = tuple[str, str]  # a window's start and end, ISO 8601
 
 
 def distribution_overlay(drift: Mapping[str, Any]) -> str:
@@ -97,6 +102,27 @@ def trend(points: Sequence[Point], title: str, *, ylabel: str = "", label: str |
     return _render(title, lambda ax: _draw_trend(ax, series, ylabel, reference,
                                                  reference_label, percent, label is not None
                                                  or bool(others)), size=(6.4, 2.3))
+
+
+def window_trend(windows: Sequence[Span], series: Mapping[str, Sequence[float | None]],
+                 title: str, *, ylabel: str = "", reference: float | None = None,
+                 reference_label: str = "reference", percent: bool = False) -> str:
+    """Each series' values against the windows they were measured over (``windows`` are
+    (start, end) ISO 8601 times, one per value): a marker at the window's middle, a bar
+    across the window, on a date axis spanning the windows; ``None`` values are skipped,
+    and the line is broken across a gap longer than the windows on either side of it."""
+    try:
+        spans = [(_time(start), _time(end)) for start, end in windows]
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"windows must be (start, end) ISO 8601 times: {exc}",
+                                field="windows") from exc
+    for name, values in series.items():
+        if len(values) != len(spans):
+            raise InvalidInputError(f"{name!r} has {len(values)} values for {len(spans)} "
+                                    "windows", field="series")
+    return _render(title, lambda ax: _draw_windows(ax, spans, series, ylabel, reference,
+                                                   reference_label, percent),
+                   size=(6.4, 2.3))
 
 
 def period_bars(starts: Sequence[str], bars: Mapping[str, Sequence[float]], title: str, *,
@@ -246,6 +272,58 @@ def _draw_trend(ax: Axes, series: Mapping[str, Sequence[Point]], ylabel: str,
     ax.set_ylabel(ylabel)
     if legend or reference is not None:
         ax.legend(frameon=False, fontsize=7)
+
+
+def _draw_windows(ax: Axes, spans: Sequence[tuple[datetime, datetime]],
+                  series: Mapping[str, Sequence[float | None]], ylabel: str,
+                  reference: float | None, reference_label: str, percent: bool) -> None:
+    order = sorted(range(len(spans)), key=lambda i: spans[i])
+    colors = [_CURRENT, "#4060a0", "#50a050", "#9060b0"]
+    for index, (name, values) in enumerate(series.items()):
+        color = colors[index % len(colors)]
+        kept = [(spans[i], float(y)) for i in order
+                if (y := values[i]) is not None and math.isfinite(y)]
+        starts: list[Any] = [start for (start, _), _ in kept]
+        ends: list[Any] = [end for (_, end), _ in kept]
+        ys = [y for _, y in kept]
+        xs, line = window_line(kept)
+        ax.plot(xs, line, marker="o", markersize=3, linewidth=1.4, color=color,
+                label=name, linestyle="-" if index == 0 else "--")
+        ax.hlines(ys, starts, ends, colors=color, linewidth=3, alpha=0.35)
+    _date_axis(ax)
+    if spans:
+        low: Any = min(start for start, _ in spans)
+        high: Any = max(end for _, end in spans)
+        ax.set_xlim(low, high)
+    if reference is not None:
+        ax.axhline(reference, color="grey", linestyle=":", linewidth=1, label=reference_label)
+    if percent:
+        from matplotlib.ticker import PercentFormatter
+
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("monitored window")
+    if len(series) > 1 or reference is not None:
+        ax.legend(frameon=False, fontsize=7)
+
+
+def window_line(points: Sequence[tuple[tuple[datetime, datetime], float]]
+                ) -> tuple[list[Any], list[float]]:
+    """The line through ``((start, end), value)`` points sorted by start: each value at its
+    window's middle, and a NaN (a break) where the time between two windows is longer than
+    both of them."""
+    xs: list[Any] = []
+    ys: list[float] = []
+    previous: tuple[datetime, datetime] | None = None
+    for (start, end), y in points:
+        if previous is not None and start - previous[1] > max(end - start,
+                                                              previous[1] - previous[0]):
+            xs.append(start)
+            ys.append(math.nan)
+        xs.append(start + (end - start) / 2)
+        ys.append(y)
+        previous = (start, end)
+    return xs, ys
 
 
 def _draw_periods(ax: Axes, starts: Sequence[str], bars: Mapping[str, Sequence[float]],

@@ -203,10 +203,12 @@ def _categorical(ref: ColumnProfile, series: pd.Series, options: DriftOptions) -
 
 def _count_statistic(test: DriftTest, reference: NDArray[np.int64], current: NDArray[np.int64]
                      ) -> tuple[float, float | None, int]:
-    if test.name == "jensenshannon":
-        return float(stats.jensenshannon(reference, current)), None, 1
-    if test.name == "psi":
-        return float(stats.psi(reference, current)), None, 1
+    """The statistic, its p-value (chi2 only) and the degrees of freedom of the bins
+    compared (non-empty on either side, less one)."""
+    if test.name in ("jensenshannon", "psi"):
+        bins = max(1, int(((reference + current) > 0).sum()) - 1)
+        found = stats.jensenshannon if test.name == "jensenshannon" else stats.psi
+        return float(found(reference, current)), None, bins
     statistic, df, p = stats.chi2_homogeneity(reference, current)
     return float(statistic), float(p), int(df)
 
@@ -214,8 +216,9 @@ def _count_statistic(test: DriftTest, reference: NDArray[np.int64], current: NDA
 def _compared(ref: ColumnProfile, test: DriftTest, statistic: float, p_value: float | None,
               df: int, n: int, options: DriftOptions, current: Summary) -> ColumnDrift:
     calibration = ref.calibration
+    spread = _spread(ref) if test.name == "wasserstein" else None
     limit = threshold(test, calibration.chunk_rows, calibration.statistics.get(test.name, ()),
-                      n, ref.count, options, df=df)
+                      n, ref.count, options, df=df, spread=spread)
     drifted = statistic > limit.value
     status: Status = "constant_reference" if ref.numeric and ref.constant else "ok"
     verdict = "drifted" if drifted else "no drift"
@@ -226,6 +229,19 @@ def _compared(ref: ColumnProfile, test: DriftTest, statistic: float, p_value: fl
     return ColumnDrift(ref.name, ref.kind, test.name, statistic, p_value, limit.value,
                        limit.source, drifted, status, message, _reference_summary(ref),
                        current, ref.bin_edges, ref.categories)
+
+
+def _spread(ref: ColumnProfile) -> float | None:
+    """The reference's ``integral of sqrt(u (1 - u)) dQ(u)`` over its sketch, in standard
+    deviations: the scale of the Wasserstein distance's sampling noise."""
+    import numpy as np
+
+    if not ref.quantiles or not ref.std:
+        return None
+    u = stats.grid_of(ref.quantiles)
+    middle = (u[1:] + u[:-1]) / 2
+    steps = np.diff(np.asarray(ref.quantiles))
+    return float(np.sum(np.sqrt(middle * (1 - middle)) * steps)) / float(ref.std)
 
 
 def _skipped(ref: ColumnProfile, status: Status, message: str,

@@ -362,32 +362,54 @@ def _history(result: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) ->
     points = list(history)
     if not points or result.get("checked_at") != points[-1].get("checked_at"):
         points.append(summary_of(result))
+    # drawn on the time each check monitored (its window), not the time it ran
+    points = [p for p in points if _span(p) is not None]
     if len(points) < 2:
         return section("history", title, note(
             "Trends appear once an earlier check of this model is stored."))
+    windows = [span for p in points if (span := _span(p)) is not None]
 
-    def series(pick: Any) -> list[tuple[str | float, float | None]]:
-        return [(str(p.get("checked_at")), pick(p)) for p in points]
+    def series(pick: Any) -> list[float | None]:
+        return [pick(p) for p in points]
 
     body = ""
     shares = series(lambda p: p.get("drifted_share"))
-    if sum(y is not None for _, y in shares) >= 2:
-        body += figure(charts.trend(
-            shares, "Share of drifted columns", ylabel="drifted share", percent=True,
+    if sum(y is not None for y in shares) >= 2:
+        body += figure(charts.window_trend(
+            windows, {"drifted share": shares}, "Share of drifted columns",
+            ylabel="drifted share", percent=True,
             reference=(result.get("drift") or {}).get("share_bound"),
             reference_label="dataset drift bound"))
     main = _main_metric(result, points)
     if main is not None:
+        lines = {"measured": series(lambda p: (p.get("metrics") or {}).get(main))}
         estimated = series(lambda p: (p.get("estimated") or {}).get(main))
-        others = {"estimated": estimated} if any(y is not None for _, y in estimated) else {}
-        body += figure(charts.trend(series(lambda p: (p.get("metrics") or {}).get(main)),
-                                     main, ylabel=main, label="measured", others=others))
+        if any(y is not None for y in estimated):
+            lines["estimated"] = estimated
+        body += figure(charts.window_trend(windows, lines, main, ylabel=main))
     for key, name, percent in (("error_rate", "Error rate", True),
                                ("latency_p99_ms", "p99 latency (ms)", False)):
         values = series(lambda p, key=key: p.get(key))
-        if sum(y is not None for _, y in values) >= 2:
-            body += figure(charts.trend(values, name, ylabel=name, percent=percent))
+        if sum(y is not None for y in values) >= 2:
+            body += figure(charts.window_trend(windows, {name: values}, name, ylabel=name,
+                                               percent=percent))
     return section("history", title, body or note("The past checks hold no values to draw."))
+
+
+def _span(summary: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A check's window as (start, end) ISO times; None when it has no readable one."""
+    from datetime import datetime
+
+    window = summary.get("window")
+    if not isinstance(window, Mapping):
+        return None
+    start, end = window.get("start"), window.get("end")
+    try:
+        if datetime.fromisoformat(str(start)) < datetime.fromisoformat(str(end)):
+            return str(start), str(end)
+    except (TypeError, ValueError):
+        pass
+    return None
 
 
 def _notes(notes: Sequence[Any]) -> str:

@@ -32,10 +32,28 @@ Thresholds
     into the statistic's unit; ``sd(z)`` counts as at least a tenth of ``mean(z)``. The
     scaling assumes the reference's rows vary independently; a reference whose chunks
     differ more than sampling explains (a season, a trend) widens the threshold at every
-    size. The floor is the smallest effect worth an alarm, so a large window, whose noise
-    is tiny, is flagged only for a difference of practical size. Without calibration (a
+    size, so that a small window could need more than the statistic can reach.
+
+    Trend bound: with calibration, the threshold is at most the reference's *latest*
+    chunk's effect (its last rows against the rest, the drift the reference itself had
+    reached by its end) plus the effect that sampling alone exceeds with probability about
+    ``alpha`` for the window's ``en`` (:func:`sampling_allowance`). A window as far from
+    the reference as its own latest rows, give or take sampling noise, is not drift; one
+    that has moved further is. For a stationary reference the latest chunk's effect is
+    itself sampling noise, so the bound stays above the ``alpha`` critical value and adds
+    (almost) no false alarm. The report names the threshold's source ``trend`` when this
+    bound is the one that applies.
+
+    The floor is the smallest effect worth an alarm, so a large window, whose noise is
+    tiny, is flagged only for a difference of practical size. Without calibration (a
     reference of fewer than ``5 x 20`` values) ``ks`` and ``chi2`` fall back on their
     asymptotic critical values at ``alpha``, and the other tests on their floors.
+
+Range
+    Every threshold is kept strictly below the largest value its statistic can take
+    (:func:`maximum`: 1 for ``ks`` and ``jensenshannon``, ``2 (1 - e) ln(1 / e)`` for
+    ``psi`` with its zero fill ``e``, ``n + N`` for ``chi2``; the Wasserstein distance has
+    no bound), so a window entirely apart from the reference always drifts.
 """
 
 from __future__ import annotations
@@ -47,9 +65,10 @@ from typing import Literal
 
 from modelyard.errors import InvalidInputError
 from modelyard.monitoring.columns import Kind
+from modelyard.monitoring.stats import PSI_EPSILON
 
 __all__ = ["FLOORS", "TESTS", "DriftOptions", "DriftTest", "TestName", "Threshold",
-           "choose_test", "threshold"]
+           "choose_test", "maximum", "sampling_allowance", "threshold"]
 
 TestName = Literal["ks", "wasserstein", "jensenshannon", "psi", "chi2"]
 _NUMERIC: frozenset[Kind] = frozenset({"numeric", "timestamp"})
@@ -190,37 +209,84 @@ def choose_test(column: str, kind: Kind, n: int, options: DriftOptions, *,
 @dataclass(frozen=True)
 class Threshold:
     value: float  # in the statistic's unit
-    source: Literal["calibration", "floor", "critical value"]
+    source: Literal["calibration", "trend", "floor", "critical value"]
+
+
+def maximum(test: DriftTest, n: int, reference: int) -> float:
+    """The largest value the statistic can take for windows of ``n`` values against
+    ``reference`` values (``inf`` for the Wasserstein distance, which has no bound)."""
+    if test.name in ("ks", "jensenshannon"):
+        return 1.0
+    if test.name == "psi":  # all of each side's share in a bin the other side leaves empty
+        return 2.0 * (1.0 - PSI_EPSILON) * math.log(1.0 / PSI_EPSILON)
+    if test.name == "chi2":  # complete separation of the 2 x k table
+        return float(n + reference)
+    return math.inf
+
+
+def sampling_allowance(test: DriftTest, en: float, alpha: float, *, df: int = 1,
+                       spread: float | None = None) -> float | None:
+    """The effect (see :meth:`DriftTest.effect`) that sampling alone exceeds with
+    probability about ``alpha`` when the rows are independent, at ``en = n N / (n + N)``.
+
+    ``ks``: Smirnov's critical value. ``chi2``, ``psi`` and ``jensenshannon``: from the
+    chi-squared critical value at ``df`` degrees of freedom (``en * psi`` and
+    ``8 ln 2 * en * js**2`` both tend to Pearson's statistic for small differences).
+    ``wasserstein``: ``1.5`` times Kolmogorov's critical value times ``spread``, the
+    reference's ``integral of sqrt(u (1 - u)) dQ(u)`` in standard deviations (the mean of
+    ``sqrt(en) W`` is ``sqrt(2 / pi)`` times it); None without ``spread``.
+    """
+    if test.name == "ks":
+        from scipy.stats import kstwo
+
+        return float(kstwo.isf(alpha, max(1, round(en))))
+    if test.name == "wasserstein":
+        if spread is None or not math.isfinite(spread):
+            return None
+        from scipy.stats import kstwobign
+
+        return 1.5 * float(kstwobign.isf(alpha)) * spread / math.sqrt(en)
+    from scipy.stats import chi2
+
+    critical = float(chi2.isf(alpha, max(1, df))) / en
+    if test.name == "jensenshannon":
+        return math.sqrt(critical / (8.0 * math.log(2.0)))
+    return math.sqrt(critical)
 
 
 def threshold(test: DriftTest, chunk_rows: Sequence[int], chunk_statistics: Sequence[float],
-              n: int, reference: int, options: DriftOptions, *, df: int = 1) -> Threshold:
+              n: int, reference: int, options: DriftOptions, *, df: int = 1,
+              spread: float | None = None) -> Threshold:
     """The value above which the statistic of a window of ``n`` values means drift.
 
     ``chunk_rows`` / ``chunk_statistics`` are the reference's calibration for this test
-    (empty when there is none), ``reference`` the number of reference values, ``df`` the
-    degrees of freedom of a chi-squared statistic.
+    (empty when there is none), in the reference's row order; ``reference`` the number of
+    reference values, ``df`` the degrees of freedom of the bins or categories compared
+    (non-empty on either side, less one), ``spread`` the reference's Wasserstein spread
+    (see :func:`sampling_allowance`). The module docstring gives the rule.
     """
     en = n * reference / (n + reference)
     floor = options.floor(test.name)
     noise, source = 0.0, "floor"
     if len(chunk_statistics) >= MIN_CHUNKS:
-        z = [test.effect(value, e) * math.sqrt(e) for value, e in
-             ((v, m * (reference - m) / reference) for v, m in
-              zip(chunk_statistics, chunk_rows, strict=True))]
+        ens = [m * (reference - m) / reference for m in chunk_rows]
+        z = [test.effect(value, e) * math.sqrt(e)
+             for value, e in zip(chunk_statistics, ens, strict=True)]
         mean = sum(z) / len(z)
         sd = math.sqrt(sum((v - mean) ** 2 for v in z) / (len(z) - 1))
         noise = (mean + options.sigmas * max(sd, 0.1 * mean)) / math.sqrt(en)
         source = "calibration"
-    elif test.name == "ks":
-        from scipy.stats import kstwo
-
-        noise, source = float(kstwo.isf(options.alpha, max(1, round(en)))), "critical value"
-    elif test.name == "chi2" and df >= 1:
-        from scipy.stats import chi2
-
-        noise = math.sqrt(float(chi2.isf(options.alpha, df)) / en)
+        allowance = sampling_allowance(test, en, options.alpha, df=df, spread=spread)
+        if allowance is not None:
+            cap = test.effect(chunk_statistics[-1], ens[-1]) + allowance
+            if cap < noise:
+                noise, source = cap, "trend"
+    elif test.name in ("ks", "chi2") and (test.name == "ks" or df >= 1):
+        noise = sampling_allowance(test, en, options.alpha, df=df) or 0.0
         source = "critical value"
     if floor >= noise:
-        return Threshold(test.statistic(floor, en), "floor")
-    return Threshold(test.statistic(noise, en), source)  # type: ignore[arg-type]
+        noise, source = floor, "floor"
+    value = test.statistic(noise, en)
+    # strictly inside the attainable range, so that a complete separation always drifts
+    return Threshold(min(value, maximum(test, n, reference) * (1.0 - 1e-9)),
+                     source)  # type: ignore[arg-type]

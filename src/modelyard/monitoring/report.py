@@ -65,7 +65,7 @@ class ColumnDrift:
     statistic: float | None
     p_value: float | None
     threshold: float | None
-    threshold_source: str | None  # "calibration", "floor" or "critical value"
+    threshold_source: str | None  # "calibration", "trend", "floor" or "critical value"
     drifted: bool
     status: Status
     message: str

@@ -150,7 +150,7 @@ def routes(state: ServerState) -> list[BaseRoute]:
         try:
             out, headers = await state.call(infer, state.model_server(), name, body,
                                             request.headers, rid,
-                                            request.path_params.get("version"))
+                                            request.path_params.get("version"), began)
         except ModelyardError as exc:
             answer = v2_error(exc)
             state.failed(name, "infer", rid, exc, began, answer.status_code)

@@ -3,7 +3,9 @@
 
 The handler reads the body and hands everything else (parsing, checking, looking features
 up, predicting, writing the answer) to one worker thread; the prediction log and the
-metrics are fed from there too, so the event loop only moves bytes. A failed request is
+metrics are fed from there too, so the event loop only moves bytes. The latency the log
+keeps for a request runs from the handler taking it (before its body is read) to its
+response bytes being ready. A failed request is
 counted and handed to the prediction log by :meth:`ServerState.failed`.
 """
 
@@ -36,13 +38,19 @@ def request_id(request: Request) -> str:
     return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
-def predict_body(server: ModelServer, name: str, body: bytes, rid: str) -> bytes:
-    """The whole blocking part of a predict request: its answer as JSON bytes."""
-    answer = server.predict(name, parse_json(body), rid)
-    return dumps(answer.to_dict())
+def predict_body(server: ModelServer, name: str, body: bytes, rid: str,
+                 received: float) -> bytes:
+    """The whole blocking part of a predict request: its answer as JSON bytes. The
+    prediction log gets the answer once those bytes are ready, with the latency from
+    ``received`` (when the handler took the request, ``time.perf_counter()``) to then."""
+    answer = server.predict(name, parse_json(body), rid, received=received, log=False)
+    out = dumps(answer.to_dict())
+    server.log_answer(answer, received)
+    return out
 
 
-def explain_body(server: ModelServer, name: str, body: bytes, rid: str) -> bytes:
+def explain_body(server: ModelServer, name: str, body: bytes, rid: str,
+                 received: float) -> bytes:
     return dumps(server.explain(name, parse_json(body), rid))
 
 
@@ -62,7 +70,7 @@ def routes(state: ServerState) -> list[BaseRoute]:
             began = time.perf_counter()
             body = await request.body()
             try:
-                payload = await state.call(work, server, name, body, rid)
+                payload = await state.call(work, server, name, body, rid, began)
             except ModelyardError as exc:
                 state.failed(name, endpoint, rid, exc, began)
                 return error_response(exc, {"X-Request-ID": rid})

@@ -218,8 +218,11 @@ def _available(served: Served, kind: str) -> list[str]:
 
 
 def infer(server: ModelServer, name: str, body: bytes, headers: Mapping[str, str], rid: str,
-          version: str | None = None) -> tuple[bytes, dict[str, str]]:
-    """The blocking part of an inference request: the response body and its headers."""
+          version: str | None = None, received: float | None = None
+          ) -> tuple[bytes, dict[str, str]]:
+    """The blocking part of an inference request: the response body and its headers. The
+    prediction log gets the answer once the body is ready, with the latency from
+    ``received`` (when the handler took the request, ``time.perf_counter()``) to then."""
     deployment = server.deployment(name)
     wanted = parse_version(version)
     served = deployment.choose()[0] if wanted is None else deployment.exact(wanted)[0]
@@ -242,7 +245,7 @@ def infer(server: ModelServer, name: str, body: bytes, headers: Mapping[str, str
             f"unknown output{'s' * (len(unknown) > 1)} {_quoted(unknown)}; the model gives "
             f"{_quoted(available)}", field=unknown[0])
     try:
-        answer = server.predict(name, {kind: rows}, rid, wanted)
+        answer = server.predict(name, {kind: rows}, rid, wanted, received=received, log=False)
     except ModelyardError as exc:
         raise renamed(exc, layout) from exc.__cause__
     try:  # the canary may have answered
@@ -251,8 +254,10 @@ def infer(server: ModelServer, name: str, body: bytes, headers: Mapping[str, str
     except NotFoundError:  # swapped out meanwhile
         answered = served
     tensors = _output_tensors(answered, answer.predictions, answer.status)
-    return _response(request, name, answer.version, answer.request_id, answer.role, tensors,
-                     headers.get("accept-encoding"))
+    out = _response(request, name, answer.version, answer.request_id, answer.role, tensors,
+                    headers.get("accept-encoding"))
+    server.log_answer(answer, received)  # the latency is to the response being ready
+    return out
 
 
 def _response(request: InferRequest, name: str, version: int, rid: str, role: str,

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from modelyard.backends.metadata.predictions import FailureRecord
@@ -259,12 +259,19 @@ class ModelServer:
         return found
 
     def predict(self, name: str, payload: Any, request_id: str | None = None,
-                version: int | None = None, *, fields: Fields | None = None) -> Answer:
-        """Answer one predict request (blocking); with ``version``, that version answers
-        (the primary's or the canary's; NotFoundError when neither serves it). ``fields``
-        names the request's values in its problems (default: ``instances[3].age``, the
-        ``/v1`` body's paths)."""
-        began = time.perf_counter()
+                version: int | None = None, *, fields: Fields | None = None,
+                received: float | None = None, log: bool = True) -> Answer:
+        """Answer one predict request (blocking).
+
+        With ``version``, that version answers (the primary's or the canary's;
+        NotFoundError when neither serves it). ``fields`` names the request's values in its
+        problems (default: ``instances[3].age``, the ``/v1`` body's paths). ``received`` is
+        when the request arrived (``time.perf_counter()``; default: now), and the answer's
+        ``seconds`` run from it. With ``log=False`` the answer is not handed to the
+        prediction log here: the caller hands it with :meth:`log_answer` once its response
+        is ready, so the latency kept is the one the client saw.
+        """
+        began = time.perf_counter() if received is None else received
         deployment = self.deployment(name)
         instances, entities = _parse_payload(payload)
         served, role = deployment.choose() if version is None else deployment.exact(version)
@@ -279,11 +286,20 @@ class ModelServer:
             self.metrics.rows.labels(name, answered, role).inc(len(answer.predictions))
             self.metrics.request_rows.labels(name).observe(len(answer.predictions))
             self.metrics.answer_seconds.labels(name, answered, role).observe(answer.seconds)
-        if self.sink is not None:
-            self.sink(answer)
+        if log:
+            self.log_answer(answer)
         if deployment.shadow is not None and deployment.shadow.current is not None:
             self._mirror(deployment, deployment.shadow.current, rid, instances, entities)
         return answer
+
+    def log_answer(self, answer: Answer, received: float | None = None) -> None:
+        """Hand an answer to the prediction log; with ``received`` (when its request
+        arrived, ``time.perf_counter()``), its latency is taken as from then to now."""
+        if self.sink is None:
+            return
+        if received is not None:
+            answer = replace(answer, seconds=time.perf_counter() - received)
+        self.sink(answer)
 
     def record_failure(self, name: str, request_id: str, status: int, error: BaseException,
                        endpoint: str, seconds: float) -> None:
