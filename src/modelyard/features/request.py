@@ -113,7 +113,8 @@ def check(group: RequestFeatureGroup) -> None:
     from modelyard.features.sql import check_expression
 
     for feature in group.features:
-        check_expression(feature.expr, {}, f"request feature {group.name}:{feature.name}")
+        check_expression(feature.expr, None,
+                         f"request feature group {group.name!r}, feature {feature.name!r}")
 
 
 @dataclass(frozen=True)
