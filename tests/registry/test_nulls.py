@@ -168,3 +168,29 @@ def test_an_onnx_twin_that_reads_nulls_otherwise_says_so(yard: Yard, train: Any)
     assert onnx["status"] == "mismatch"  # the converter sends NaN down the other branch
     assert onnx["reason"].startswith("the twin disagrees with the original on 15 of 30 rows")
     assert "; it agrees on every row without nulls" in onnx["reason"]
+
+
+def test_serving_refuses_the_nulls_the_model_cannot_take(yard: Yard, train: Any) -> None:
+    from modelyard.server import create_app
+    from modelyard.serving.metrics import ServingMetrics
+    from modelyard.serving.service import ModelServer
+
+    log(yard, fitted_on_filled(train), train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # features never materialized; httpx's notice
+        from starlette.testclient import TestClient
+
+        server = ModelServer(yard, [f"{MODEL}:1"], metrics=ServingMetrics(),
+                             sink=lambda answer: None)
+        server.load_all()
+    try:
+        client = TestClient(create_app(yard, models=server))
+        refused = client.post(f"/v1/models/{MODEL}/predict", json={
+            "instances": [{"amount_30d_mean": None, "claims_90d": 1}]})
+        assert refused.status_code == 422
+        assert "instances[0].amount_30d_mean: may not be null" in refused.json()["message"]
+        answered = client.post(f"/v1/models/{MODEL}/predict", json={
+            "instances": [{"amount_30d_mean": 12.0, "claims_90d": 1}]})
+        assert answered.status_code == 200, answered.text
+    finally:
+        server.close()
