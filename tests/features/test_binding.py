@@ -101,7 +101,7 @@ def test_a_window_aggregate_must_fit_the_column_type(yard: Yard, parquet_source:
 def test_a_csv_source_is_bound_to_its_header(yard: Yard, project: Path) -> None:
     rows().to_csv(project / "claims.csv", index=False)
     source = Source.csv("claims.csv", timestamp="event_time")
-    with pytest.raises(InvalidDefinitionError, match="read from claims.csv") as caught:
+    with pytest.raises(InvalidDefinitionError, match=r"read from claims\.csv") as caught:
         yard.features.plan([misspelt(source)])
     assert caught.value.details["suggestion"] == "claim_amount"
 
@@ -181,3 +181,21 @@ def test_the_cli_says_it_in_one_line(yard: Yard, project: Path, parquet_source: 
         assert stop.value.code != 0
         assert "did you mean 'claim_amount'?" in err and "Traceback" not in err
     assert yard.features.list_definitions() == []
+
+
+def test_a_request_feature_is_bound_to_its_request_columns_and_inputs(yard: Yard) -> None:
+    from modelyard import RequestFeatureGroup
+
+    def request(expr: str) -> RequestFeatureGroup:
+        return RequestFeatureGroup(
+            "claim_request", request={"claim_amount": "float"},
+            inputs=["claim_stats:amount_30d_mean"], features=[Feature("ratio", expr)])
+
+    yard.features.plan([request("claim_amount / nullif(amount_30d_mean, 0)")])
+    with pytest.raises(InvalidDefinitionError) as caught:
+        yard.features.plan([request("claim_amout / amount_30d_mean")])
+    assert caught.value.message.startswith(
+        "request feature group 'claim_request', feature 'ratio' uses column 'claim_amout', "
+        "which request feature group 'claim_request' does not have; did you mean "
+        "'claim_amount'? (its columns, request columns and inputs: claim_amount, "
+        "amount_30d_mean)")

@@ -25,11 +25,15 @@ _SHOWN = 12  # columns listed in an error message
 @dataclass(frozen=True)
 class SourceColumns:
     """The columns a source's rows have (names and Arrow types), and where that was learnt:
-    ``origin`` reads after "its columns", e.g. "as declared" or "read from data/x.parquet"."""
+    ``origin`` reads after "its columns", e.g. "as declared" or "read from data/x.parquet".
+    ``kind`` names what has them; with ``names_only`` the types are placeholders, so only
+    unknown names are refused."""
 
     source: str
     schema: pa.Schema
     origin: str
+    kind: str = "source"
+    names_only: bool = False
 
     @property
     def declared(self) -> bool:
@@ -99,11 +103,12 @@ def _bind(con: Any, expr: str, where: str, aggregate: str | None,
             except duckdb.Error as exc:
                 name = _unknown_name(str(exc))
                 if name is None or name in unknown or len(unknown) >= _MAX_UNKNOWN:
-                    if unknown:
+                    if unknown or columns.names_only:
                         break  # report the unknown names; what remains may follow from them
                     raise InvalidDefinitionError(
                         f"{where}: the SQL expression {expr!r} does not fit the columns of "
-                        f"source {columns.source!r} ({columns.origin}): {_first_line(exc)}",
+                        f"{columns.kind} {columns.source!r} ({columns.origin}): "
+                        f"{_first_line(exc)}",
                         field="expr", value=expr, source=columns.source) from None
                 unknown.append(name)
                 table = table.append_column(name, _null_column())
@@ -114,7 +119,7 @@ def _bind(con: Any, expr: str, where: str, aggregate: str | None,
     if unknown:
         raise _unknown_columns(expr, where, unknown, columns)
     call = _NUMERIC_AGGREGATES.get(aggregate or "")
-    if call is not None:
+    if call is not None and not columns.names_only:
         try:
             con.execute(f"SELECT {call}({expr}) FROM t")
         except duckdb.Error as exc:
@@ -147,8 +152,9 @@ def _unknown_columns(expr: str, where: str, unknown: Sequence[str],
     shown = ", ".join(names[:_SHOWN]) + (f", ... ({len(names)} in all)"
                                          if len(names) > _SHOWN else "")
     word = "column" if len(unknown) == 1 else "columns"
-    text = (f"{where} uses {word} {', '.join(repr(n) for n in unknown)}, which source "
-            f"{columns.source!r} does not have" + (f"; {' '.join(hints)}" if hints else "")
+    text = (f"{where} uses {word} {', '.join(repr(n) for n in unknown)}, which "
+            f"{columns.kind} {columns.source!r} does not have"
+            + (f"; {' '.join(hints)}" if hints else "")
             + f" (its columns, {columns.origin}: {shown or 'none'})")
     suggestion = hints and difflib.get_close_matches(unknown[0].lower(), list(lowered), n=1,
                                                      cutoff=0.6)
