@@ -35,28 +35,18 @@ class SourceColumns:
     kind: str = "source"
     names_only: bool = False
 
-    @property
-    def declared(self) -> bool:
-        return self.origin == "as declared"
-
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def check_expression(expr: str, columns: SourceColumns | None, where: str,
-                     *, aggregate: str | None = None) -> None:
-    """Refuse an expression that does not parse or is not row-level (an aggregate or a
-    window function); with the source's columns known, also one that names a column the
-    source lacks (suggesting the closest name) or does not type-check. ``aggregate`` is the
-    function a window feature applies to the expression (``mean``...). ``where`` names the
-    expression's owner: "feature group 'g', feature 'f'"."""
-    check_expressions([(expr, where, aggregate)], columns)
-
-
 def check_expressions(items: Sequence[tuple[str, str, str | None]],
                       columns: SourceColumns | None) -> None:
-    """:func:`check_expression` for each (expression, where, aggregate), on one connection."""
+    """Refuse an expression that does not parse or is not row-level (an aggregate or a
+    window function); with the columns known, also one that names a column they lack
+    (suggesting the closest name) or does not type-check. Each item is (expression, where,
+    aggregate): ``where`` names its owner ("feature group 'g', feature 'f'"), ``aggregate``
+    the function a window feature applies to it (``mean``...) or None."""
     import duckdb
 
     con = duckdb.connect()
@@ -78,7 +68,7 @@ def _check_one(con: Any, expr: str, where: str, aggregate: str | None,
     except duckdb.ParserException as exc:
         raise InvalidDefinitionError(
             f"{where}: the SQL expression {expr!r} does not parse: {_first_line(exc)}",
-            field="expr", value=expr) from exc
+            field="expr", value=expr) from None
     except duckdb.Error:
         pass  # it parses; binding is checked below
     if columns is not None:
