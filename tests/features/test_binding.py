@@ -199,3 +199,17 @@ def test_a_request_feature_is_bound_to_its_request_columns_and_inputs(yard: Yard
         "which request feature group 'claim_request' does not have; did you mean "
         "'claim_amount'? (its columns, request columns and inputs: claim_amount, "
         "amount_30d_mean)")
+
+
+def test_a_definition_file_error_names_the_file_and_line(project: Path, store_uri: str
+                                                         ) -> None:
+    from modelyard.features.discovery import load_definitions
+
+    path = project / "features.py"
+    path.write_text("from modelyard import Feature\n\n"
+                    "ok = Feature('a', 'x + 1')\n"
+                    "bad = Feature('b', 'sum(*)', window='7d')\n")
+    with pytest.raises(InvalidDefinitionError) as caught:
+        load_definitions([path])
+    assert caught.value.message == f"{path}:4: window feature 'b': only count takes *"
+    assert caught.value.details == {"field": "expr", "path": str(path)}
