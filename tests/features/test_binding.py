@@ -213,3 +213,20 @@ def test_a_definition_file_error_names_the_file_and_line(project: Path, store_ur
         load_definitions([path])
     assert caught.value.message == f"{path}:4: window feature 'b': only count takes *"
     assert caught.value.details == {"field": "expr", "path": str(path)}
+
+
+def test_a_training_set_over_a_version_stored_unbound_names_the_column(yard: Yard) -> None:
+    pushed = Source.frame("claims", timestamp="event_time")
+    good = FeatureGroup("claim_stats", entity=customer, source=pushed, features=[
+        Feature("amount_30d_mean", "mean(claim_amount)", window="30d")])
+    yard.apply([good])
+    yard.ingest("claims", rows())
+    yard.features.definitions.apply([misspelt(pushed)])  # the registry alone binds nothing
+    spine = pd.DataFrame({"customer_id": [1], "ts": [T0 + timedelta(days=5)]})
+    with pytest.raises(InvalidDefinitionError) as caught:
+        yard.training_set(spine, ["claim_stats:amount_30d_mean"], timestamp="ts")
+    assert caught.value.message.startswith(
+        "feature group 'claim_stats', feature 'amount_30d_mean' uses column 'claim_amout', "
+        "which source 'claims' does not have; did you mean 'claim_amount'? (its columns, in "
+        "the stored rows:")
+    assert "__w_" not in caught.value.message
