@@ -7,8 +7,9 @@ up to :data:`PROFILE_ROWS` rows, drawn at random (seeded) beyond that. The profi
 goes to the artifact store; the version's spec records its sha256 (``reference_sha256``)
 and row count (``reference_rows``). A profile that cannot be built (a column of nested
 values, a model that fails on the full training set) does not stop the registration: it is
-left out with a :class:`ReferenceProfileWarning` saying why, and can be set later with
-``yard.monitoring.set_reference``.
+left out with a one-line :class:`ReferenceProfileWarning` saying why, and can be set later
+with ``yard.monitoring.set_reference``. A model that cannot take the nulls some rows hold is
+profiled on the other rows (see :mod:`modelyard.registry.nulls`).
 """
 
 from __future__ import annotations
