@@ -94,7 +94,7 @@ def test_bad_definitions(yard: Yard) -> None:
         yard.apply([broken])
     unknown = FeatureGroup("g", entity=customer, source=claims,
                            features=[Feature("f", "no_such_column + 1")])
-    with pytest.raises(InvalidDefinitionError, match="declared columns"):
+    with pytest.raises(InvalidDefinitionError, match="uses column 'no_such_column', which"):
         yard.apply([unknown])
     assert yard.features.list_definitions() == []  # nothing applied from a failed apply
 

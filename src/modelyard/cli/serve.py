@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import tempfile
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,7 +14,7 @@ from rich.markup import escape
 
 from modelyard.cli.project import UriOption, hide_password, open_yard
 from modelyard.cli.render import console, say
-from modelyard.errors import ConfigurationError
+from modelyard.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:
     from modelyard.client import Yard
@@ -92,6 +94,7 @@ def serve(
     from modelyard.serving.options import ENV, ServeOptions
 
     uvicorn = _uvicorn()
+    check_port(host, port)  # before anything is loaded or announced
     level = log_level.value
     options = ServeOptions.parse(
         list(models or []), list(canary or []), list(shadow or []),
@@ -121,6 +124,54 @@ def serve(
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers,
                     log_level=level)
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that cannot be listened on (taken, privileged, an address not of this
+    machine), by binding it as uvicorn will, then letting it go."""
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        _bind(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            free = _free_port(host, port)
+            hint = f" (e.g. --port {free})" if free is not None else ""
+            raise InvalidInputError(
+                f"cannot serve on {shown}: the address is already in use; stop what listens "
+                f"there, or choose another port with --port{hint}", field="port",
+                host=host, port=port) from None
+        if exc.errno == errno.EACCES:
+            raise InvalidInputError(
+                f"cannot serve on {shown}: permission denied (ports below 1024 need "
+                "privileges); choose another port with --port", field="port", host=host,
+                port=port) from None
+        reason = exc.strerror or str(exc)
+        raise InvalidInputError(
+            f"cannot serve on {shown}: {reason}; check --host (127.0.0.1: this machine only, "
+            "0.0.0.0: every interface) and --port", field="host", host=host,
+            port=port) from None
+
+
+def _bind(host: str, port: int) -> None:
+    """Bind (and release) the address the way uvicorn binds it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except socket.gaierror as exc:
+            raise OSError(errno.EADDRNOTAVAIL, f"unknown host ({exc.strerror})") from None
+
+
+def _free_port(host: str, port: int, tries: int = 20) -> int | None:
+    """The first port after ``port`` that can be listened on, if one of the next few is."""
+    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
+        try:
+            _bind(host, candidate)
+        except OSError:
+            continue
+        return candidate
+    return None
 
 
 def _load(options: ServeOptions, yard: Yard) -> ModelServer | None:

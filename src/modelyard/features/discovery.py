@@ -34,11 +34,13 @@ def load_definitions(paths: Sequence[Path]) -> list[AnyDefinition]:
     for file in files:
         try:
             namespace = runpy.run_path(str(file))
-        except InvalidDefinitionError:
-            raise
+        except InvalidDefinitionError as exc:
+            raise InvalidDefinitionError(f"{_where(file, exc)}: {exc.message}",
+                                         **{**exc.details, "path": str(file)}) from None
         except Exception as exc:
             raise InvalidDefinitionError(
-                f"{file} failed to run: {type(exc).__name__}: {exc}", path=str(file)) from exc
+                f"{_where(file, exc)}: failed to run: {type(exc).__name__}: {exc}",
+                path=str(file)) from exc
         found += [v for v in namespace.values()
                   if isinstance(v, (Entity, Source, FeatureGroup, RequestFeatureGroup))
                   and v not in found]
@@ -47,3 +49,12 @@ def load_definitions(paths: Sequence[Path]) -> list[AnyDefinition]:
             f"no Entity, Source or FeatureGroup found in {', '.join(map(str, files)) or paths}",
             field="path")
     return found
+
+
+def _where(file: Path, exc: BaseException) -> str:
+    """``file:line`` of the file's line the exception came through (``file`` if none)."""
+    import traceback
+
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__)
+             if f.filename == str(file)]
+    return f"{file}:{lines[-1]}" if lines else str(file)

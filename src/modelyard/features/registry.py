@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,9 +17,10 @@ from modelyard.features.definitions import (
 )
 from modelyard.features.request import RequestFeatureGroup
 from modelyard.features.request import check as check_request_group
-from modelyard.features.sql import check_expression
+from modelyard.features.sql import SourceColumns, check_expressions
 
 Action = Literal["create", "update", "unchanged"]
+ColumnsOf = Callable[[FeatureGroup], "SourceColumns | None"]
 _ORDER = {"entity": 0, "source": 1, "feature_group": 2, "request_group": 3}
 AnyDefinition = Definition | RequestFeatureGroup
 
@@ -63,15 +64,26 @@ def _expand(objects: Iterable[AnyDefinition]) -> list[AnyDefinition]:
     return sorted(found.values(), key=lambda d: (_ORDER[d.kind], d.name))
 
 
-def _validate(group: FeatureGroup) -> None:
-    declared = group.source.declared_schema
+def feature_expressions(group: FeatureGroup) -> list[tuple[str, str, str | None]]:
+    """(expression, owner, window function) of each feature of the group, as bound to the
+    source's columns: a window feature's inner expression with its aggregate."""
+    items: list[tuple[str, str, str | None]] = []
     for feature in group.features:
+        where = f"feature group {group.name!r}, feature {feature.name!r}"
         if feature.window is None:
-            check_expression(feature.expr, declared, f"feature {group.name}:{feature.name}")
+            items.append((feature.expr, where, None))
         else:
-            _, inner = feature.aggregation()
+            func, inner = feature.aggregation()
             if inner is not None:
-                check_expression(inner, declared, f"feature {group.name}:{feature.name}")
+                items.append((inner, where, func))
+    return items
+
+
+def validate_group(group: FeatureGroup, columns: SourceColumns | None) -> None:
+    """Refuse a group whose expressions do not parse, are not row-level, or (with the
+    source's columns known) name a column the source lacks or do not type-check."""
+    check_expressions(feature_expressions(group), columns)
+    declared = group.source.declared_schema
     if declared:
         missing = [k for k in group.entity.keys if k not in declared]
         if missing and group.transform is None:
@@ -84,11 +96,14 @@ class DefinitionRegistry:
     def __init__(self, store: FeatureRegistryStore) -> None:
         self.store = store
 
-    def plan(self, objects: Sequence[AnyDefinition]) -> list[Change]:
+    def plan(self, objects: Sequence[AnyDefinition], columns_of: ColumnsOf | None = None
+             ) -> list[Change]:
+        """What applying would change; refuses a malformed definition. ``columns_of`` tells
+        the columns a group's expressions are bound to (None: not known before ingestion)."""
         changes = []
         for obj in _expand(objects):
             if isinstance(obj, FeatureGroup):
-                _validate(obj)
+                validate_group(obj, None if columns_of is None else columns_of(obj))
             elif isinstance(obj, RequestFeatureGroup):
                 check_request_group(obj)
             digest = content_hash(obj.spec())
@@ -103,8 +118,9 @@ class DefinitionRegistry:
                                       latest.version, digest))
         return changes
 
-    def apply(self, objects: Sequence[AnyDefinition]) -> list[Change]:
-        planned = self.plan(objects)  # validates everything before anything is stored
+    def apply(self, objects: Sequence[AnyDefinition], columns_of: ColumnsOf | None = None
+              ) -> list[Change]:
+        planned = self.plan(objects, columns_of)  # validates everything before anything is stored
         applied = []
         for obj, change in zip(_expand(objects), planned, strict=True):
             record, created = self.store.put_definition(obj.kind, obj.name,

@@ -109,11 +109,20 @@ class RequestFeatureGroup:
 
 
 def check(group: RequestFeatureGroup) -> None:
-    """Refuse expressions that do not parse, or that name unknown request columns."""
-    from modelyard.features.sql import check_expression
+    """Refuse expressions that do not parse, are not row-level, or name a column that is
+    neither a request column nor an input (the closest such name is suggested)."""
+    import pyarrow as pa
 
-    for feature in group.features:
-        check_expression(feature.expr, {}, f"request feature {group.name}:{feature.name}")
+    from modelyard.features.sql import SourceColumns, check_expressions
+    from modelyard.features.validation import COLUMN_TYPES as ARROW_TYPES
+
+    fields = [pa.field(c, ARROW_TYPES[t]) for c, t in group.request]
+    fields += [pa.field(n, pa.null()) for n in group.input_names]  # types known when stored
+    columns = SourceColumns(group.name, pa.schema(fields), "request columns and inputs",
+                            kind="request feature group", names_only=True)
+    check_expressions(
+        [(f.expr, f"request feature group {group.name!r}, feature {f.name!r}", None)
+         for f in group.features], columns)
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,18 @@ from modelyard.backends.offline.engine import OfflineEngine
 from modelyard.backends.offline.tables import COMMIT, Commit, OfflineTableStore
 from modelyard.errors import InvalidDefinitionError, InvalidInputError, NotFoundError
 from modelyard.features import training
+from modelyard.features.columns import batch_columns, plan_columns
 from modelyard.features.definitions import Entity, FeatureGroup, Source
 from modelyard.features.loading import load_source
 from modelyard.features.refs import parse_refs
-from modelyard.features.registry import AnyDefinition, Change, DefinitionRegistry
+from modelyard.features.registry import (
+    AnyDefinition,
+    Change,
+    DefinitionRegistry,
+    validate_group,
+)
 from modelyard.features.request import RequestFeatureGroup, SelectedRequest
-from modelyard.features.sql import select
+from modelyard.features.sql import SourceColumns, select
 from modelyard.features.training import SelectedGroup, Selection, TrainingSet, to_arrow
 
 if TYPE_CHECKING:
@@ -82,12 +88,18 @@ class FeatureService:
     # --- definitions ----------------------------------------------------------------------
 
     def plan(self, objects: Sequence[AnyDefinition]) -> list[Change]:
-        """What :meth:`apply` would change, without storing anything."""
-        return self.definitions.plan(objects)
+        """What :meth:`apply` would change, without storing anything. Each feature group's
+        expressions are bound to its source's columns where they are known without reading
+        its rows (see :mod:`modelyard.features.columns`): a column it lacks is refused."""
+        return self.definitions.plan(objects, self._plan_columns)
 
     def apply(self, objects: Sequence[AnyDefinition]) -> list[Change]:
-        """Store new versions of changed definitions; unchanged ones are no-ops."""
-        return self.definitions.apply(objects)
+        """Store new versions of changed definitions; unchanged ones are no-ops. Nothing is
+        stored when any definition is refused."""
+        return self.definitions.apply(objects, self._plan_columns)
+
+    def _plan_columns(self, group: FeatureGroup) -> SourceColumns | None:
+        return plan_columns(group, self.base, self.tables)
 
     def list_definitions(self, kind: str | None = None) -> list[DefinitionRecord]:
         return self.store.list_definitions(kind)
@@ -141,6 +153,8 @@ class FeatureService:
         batch = validate_batch(raw, source.declared_schema or None, keys=keys,
                                timestamp=source.timestamp,
                                naive_timestamps_are_utc=source.timestamps_utc)
+        for group in groups:  # before anything is written
+            validate_group(group, batch_columns(group, batch, self.tables))
         self._check_expectations(source, groups, batch)
         summary = profile(batch, batch.column_names)
         commit = self.tables.append(source.name, batch)

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.backends.offline.engine import GroupInput, OfflineEngine, WindowSpec
 from modelyard.backends.offline.tables import OfflineTableStore
-from modelyard.errors import InvalidInputError, NotFoundError
+from modelyard.errors import InvalidDefinitionError, InvalidInputError, NotFoundError
 from modelyard.features.definitions import FeatureGroup
+from modelyard.features.registry import validate_group
 from modelyard.features.request import SelectedRequest, compute
-from modelyard.features.sql import quote, select
+from modelyard.features.sql import SourceColumns, quote, select
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,7 +181,13 @@ def prepare_group(raw: pa.Table, selected: SelectedGroup, *, event_feature: str 
                 columns.append((column, inner))
             windows.append(WindowSpec(name, func, column,  # type: ignore[arg-type]
                                       int(feature.window_us or 0)))
-    table = select(raw, columns)
+    try:
+        table = select(raw, columns)
+    except InvalidDefinitionError:
+        # name the feature and the column as plan/apply would (a version applied before
+        # expressions were bound, or rows that changed since), not the internal column
+        validate_group(group, SourceColumns(source.name, raw.schema, "in the stored rows"))
+        raise
     return GroupInput(group.name, keys, table, tuple(row_features), tuple(windows),
                       group.ttl_us if ttl else None)
 

@@ -164,14 +164,16 @@ def infer_task(y: Any) -> Task:
 
 def evaluate(model: Any, data: Any, label: str, *, features: Sequence[str] | None = None,
              task: Task | None = None, slice_by: str | Sequence[str] | None = None,
-             plots: bool = True, min_slice_rows: int = 1) -> Evaluation:
+             plots: bool = True, min_slice_rows: int = 1, name: str | None = None
+             ) -> Evaluation:
     """Score ``model`` on ``data`` against the ``label`` column.
 
     ``features`` are the columns passed to ``model.predict`` (default: every column but
     the label and the slice columns). ``slice_by`` names columns whose values split the
     rows; each value (as a string, nulls as ``"null"``) with at least ``min_slice_rows``
     rows gets the same metrics plus ``"rows"``. A smaller slice is left out and noted in
-    ``skipped`` under ``"slice COLUMN=VALUE"``.
+    ``skipped`` under ``"slice COLUMN=VALUE"``. ``name`` names the model in errors (a
+    model that fails on the data, e.g. on its nulls, raises one short InvalidInputError).
     """
     import numpy as np
 
@@ -194,7 +196,8 @@ def evaluate(model: Any, data: Any, label: str, *, features: Sequence[str] | Non
 
     rows = len(frame)
     y_true = _values(frame[label])
-    y_pred = _predict(model, frame[cols], rows)
+    y_pred = _predict(model, frame[cols], rows,
+                      f"model {name!r}" if name else f"model {type(model).__name__}")
     skipped: dict[str, str] = {}
     scorer: _ClassificationScorer | _RegressionScorer
     calibration = None
@@ -293,14 +296,23 @@ def _calibration(scorer: _ClassificationScorer) -> dict[str, Any] | None:
     return None if fitted is None else fitted.to_dict()
 
 
-def _predict(model: Any, features: pd.DataFrame, rows: int) -> np.ndarray[Any, Any]:
+def _predict(model: Any, features: pd.DataFrame, rows: int, who: str
+             ) -> np.ndarray[Any, Any]:
     import numpy as np
+
+    from modelyard.errors import ModelyardError
+    from modelyard.registry.nulls import refuse_prediction
 
     predict = getattr(model, "predict", None)
     if not callable(predict):
         raise InvalidInputError(f"model {type(model).__name__} has no predict()",
                                 field="model")
-    predicted = predict(features)
+    try:
+        predicted = predict(features)
+    except ModelyardError:
+        raise
+    except Exception as exc:
+        raise refuse_prediction(exc, features, who, "the evaluation data") from None
     convert = getattr(predicted, "to_numpy", None)
     result = np.asarray(convert() if callable(convert) else predicted)
     if result.ndim == 2 and result.shape[1] == 1:

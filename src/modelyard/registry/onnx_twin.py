@@ -125,7 +125,31 @@ def verify(model: Any, twin: OnnxModel, sample: pd.DataFrame, *, flavor: str,
         proba_pair = (np.asarray(model.predict_proba(sample), dtype=np.float64),
                       np.asarray(twin.predict_proba(sample), dtype=np.float64))
     labels = proba_pair is not None or not (_numeric(expected) and _numeric(got))
-    return _compare(expected, got, proba_pair, labels=labels, rtol=rtol, atol=atol)
+    diff, problem = _compare(expected, got, proba_pair, labels=labels, rtol=rtol, atol=atol)
+    if problem and len(expected) == len(sample):
+        problem += _only_rows_with_nulls(expected, got, proba_pair, sample, labels=labels,
+                                         rtol=rtol, atol=atol)
+    return diff, problem
+
+
+def _only_rows_with_nulls(expected: np.ndarray, got: np.ndarray,
+                          proba: tuple[np.ndarray, np.ndarray] | None, sample: pd.DataFrame,
+                          *, labels: bool, rtol: float, atol: float) -> str:
+    """A note when the twin agrees on every row without nulls: the converter reads missing
+    values otherwise than the model does."""
+    import numpy as np
+
+    complete = ~np.asarray(sample.isna().any(axis=1))
+    if complete.all():
+        return ""
+    pair = None if proba is None else (proba[0][complete], proba[1][complete])
+    _, problem = _compare(expected[complete], got[complete], pair, labels=labels, rtol=rtol,
+                          atol=atol)
+    if problem:
+        return ""
+    return ("; it agrees on every row without nulls, so the converted model reads missing "
+            "values otherwise: fill them in the model (e.g. a Pipeline starting with "
+            "SimpleImputer) to have a twin")
 
 
 # --- planning a conversion ----------------------------------------------------------------

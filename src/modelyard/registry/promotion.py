@@ -77,7 +77,8 @@ def evaluate_version(registry: ModelRegistry, record: VersionRecord, data: Any, 
                                 field="label")
     features = _input_columns(record, frame, label, slice_by, sensitive)
     model = registry.load(record.name, record.version)
-    result = evaluate(model, frame, label, features=features, slice_by=slice_by)
+    result = evaluate(model, frame, label, features=features, slice_by=slice_by,
+                      name=f"{record.name}:{record.version}")
     fairness: dict[str, dict[str, float]] = {}
     columns = [sensitive] if isinstance(sensitive, str) else list(sensitive or [])
     if columns:

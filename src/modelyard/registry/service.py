@@ -26,6 +26,8 @@ from modelyard.backends.metadata.registry import (
     VersionRecord,
 )
 from modelyard.errors import InvalidInputError, NotFoundError
+from modelyard.registry.nulls import predict_rows
+from modelyard.registry.nulls import warn as warn_nulls
 from modelyard.registry.packaging import pack, unpack
 from modelyard.registry.references import ModelRef, check_alias, check_name, parse_ref
 from modelyard.tracking.environment import current_user
@@ -91,9 +93,19 @@ class ModelRegistry:
                   else flavor_registry.detect(model))
         sample = self._sample(training_set, input_example, features)
         signature: Signature | None = None
+        refused_nulls: tuple[str, ...] = ()
         if sample is not None:
-            outputs = _predict(model, sample, name)
-            signature = Signature.infer(sample, outputs)
+            what = "the input example" if input_example is not None else "the training set"
+            predicted = predict_rows(model, sample, name, what=what)
+            if predicted.refused_nulls:
+                refused_nulls = predicted.refused_nulls
+                warn_nulls(
+                    f"model {name!r} cannot take nulls ({predicted.reason}), which {what} "
+                    f"has in {', '.join(refused_nulls)}: registered on its rows without them, "
+                    "with a signature that refuses nulls; to take such rows, fill them in "
+                    "the model (e.g. a Pipeline starting with SimpleImputer)")
+            sample = predicted.rows
+            signature = Signature.infer(sample, predicted.outputs)
         with tempfile.TemporaryDirectory(prefix="modelyard-register-") as tmp:
             folder = Path(tmp) / "model"
             folder.mkdir()
@@ -115,10 +127,14 @@ class ModelRegistry:
             "label": None if training_set is None else training_set.label,
         }
         if sample is not None:
-            background = self._background(training_set, input_example, list(sample.columns))
+            background = self._background(training_set, input_example, list(sample.columns),
+                                          without_nulls=bool(refused_nulls))
             spec["background_sha256"] = self._keep_table(background)
             spec["background_rows"] = background.num_rows
-            spec.update(self._reference(model, name, training_set, input_example, sample))
+            spec.update(self._reference(model, name, training_set, input_example, sample,
+                                        without_nulls=bool(refused_nulls)))
+        if refused_nulls:
+            spec["refused_nulls"] = list(refused_nulls)
         if training_set is not None:
             spec["spine_sha256"] = self._keep_spine(training_set)
             self._features().store.save_training_set(_training_record(training_set))
@@ -175,9 +191,10 @@ class ModelRegistry:
         return sha
 
     def _background(self, training_set: TrainingSet | None, input_example: Any,
-                    columns: list[str]) -> pa.Table:
+                    columns: list[str], *, without_nulls: bool = False) -> pa.Table:
         """The model's input columns of up to _BACKGROUND_ROWS rows drawn at random (seeded)
-        from the input example, or else from the whole training set."""
+        from the input example, or else from the whole training set (of its rows without
+        nulls, for a model that cannot take them)."""
         import numpy as np
 
         from modelyard.features.training import to_arrow
@@ -188,6 +205,8 @@ class ModelRegistry:
             assert training_set is not None
             table = training_set.table
         table = table.select(columns)
+        if without_nulls:
+            table = _without_nulls(table)
         if table.num_rows > _BACKGROUND_ROWS:
             rng = np.random.default_rng(_BACKGROUND_SEED)
             table = table.take(np.sort(rng.choice(table.num_rows, _BACKGROUND_ROWS,
@@ -195,7 +214,8 @@ class ModelRegistry:
         return table
 
     def _reference(self, model: Any, name: str, training_set: TrainingSet | None,
-                   input_example: Any, sample: pd.DataFrame) -> dict[str, Any]:
+                   input_example: Any, sample: pd.DataFrame, *, without_nulls: bool = False
+                   ) -> dict[str, Any]:
         """The spec entries of the version's reference profile, built on the training set
         (else the input example) in the input types of ``sample``; none when it cannot be
         built (see :mod:`modelyard.registry.reference`)."""
@@ -204,8 +224,11 @@ class ModelRegistry:
 
         table = (training_set.table if training_set is not None
                  else to_arrow(input_example, "input_example"))
-        profile = reference_profile(model, profile_rows(table, list(sample.columns)), name,
-                                    like=sample)
+        rows = profile_rows(table, list(sample.columns))
+        if without_nulls:
+            rows = _without_nulls(rows)
+        what = "the training set" if training_set is not None else "the input example"
+        profile = reference_profile(model, rows, name, like=sample, what=what)
         if profile is None:
             return {}
         sha, _ = self.artifacts.put_bytes(profile.to_json().encode())
@@ -403,15 +426,16 @@ def _previous_holder(history: list[AliasEvent], current: int) -> int | None:
     return None
 
 
-def _predict(model: Any, sample: pd.DataFrame, name: str) -> Any:
-    try:
-        return model.predict(sample)
-    except Exception as exc:
-        raise InvalidInputError(
-            f"model {name!r} could not predict on its input columns "
-            f"({', '.join(map(str, sample.columns))}): {type(exc).__name__}: {exc}. Pass "
-            "features=[...] (the columns it was trained on) or an input_example",
-            field="features") from exc
+def _without_nulls(table: pa.Table) -> pa.Table:
+    """The rows with no null (nor NaN) in any column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = table.drop_null()
+    for column in table.column_names:
+        if pa.types.is_floating(table.schema.field(column).type):
+            table = table.filter(pc.invert(pc.is_nan(table.column(column))))
+    return table
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
