@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     import pandas as pd
     from numpy.typing import NDArray
 
-__all__ = ["KINDS", "Category", "Frame", "Kind", "NumericValues", "as_columns",
-           "category_codes", "category_counts", "category_index", "category_key", "hashable",
-           "natural_kind", "numeric_values", "prediction_columns"]
+__all__ = ["KINDS", "Category", "Distinct", "Frame", "Kind", "NumericValues", "as_columns",
+           "category_codes", "category_counts", "category_index", "category_key",
+           "counts_by_category", "hashable", "natural_kind", "numeric_values",
+           "prediction_columns"]
 
 Kind = Literal["numeric", "categorical", "boolean", "timestamp"]
 KINDS: tuple[Kind, ...] = ("numeric", "categorical", "boolean", "timestamp")
@@ -209,26 +210,64 @@ def category_key(value: Any) -> Category:
     return str(value)
 
 
-def category_codes(series: pd.Series) -> tuple[NDArray[np.intp], list[Category]]:
-    """Each row's category number (-1 when missing) and the categories, in order of first
-    appearance, as :func:`category_key` values."""
+@dataclass(frozen=True)
+class Distinct:
+    """A column's distinct present values, in the order its codes number them. Their
+    :func:`category_key` values are made by :meth:`keys` for the positions asked only, so a
+    column of a million distinct strings does not become a million Python objects."""
+
+    values: Any  # a list of keys, a pyarrow array of strings, or a pandas Index of strings
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def keys(self, positions: Sequence[int]) -> list[Category]:
+        if isinstance(self.values, list):
+            return [self.values[i] for i in positions]
+        import pandas as pd
+
+        if isinstance(self.values, pd.Index):
+            return [category_key(v) for v in self.values.take(list(positions)).tolist()]
+        from modelyard.monitoring.strings import take_strings
+
+        return list(take_strings(self.values, positions))
+
+
+def category_codes(series: pd.Series) -> tuple[NDArray[np.intp], Distinct]:
+    """Each row's category number (-1 when missing) and the distinct categories, in order of
+    first appearance. Columns of strings are encoded by Arrow (see
+    :mod:`modelyard.monitoring.strings`)."""
     import numpy as np
     import pandas as pd
 
+    from modelyard.monitoring.strings import arrow_strings, string_codes
+
+    strings = arrow_strings(series)
+    if strings is not None:
+        codes, dictionary = string_codes(strings)
+        return codes, Distinct(dictionary)
     try:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     except TypeError as exc:
         raise _not_categories(series, exc) from exc
+    if _string_categories(series):  # each category is its own key, and all are distinct
+        return np.asarray(codes, dtype=np.intp), Distinct(pd.Index(uniques))
     keys, remap = _distinct_keys(uniques)
     if remap is not None:
         codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
-    return np.asarray(codes, dtype=np.intp), keys
+    return np.asarray(codes, dtype=np.intp), Distinct(keys)
 
 
 def category_counts(series: pd.Series) -> tuple[list[Category], NDArray[np.int64]]:
     """The present categories (as :func:`category_key` values) and how often each occurs."""
     import numpy as np
 
+    from modelyard.monitoring.strings import arrow_strings, string_value_counts
+
+    strings = arrow_strings(series)
+    if strings is not None:
+        values, found = string_value_counts(strings)
+        return values.to_pylist(), found
     try:
         counts = series.value_counts(dropna=True, sort=False)
     except TypeError as exc:
@@ -239,6 +278,37 @@ def category_counts(series: pd.Series) -> tuple[list[Category], NDArray[np.int64
     if remap is None:
         return keys, values
     return keys, np.bincount(remap, weights=values, minlength=len(keys)).astype(np.int64)
+
+
+def counts_by_category(series: pd.Series, categories: Sequence[Category]
+                       ) -> NDArray[np.int64]:
+    """How many present values fall in each of ``categories`` (a profile's) and, last, how
+    many in none of them."""
+    import numpy as np
+
+    from modelyard.monitoring.strings import arrow_strings, string_counts
+
+    strings = arrow_strings(series)
+    if strings is not None:
+        return string_counts(strings, categories)
+    keys, found = category_counts(series)
+    position = category_index(categories)
+    other = len(categories)
+    slots = np.array([position.get(hashable(k), other) for k in keys], dtype=np.intp)
+    return np.bincount(slots, weights=found, minlength=other + 1).astype(np.int64)
+
+
+def _string_categories(series: pd.Series) -> bool:
+    """A pandas categorical column whose categories are all strings."""
+    import pandas as pd
+    from pandas.api import types
+
+    dtype = series.dtype
+    if not isinstance(dtype, pd.CategoricalDtype):
+        return False
+    categories = dtype.categories
+    return (isinstance(categories.dtype, pd.StringDtype)
+            or types.infer_dtype(categories, skipna=False) == "string")
 
 
 def _distinct_keys(uniques: Any) -> tuple[list[Category], NDArray[np.intp] | None]:

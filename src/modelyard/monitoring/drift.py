@@ -2,8 +2,9 @@
 
 :func:`detect_drift` needs only the reference's profile; :func:`compare_frames` takes the
 raw reference as well and computes ``ks`` with ``scipy.stats.ks_2samp`` and ``wasserstein``
-with ``scipy.stats.wasserstein_distance`` on the raw values (the other tests read the same
-bin counts either way, so they agree exactly). The profile path's ``ks`` statistic is
+exactly between the two raw samples (:func:`modelyard.monitoring.stats.wasserstein_samples`,
+equal to ``scipy.stats.wasserstein_distance``; the other tests read the same bin counts
+either way, so they agree exactly). The profile path's ``ks`` statistic is
 within ``1 / (sketch_size - 1) + 1 / N`` of the raw one, and its ``wasserstein`` within the
 distance between the raw reference and its sketch (see :mod:`modelyard.monitoring.stats`).
 Which test a column gets and the threshold it is held to are described in
@@ -21,9 +22,7 @@ from modelyard.monitoring.columns import (
     Columns,
     Frame,
     as_columns,
-    category_counts,
-    category_index,
-    hashable,
+    counts_by_category,
     natural_kind,
     numeric_values,
     prediction_columns,
@@ -170,9 +169,7 @@ def _numeric(ref: ColumnProfile, series: pd.Series, options: DriftOptions,
         if reference_values is None:
             distance = stats.wasserstein_distance(knots, values)
         else:
-            from scipy.stats import wasserstein_distance
-
-            distance = float(wasserstein_distance(reference_values, values))
+            distance = stats.wasserstein_samples(np.sort(reference_values), values)
         statistic = distance / float(ref.std or 1.0)
     else:
         statistic, p_value, df = _count_statistic(test, np.asarray(ref.bin_counts), counts)
@@ -185,11 +182,7 @@ def _numeric(ref: ColumnProfile, series: pd.Series, options: DriftOptions,
 def _categorical(ref: ColumnProfile, series: pd.Series, options: DriftOptions) -> ColumnDrift:
     import numpy as np
 
-    keys, found = category_counts(series)
-    position = category_index(ref.categories)
-    other = len(ref.categories)
-    slots = np.array([position.get(hashable(k), other) for k in keys], dtype=np.intp)
-    counts = np.bincount(slots, weights=found, minlength=other + 1).astype(np.int64)
+    counts = counts_by_category(series, ref.categories)
     n = int(counts.sum())
     nulls = len(series) - n
     if n == 0:

@@ -328,18 +328,18 @@ def _categorical_profile(name: str, kind: Kind, dtype: str, series: pd.Series, t
                          chunks: int) -> ColumnProfile:
     import numpy as np
 
-    codes, keys = category_codes(series)
+    codes, distinct = category_codes(series)
     present = codes[codes >= 0]
     nulls = len(codes) - len(present)
     if len(present) == 0:
         return ColumnProfile(name, kind, dtype, 0, nulls)
-    counts = np.bincount(present, minlength=len(keys))
+    counts = np.bincount(present, minlength=len(distinct))
     top = np.argsort(-counts, kind="stable")[:top_k]
-    slot = np.full(len(keys), len(top), dtype=np.intp)
+    slot = np.full(len(distinct), len(top), dtype=np.intp)
     slot[top] = np.arange(len(top))
     kept = counts[top]
     bin_counts = np.append(kept, len(present) - kept.sum())
     return ColumnProfile(
         name, kind, dtype, len(present), nulls, bin_counts=tuple(bin_counts.tolist()),
-        categories=tuple(keys[i] for i in top.tolist()), distinct=len(keys),
+        categories=tuple(distinct.keys(top.tolist())), distinct=len(distinct),
         calibration=calibrate_categorical(slot[present], bin_counts, chunks))

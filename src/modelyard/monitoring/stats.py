@@ -54,7 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PSI_EPSILON", "TAIL_POINTS", "bin_counts", "chi2_homogeneity", "grid_of",
            "jensenshannon", "ks_p_value", "ks_statistic", "psi", "sketch", "sketch_cdf",
-           "sketch_grid", "sketch_quantiles", "wasserstein_distance"]
+           "sketch_grid", "sketch_quantiles", "wasserstein_distance",
+           "wasserstein_samples"]
 
 PSI_EPSILON = 1e-4  # the share given to an empty bin in the PSI
 TAIL_POINTS = 16  # extra quantiles at each end of the sketch: four decades, four per decade
@@ -174,6 +175,32 @@ def wasserstein_distance(knots: NDArray[np.float64], current_sorted: NDArray[np.
     exact = (b - a) * _mean_abs_linear(value - np.interp(a, u, knots),
                                        value - np.interp(b, u, knots))
     return total - float(piece[pieces].sum()) / n + float(exact.sum())
+
+
+def wasserstein_samples(a_sorted: NDArray[np.float64], b_sorted: NDArray[np.float64]
+                        ) -> float:
+    """Wasserstein-1 distance between two samples, given sorted: the integral over
+    ``u in [0, 1]`` of ``|Q_a(u) - Q_b(u)|`` between their step quantile functions, summed
+    exactly over the pieces on which both are constant. Equal to
+    ``scipy.stats.wasserstein_distance(a, b)`` (up to rounding), in linear time once sorted.
+    """
+    import math
+
+    import numpy as np
+
+    n, m = len(a_sorted), len(b_sorted)
+    if n == m:
+        return float(np.abs(a_sorted - b_sorted).sum()) / n
+    # on a grid of lcm(n, m) steps, a's quantile changes every m / g steps and b's every n / g
+    g = math.gcd(n, m)
+    step_a, step_b = m // g, n // g
+    ends = np.sort(np.concatenate([np.arange(1, n + 1, dtype=np.int64) * step_a,
+                                   np.arange(1, m + 1, dtype=np.int64) * step_b]),
+                   kind="stable")  # two sorted runs: one merge
+    ends = ends[np.concatenate([ends[1:] != ends[:-1], [True]])]
+    widths = np.diff(ends, prepend=0).astype(np.float64)
+    gaps = np.abs(a_sorted[(ends - 1) // step_a] - b_sorted[(ends - 1) // step_b])
+    return float(np.dot(gaps, widths)) / (n * step_a)
 
 
 def _mean_abs_linear(d0: NDArray[np.float64], d1: NDArray[np.float64]) -> NDArray[np.float64]:
