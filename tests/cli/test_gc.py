@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 import modelyard
-
 from modelyard.backends.artifacts.local import LocalArtifactStore
 
 from .conftest import Invoke, run_main
