@@ -8,7 +8,8 @@ resource, where, and what to do; ``details`` carry ``reason`` (the errno name) a
 
 :func:`check_writable` is the cheap check a writer makes before handing a batch to a library
 that does not fail cleanly: it probes the folder with a temporary file and compares the free
-space with what the write may need.
+space with what the write may need; :func:`check_handles` checks that the process can still
+open files, before a library call that panics when it cannot.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from modelyard.errors import StorageError
 
-__all__ = ["check_writable", "resource_errno", "resource_error"]
+__all__ = ["check_handles", "check_writable", "resource_errno", "resource_error"]
 
 _ADVICE = {
     errno.ENOSPC: ("the disk is full",
@@ -52,6 +53,9 @@ _TEXTS = (
     ("too many open files", errno.EMFILE), ("os error 24)", errno.EMFILE),
 )
 _MARGIN = 1 << 20  # room kept beyond a write's estimate: metadata, log entries
+# file handles a Delta call needs beyond its files: its IO runtime's (epoll, wakers), which
+# it cannot create without panicking when the process is out of handles
+_HANDLES = 16
 
 
 def resource_errno(exc: BaseException) -> int | None:
@@ -84,9 +88,25 @@ def resource_error(exc: BaseException, where: Path | str, what: str) -> StorageE
                         reason=errno.errorcode[code], path=str(where))
 
 
+def check_handles(where: Path | str, what: str) -> None:
+    """Raise a clear StorageError unless the process can open a few more files (a Delta
+    table cannot even be opened without them, and says so with a panic)."""
+    opened: list[int] = []
+    try:
+        for _ in range(_HANDLES):
+            opened.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        raise (resource_error(exc, where, what)
+               or StorageError(f"{what}: {exc.strerror or exc}", path=str(where))) from exc
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
 def check_writable(folder: Path, need: int, what: str) -> None:
     """Raise a clear StorageError unless ``folder`` (created if missing) takes a new file
     and has room for ``need`` bytes plus a small margin."""
+    check_handles(folder, what)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=folder, prefix=".probe-")

@@ -61,7 +61,7 @@ from modelyard.backends.offline.tables import (
     TableFile,
     check_table_name,
 )
-from modelyard.backends.resources import check_writable, resource_error
+from modelyard.backends.resources import check_handles, check_writable, resource_error
 from modelyard.errors import (
     DataValidationError,
     InvalidInputError,
@@ -106,7 +106,9 @@ class DeltaTableStore(OfflineTableStore):
             raise InvalidInputError(
                 f"append takes a pyarrow.Table, got {type(data).__name__}", table=table)
         batch = _storable(data)
-        existing = _arrow_schema(path)
+        check_handles(path, f"cannot write offline table {table!r}")
+        with self._errors(table):
+            existing = _arrow_schema(path)
         if existing is not None:
             batch = _conform(batch, existing)
         for field in batch.schema:
@@ -199,7 +201,7 @@ class DeltaTableStore(OfflineTableStore):
 
     def drop(self, table: str) -> None:
         path = self._path(table)
-        if not DeltaTable.is_deltatable(str(path)):
+        if not self.exists(table):
             raise NotFoundError(f"no offline table {table!r}", table=table)
         trash = self.root / f".dropped-{uuid.uuid4().hex}"
         with self._errors(table):
@@ -260,14 +262,17 @@ class DeltaTableStore(OfflineTableStore):
 
     def history(self, table: str) -> list[Commit]:
         path = self._path(table)
-        if not DeltaTable.is_deltatable(str(path)):
+        if not self.exists(table):
             raise NotFoundError(f"no offline table {table!r}", table=table)
         with self._errors(table):
             commits = [_commit_from_info(v, info) for v, info in _commit_infos(path)]
         return sorted((c for c in commits if c is not None), key=lambda c: c.version)
 
     def exists(self, table: str) -> bool:
-        return DeltaTable.is_deltatable(str(self._path(table)))
+        path = self._path(table)
+        check_handles(path, f"cannot open offline table {table!r}")
+        with self._errors(table):
+            return DeltaTable.is_deltatable(str(path))
 
     # --- garbage collection ---------------------------------------------------------------
 
@@ -346,6 +351,7 @@ class DeltaTableStore(OfflineTableStore):
 
     def _open(self, table: str) -> DeltaTable:
         path = self._path(table)
+        check_handles(path, f"cannot open offline table {table!r}")
         try:
             return DeltaTable(str(path))
         except TableNotFoundError:
