@@ -123,6 +123,8 @@ def test_gc_removes_orphans_and_keeps_every_reference(populated: Yard, tmp_path:
     first_commit = yard.features.tables.history("policies")[0].commit_id
     as_of_rows = yard.features.tables.read("policies", as_of=first_commit).num_rows
     _age_everything(yard.settings.data_dir)
+    log = Path(yard.settings.offline_uri[len("file://"):]) / "policies" / "_delta_log"
+    log_files = sorted(p.name for p in log.iterdir())
 
     dry = yard.gc(dry_run=True)
     assert {i.name for i in dry.freed if i.kind == "blob"} == orphans
@@ -144,6 +146,18 @@ def test_gc_removes_orphans_and_keeps_every_reference(populated: Yard, tmp_path:
     assert yard.features.tables.read("policies").num_rows == before_rows
     assert yard.features.tables.read("policies", as_of=first_commit).num_rows == as_of_rows
     assert yard.gc().count == 0
+    assert sorted(p.name for p in log.iterdir()) == log_files  # gc commits nothing
+
+
+def test_gc_on_each_metadata_store(yard: Yard, tmp_path: Path) -> None:
+    """The references are read from SQLite and from PostgreSQL alike."""
+    with yard.start_run("exp") as run:
+        entry = run.log_text("kept", "notes.txt")
+    orphan = _killed_blob(yard, tmp_path)
+    _age_everything(yard.tracking.artifacts.root)
+    report = yard.gc()
+    assert [i.name for i in report.freed] == [orphan] and report.referenced == 1
+    assert yard.tracking.artifacts.get_bytes(entry.sha256) == b"kept"
 
 
 def test_young_orphans_stay_and_dry_run_removes_nothing(project: Path, tmp_path: Path
