@@ -149,6 +149,58 @@ def test_gc_removes_orphans_and_keeps_every_reference(populated: Yard, tmp_path:
     assert sorted(p.name for p in log.iterdir()) == log_files  # gc commits nothing
 
 
+_INGEST_LOOP = """
+import sys
+import numpy as np, pyarrow as pa
+from pathlib import Path
+from modelyard.backends.offline.delta import DeltaTableStore
+
+store = DeltaTableStore(Path(sys.argv[1]))
+store.append("t", pa.table({"k": np.arange(10), "v": np.zeros(10), "w": np.zeros(10)}))
+print("ready", flush=True)
+rng = np.random.default_rng(0)
+n = 1_000_000
+big = pa.table({"k": np.arange(n), "v": rng.random(n), "w": rng.random(n)})
+while True:
+    store.append("t", big)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_ingestion_leaves_files_gc_removes(tmp_path: Path) -> None:
+    """SIGKILL while the Delta writer is writing a data file: the table stays whole, and the
+    file no version lists (an unfinished upload's staging file, or a complete file never
+    committed) is found and removed."""
+    from modelyard.backends.offline.delta import DeltaTableStore
+
+    root = tmp_path / "offline"
+    script = tmp_path / "ingest.py"
+    script.write_text(_INGEST_LOOP)
+    store = DeltaTableStore(root)
+    for _ in range(3):  # the kill must land during a write: almost always the first time
+        writer = subprocess.Popen([sys.executable, str(script), str(root)], env=_env(),
+                                  stdout=subprocess.PIPE, text=True)
+        assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+        listed = set(os.listdir(root / "t"))
+        deadline = time.time() + 60
+        while not set(os.listdir(root / "t")) - listed and time.time() < deadline:
+            time.sleep(0.002)
+        time.sleep(0.05)
+        writer.send_signal(signal.SIGKILL)
+        writer.communicate()
+        leftovers = store.unlisted_files("t", time.time() + 1)
+        if leftovers:
+            break
+    assert leftovers and sum(f.size for f in leftovers) > 0
+    rows = store.read("t").num_rows
+    assert rows % 1_000_000 == 10  # whole ingestions only
+    assert store.in_flight() == set()  # the dead writer's mark does not count
+    deleted = store.delete_unlisted("t", leftovers)
+    assert deleted == leftovers
+    assert store.unlisted_files("t", time.time() + 1) == []
+    assert store.read("t").num_rows == rows
+
+
 def test_gc_on_each_metadata_store(yard: Yard, tmp_path: Path) -> None:
     """The references are read from SQLite and from PostgreSQL alike."""
     with yard.start_run("exp") as run:

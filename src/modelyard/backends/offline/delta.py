@@ -85,6 +85,7 @@ _BAD_NAME_CHARS = set(" ,;{}()\n\t=")
 _META = "modelyard."
 _LOG_FILE = re.compile(r"^(\d{20})\.json$")
 _INFLIGHT = ".inflight"
+_STAGING = re.compile(r"^[^._].*#\d+$")  # the local object store's multipart staging files
 
 T = TypeVar("T")
 
@@ -288,14 +289,28 @@ class DeltaTableStore(OfflineTableStore):
     def unlisted_files(self, table: str, older_than: float) -> list[TableFile]:
         """Files in the table's folder that its current version does not list and that were
         last written before ``older_than`` (epoch seconds): leftovers of killed writers, and
-        files removed by a commit beyond the retention (Delta's own vacuum listing)."""
+        files removed by a commit beyond the retention (Delta's own vacuum listing), plus the
+        staging files of unfinished uploads (``part-...parquet#1``: the local object store
+        writes a large file under that name and renames it when complete), which Delta's
+        listing skips."""
         hours = max(0, int((time.time() - older_than) // 3600))
         with self._errors(table):
             dt = self._open(table)
             names = dt.vacuum(retention_hours=hours, dry_run=True,
                               enforce_retention_duration=False, full=True)
+            names += self._staging(table)
         return [f for f in (self._file(table, n) for n in names)
                 if f is not None and f.modified < older_than]
+
+    def _staging(self, table: str) -> list[str]:
+        """Relative paths of unfinished uploads' staging files (``name#n``) in the table."""
+        root = self._path(table)
+        found = []
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+            found += [os.path.relpath(os.path.join(folder, f), root)
+                      for f in files if _STAGING.match(f)]
+        return found
 
     def delete_unlisted(self, table: str, files: Sequence[TableFile]) -> list[TableFile]:
         """Delete ``files`` (from :meth:`unlisted_files`) that the table's latest version
