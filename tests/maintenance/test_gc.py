@@ -201,6 +201,46 @@ def test_a_killed_ingestion_leaves_files_gc_removes(tmp_path: Path) -> None:
     assert store.read("t").num_rows == rows
 
 
+_KILLED_LOG_MODEL = """
+import os, signal
+import numpy as np, pandas as pd
+import modelyard
+from modelyard.backends.metadata.sql.registry_store import SqlRegistryStore
+from sklearn.ensemble import RandomForestRegressor
+
+def die(self, record):  # the process is killed just before the version row is written
+    print(record.artifact_sha256, record.onnx_sha256, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+SqlRegistryStore.add_version = die
+yard = modelyard.connect(capture_packages=False, capture_git=False)
+rng = np.random.default_rng(0)
+x = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+model = RandomForestRegressor(n_estimators=20, random_state=0).fit(x, x["a"] + x["b"])
+with yard.start_run("killed") as run:
+    run.log_model(model, "killed", input_example=x)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_log_model_leaves_blobs_gc_removes(project: Path, tmp_path: Path) -> None:
+    script = tmp_path / "log_model.py"
+    script.write_text(_KILLED_LOG_MODEL)
+    done = subprocess.run([sys.executable, str(script)], cwd=project, env=_env(),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    archive, onnx = done.stdout.split()
+    with modelyard.connect(capture_packages=False, capture_git=False) as yard:
+        store = yard.tracking.artifacts
+        assert store.exists(archive) and store.exists(onnx)
+        orphans = {b.sha256 for b in store.iter_blobs()}  # archive, twin, profile, background
+        assert yard.gc().count == 0  # all younger than the default grace
+        report = yard.gc(older_than=0)  # the writer is dead: its marks protect nothing
+        assert {i.name for i in report.freed if i.kind == "blob"} == orphans
+        assert report.totals()["blob"][1] > 0
+        assert not store.exists(archive) and not store.exists(onnx)
+
+
 def test_gc_on_each_metadata_store(yard: Yard, tmp_path: Path) -> None:
     """The references are read from SQLite and from PostgreSQL alike."""
     with yard.start_run("exp") as run:
