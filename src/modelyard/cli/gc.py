@@ -42,13 +42,20 @@ def gc(
 
 def render(report: GcReport) -> None:
     verb = "would free" if report.dry_run else "freed"
-    table = listing(f"Garbage collection ({'dry run, ' if report.dry_run else ''}grace "
-                    f"{report.older_than_s:g} s)", ["kind", "count", verb])
+    title = f"{'Dry run' if report.dry_run else 'Collected'}, grace {_age(report.older_than_s)}"
+    table = listing(title, ["kind", "count", verb])
     for kind, (count, size) in report.totals().items():
         table.add_row(cell(kind), cell(count), cell(format_size(size)))
     table.add_row(cell("total", style="bold"), cell(report.count, style="bold"),
                   cell(format_size(report.bytes), style="bold"))
     console.print(table)
-    console.print(f"kept: {report.referenced} referenced blobs, {report.young} younger than "
-                  f"the grace period, {report.in_flight} held by writers in flight",
+    console.print(f"kept: {report.referenced} referenced blobs, {report.young} blobs younger "
+                  f"than the grace period, {report.in_flight} held by writers in flight",
                   highlight=False)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
