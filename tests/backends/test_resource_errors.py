@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -184,6 +187,70 @@ def test_a_read_only_store(disk: Path, capfd: pytest.CaptureFixture[str]) -> Non
     _no_panic(capfd.readouterr().err)
 
 
+# --- permission denied ---------------------------------------------------------------------
+
+_NOBODY = """
+import json, os, sys
+from pathlib import Path
+import numpy as np, pyarrow as pa
+from modelyard.backends.artifacts.local import LocalArtifactStore
+from modelyard.backends.offline.delta import DeltaTableStore
+from modelyard.errors import StorageError
+
+root = Path(sys.argv[1])
+tables = DeltaTableStore(root / "offline")
+artifacts = LocalArtifactStore(root / "artifacts")
+os.setgid(65534)
+os.setuid(65534)  # nobody: the stores' folders belong to root
+found = {}
+for name, call in [("put_bytes", lambda: artifacts.put_bytes(b"abc")),
+                   ("append", lambda: tables.append("t", pa.table({"k": np.arange(5)})))]:
+    try:
+        call()
+        found[name] = None
+    except StorageError as exc:
+        found[name] = [exc.details.get("reason"), exc.message]
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o700], ids=["readable", "closed"])
+def test_permission_denied(tmp_path: Path, mode: int) -> None:
+    """A user who may not write the stores' folders (root ignores modes: the writer drops
+    to ``nobody``), whether it may read them or not even look in."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to another user needs root")
+    root = Path(tempfile.mkdtemp(prefix="modelyard-perm-"))  # /tmp: any user may reach it
+    try:
+        DeltaTableStore(root / "offline").append("t", _frame(10))
+        LocalArtifactStore(root / "artifacts").put_bytes(b"root's")
+        for folder in (root, *root.rglob("*")):
+            if folder.is_dir():
+                folder.chmod(mode)
+        done = _run(_NOBODY, root, tmp_path)
+        for name in ("put_bytes", "append"):
+            reason, message = done[name]
+            assert reason == "EACCES", (name, message)
+            assert "permission denied" in message and "write access" in message
+            assert str(root) in message
+        assert DeltaTableStore(root / "offline").read("t").num_rows == 10
+    finally:
+        shutil.rmtree(root)
+
+
+def _run(code: str, root: Path, scripts: Path | None = None) -> dict[str, Any]:
+    script = (scripts or root) / "script.py"
+    script.write_text(code)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    done = subprocess.run([sys.executable, str(script), str(root)], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    _no_panic(done.stderr)
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
 # --- too many open files -------------------------------------------------------------------
 
 _EMFILE = """
@@ -222,18 +289,10 @@ print(json.dumps(found))
 
 
 def test_too_many_open_files(tmp_path: Path) -> None:
-    script = tmp_path / "emfile.py"
-    script.write_text(_EMFILE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
-                          text=True, env=env, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _run(_EMFILE, tmp_path)
     for name in ("put_bytes", "append", "read"):
         reason, message = found[name]
         assert reason == "EMFILE", (name, message)
         assert "too many open files" in message and "ulimit -n" in message
         assert str(tmp_path) in message
     assert found["rows"] == 10
-    _no_panic(done.stderr)

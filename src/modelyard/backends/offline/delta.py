@@ -346,8 +346,8 @@ class DeltaTableStore(OfflineTableStore):
         """Mark the table in flight and check that its folder takes ``need`` bytes."""
         path = self._path(table)
         what = f"cannot write offline table {table!r}"
-        check_writable(path if path.is_dir() else self.root, need, what)
         try:
+            check_writable(path if path.is_dir() else self.root, need, what)
             with hold(self.root / _INFLIGHT, [table]):
                 yield
         except OSError as exc:
