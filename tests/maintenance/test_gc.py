@@ -166,6 +166,17 @@ while True:
 """
 
 
+def _written(folder: Path, listed: set[str]) -> bool:
+    """Whether a new file in ``folder`` holds data already."""
+    for name in set(os.listdir(folder)) - listed:
+        try:
+            if (folder / name).stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
 @pytest.mark.slow
 def test_a_killed_ingestion_leaves_files_gc_removes(tmp_path: Path) -> None:
     """SIGKILL while the Delta writer is writing a data file: the table stays whole, and the
@@ -183,9 +194,8 @@ def test_a_killed_ingestion_leaves_files_gc_removes(tmp_path: Path) -> None:
         assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
         listed = set(os.listdir(root / "t"))
         deadline = time.time() + 60
-        while not set(os.listdir(root / "t")) - listed and time.time() < deadline:
+        while not _written(root / "t", listed) and time.time() < deadline:
             time.sleep(0.002)
-        time.sleep(0.05)
         writer.send_signal(signal.SIGKILL)
         writer.communicate()
         leftovers = store.unlisted_files("t", time.time() + 1)
