@@ -83,7 +83,8 @@ def diagnose(uri: str | None = None) -> Diagnosis:
 
 def _reclaimable(settings: Settings, engine: Engine) -> GcReport | None:
     """What ``modelyard gc`` would free with its default grace period (a dry run: one read of
-    the references, a listing of the blobs and of each table's unlisted files)."""
+    the references, a listing of the blobs and of each table's unlisted files; it deletes
+    nothing but the in-flight marks of processes that died)."""
     from modelyard.backends.artifacts.base import artifact_store_from_uri
     from modelyard.backends.metadata.sql.blob_references import SqlBlobReferences
     from modelyard.backends.offline.tables import offline_store_from_uri

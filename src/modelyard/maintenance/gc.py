@@ -118,9 +118,11 @@ def _in_flight(artifacts: ArtifactStore, offline: OfflineTableStore | None) -> I
     tables they are writing to.
 
     Today: the marks live processes hold (the artifact store's ``inflight/`` folder, the
-    offline store's ``.inflight/``); partial writes are protected by the grace period. A
-    ``write_intents`` table (writers record the blobs and files a write covers before it
-    starts, and clear them at commit) adds its open intents' blobs and tables here.
+    offline store's ``.inflight/``); a partial write is never swept while the process named
+    in its temporary file's name runs (``sweep_partial``). A ``write_intents`` table (writers
+    record the blobs and files a write covers before it starts, and clear them at commit)
+    adds its open intents' blobs and tables here: ``blobs`` keeps a digest from deletion,
+    ``tables`` keeps a table's unlisted files.
     """
     return InFlight(frozenset(artifacts.in_flight(IN_FLIGHT_HORIZON_S)),
                     frozenset(offline.in_flight()) if offline is not None else frozenset())
