@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from modelyard.features.registry import AnyDefinition, Change
     from modelyard.features.service import FeatureService
     from modelyard.features.training import TrainingSet
+    from modelyard.maintenance.gc import GcReport
     from modelyard.monitoring.service import MonitoringService
     from modelyard.registry.service import ModelRegistry
     from modelyard.serving.predlog import PredictionLog
@@ -226,6 +227,22 @@ class Yard:
         """Point-in-time-correct features for each spine row; see FeatureService."""
         return self.features.training_set(spine, features, label=label, timestamp=timestamp,
                                           as_of=as_of, start=start, end=end)
+
+    # --- upkeep ---------------------------------------------------------------------------
+
+    def gc(self, *, dry_run: bool = False, older_than: str | float | timedelta = "1h",
+           ) -> GcReport:
+        """Remove blobs no record refers to and offline-table files no Delta version lists,
+        older than ``older_than`` (``30m``, ``1h``, ``2d`` or seconds) and held by no writer
+        in flight; ``dry_run`` only reports. See :mod:`modelyard.maintenance.gc`."""
+        from modelyard.backends.metadata.sql.blob_references import SqlBlobReferences
+        from modelyard.backends.offline.tables import offline_store_from_uri
+        from modelyard.maintenance.gc import collect_garbage
+
+        return collect_garbage(SqlBlobReferences(self._engine), self.tracking.artifacts,
+                               offline_store_from_uri(self.settings.offline_uri)
+                               if self.settings.offline_uri else None,
+                               older_than=older_than, dry_run=dry_run)
 
     # --- lifecycle ------------------------------------------------------------------------
 

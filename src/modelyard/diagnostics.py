@@ -9,12 +9,18 @@ import platform
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelyard._version import __version__
 from modelyard.backends.metadata.sql.engine import StoreStatus, describe_store, make_engine
 from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
 from modelyard.errors import ModelyardError
 from modelyard.settings import Settings, load_settings, setting_sources
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from modelyard.maintenance.gc import GcReport
 
 PACKAGES = ("sqlalchemy", "alembic", "pandas", "numpy", "pyarrow", "scikit-learn", "psycopg",
             "typer", "rich")
@@ -29,6 +35,7 @@ class Diagnosis:
     experiments: int | None  # None when the schema is not at HEAD
     artifact_folder: Path | None
     versions: dict[str, str] = field(default_factory=dict)
+    reclaimable: GcReport | None = None  # a dry-run collection; None if it could not run
 
     @property
     def artifact_folder_exists(self) -> bool | None:
@@ -56,12 +63,14 @@ def diagnose(uri: str | None = None) -> Diagnosis:
     store: StoreStatus | None = None
     problem: ModelyardError | None = None
     experiments: int | None = None
+    reclaimable: GcReport | None = None
     try:
         engine = make_engine(settings.uri)
         try:
             store = describe_store(engine)
             if store.revision == store.head:
                 experiments = len(SqlTrackingStore(engine, migrate=False).list_experiments())
+                reclaimable = _reclaimable(settings, engine)
         finally:
             engine.dispose()
     except ModelyardError as exc:
@@ -69,4 +78,23 @@ def diagnose(uri: str | None = None) -> Diagnosis:
     folder = (Path(settings.artifact_uri[len("file://"):])
               if settings.artifact_uri.startswith("file://") else None)
     return Diagnosis(settings, setting_sources(settings, uri=uri), store, problem, experiments,
-                     folder, versions())
+                     folder, versions(), reclaimable)
+
+
+def _reclaimable(settings: Settings, engine: Engine) -> GcReport | None:
+    """What ``modelyard gc`` would free with its default grace period (a dry run: one read of
+    the references, a listing of the blobs and of each table's unlisted files; it deletes
+    nothing but the in-flight marks of processes that died)."""
+    from modelyard.backends.artifacts.base import artifact_store_from_uri
+    from modelyard.backends.metadata.sql.blob_references import SqlBlobReferences
+    from modelyard.backends.offline.tables import offline_store_from_uri
+    from modelyard.maintenance.gc import collect_garbage
+
+    try:
+        offline = (offline_store_from_uri(settings.offline_uri) if settings.offline_uri
+                   else None)
+        return collect_garbage(SqlBlobReferences(engine),
+                               artifact_store_from_uri(settings.artifact_uri), offline,
+                               dry_run=True)
+    except ModelyardError:
+        return None

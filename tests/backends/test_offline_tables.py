@@ -159,7 +159,7 @@ def test_drop_removes_the_table(store: OfflineTableStore, root: Path) -> None:
     store.append("other", batch(["b"]))
     store.drop("claims")
     assert not store.exists("claims") and not (root / "claims").exists()
-    assert [p.name for p in root.iterdir()] == ["other"]
+    assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == ["other"]
     with pytest.raises(NotFoundError):
         store.read("claims")
     again = store.append("claims", batch(["z"]))

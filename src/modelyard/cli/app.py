@@ -17,6 +17,7 @@ from modelyard.cli import (
     demo,
     experiments,
     features,
+    gc,
     models,
     monitor,
     online,
@@ -57,6 +58,7 @@ project.register(app)
 demo.register(app)
 serve.register(app)
 predict.register(app)
+gc.register(app)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 online.register(features.app)

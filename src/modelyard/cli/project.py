@@ -12,7 +12,7 @@ from rich.markup import escape
 from modelyard.project import init_project
 from modelyard.settings import PROJECT_FILE, Settings, load_settings
 
-from .render import cell, console, listing, say, section, show
+from .render import cell, console, format_size, listing, say, section, show
 
 if TYPE_CHECKING:
     from modelyard.client import Yard
@@ -96,6 +96,13 @@ def doctor(uri: UriOption = None) -> None:
     if d.artifact_folder_exists is not None:
         artifacts.add_row("folder", cell("exists" if d.artifact_folder_exists
                                          else "not created yet (made on the first artifact)"))
+    if d.reclaimable is not None:
+        r = d.reclaimable
+        parts = ", ".join(f"{count} {kind}{'s' if count != 1 else ''} ({format_size(size)})"
+                          for kind, (count, size) in r.totals().items() if count)
+        artifacts.add_row("reclaimable", cell(
+            f"{format_size(r.bytes)}: {parts} (`modelyard gc` frees it)" if r.count
+            else "nothing (no unreferenced data older than an hour)"))
     table = listing("Settings", ["setting", "value", "from"], wrap=("value", "from"))
     for f in Settings.fields():
         value = getattr(settings, f.name)

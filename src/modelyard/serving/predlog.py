@@ -41,6 +41,7 @@ from modelyard.backends.metadata.predictions import (
     PredictionStore,
 )
 from modelyard.backends.predictions.codec import check_failure, check_record
+from modelyard.backends.resources import resource_error
 from modelyard.errors import InvalidInputError
 
 __all__ = ["AnswerLike", "PredictionLog", "PredictionLogStats", "records_from_answer"]
@@ -308,7 +309,7 @@ class PredictionLog:
                     return False
                 continue
             except Exception as exc:
-                self._failed(batch, f"{type(exc).__name__}: {exc}")
+                self._failed(batch, self._describe(exc))
                 return False
             with self._progress:
                 self._written += len(batch)
@@ -319,6 +320,17 @@ class PredictionLog:
             if recovered:
                 log.warning("modelyard: prediction log writes resumed (%d records pending)",
                             self.stats().pending)
+
+    def _describe(self, exc: Exception) -> str:
+        """The failure as the warning and ``stats().last_error`` give it: for a full disk,
+        a read-only or refused folder or too many open files, which one, where, and what to
+        do."""
+        where = str(getattr(self.store, "root", None) or getattr(self.store, "uri", "")
+                    or "the prediction store")
+        clear = resource_error(exc, where, "cannot write the prediction log")
+        if clear is not None:
+            return f"StorageError: {clear.message}"
+        return f"{type(exc).__name__}: {exc}"
 
     def _drop_invalid(self, batch: list[Logged]) -> bool:
         """Remove the malformed records from the batch being written; True if any was."""

@@ -14,6 +14,14 @@ old ones, no file left on disk holds the forgotten rows.
 
 A reader that loaded the table just before a ``forget`` vacuumed its files reads again from
 the new version.
+
+Every write holds an in-flight mark naming its table (``<root>/.inflight/``, see
+:mod:`modelyard.backends.inflight`) while it runs, and garbage collection leaves a marked
+table alone. Before handing a batch to the Delta writer, a write checks that the table's folder
+takes a file and has room for the batch (its Arrow size, an upper bound of the Parquet file in
+practice): the Rust writer reports a full or read-only disk with a panic message on stderr,
+so the cases it can foresee never reach it. A disk filled by someone else during the write
+still gives the same clear StorageError (and the table stays whole), with that message.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from deltalake.exceptions import (
     TableNotFoundError,
 )
 
+from modelyard.backends.inflight import held, hold
 from modelyard.backends.offline.tables import (
     COMMIT,
     INGESTED_AT,
@@ -49,8 +58,10 @@ from modelyard.backends.offline.tables import (
     AsOf,
     Commit,
     OfflineTableStore,
+    TableFile,
     check_table_name,
 )
+from modelyard.backends.resources import check_handles, check_writable, resource_error
 from modelyard.errors import (
     DataValidationError,
     InvalidInputError,
@@ -73,6 +84,8 @@ _ORPHAN_AGE_HOURS = 1  # unreferenced files older than this are leftovers of dea
 _BAD_NAME_CHARS = set(" ,;{}()\n\t=")
 _META = "modelyard."
 _LOG_FILE = re.compile(r"^(\d{20})\.json$")
+_INFLIGHT = ".inflight"
+_STAGING = re.compile(r"^[^._].*#\d+$")  # the local object store's multipart staging files
 
 T = TypeVar("T")
 
@@ -94,7 +107,9 @@ class DeltaTableStore(OfflineTableStore):
             raise InvalidInputError(
                 f"append takes a pyarrow.Table, got {type(data).__name__}", table=table)
         batch = _storable(data)
-        existing = _arrow_schema(path)
+        check_handles(path, f"cannot write offline table {table!r}")
+        with self._errors(table):
+            existing = _arrow_schema(path)
         if existing is not None:
             batch = _conform(batch, existing)
         for field in batch.schema:
@@ -133,7 +148,7 @@ class DeltaTableStore(OfflineTableStore):
                             commit_properties=props, writer_properties=_writer())
             return target.version()  # the version this write committed
 
-        with self._errors(table):
+        with self._writing(table, batch.nbytes), self._errors(table):
             try:
                 version = _retrying(write)
             except SchemaMismatchError as exc:
@@ -177,7 +192,7 @@ class DeltaTableStore(OfflineTableStore):
                                 writer_properties=_writer(), commit_properties=props,
                                 ).when_matched_delete().execute()
 
-        with self._errors(table):
+        with self._writing(table, self._size(table)), self._errors(table):
             metrics = _retrying(merge)
             dt = DeltaTable(str(self._path(table)))
             dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
@@ -187,7 +202,7 @@ class DeltaTableStore(OfflineTableStore):
 
     def drop(self, table: str) -> None:
         path = self._path(table)
-        if not DeltaTable.is_deltatable(str(path)):
+        if not self.exists(table):
             raise NotFoundError(f"no offline table {table!r}", table=table)
         trash = self.root / f".dropped-{uuid.uuid4().hex}"
         with self._errors(table):
@@ -237,6 +252,10 @@ class DeltaTableStore(OfflineTableStore):
             try:
                 return scanner.to_table()
             except (OSError, pa.ArrowException) as exc:
+                clear = resource_error(exc, self._path(table),
+                                       f"cannot read offline table {table!r}")
+                if clear is not None:
+                    raise clear from exc
                 if attempt == 1:  # not a file vacuumed by a concurrent forget: give up
                     raise StorageError(f"cannot read offline table {table!r}: "
                                        f"{_first_line(exc)}", table=table) from exc
@@ -244,29 +263,118 @@ class DeltaTableStore(OfflineTableStore):
 
     def history(self, table: str) -> list[Commit]:
         path = self._path(table)
-        if not DeltaTable.is_deltatable(str(path)):
+        if not self.exists(table):
             raise NotFoundError(f"no offline table {table!r}", table=table)
         with self._errors(table):
             commits = [_commit_from_info(v, info) for v, info in _commit_infos(path)]
         return sorted((c for c in commits if c is not None), key=lambda c: c.version)
 
     def exists(self, table: str) -> bool:
-        return DeltaTable.is_deltatable(str(self._path(table)))
+        path = self._path(table)
+        check_handles(path, f"cannot open offline table {table!r}")
+        with self._errors(table):
+            return DeltaTable.is_deltatable(str(path))
+
+    # --- garbage collection ---------------------------------------------------------------
+
+    def tables(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(self.root)
+                      if not e.name.startswith(".") and DeltaTable.is_deltatable(e.path))
+
+    def in_flight(self) -> set[str]:
+        return held(self.root / _INFLIGHT)
+
+    def unlisted_files(self, table: str, older_than: float) -> list[TableFile]:
+        """Files in the table's folder that its current version does not list and that were
+        last written before ``older_than`` (epoch seconds): leftovers of killed writers, and
+        files removed by a commit beyond the retention (Delta's own vacuum listing), plus the
+        staging files of unfinished uploads (``part-...parquet#1``: the local object store
+        writes a large file under that name and renames it when complete), which Delta's
+        listing skips."""
+        hours = max(0, int((time.time() - older_than) // 3600))
+        with self._errors(table):
+            dt = self._open(table)
+            names = dt.vacuum(retention_hours=hours, dry_run=True,
+                              enforce_retention_duration=False, full=True)
+            names += self._staging(table)
+        return [f for f in (self._file(table, n) for n in names)
+                if f is not None and f.modified < older_than]
+
+    def _staging(self, table: str) -> list[str]:
+        """Relative paths of unfinished uploads' staging files (``name#n``) in the table."""
+        root = self._path(table)
+        found = []
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+            found += [os.path.relpath(os.path.join(folder, f), root)
+                      for f in files if _STAGING.match(f)]
+        return found
+
+    def delete_unlisted(self, table: str, files: Sequence[TableFile]) -> list[TableFile]:
+        """Delete ``files`` (from :meth:`unlisted_files`) that the table's latest version
+        still does not list; the ones deleted."""
+        with self._errors(table):
+            listed = set(pa.table(self._open(table).get_add_actions(flatten=True))
+                         .column("path").to_pylist())
+            deleted = []
+            for f in files:
+                if f.path in listed:
+                    continue
+                try:
+                    os.unlink(self._path(table) / f.path)
+                except FileNotFoundError:
+                    continue
+                deleted.append(f)
+        return deleted
+
+    def _file(self, table: str, name: str) -> TableFile | None:
+        path = (self._path(table) / name).resolve()
+        if not path.is_relative_to(self._path(table).resolve()):
+            return None
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        return TableFile(table, name, st.st_size, st.st_mtime)
 
     # --- helpers ------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, table: str, need: int) -> Iterator[None]:
+        """Mark the table in flight and check that its folder takes ``need`` bytes."""
+        path = self._path(table)
+        what = f"cannot write offline table {table!r}"
+        try:
+            check_writable(path if path.is_dir() else self.root, need, what)
+            with hold(self.root / _INFLIGHT, [table]):
+                yield
+        except OSError as exc:
+            raise (resource_error(exc, self.root, what)
+                   or StorageError(f"{what}: {exc.strerror or exc}", table=table)) from exc
+
+    def _size(self, table: str) -> int:
+        """Bytes of the table's current files (what a rewrite may need)."""
+        with self._errors(table):
+            sizes = pa.table(self._open(table).get_add_actions(flatten=True)
+                             ).column("size_bytes")
+        return int(pc.sum(sizes).as_py() or 0)
 
     def _path(self, table: str) -> Path:
         return self.root / check_table_name(table)
 
     def _open(self, table: str) -> DeltaTable:
         path = self._path(table)
+        check_handles(path, f"cannot open offline table {table!r}")
         try:
             return DeltaTable(str(path))
         except TableNotFoundError:
             raise NotFoundError(f"no offline table {table!r}", table=table) from None
         except (DeltaError, OSError) as exc:
-            raise StorageError(f"cannot open offline table {table!r}: {_first_line(exc)}",
-                               table=table) from exc
+            raise (resource_error(exc, path, f"cannot open offline table {table!r}")
+                   or StorageError(f"cannot open offline table {table!r}: "
+                                   f"{_first_line(exc)}", table=table)) from exc
 
     def _as_of_filter(self, table: str, as_of: AsOf) -> pc.Expression | None:
         if as_of is None:
@@ -296,8 +404,9 @@ class DeltaTableStore(OfflineTableStore):
         try:
             yield
         except (DeltaError, OSError, pa.ArrowException) as exc:
-            raise StorageError(f"offline table {table!r}: {_first_line(exc)}",
-                               table=table) from exc
+            raise (resource_error(exc, self._path(table), f"offline table {table!r}")
+                   or StorageError(f"offline table {table!r}: {_first_line(exc)}",
+                                   table=table)) from exc
 
 
 def _retrying(op: Callable[[], T]) -> T:

@@ -33,6 +33,7 @@ __all__ = [
     "SYSTEM_COLUMNS",
     "Commit",
     "OfflineTableStore",
+    "TableFile",
     "check_table_name",
     "offline_store_from_uri",
 ]
@@ -70,6 +71,16 @@ class Commit:
         return cls(str(data["commit_id"]), int(data["version"]),
                    datetime.fromisoformat(str(data["ingested_at"])), int(data["rows"]),
                    "ingest" if op == "ingest" else "forget")
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """A data file in a table's storage, as garbage collection sees it."""
+
+    table: str
+    path: str  # relative to the table's folder
+    size: int
+    modified: float  # epoch seconds of its last write
 
 
 def check_table_name(name: object) -> str:
@@ -125,6 +136,26 @@ class OfflineTableStore(ABC):
     @abstractmethod
     def drop(self, table: str) -> None:
         """Delete the table and all its data; raises NotFoundError if there is none."""
+
+    # --- garbage collection: files no version of a table lists ---------------------------
+
+    @abstractmethod
+    def tables(self) -> list[str]:
+        """The names of every stored table."""
+
+    @abstractmethod
+    def in_flight(self) -> set[str]:
+        """Tables a live writer is writing to right now."""
+
+    @abstractmethod
+    def unlisted_files(self, table: str, older_than: float) -> list[TableFile]:
+        """Files of ``table`` no version within the retention lists, last written before
+        ``older_than`` (epoch seconds)."""
+
+    @abstractmethod
+    def delete_unlisted(self, table: str, files: Sequence[TableFile]) -> list[TableFile]:
+        """Delete those of ``files`` that the table's latest version does not list (it may
+        have moved since they were found); the ones deleted."""
 
 
 def offline_store_from_uri(uri: str) -> OfflineTableStore:

@@ -52,6 +52,7 @@ from modelyard.backends.predictions.codec import (
     prediction_frame,
 )
 from modelyard.backends.predictions.matching import match_labels
+from modelyard.backends.resources import resource_error
 from modelyard.errors import ModelyardError, StorageError
 
 if TYPE_CHECKING:
@@ -80,7 +81,11 @@ def _translate(fn: Callable[P, R]) -> Callable[P, R]:
         except ModelyardError:
             raise
         except (OSError, pa.ArrowException) as exc:
-            raise StorageError(f"prediction store error: {exc}") from exc
+            store = args[0] if args else None
+            root = getattr(store, "root", None)
+            clear = None if root is None else resource_error(
+                exc, root, "cannot use the prediction store")
+            raise clear or StorageError(f"prediction store error: {exc}") from exc
 
     return wrapper
 

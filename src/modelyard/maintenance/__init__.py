@@ -1,0 +1,1 @@
+"""Upkeep of a project's stores: garbage collection (``gc``)."""
