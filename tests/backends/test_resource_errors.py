@@ -296,3 +296,20 @@ def test_too_many_open_files(tmp_path: Path) -> None:
         assert "too many open files" in message and "ulimit -n" in message
         assert str(tmp_path) in message
     assert found["rows"] == 10
+
+
+def test_sqlite_out_of_space_is_named_by_the_metadata_store() -> None:
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from modelyard.backends.metadata.sql.engine import translate_errors
+
+    @translate_errors
+    def write() -> None:
+        raise sa.exc.OperationalError("INSERT INTO runs ...", {},
+                                      sqlite3.OperationalError("database or disk is full"))
+
+    with pytest.raises(StorageError, match="the disk is full at the metadata database") as raised:
+        write()
+    assert raised.value.details["reason"] == "ENOSPC"

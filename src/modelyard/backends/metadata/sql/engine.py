@@ -22,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from modelyard.backends.metadata.sql.migrations import HEAD, SCHEMA_REVISIONS, VERSION_TABLE
+from modelyard.backends.resources import resource_error
 from modelyard.errors import (
     ConfigurationError,
     ModelyardError,
@@ -47,7 +48,8 @@ def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise
         except sa.exc.SQLAlchemyError as exc:
             orig = getattr(exc, "orig", None) or exc
-            raise StorageError(f"metadata store error: {orig}") from exc
+            clear = resource_error(orig, "the metadata database", "cannot write metadata")
+            raise (clear or StorageError(f"metadata store error: {orig}")) from exc
 
     return wrapper
 
