@@ -23,6 +23,7 @@ PUBLIC = {
     "AlreadyExistsError", "ParamConflictError", "RunStateError", "GateFailedError",
     "Entity", "Feature", "FeatureGroup", "Source", "Transform", "transform", "TrainingSet",
     "RequestFeatureGroup", "OnlineResult",
+    "pipeline", "Pipeline", "PipelineContext", "on_alert", "on_success",
 }
 
 HEAVY = ["sqlalchemy", "pandas", "numpy", "alembic", "typer", "rich", "sklearn", "pyarrow",
