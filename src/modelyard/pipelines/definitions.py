@@ -255,10 +255,12 @@ class Pipeline:
 
 
 def _code_of(fn: Callable[..., Any]) -> tuple[str, str | None]:
-    """The code to store: the defining ``.py`` file whole, else the function's source."""
+    """The code to store: the defining ``.py`` file whole for a module-level function,
+    else the function's own source."""
     name = getattr(fn, "__name__", repr(fn))
     filename = getattr(getattr(fn, "__code__", None), "co_filename", "")
-    if filename.endswith(".py") and Path(filename).is_file():
+    top_level = getattr(fn, "__qualname__", name) == name
+    if top_level and filename.endswith(".py") and Path(filename).is_file():
         return Path(filename).read_text(encoding="utf-8"), filename
     try:
         code = textwrap.dedent(inspect.getsource(fn))

@@ -174,8 +174,8 @@ class SqlPipelineStore(PipelineStore):
             stmt = dialect_insert(self.engine, t.pipeline_runs).values(**_run_row(run))
             if run.dedupe_key is not None:
                 stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-            done = conn.execute(stmt)
-            if done.rowcount:
+            inserted = conn.execute(stmt.returning(t.pipeline_runs.c.run_id)).first()
+            if inserted is not None:  # (rowcount is not reliable for ON CONFLICT DO NOTHING)
                 return run, True
             existing = conn.execute(sa.select(t.pipeline_runs)
                                     .where(r.dedupe_key == run.dedupe_key)).one()
