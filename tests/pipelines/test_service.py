@@ -45,7 +45,7 @@ def test_apply_refuses_with_the_thing_named(yard: Any, project: Path) -> None:
     write(project, "import modelyard\n"
           "@modelyard.pipeline(model='toy', triggers=[modelyard.on_alert(rule='psi(*) > 9')])\n"
           "def watcher(ctx):\n    pass\n")
-    with pytest.raises(InvalidDefinitionError, match="on_alert names rule 'psi.*model 'toy'"):
+    with pytest.raises(InvalidDefinitionError, match=r"on_alert names rule 'psi.*model 'toy'"):
         yard.pipelines.apply()
     write(project, "import modelyard\nfrom missing_package import thing\n")
     with pytest.raises(InvalidDefinitionError, match="cannot be imported"):

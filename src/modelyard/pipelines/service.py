@@ -14,6 +14,7 @@ whole Yard. The queue, its leases and the schedules' cursors live in the metadat
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import socket
@@ -269,7 +270,7 @@ class PipelineService:
         return run
 
     def run(self, name: str, params: Mapping[str, Any] | None = None, *,
-            on_step: Callable[[list[dict[str, Any]]], None] | None = None,
+            on_step: Callable[[builtins.list[dict[str, Any]]], None] | None = None,
             echo: Any = None, lease_ms: int = DEFAULT_LEASE_MS) -> PipelineRunRecord:
         """Run the pipeline here and now (recorded like a worker's run); the finished
         run. ``echo`` receives the run's output as it is written."""
@@ -292,7 +293,7 @@ class PipelineService:
         return self._execute(run, worker, lease_ms)
 
     def _execute(self, run: PipelineRunRecord, worker: str, lease_ms: int, *,
-                 on_step: Callable[[list[dict[str, Any]]], None] | None = None,
+                 on_step: Callable[[builtins.list[dict[str, Any]]], None] | None = None,
                  echo: Any = None) -> PipelineRunRecord:
         record = self.store.get_pipeline(run.pipeline, run.version)
         pipeline = Pipeline.from_spec(record.spec)
@@ -302,7 +303,7 @@ class PipelineService:
             self._after_success(done)
         return done
 
-    def _after_success(self, run: PipelineRunRecord) -> list[PipelineRunRecord]:
+    def _after_success(self, run: PipelineRunRecord) -> builtins.list[PipelineRunRecord]:
         queued = []
         for record in self.store.list_pipelines():
             for trigger in record.spec.get("triggers", []):
@@ -313,14 +314,14 @@ class PipelineService:
                     queued.append(self.store.enqueue(new)[0])
         return queued
 
-    def on_alerts(self, alerts: Sequence[AlertRecord]) -> list[PipelineRunRecord]:
+    def on_alerts(self, alerts: Sequence[AlertRecord]) -> builtins.list[PipelineRunRecord]:
         """Queue the pipelines whose alert triggers match fired alerts: one run per
         pipeline, collapsed into a live or recent run within the trigger's cooldown."""
         if not alerts:
             return []
         queued = []
         for record in self.store.list_pipelines():
-            matched: list[AlertRecord] = []
+            matched: builtins.list[AlertRecord] = []
             cooldown_ms = 0
             for spec in record.spec.get("triggers", []):
                 if spec.get("kind") != "alert":
@@ -346,7 +347,7 @@ class PipelineService:
         """Have monitoring hand its fired alerts to :meth:`on_alerts`."""
         monitoring.add_alert_hook(self.on_alerts)
 
-    def fire_due(self, now: datetime | None = None) -> list[PipelineRunRecord]:
+    def fire_due(self, now: datetime | None = None) -> builtins.list[PipelineRunRecord]:
         """Queue each schedule's latest due time not queued yet (once, however many
         workers call this together); missed earlier times are not run again."""
         when = now or datetime.now(UTC)
@@ -378,10 +379,10 @@ class PipelineService:
         return self.store.get_run(run_id)
 
     def runs(self, name: str | None = None, *, status: str | None = None,
-             limit: int | None = 100) -> list[PipelineRunRecord]:
+             limit: int | None = 100) -> builtins.list[PipelineRunRecord]:
         return self.store.runs(name, status=status, limit=limit)
 
-    def triggers(self, now: datetime | None = None) -> list[TriggerInfo]:
+    def triggers(self, now: datetime | None = None) -> builtins.list[TriggerInfo]:
         """Every schedule, alert and upstream trigger, with its next time (schedules) and
         the outcome of the last run it started."""
         when = now or datetime.now(UTC)

@@ -64,8 +64,8 @@ class PipelineRunRecord:
     worker: str | None = None
     lease_expires_ms: int | None = None
     result: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    logs: str = ""
+    error: str | None = None  # the traceback of a failure, after notes of lost attempts
+    logs: str = ""  # the last attempt's captured output
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 

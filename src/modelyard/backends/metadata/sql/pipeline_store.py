@@ -240,8 +240,8 @@ class SqlPipelineStore(PipelineStore):
                 sa.update(t.pipeline_runs)
                 .where(r.run_id == run_id, r.worker == worker, r.status == "running")
                 .values(status=status, ended_at_ms=ended_at_ms, result=_dumps(result),
-                        error=None if error is None else
-                        sa.func.coalesce(r.error, "") + error,
+                        error=r.error if error is None else
+                        sa.func.coalesce(r.error, "") + error,  # earlier attempts' notes kept
                         logs=logs, steps=_dumps(steps), lease_expires_ms=None))
         return bool(done.rowcount)
 
