@@ -21,7 +21,8 @@ def test_pipelines_commands(project: Path, invoke: Invoke) -> None:
     write(project, TOY, FAILING)
     plan = invoke("pipelines", "plan")
     assert plan.exit_code == 0, plan.output
-    assert "+ create pipeline toy_retrain (v1)" in plan.output and "2 changes to apply" in plan.output
+    assert "+ create pipeline toy_retrain (v1)" in plan.output
+    assert "2 changes to apply" in plan.output
     applied = invoke("pipelines", "apply")
     assert "2 changes applied" in applied.output
     assert "Nothing to change" in invoke("pipelines", "apply").output
