@@ -44,7 +44,13 @@ if TYPE_CHECKING:
     from modelyard.features.request import RequestFeatureGroup
     from modelyard.features.training import TrainingSet
     from modelyard.pipelines.context import PipelineContext
-    from modelyard.pipelines.definitions import Pipeline, on_alert, on_success, pipeline
+    from modelyard.pipelines.definitions import (
+        Pipeline,
+        on_alert,
+        on_new_data,
+        on_success,
+        pipeline,
+    )
     from modelyard.project import init_project
     from modelyard.settings import Settings
     from modelyard.tracking.frames import RunComparison
@@ -86,6 +92,7 @@ __all__ = [
     "connect",
     "init_project",
     "on_alert",
+    "on_new_data",
     "on_success",
     "pipeline",
     "transform",
@@ -112,6 +119,7 @@ _LAZY = {
     "pipeline": "modelyard.pipelines.definitions",
     "on_alert": "modelyard.pipelines.definitions",
     "on_success": "modelyard.pipelines.definitions",
+    "on_new_data": "modelyard.pipelines.definitions",
 }
 
 

@@ -230,3 +230,43 @@ def test_each_run_is_claimed_by_one_worker(yard: Any, project: Path) -> None:
     held = replace(got[0])
     assert yard.pipelines.store.renew(held.run_id, "w0", now + 120_000)
     assert not yard.pipelines.store.renew(held.run_id, "w1", now + 120_000)
+
+
+def test_new_rows_in_a_source_queue_a_run_once(yard: Any, project: Path) -> None:
+    import pandas as pd
+
+    events = modelyard.Source.frame("events", timestamp="at")
+    yard.apply([events])
+
+    def batch(rows: int) -> pd.DataFrame:
+        return pd.DataFrame({"id": range(rows), "at": [datetime.now(UTC)] * rows})
+
+    yard.ingest(events, batch(5))  # before the pipeline: not new to it
+    write(project, "import modelyard\n"
+          "@modelyard.pipeline(model='toy', "
+          "triggers=[modelyard.on_new_data('events', min_rows=10)])\n"
+          "def on_data(ctx):\n    print(ctx.trigger_detail['rows'], 'new rows')\n")
+    yard.pipelines.apply()
+    assert yard.pipelines.fire_new_data() == []
+    yard.ingest(events, batch(6))
+    assert yard.pipelines.fire_new_data() == []  # 6 < 10
+    yard.ingest(events, batch(4))
+    [run] = yard.pipelines.fire_new_data()
+    assert run.trigger == "data" and run.trigger_detail["rows"] == 10
+    assert run.trigger_detail["commits"] == 2
+    assert yard.pipelines.fire_new_data() == []  # the same commits queue once
+    done = yard.pipelines.work_once("w", lease_ms=10_000)
+    assert done.status == "succeeded" and "10 new rows" in done.logs
+    yard.ingest(events, batch(12))
+    [again] = yard.pipelines.fire_new_data()
+    assert again.trigger_detail["rows"] == 12  # counted from the last run's commit
+    kinds = {t.kind: t for t in yard.pipelines.triggers()}
+    assert kinds["data"].detail == "10+ new rows in events"
+
+
+def test_a_new_data_trigger_names_a_known_source(yard: Any, project: Path) -> None:
+    write(project, "import modelyard\n"
+          "@modelyard.pipeline(model='toy', triggers=[modelyard.on_new_data('nowhere')])\n"
+          "def on_data(ctx):\n    pass\n")
+    with pytest.raises(InvalidDefinitionError, match="on_new_data names source 'nowhere'"):
+        yard.pipelines.apply()

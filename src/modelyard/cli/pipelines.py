@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -258,7 +259,7 @@ def worker(lease: Annotated[float, typer.Option(
            until_idle: Annotated[bool, typer.Option(
                "--until-idle", help="Stop when the queue is empty.")] = False,
            uri: UriOption = None) -> None:
-    """Run queued pipeline runs and fire due schedules, until interrupted."""
+    """Run queued pipeline runs, fire due schedules and new-data triggers, until stopped."""
     from modelyard.pipelines.worker import Worker
 
     if lease < 1 or poll <= 0:
@@ -273,12 +274,16 @@ def worker(lease: Annotated[float, typer.Option(
 
     with open_yard(uri) as yard:
         w = Worker(yard.pipelines, lease_ms=int(lease * 1000), poll_seconds=poll)
-        say(f"Worker {w.name} waiting for pipeline runs (Ctrl-C stops it).")
+        say(f"Worker {w.name} waiting for pipeline runs (Ctrl-C stops it; SIGTERM lets the "
+            "current run finish first).")
+        previous = signal.signal(signal.SIGTERM, lambda *_: w.stop.set())
         try:
             done = w.run(max_runs=max_runs, until_idle=until_idle, on_run=report)
         except KeyboardInterrupt:
             say("Stopped.")
             return
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     say(f"{done} run{'s' if done != 1 else ''} done.")
 
 

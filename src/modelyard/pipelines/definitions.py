@@ -34,8 +34,8 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
-__all__ = ["OnAlert", "OnSuccess", "Pipeline", "Trigger", "check_cron", "check_timezone",
-           "on_alert", "on_success", "pipeline"]
+__all__ = ["OnAlert", "OnNewData", "OnSuccess", "Pipeline", "Trigger", "check_cron",
+           "check_timezone", "on_alert", "on_new_data", "on_success", "pipeline"]
 
 
 def _check_name(what: str, name: object) -> str:
@@ -128,7 +128,28 @@ class OnSuccess:
         return {"kind": "upstream", "pipeline": self.pipeline}
 
 
-Trigger = OnAlert | OnSuccess
+@dataclass(frozen=True)
+class OnNewData:
+    """Run when a source's offline table has gained at least ``min_rows`` rows (in one or
+    more ingestions) since the last run this trigger started (or since the pipeline was
+    first applied)."""
+
+    source: str
+    min_rows: int = 1
+
+    def __post_init__(self) -> None:
+        _check_name("on_new_data source", self.source)
+        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int) \
+                or self.min_rows < 1:
+            raise InvalidDefinitionError(
+                f"on_new_data min_rows must be a whole number of at least 1, not "
+                f"{self.min_rows!r}", field="min_rows")
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "data", "source": self.source, "min_rows": self.min_rows}
+
+
+Trigger = OnAlert | OnSuccess | OnNewData
 
 
 def on_alert(model: str | None = None, *, rule: str | None = None,
@@ -142,11 +163,18 @@ def on_success(pipeline: str) -> OnSuccess:
     return OnSuccess(pipeline)
 
 
+def on_new_data(source: str, *, min_rows: int = 1) -> OnNewData:
+    """A trigger: ``min_rows`` new rows ingested into the source's offline table."""
+    return OnNewData(source, min_rows)
+
+
 def trigger_from_spec(spec: Mapping[str, Any]) -> Trigger:
     if spec.get("kind") == "alert":
         return OnAlert(spec.get("model"), spec.get("rule"), spec.get("cooldown", "1h"))
     if spec.get("kind") == "upstream":
         return OnSuccess(spec["pipeline"])
+    if spec.get("kind") == "data":
+        return OnNewData(spec["source"], int(spec.get("min_rows", 1)))
     raise InvalidDefinitionError(f"unknown trigger {dict(spec)!r}", field="triggers")
 
 
@@ -192,10 +220,11 @@ class Pipeline:
                 f"max_attempts must be a whole number from 1 to 100, not {self.max_attempts!r}",
                 field="max_attempts")
         for trigger in self.triggers:
-            if not isinstance(trigger, (OnAlert, OnSuccess)):
+            if not isinstance(trigger, (OnAlert, OnSuccess, OnNewData)):
                 raise InvalidDefinitionError(
-                    f"pipeline {self.name!r}: a trigger is modelyard.on_alert(...) or "
-                    f"modelyard.on_success(...), not {trigger!r}", field="triggers")
+                    f"pipeline {self.name!r}: a trigger is modelyard.on_alert(...), "
+                    f"modelyard.on_success(...) or modelyard.on_new_data(...), not "
+                    f"{trigger!r}", field="triggers")
             if isinstance(trigger, OnSuccess) and trigger.pipeline == self.name:
                 raise InvalidDefinitionError(
                     f"pipeline {self.name!r} cannot trigger itself on success",
@@ -280,7 +309,8 @@ def pipeline(*, name: str | None = None, model: str, params: Mapping[str, Any] |
     """Decorator: declare a training pipeline for ``model``.
 
     ``params`` are the defaults a run may override; ``schedule`` is a cron expression read in
-    ``timezone``; ``triggers`` add :func:`on_alert` and :func:`on_success`; a run whose worker
+    ``timezone``; ``triggers`` add :func:`on_alert`, :func:`on_success` and
+    :func:`on_new_data`; a run whose worker
     died is tried again up to ``max_attempts`` times in all.
     """
 

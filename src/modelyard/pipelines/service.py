@@ -37,6 +37,7 @@ from modelyard.pipelines import schedules
 from modelyard.pipelines.context import PipelineServices
 from modelyard.pipelines.definitions import (
     OnAlert,
+    OnNewData,
     OnSuccess,
     Pipeline,
     check_cron,
@@ -140,6 +141,14 @@ class PipelineService:
                         f"pipeline {p.name!r}: on_success names pipeline "
                         f"{trigger.pipeline!r}, which is neither stored nor in this apply",
                         field="triggers", pipeline=p.name)
+                if isinstance(trigger, OnNewData):
+                    try:
+                        self.services.features().source(trigger.source)
+                    except NotFoundError:
+                        raise InvalidDefinitionError(
+                            f"pipeline {p.name!r}: on_new_data names source "
+                            f"{trigger.source!r}, which is not applied to the feature store",
+                            field="triggers", pipeline=p.name) from None
                 if isinstance(trigger, OnAlert) and trigger.rule is not None:
                     model = trigger.model or p.model
                     if model not in rules_of:
@@ -373,6 +382,44 @@ class PipelineService:
                 queued.append(found)
         return queued
 
+    def fire_new_data(self) -> builtins.list[PipelineRunRecord]:
+        """Queue the pipelines whose sources gained enough rows since the last run their
+        data trigger started (or since the pipeline was first applied); once per newest
+        commit, however many workers call this together."""
+        queued = []
+        for record in self.store.list_pipelines():
+            for spec in record.spec.get("triggers", []):
+                if spec.get("kind") != "data":
+                    continue
+                run = self._new_data_run(record, spec["source"], int(spec["min_rows"]))
+                if run is not None:
+                    found, created = self.store.enqueue(run)
+                    if created:
+                        queued.append(found)
+        return queued
+
+    def _new_data_run(self, record: PipelineRecord, source: str, min_rows: int
+                      ) -> PipelineRunRecord | None:
+        commits = [c for c in self.services.features().commits(source)
+                   if c.operation == "ingest"]
+        last = next((r for r in self.store.runs(record.name, limit=None)
+                     if r.trigger == "data" and r.trigger_detail.get("source") == source),
+                    None)
+        if last is not None:
+            seen = int(last.trigger_detail["table_version"])
+            fresh = [c for c in commits if c.version > seen]
+        else:
+            since_ms = self.store.get_pipeline(record.name, 1).created_at_ms
+            fresh = [c for c in commits if c.ingested_at.timestamp() * 1000 > since_ms]
+        rows = sum(c.rows for c in fresh)
+        if not fresh or rows < min_rows:
+            return None
+        newest = max(fresh, key=lambda c: c.version)
+        detail = {"source": source, "rows": rows, "commits": len(fresh),
+                  "table_version": newest.version, "commit_id": newest.commit_id}
+        return self._new_run(record.name, None, "data", detail,
+                             dedupe_key=f"data:{record.name}:{source}:{newest.version}")
+
     # --- reading --------------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> PipelineRunRecord:
@@ -383,7 +430,8 @@ class PipelineService:
         return self.store.runs(name, status=status, limit=limit)
 
     def triggers(self, now: datetime | None = None) -> builtins.list[TriggerInfo]:
-        """Every schedule, alert and upstream trigger, with its next time (schedules) and
+        """Every schedule, alert, new-data and upstream trigger, with its next time
+        (schedules) and
         the outcome of the last run it started."""
         when = now or datetime.now(UTC)
         found = []
@@ -406,6 +454,8 @@ class PipelineService:
                     model = spec.get("model") or record.spec["model"]
                     rule = spec.get("rule") or "any rule"
                     detail = f"alert on {model}: {rule} (cooldown {spec.get('cooldown')})"
+                elif spec["kind"] == "data":
+                    detail = f"{spec['min_rows']}+ new rows in {spec['source']}"
                 else:
                     detail = f"after {spec['pipeline']} succeeds"
                 found.append(TriggerInfo(record.name, spec["kind"], detail, None,

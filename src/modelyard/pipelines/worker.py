@@ -1,5 +1,5 @@
 """``modelyard worker``: take queued pipeline runs from the metadata store, one at a time,
-and fire due schedules, until stopped.
+fire due schedules and look for new data, until stopped.
 
 Several workers (processes, machines) can share one store: a run is leased to one worker
 at a time, and each schedule's due time is queued once (see
@@ -8,7 +8,9 @@ at a time, and each schedule's due time is queued once (see
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +26,7 @@ class Worker:
     name: str = field(default_factory=worker_name)
     lease_ms: int = DEFAULT_LEASE_MS
     poll_seconds: float = 1.0
+    data_poll_seconds: float = 30.0  # how often sources are looked at for new rows
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self, *, max_runs: int | None = None, until_idle: bool = False,
@@ -31,8 +34,12 @@ class Worker:
         """Work until stopped (or ``max_runs`` runs, or the queue is empty with
         ``until_idle``); the number of runs done."""
         done = 0
+        data_checked = -math.inf
         while not self.stop.is_set():
             self.service.fire_due()
+            if time.monotonic() - data_checked >= self.data_poll_seconds:
+                self.service.fire_new_data()
+                data_checked = time.monotonic()
             run = self.service.work_once(self.name, lease_ms=self.lease_ms)
             if run is None:
                 if until_idle:
