@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.text import Text
 
 from modelyard.cli.project import UriOption, open_yard
@@ -150,6 +152,21 @@ def _print_run(run: PipelineRunRecord) -> None:
         console.print(Text(run.error.rstrip(), style="red"))
 
 
+class _Echo:
+    """The run's output, line by line, above the status line."""
+
+    def __init__(self, screen: Console) -> None:
+        self.screen = screen
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.screen.print(Text(line, style="dim"), soft_wrap=True)
+        return len(text)
+
+
 @app.command("run")
 def run(name: str, param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="Override a param: key=value (the value read as JSON when it "
@@ -165,13 +182,15 @@ def run(name: str, param: Annotated[list[str] | None, typer.Option(
             queued = yard.pipelines.enqueue(name, params)
             say(f"Queued run {queued.run_id} of {name} v{queued.version}.")
             return
-        with console.status(f"Running {name}...") as status:
+        # bound to the real stdout: the run's own output is captured while it runs
+        screen = Console(file=sys.stdout, width=console.width)
+        with screen.status(f"Running {name}...") as status:
             def on_step(steps: list[dict[str, Any]]) -> None:
                 current = steps[-1]
                 status.update(f"Running {name}: {current['name']} ({len(steps)} step"
                               f"{'s' if len(steps) != 1 else ''})")
 
-            done = yard.pipelines.run(name, params, on_step=on_step)
+            done = yard.pipelines.run(name, params, on_step=on_step, echo=_Echo(screen))
     _print_run(done)
     if done.status != "succeeded":
         raise typer.Exit(1)

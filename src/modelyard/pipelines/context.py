@@ -53,6 +53,9 @@ class LogCapture(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
+        if self.echo is not None:
+            self.echo.write(text)
+        size = len(text)
         with self._lock:
             half = self.limit // 2
             if self._head_size < half:
@@ -67,9 +70,7 @@ class LogCapture(io.TextIOBase):
                     first = self._tail.pop(0)
                     self._tail_size -= len(first)
                     self._dropped += len(first)
-        if self.echo is not None:
-            self.echo.write(text)
-        return len(text)
+        return size
 
     def text(self) -> str:
         with self._lock:
