@@ -134,7 +134,8 @@ class Yard:
 
         return PipelineService(SqlPipelineStore(self._engine),
                                PipelineServices(self.tracking, lambda: self.models,
-                                                lambda: self.features),
+                                                lambda: self.features,
+                                                lambda: self.monitoring),
                                lambda: self.monitoring, self.settings.project_root)
 
     # --- predictions ----------------------------------------------------------------------

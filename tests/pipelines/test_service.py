@@ -270,3 +270,46 @@ def test_a_new_data_trigger_names_a_known_source(yard: Any, project: Path) -> No
           "def on_data(ctx):\n    pass\n")
     with pytest.raises(InvalidDefinitionError, match="on_new_data names source 'nowhere'"):
         yard.pipelines.apply()
+
+
+CHECKS = '''
+import modelyard
+
+
+@modelyard.pipeline(name="checks", schedule="0 * * * *")
+def checks(ctx):
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": np.linspace(99, 101, 200), "b": np.linspace(1, -1, 200)})
+    result = ctx.monitoring.check("toy", data=frame, notify=[])
+    print("fired:", [o.rule.label for o in result.fired])
+
+
+@modelyard.pipeline(name="no_model")
+def no_model(ctx):
+    ctx.register(object())
+'''
+
+
+def test_a_scheduled_check_pipeline_alerts_and_queues_retraining(yard: Any,
+                                                                 project: Path) -> None:
+    write(project, TOY, CHECKS)
+    yard.pipelines.apply()
+    assert yard.pipelines.run("toy_retrain").status == "succeeded"
+    yard.monitoring.set_rules("toy", ["drift(a)"])
+    checked = yard.pipelines.run("checks")
+    assert checked.status == "succeeded", checked.error
+    assert "fired: ['drift(a)']" in checked.logs
+    [queued] = yard.pipelines.runs("toy_retrain", status="queued")
+    assert queued.trigger == "alert"
+    refused = yard.pipelines.run("no_model")
+    assert refused.status == "failed" and "declares no model" in refused.error
+
+    def x(ctx: Any) -> None:
+        return None
+
+    with pytest.raises(InvalidDefinitionError, match="on_alert\\(\\) needs a model"):
+        modelyard.pipeline(name="x", triggers=[modelyard.on_alert()])(x)
+    with pytest.raises(InvalidDefinitionError, match="defined with def"):
+        modelyard.pipeline(name="y")(lambda ctx: None)

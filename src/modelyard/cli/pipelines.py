@@ -80,7 +80,7 @@ def list_pipelines(uri: UriOption = None) -> None:
         for record in records:
             last = next(iter(yard.pipelines.runs(record.name, limit=1)), None)
             table.add_row(cell(record.name), cell(f"v{record.version}"),
-                          cell(record.spec["model"]),
+                          cell(record.spec.get("model") or "-"),
                           cell(None if last is None else format_time(last.queued_at_ms)),
                           _status(None if last is None else last.status))
         console.print(table)

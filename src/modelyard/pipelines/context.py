@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from modelyard.errors import InvalidInputError, RunStateError
+
 if TYPE_CHECKING:
     from modelyard.backends.metadata.registry import VersionRecord
     from modelyard.features.service import FeatureService
     from modelyard.features.training import TrainingSet
+    from modelyard.monitoring.service import MonitoringService
     from modelyard.registry.service import ModelRegistry
     from modelyard.tracking.run import Run
     from modelyard.tracking.service import TrackingService
@@ -34,6 +37,7 @@ class PipelineServices:
     tracking: TrackingService
     models: Callable[[], ModelRegistry]
     features: Callable[[], FeatureService]
+    monitoring: Callable[[], MonitoringService] | None = None
 
 
 class LogCapture(io.TextIOBase):
@@ -108,7 +112,7 @@ class PipelineContext:
     training_set=...)`` registers the candidate with its lineage.
     """
 
-    def __init__(self, *, run_id: str, pipeline: str, version: int, model: str,
+    def __init__(self, *, run_id: str, pipeline: str, version: int, model: str | None,
                  now: datetime, params: dict[str, Any], trigger: str,
                  trigger_detail: dict[str, Any], services: PipelineServices,
                  on_step: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
@@ -144,6 +148,14 @@ class PipelineContext:
         return self._services.features()
 
     @property
+    def monitoring(self) -> MonitoringService:
+        """Monitoring: ``ctx.monitoring.run()`` checks every monitored model, so a
+        scheduled pipeline can run the checks (whose alerts may trigger retraining)."""
+        if self._services.monitoring is None:
+            raise RunStateError("this pipeline service was given no monitoring service")
+        return self._services.monitoring()
+
+    @property
     def run(self) -> Run:
         """The tracking run of this pipeline run, started on first use."""
         if self._run is None:
@@ -168,6 +180,11 @@ class PipelineContext:
     def register(self, model: Any, *, training_set: TrainingSet | None = None,
                  **options: Any) -> VersionRecord:
         """Register ``model`` as the next version of the pipeline's model, from the run."""
+        if self.model is None:
+            raise InvalidInputError(
+                f"pipeline {self.pipeline!r} declares no model to register versions of: "
+                "give @modelyard.pipeline a model=, or call ctx.run.log_model(model, NAME)",
+                field="model")
         version = self.run.log_model(model, self.model, training_set=training_set, **options)
         self.registered.append(version)
         return version

@@ -184,10 +184,11 @@ def trigger_from_spec(spec: Mapping[str, Any]) -> Trigger:
 @dataclass(frozen=True)
 class Pipeline:
     """A registered training pipeline: a function of a :class:`PipelineContext` that
-    trains and registers a candidate version of ``model``."""
+    trains and registers a candidate version of ``model`` (a pipeline without a model does
+    other scheduled work, monitoring checks for instance)."""
 
     name: str
-    model: str
+    model: str | None
     code: str  # the source stored and run
     function: str  # the function's name in ``code``
     params: dict[str, Any] = field(default_factory=dict)
@@ -201,7 +202,8 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         _check_name("pipeline name", self.name)
-        _check_name("model", self.model)
+        if self.model is not None:
+            _check_name("model", self.model)
         if not isinstance(self.params, Mapping) or not all(
                 isinstance(k, str) for k in self.params):
             raise InvalidDefinitionError("params must be a dict with string keys",
@@ -225,6 +227,10 @@ class Pipeline:
                     f"pipeline {self.name!r}: a trigger is modelyard.on_alert(...), "
                     f"modelyard.on_success(...) or modelyard.on_new_data(...), not "
                     f"{trigger!r}", field="triggers")
+            if isinstance(trigger, OnAlert) and trigger.model is None and self.model is None:
+                raise InvalidDefinitionError(
+                    f"pipeline {self.name!r}: on_alert() needs a model: name one, or give "
+                    "the pipeline its model", field="triggers")
             if isinstance(trigger, OnSuccess) and trigger.pipeline == self.name:
                 raise InvalidDefinitionError(
                     f"pipeline {self.name!r} cannot trigger itself on success",
@@ -244,7 +250,7 @@ class Pipeline:
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], *, schedule: str | None = None,
                   timezone: str = "UTC") -> Pipeline:
-        return cls(spec["name"], spec["model"], spec["code"], spec["function"],
+        return cls(spec["name"], spec.get("model"), spec["code"], spec["function"],
                    dict(spec.get("params", {})), schedule, timezone,
                    tuple(trigger_from_spec(t) for t in spec.get("triggers", [])),
                    int(spec.get("max_attempts", 2)), spec.get("description", ""))
@@ -288,6 +294,9 @@ def _code_of(fn: Callable[..., Any]) -> tuple[str, str | None]:
     else the function's own source."""
     name = getattr(fn, "__name__", repr(fn))
     filename = getattr(getattr(fn, "__code__", None), "co_filename", "")
+    if name == "<lambda>":
+        raise InvalidDefinitionError("a pipeline is a function defined with def, not a "
+                                     "lambda", field="code")
     top_level = getattr(fn, "__qualname__", name) == name
     if top_level and filename.endswith(".py") and Path(filename).is_file():
         return Path(filename).read_text(encoding="utf-8"), filename
@@ -298,15 +307,20 @@ def _code_of(fn: Callable[..., Any]) -> tuple[str, str | None]:
             f"the source code of pipeline function {name!r} cannot be read (define it in a "
             ".py file, not in an interactive prompt)", field="code") from exc
     lines = code.splitlines(True)
-    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("def "))
+    start = next((i for i, line in enumerate(lines) if line.startswith("def ")), None)
+    if start is None:
+        raise InvalidDefinitionError(
+            f"a pipeline is a function defined with def, not {name!r}", field="code")
     return "".join(lines[start:]), None
 
 
-def pipeline(*, name: str | None = None, model: str, params: Mapping[str, Any] | None = None,
+def pipeline(*, name: str | None = None, model: str | None = None,
+             params: Mapping[str, Any] | None = None,
              schedule: str | None = None, timezone: str = "UTC",
              triggers: Sequence[Trigger] = (), max_attempts: int = 2,
              description: str = "") -> Callable[[Callable[..., Any]], Pipeline]:
-    """Decorator: declare a training pipeline for ``model``.
+    """Decorator: declare a training pipeline for ``model`` (the model its runs register
+    versions of; None for a pipeline that registers none).
 
     ``params`` are the defaults a run may override; ``schedule`` is a cron expression read in
     ``timezone``; ``triggers`` add :func:`on_alert`, :func:`on_success` and
