@@ -150,7 +150,7 @@ class PipelineService:
                             f"{trigger.source!r}, which is not applied to the feature store",
                             field="triggers", pipeline=p.name) from None
                 if isinstance(trigger, OnAlert) and trigger.rule is not None:
-                    model = trigger.model or p.model
+                    model = str(trigger.model or p.model)  # one of them is set
                     if model not in rules_of:
                         rules_of[model] = self._rule_names(model)
                     if trigger.rule not in rules_of[model]:
