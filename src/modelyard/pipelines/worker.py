@@ -8,6 +8,7 @@ at a time, and each schedule's due time is queued once (see
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -15,9 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelyard.backends.metadata.pipelines import PipelineRunRecord
+from modelyard.errors import StorageError
 from modelyard.pipelines.service import DEFAULT_LEASE_MS, PipelineService, worker_name
 
 __all__ = ["Worker"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,11 +40,17 @@ class Worker:
         done = 0
         data_checked = -math.inf
         while not self.stop.is_set():
-            self.service.fire_due()
-            if time.monotonic() - data_checked >= self.data_poll_seconds:
-                self.service.fire_new_data()
-                data_checked = time.monotonic()
-            run = self.service.work_once(self.name, lease_ms=self.lease_ms)
+            try:
+                self.service.fire_due()
+                if time.monotonic() - data_checked >= self.data_poll_seconds:
+                    data_checked = time.monotonic()
+                    self.service.fire_new_data()
+                run = self.service.work_once(self.name, lease_ms=self.lease_ms)
+            except StorageError as exc:  # the store is away: wait and try again
+                _log.warning("worker %s: %s; trying again in %.1f s", self.name, exc.message,
+                             self.poll_seconds)
+                self.stop.wait(self.poll_seconds)
+                continue
             if run is None:
                 if until_idle:
                     break
