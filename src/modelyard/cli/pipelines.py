@@ -37,6 +37,7 @@ app = typer.Typer(help="Training pipelines: definitions, runs, triggers, schedul
 PathsArgument = Annotated[list[Path] | None, typer.Argument(
     help="Python files or folders holding the pipelines; default: the project's "
          "pipelines.py and pipelines/ folder.", show_default=False)]
+NameArgument = Annotated[str, typer.Argument(help="The pipeline's name.", show_default=False)]
 STATUS = {"queued": "blue", "running": "cyan", "succeeded": "green", "failed": "red"}
 
 
@@ -87,7 +88,7 @@ def list_pipelines(uri: UriOption = None) -> None:
 
 
 @app.command("show")
-def show(name: str, version: Annotated[int | None, typer.Option(
+def show(name: NameArgument, version: Annotated[int | None, typer.Option(
         "--version", help="A stored version (default: the latest).")] = None,
          code: Annotated[bool, typer.Option("--code", help="Print the stored code.")] = False,
          uri: UriOption = None) -> None:
@@ -168,7 +169,7 @@ class _Echo:
 
 
 @app.command("run")
-def run(name: str, param: Annotated[list[str] | None, typer.Option(
+def run(name: NameArgument, param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="Override a param: key=value (the value read as JSON when it "
         "parses, else as text). Repeat for several.", show_default=False)] = None,
         queue: Annotated[bool, typer.Option(
@@ -253,7 +254,7 @@ def triggers(uri: UriOption = None) -> None:
 
 
 @app.command("schedule")
-def schedule(name: str, cron: Annotated[str | None, typer.Argument(
+def schedule(name: NameArgument, cron: Annotated[str | None, typer.Argument(
         help="Five cron fields, like '0 3 * * 1'; leave out with --off.",
         show_default=False)] = None,
              timezone: Annotated[str, typer.Option(
