@@ -99,3 +99,17 @@ def test_cron_is_read_in_its_time_zone() -> None:
                                                                    tzinfo=UTC)
     exact = datetime(2026, 7, 1, 1, 0, tzinfo=UTC)
     assert latest_due("0 3 * * *", "Europe/Paris", exact) == exact
+
+
+def test_comments_layout_and_schedule_do_not_make_a_version(tmp_path: Path) -> None:
+    [base] = load_pipelines([write(tmp_path, TOY)])
+    commented = TOY.replace("def make_frame(rows):", "# a helper\ndef make_frame(rows):  # x")
+    scheduled = TOY.replace('params={"alpha": 1.0, "rows": 40},',
+                            'params={"alpha": 1.0, "rows": 40},\n    schedule="0 3 * * *", '
+                            'timezone="Europe/Paris",')
+    for text in (commented, scheduled):
+        [again] = load_pipelines([write(tmp_path, text)])
+        assert again.content_hash() == base.content_hash()
+        assert again.code != base.code  # stored as written
+    [scheduled_pipeline] = load_pipelines([write(tmp_path, scheduled)])
+    assert scheduled_pipeline.schedule == "0 3 * * *"

@@ -313,3 +313,22 @@ def test_a_scheduled_check_pipeline_alerts_and_queues_retraining(yard: Any,
         modelyard.pipeline(name="x", triggers=[modelyard.on_alert()])(x)
     with pytest.raises(InvalidDefinitionError, match="defined with def"):
         modelyard.pipeline(name="y")(lambda ctx: None)
+
+
+def test_plan_shows_a_schedule_change_and_a_hand_set_schedule_is_kept(
+        yard: Any, project: Path) -> None:
+    write(project, TOY)
+    yard.pipelines.apply()
+    yard.pipelines.set_schedule("toy_retrain", "0 5 * * *")
+    [kept] = yard.pipelines.apply()  # the code declares no schedule, as before
+    assert str(kept) == "  unchanged pipeline toy_retrain (v1)" and not kept.changed
+    assert yard.pipelines.get("toy_retrain").schedule == "0 5 * * *"
+    write(project, TOY.replace('params={"alpha": 1.0, "rows": 40},',
+                               'params={"alpha": 1.0, "rows": 40}, schedule="0 3 * * 1",'))
+    [planned] = yard.pipelines.plan()
+    assert str(planned) == ("~ keep pipeline toy_retrain (v1), schedule '0 5 * * *' (UTC) "
+                            "-> '0 3 * * 1' (UTC)") and planned.changed
+    assert yard.pipelines.get("toy_retrain").schedule == "0 5 * * *"  # plan stores nothing
+    yard.pipelines.apply()
+    assert yard.pipelines.get("toy_retrain").schedule == "0 3 * * 1"
+    assert yard.pipelines.record("toy_retrain").version == 1

@@ -48,8 +48,10 @@ def _status(status: str | None) -> Text:
 def _print_changes(changes: Sequence[PipelineChange], applied: bool) -> None:
     styles = {"create": "green", "update": "yellow", "unchanged": "dim"}
     for change in changes:
-        console.print(Text(str(change), style=styles[change.action]))
-    todo = sum(c.action != "unchanged" for c in changes)
+        style = "yellow" if change.action == "unchanged" and change.changed else \
+            styles[change.action]
+        console.print(Text(str(change), style=style))
+    todo = sum(c.changed for c in changes)
     verb = "applied" if applied else "to apply"
     say(f"{todo} change{'s' if todo != 1 else ''} {verb}." if todo else "Nothing to change.")
 

@@ -12,7 +12,9 @@ A pipeline's ``spec()`` is plain JSON-able data and its content hash decides its
 as for feature definitions. The code is stored as source, never pickled: the whole ``.py``
 file that defines the pipeline (so the helpers and imports it uses come along), or, for a
 function defined elsewhere (a notebook cell), the function's own source, which then imports
-what it needs inside its body. The schedule is not part of the version: it is kept beside
+what it needs inside its body. The code counts for the version by its syntax tree, so
+comments and layout make no new version. The schedule is not part of the version either
+(the ``schedule=`` and ``timezone=`` written in the code are left out): it is kept beside
 the pipeline and can be changed without a new version (``yard.pipelines.set_schedule``).
 """
 
@@ -244,7 +246,10 @@ class Pipeline:
                 "max_attempts": self.max_attempts, "description": self.description}
 
     def content_hash(self) -> str:
-        body = json.dumps(self.spec(), sort_keys=True, separators=(",", ":"))
+        """sha256 of the spec, the code read as its syntax tree without its decorators'
+        ``schedule=`` and ``timezone=`` (the schedule is not part of the version)."""
+        spec = self.spec() | {"code": _without_schedules(self.code)}
+        body = json.dumps(spec, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
 
     @classmethod
@@ -287,6 +292,25 @@ class Pipeline:
                 f"the stored code of pipeline {self.name!r} defines no {self.function!r}",
                 field="code")
         return found  # type: ignore[no-any-return]
+
+
+def _without_schedules(code: str) -> str:
+    """What of ``code`` makes the version: its syntax tree (so layout and comments do not
+    count) without the ``schedule=`` and ``timezone=`` arguments of the decorators of its
+    module-level functions; the text itself when it does not parse."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:
+                if isinstance(decorator, ast.Call):
+                    decorator.keywords = [k for k in decorator.keywords
+                                          if k.arg not in ("schedule", "timezone")]
+    return ast.dump(tree)
 
 
 def _code_of(fn: Callable[..., Any]) -> tuple[str, str | None]:

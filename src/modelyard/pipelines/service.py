@@ -63,13 +63,26 @@ class PipelineChange:
     version: int  # after apply (the current one when unchanged)
     previous: int | None
     content_hash: str
+    schedule: str | None = None  # how the declared schedule changes, if it does
+
+    @property
+    def changed(self) -> bool:
+        return self.action != "unchanged" or self.schedule is not None
 
     def __str__(self) -> str:
         if self.action == "create":
-            return f"+ create pipeline {self.name} (v{self.version})"
-        if self.action == "update":
-            return f"~ update pipeline {self.name} (v{self.previous} -> v{self.version})"
-        return f"  unchanged pipeline {self.name} (v{self.version})"
+            text = f"+ create pipeline {self.name} (v{self.version})"
+        elif self.action == "update":
+            text = f"~ update pipeline {self.name} (v{self.previous} -> v{self.version})"
+        elif self.schedule is not None:
+            text = f"~ keep pipeline {self.name} (v{self.version})"
+        else:
+            text = f"  unchanged pipeline {self.name} (v{self.version})"
+        return text if self.schedule is None else f"{text}, schedule {self.schedule}"
+
+
+def _describe(cron: str | None, timezone: str) -> str:
+    return "none" if cron is None else f"'{cron}' ({timezone})"
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,21 @@ class TriggerInfo:
     next_at: datetime | None
     last_status: str | None
     last_at_ms: int | None
+
+
+def _schedule_change(p: Pipeline, stored: ScheduleRecord | None) -> str | None:
+    """How applying ``p`` changes its schedule: only when the code declares another
+    schedule than it did (a schedule set by hand since is otherwise kept)."""
+    def key(declared: Mapping[str, Any]) -> tuple[Any, Any]:  # no cron: no time zone
+        cron = declared.get("cron")
+        return cron, declared.get("timezone") if cron else None
+
+    if stored is None:
+        return None if p.schedule is None else f"{_describe(p.schedule, p.timezone)}"
+    if key(stored.declared) == key({"cron": p.schedule, "timezone": p.timezone}):
+        return None
+    return (f"{_describe(stored.cron, stored.timezone)} -> "
+            f"{_describe(p.schedule, p.timezone)}")
 
 
 def _now_ms() -> int:
@@ -171,20 +199,22 @@ class PipelineService:
         """What :meth:`apply` would store (nothing is written)."""
         pipelines = self._gather(targets)
         self._validate(pipelines)
+        stored = {s.pipeline: s for s in self.store.schedules()}
         changes = []
         for p in pipelines:
             digest = p.content_hash()
+            schedule = _schedule_change(p, stored.get(p.name))
             try:
                 latest = self.store.get_pipeline(p.name)
             except NotFoundError:
-                changes.append(PipelineChange(p.name, "create", 1, None, digest))
+                changes.append(PipelineChange(p.name, "create", 1, None, digest, schedule))
                 continue
             if latest.content_hash == digest:
                 changes.append(PipelineChange(p.name, "unchanged", latest.version,
-                                              latest.version, digest))
+                                              latest.version, digest, schedule))
             else:
                 changes.append(PipelineChange(p.name, "update", latest.version + 1,
-                                              latest.version, digest))
+                                              latest.version, digest, schedule))
         return changes
 
     def apply(self, targets: Sequence[Target] | Target | None = None
@@ -202,11 +232,11 @@ class PipelineService:
                 record.version - 1 if created else record.version)
             action: Action = ("create" if record.version == 1 else "update") if created \
                 else "unchanged"
+            schedule = _schedule_change(p, stored.get(p.name))
             applied.append(PipelineChange(p.name, action, record.version, previous,
-                                          record.content_hash))
-            declared = {"cron": p.schedule, "timezone": p.timezone}
-            old = stored.get(p.name)
-            if old is None or old.declared != declared:
+                                          record.content_hash, schedule))
+            if schedule is not None:
+                declared = {"cron": p.schedule, "timezone": p.timezone}
                 self.store.set_schedule(ScheduleRecord(p.name, p.schedule, p.timezone,
                                                        declared, _now_ms(), _now_ms()))
         return applied
