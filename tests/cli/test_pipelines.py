@@ -63,5 +63,7 @@ def test_pipelines_errors_are_one_line(project: Path, monkeypatch: pytest.Monkey
     code, _, err = run_main(monkeypatch, capsys, "pipelines", "schedule", "toy_retrain",
                             "0 3 * *")
     assert code == 1 and "is not a cron expression" in err
+    code, _, err = run_main(monkeypatch, capsys, "pipelines", "runs", "--status", "done")
+    assert code == 1 and "status 'done' is not one of queued" in err
     code, _, err = run_main(monkeypatch, capsys, "pipelines", "run", "ghost")
     assert code == 1 and "no pipeline 'ghost'" in err

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -215,10 +215,3 @@ class PipelineContext:
     def close(self, failed: bool) -> None:
         if self._run is not None:
             self._run.end("failed" if failed else "finished")
-
-
-@dataclass
-class Outcome:
-    status: str
-    result: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelyard.backends.metadata.pipelines import (
+    PIPELINE_RUN_STATUSES,
     PipelineRecord,
     PipelineRunRecord,
     PipelineStore,
@@ -457,6 +458,10 @@ class PipelineService:
 
     def runs(self, name: str | None = None, *, status: str | None = None,
              limit: int | None = 100) -> builtins.list[PipelineRunRecord]:
+        """Runs (of one pipeline, in one state), newest first."""
+        if status is not None and status not in PIPELINE_RUN_STATUSES:
+            raise InvalidInputError(f"status {status!r} is not one of "
+                                    f"{', '.join(PIPELINE_RUN_STATUSES)}", field="status")
         return self.store.runs(name, status=status, limit=limit)
 
     def triggers(self, now: datetime | None = None) -> builtins.list[TriggerInfo]:

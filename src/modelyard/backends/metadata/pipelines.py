@@ -20,10 +20,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RUN_STATUSES", "PipelineRecord", "PipelineRunRecord", "PipelineStore",
+__all__ = ["PIPELINE_RUN_STATUSES", "PipelineRecord", "PipelineRunRecord", "PipelineStore",
            "ScheduleRecord"]
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed")
+PIPELINE_RUN_STATUSES = ("queued", "running", "succeeded", "failed")
 
 
 @dataclass(frozen=True)
