@@ -23,6 +23,8 @@ PUBLIC = {
     "AlreadyExistsError", "ParamConflictError", "RunStateError", "GateFailedError",
     "Entity", "Feature", "FeatureGroup", "Source", "Transform", "transform", "TrainingSet",
     "RequestFeatureGroup", "OnlineResult",
+    "pipeline", "Pipeline", "PipelineContext", "on_alert", "on_success",
+    "on_new_data",
 }
 
 HEAVY = ["sqlalchemy", "pandas", "numpy", "alembic", "typer", "rich", "sklearn", "pyarrow",

@@ -43,6 +43,14 @@ if TYPE_CHECKING:
     from modelyard.features.lookup import OnlineResult
     from modelyard.features.request import RequestFeatureGroup
     from modelyard.features.training import TrainingSet
+    from modelyard.pipelines.context import PipelineContext
+    from modelyard.pipelines.definitions import (
+        Pipeline,
+        on_alert,
+        on_new_data,
+        on_success,
+        pipeline,
+    )
     from modelyard.project import init_project
     from modelyard.settings import Settings
     from modelyard.tracking.frames import RunComparison
@@ -66,6 +74,8 @@ __all__ = [
     "NotFoundError",
     "OnlineResult",
     "ParamConflictError",
+    "Pipeline",
+    "PipelineContext",
     "ProjectNotFoundError",
     "RequestFeatureGroup",
     "Run",
@@ -81,6 +91,10 @@ __all__ = [
     "__version__",
     "connect",
     "init_project",
+    "on_alert",
+    "on_new_data",
+    "on_success",
+    "pipeline",
     "transform",
 ]
 
@@ -100,6 +114,12 @@ _LAZY = {
     "Settings": "modelyard.settings",
     "Run": "modelyard.tracking.run",
     "RunComparison": "modelyard.tracking.frames",
+    "Pipeline": "modelyard.pipelines.definitions",
+    "PipelineContext": "modelyard.pipelines.context",
+    "pipeline": "modelyard.pipelines.definitions",
+    "on_alert": "modelyard.pipelines.definitions",
+    "on_success": "modelyard.pipelines.definitions",
+    "on_new_data": "modelyard.pipelines.definitions",
 }
 
 

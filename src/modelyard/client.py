@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from modelyard.features.training import TrainingSet
     from modelyard.maintenance.gc import GcReport
     from modelyard.monitoring.service import MonitoringService
+    from modelyard.pipelines.service import PipelineService
     from modelyard.registry.service import ModelRegistry
     from modelyard.serving.predlog import PredictionLog
 
@@ -120,8 +121,23 @@ class Yard:
         from modelyard.backends.metadata.sql.monitor_store import SqlMonitorStore
         from modelyard.monitoring.service import MonitoringService
 
-        return MonitoringService(SqlMonitorStore(self._engine), self.models, self.predictions,
-                                 self.settings.project_root)
+        service = MonitoringService(SqlMonitorStore(self._engine), self.models,
+                                    self.predictions, self.settings.project_root)
+        self.pipelines.hook_into(service)  # alerts may trigger retraining pipelines
+        return service
+
+    @functools.cached_property
+    def pipelines(self) -> PipelineService:
+        """Registered training pipelines: apply, run, queue, triggers, run records."""
+        from modelyard.backends.metadata.sql.pipeline_store import SqlPipelineStore
+        from modelyard.pipelines.context import PipelineServices
+        from modelyard.pipelines.service import PipelineService
+
+        return PipelineService(SqlPipelineStore(self._engine),
+                               PipelineServices(self.tracking, lambda: self.models,
+                                                lambda: self.features,
+                                                lambda: self.monitoring),
+                               lambda: self.monitoring, self.settings.project_root)
 
     # --- predictions ----------------------------------------------------------------------
 

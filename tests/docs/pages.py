@@ -157,6 +157,29 @@ def _registry_check(names: Names, project: Path) -> None:
     assert len(yard.models.versions("claims-model")) == 4  # 2 given, 1 logged, 1 registered
 
 
+def _pipelines(project: Path) -> Names:
+    """claim_stats applied and ingested; data/labels.parquet: a spine with its labels."""
+    import modelyard
+
+    data.claim_stats(project)
+    with modelyard.connect() as yard:
+        spine = data.labels().drop(columns=["claim_value"])
+        known = yard.training_set(spine, ["claim_stats:*"]).to_pandas()
+    spine["claim_value"] = data.value_of(known, seed=1)
+    spine.to_parquet(project / "data" / "labels.parquet", index=False)
+    return {}
+
+
+def _pipelines_check(names: Names, project: Path) -> None:
+    yard = names["yard"]
+    runs = yard.pipelines.runs("claims_retrain")
+    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    assert [r.result["version"] for r in runs] == [2, 1]
+    assert yard.models.lineage("claims-model", 1).training_set is not None
+    assert yard.pipelines.get("claims_retrain").schedule == "0 4 * * *"
+    assert {t.kind for t in yard.pipelines.triggers()} == {"schedule", "alert"}
+
+
 def _serving(project: Path) -> Names:
     """claim_stats applied, ingested and materialized; claims-model 1 (production) and 2
     (challenger), logged with their training set; a day of version 1's answers in the
@@ -207,6 +230,7 @@ PAGES: dict[str, Page] = {
     "docs/features.md": Page(_features, _features_check),
     "docs/monitoring.md": Page(_monitoring, _monitoring_check),
     "docs/online.md": Page(_online, _online_check),
+    "docs/pipelines.md": Page(_pipelines, _pipelines_check),
     "docs/registry.md": Page(_registry, _registry_check),
     "docs/serving.md": Page(_serving, _serving_check),
     "docs/tracking.md": Page(_tracking, _tracking_check),

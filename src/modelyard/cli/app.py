@@ -21,6 +21,7 @@ from modelyard.cli import (
     models,
     monitor,
     online,
+    pipelines,
     predict,
     project,
     runs,
@@ -65,6 +66,7 @@ online.register(features.app)
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(monitor.app, name="monitor")
+pipelines.register(app)
 
 
 def main() -> None:

@@ -27,9 +27,10 @@ transaction, then sent, and where they went is recorded with them.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,9 @@ _HOUR_US = 3_600 * 1_000_000
 _DAY_US = 24 * _HOUR_US
 _CONFIG_KEYS = {"window", "alerts", "notify", "slice_by", "evaluation", "label"}
 
+AlertHook = Callable[[Sequence[AlertRecord]], object]
+"""Called with the alerts of each stored check that fired any (retraining listens here)."""
+
 
 class MonitoringService:
     def __init__(self, store: MonitorStore, registry: ModelRegistry,
@@ -71,6 +75,13 @@ class MonitoringService:
         self.registry = registry
         self.predictions = predictions
         self.project_root = project_root
+        self.alert_hooks: list[AlertHook] = []
+
+    def add_alert_hook(self, hook: AlertHook) -> None:
+        """Call ``hook`` with the alerts of every stored check that fired some; a failing
+        hook is logged and never fails the check."""
+        if hook not in self.alert_hooks:
+            self.alert_hooks.append(hook)
 
     # --- configuration --------------------------------------------------------------------
 
@@ -356,6 +367,12 @@ class MonitoringService:
         self.store.save_result(ResultRecord(result.result_id, result.model, result.version,
                                             span.start_us, span.end_us, fired_ms,
                                             result.rows, summary_of(data), data), alerts)
+        if alerts:
+            for hook in self.alert_hooks:
+                try:
+                    hook(alerts)
+                except Exception:
+                    logging.getLogger(__name__).exception("an alert hook failed")
         return [a.alert_id for a in alerts]
 
     def _send(self, result: MonitorResult, notifiers: Sequence[Notifier],

@@ -346,3 +346,51 @@ monitor_references = Table(
     Column("rows", BigInteger, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
 )
+
+pipeline_definitions = Table(
+    "pipeline_definitions",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("spec", Text, nullable=False),  # JSON, the module's source code included
+    Column("created_at_ms", BigInteger, nullable=False),
+)
+
+pipeline_schedules = Table(
+    "pipeline_schedules",
+    metadata,
+    Column("pipeline", String(128), primary_key=True),
+    Column("cron", String(128), nullable=True),  # None: no schedule
+    Column("timezone", String(64), nullable=False),
+    Column("declared", Text, nullable=False),  # JSON: the schedule the code last declared
+    Column("cursor_ms", BigInteger, nullable=False),  # the last due time enqueued
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("pipeline", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # queued | running | succeeded | failed
+    Column("trigger", String(16), nullable=False),  # manual | schedule | alert | upstream
+    Column("trigger_detail", Text, nullable=False),  # JSON
+    Column("params", Text, nullable=False),  # JSON
+    Column("dedupe_key", String(255), nullable=True, unique=True),
+    Column("queued_at_ms", BigInteger, nullable=False),
+    Column("run_at_ms", BigInteger, nullable=False),  # the run's time (ctx.now)
+    Column("started_at_ms", BigInteger, nullable=True),
+    Column("ended_at_ms", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("worker", String(128), nullable=True),
+    Column("lease_expires_ms", BigInteger, nullable=True),
+    Column("result", Text, nullable=False),  # JSON
+    Column("error", Text, nullable=True),
+    Column("logs", Text, nullable=False),
+    Column("steps", Text, nullable=False),  # JSON list
+    Index("ix_pipeline_runs_status_queued", "status", "queued_at_ms"),
+    Index("ix_pipeline_runs_pipeline_queued", "pipeline", "queued_at_ms"),
+)
