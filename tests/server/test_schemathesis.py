@@ -1,0 +1,139 @@
+"""Schemathesis over the whole served OpenAPI document, against the app in process.
+
+The app serves a regressor whose features live in the feature store (so it also takes
+entity keys; its ONNX twin computes in float32) and a classifier over a text input. Every
+operation of the document is fuzzed with bodies generated from it; each answer must be no
+5xx, of a documented status, content type and schema, and every model's own predict,
+explain and infer paths must reach 200s: the document describes each model's real inputs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelyard import Yard
+from tests.serving.support import MODEL, NUMERIC, linear, open_yard, register, setup
+from tests.serving.test_tritonclient import CLASSIFIER, _classifier
+
+pytestmark = pytest.mark.slow
+EXAMPLES = 25  # per operation
+
+
+@pytest.fixture(scope="module")
+def yard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Yard]:
+    from modelyard import init_project
+
+    root: Path = tmp_path_factory.mktemp("fuzz") / "proj"
+    init_project(root, "fuzz")
+    yard = open_yard(root)
+    try:
+        training = setup(yard)
+        register(yard, linear(training), training, features=NUMERIC)
+        with yard.start_run("classifier") as run:
+            record = run.log_model(_classifier(training), CLASSIFIER, training_set=training,
+                                   onnx=False)
+        yard.models.promote(CLASSIFIER, record.version, "production", reason="test")
+        yield yard
+    finally:
+        yard.close()
+
+
+@pytest.fixture(scope="module")
+def app(yard: Yard) -> Iterator[Any]:
+    from modelyard.server.app import create_app
+    from modelyard.serving.metrics import ServingMetrics
+    from modelyard.serving.service import ModelServer
+
+    server = ModelServer(yard, [f"{MODEL}@production", f"{CLASSIFIER}@production"],
+                         metrics=ServingMetrics())
+    server.load_all()
+    try:
+        yield create_app(yard, models=server)
+    finally:
+        from schemathesis.python.asgi import shutdown_lifespans
+
+        shutdown_lifespans()  # schemathesis keeps the app's lifespan running until then
+        server.close()
+
+
+def test_the_document_describes_each_model(app: Any) -> None:
+    from openapi_spec_validator import validate
+
+    from .conftest import open_client
+
+    spec = open_client(app).get("/openapi.json").json()  # no lifespan: the fixture owns it
+    validate(spec)
+    schemas = spec["components"]["schemas"]
+    paths = spec["paths"]
+    for name in (MODEL, CLASSIFIER):
+        for path in (f"/v1/models/{name}/predict", f"/v1/models/{name}/explain",
+                     f"/v2/models/{name}/infer"):
+            assert path in paths
+    forms = schemas[f"PredictRequest.{MODEL}"]["oneOf"]
+    row = forms[0]["properties"]["instances"]["items"]
+    assert row["additionalProperties"] is False
+    assert row["required"] == ["age", "vehicle_value"]
+    assert row["properties"]["age"] == {"type": "number", "minimum": -3.4028234663852886e38,
+                                        "maximum": 3.4028234663852886e38}  # float32 (ONNX)
+    entity = forms[1]["properties"]["entities"]["items"]
+    assert entity["required"] == ["customer_id"]
+    assert entity["properties"]["customer_id"]["type"] == "integer"  # as the store keeps it
+    classes = schemas[f"PredictRequest.{CLASSIFIER}"]["oneOf"][0]["properties"][
+        "instances"]["items"]
+    assert classes["properties"]["region"] == {"type": "string"}
+    assert classes["properties"]["age"]["maximum"] > 1e300  # float64: no ONNX twin
+    infer = schemas[f"InferRequest.{MODEL}"]["properties"]["inputs"]["anyOf"]
+    assert [t["properties"]["name"]["const"] for t in infer[0]["prefixItems"]] == NUMERIC
+    assert [t["properties"]["datatype"]["const"] for t in infer[0]["prefixItems"]] == [
+        "FP64", "FP64"]
+
+
+def test_schemathesis_finds_no_fault(app: Any) -> None:
+    import schemathesis
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
+              response_schema_conformance]
+    statuses: dict[str, Counter[int]] = {}
+    failures: dict[str, str] = {}
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        label = f"{operation.method.upper()} {operation.path}"
+        fuzz = _fuzzer(operation, checks, statuses.setdefault(label, Counter()))
+        try:
+            fuzz()
+        except Exception as exc:  # every operation is fuzzed; all failures reported at once
+            failures[label] = f"{type(exc).__name__}: {exc}"
+    assert not failures, "\n\n".join(f"{k}:\n{v}" for k, v in failures.items())
+    for name in (MODEL, CLASSIFIER):
+        for path in (f"POST /v1/models/{name}/predict", f"POST /v1/models/{name}/explain",
+                     f"POST /v2/models/{name}/infer"):
+            assert statuses[path][200] > 0, (path, statuses[path])
+    assert all(status < 500 for seen in statuses.values() for status in seen), statuses
+
+
+def _fuzzer(operation: Any, checks: list[Any], seen: Counter[int]) -> Any:
+    """A Hypothesis test of ``operation``: bodies and parameters generated from the document,
+    each answer counted in ``seen`` and checked."""
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy())
+    def fuzz(case: Any) -> None:
+        response = case.call()
+        seen[response.status_code] += 1
+        case.validate_response(response, checks=checks)
+
+    return fuzz
