@@ -43,7 +43,7 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Yard]:
         yard.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def app(yard: Yard) -> Iterator[Any]:
     from modelyard.server.app import create_app
     from modelyard.serving.metrics import ServingMetrics
@@ -57,7 +57,7 @@ def app(yard: Yard) -> Iterator[Any]:
     finally:
         from schemathesis.python.asgi import shutdown_lifespans
 
-        shutdown_lifespans()  # schemathesis keeps the app's lifespan running until then
+        shutdown_lifespans()  # schemathesis keeps an app's lifespan running until then
         server.close()
 
 
@@ -137,3 +137,19 @@ def _fuzzer(operation: Any, checks: list[Any], seen: Counter[int]) -> Any:
         case.validate_response(response, checks=checks)
 
     return fuzz
+
+
+def test_a_whole_number_sent_as_a_float_is_the_same_entity_key(app: Any) -> None:
+    from .conftest import open_client
+
+    client = open_client(app)  # no lifespan: the fixture owns it
+    for name in (MODEL, CLASSIFIER):
+        answers = [client.post(f"/v1/models/{name}/predict",
+                               json={"entities": [{"customer_id": key}]}) for key in (2, 2.0)]
+        assert [a.status_code for a in answers] == [200, 200], answers[1].text
+        assert answers[0].json()["predictions"] == answers[1].json()["predictions"]
+        assert answers[1].json()["status"] == ["found"]
+        refused = client.post(f"/v1/models/{name}/predict",
+                              json={"entities": [{"customer_id": 2.5}]})
+        assert refused.status_code == 422
+        assert refused.json()["details"]["field"] == "entities[0].customer_id"

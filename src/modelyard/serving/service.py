@@ -434,7 +434,7 @@ class ModelServer:
 
     def _entity_rows(self, served: Served, entities: list[Any]
                      ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
-        from modelyard.serving.entities import check_rows, gather
+        from modelyard.serving.entities import check_rows, gather, whole_key
 
         source = served.features
         if source is None:
@@ -445,7 +445,7 @@ class ModelServer:
         check_rows(served.loaded.decoder, source, entities)
         rows, status = gather(self.yard.features.online, source, entities,
                               at=None if self.clock is None else self.clock())
-        keys = [{k: e[k] for k in source.key_columns} for e in entities]
+        keys = [{k: whole_key(e[k]) for k in source.key_columns} for e in entities]
         return rows, status, keys
 
     def _mirror(self, deployment: Deployment, shadow: Served, rid: str,
