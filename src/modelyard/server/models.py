@@ -123,7 +123,7 @@ _REQUEST = {
                      "keys (and any input or request value not in the feature store); the "
                      "server looks the model's features up in the online store.",
                      "examples": [[{"customer_id": 42}]]},
-        "parameters": {"type": "object", "description": "Reserved."},
+        "parameters": {"description": "Reserved: any value, ignored."},
     },
 }
 _ANSWER = {
@@ -161,7 +161,8 @@ _EXPLANATION = {
     },
 }
 _RESPONSES = {
-    "404": _error("The model is not served here."),
+    "404": _error("The model is not served here (on explain: or an entity row has no "
+                  "current stored values, so there is nothing to explain)."),
     "422": _error("The body does not fit the model's signature: each problem is listed "
                   "with its field (instances[3].age)."),
     "500": _error("An unexpected server error (its request id is logged)."),

@@ -112,7 +112,7 @@ def _key(kind: str | None) -> dict[str, Any]:
 def _request(name: str, served: Served, kinds: dict[str, str]) -> dict[str, Any]:
     """The ``/v1`` predict (and explain) body of one model's primary version."""
     signature = served.loaded.signature
-    reserved = {"type": "object", "description": "Reserved."}
+    reserved = {"description": "Reserved: any value, ignored."}
     if signature is None:  # no signature: rows go to the model as they are
         row: dict[str, Any] = {"type": "object"}
         return {"type": "object", "additionalProperties": False, "required": ["instances"],
@@ -170,15 +170,26 @@ def _answer(served: Served) -> dict[str, Any]:
             "type": "array", "items": _prediction(served)}}}]}
 
 
+#: Parameters at every level: strings, numbers and booleans (null is none).
+_PARAMETERS = {"type": ["object", "null"],
+               "additionalProperties": {"type": ["string", "number", "boolean"]}}
+
+
 def _tensor(name: str, datatype: str, element: dict[str, Any]) -> dict[str, Any]:
-    """A one-row tensor of ``name``: what a generated request sends (any ``[n]`` works)."""
-    return {"type": "object", "additionalProperties": False,
-            "required": ["name", "shape", "datatype", "data"],
+    """A one-row tensor of ``name``: what a generated request sends (any ``[n]`` works;
+    other fields of a tensor are ignored)."""
+    return {"type": "object", "required": ["name", "shape", "datatype", "data"],
             "properties": {"name": {"const": name}, "datatype": {"const": datatype},
                            "shape": {"type": "array", "prefixItems": [{"const": 1}],
                                      "minItems": 1, "maxItems": 1},
                            "data": {"type": "array", "items": element, "minItems": 1,
-                                    "maxItems": 1}}}
+                                    "maxItems": 1},
+                           "parameters": {**_PARAMETERS, "properties": {
+                               "binary_data_size": False}}}}
+
+
+_STRICT = ("Written without a fraction: the protocol's datatypes are strict, so 2.0 is "
+           "refused in an INT64 tensor.")
 
 
 def _element(column: ColumnSpec, float_max: float) -> dict[str, Any]:
@@ -186,6 +197,8 @@ def _element(column: ColumnSpec, float_max: float) -> dict[str, Any]:
     schema = dict(_JSON_TYPES[column.type])
     if column.type == "float":
         schema.update(minimum=-float_max, maximum=float_max)
+    if column.type == "int":
+        schema["description"] = _STRICT
     return schema
 
 
@@ -194,10 +207,13 @@ def _infer_request(served: Served, kinds: dict[str, str]) -> dict[str, Any]:
     names = {"type": "string"} if signature is None else {"enum": signature.output_names}
     frame: dict[str, Any] = {
         "type": "object", "required": ["inputs"],
-        "properties": {"id": {"type": "string"}, "outputs": {
-            "type": "array", "uniqueItems": True, "description": "The outputs to answer.",
-            "items": {"type": "object", "required": ["name"], "additionalProperties": False,
-                      "properties": {"name": names}}}}}
+        "description": "Other fields are ignored; a null id, parameters or outputs is none.",
+        "properties": {"id": {"type": ["string", "null"]}, "parameters": _PARAMETERS,
+                       "outputs": {
+            "type": ["array", "null"], "uniqueItems": True,
+            "description": "The outputs to answer (all when none).",
+            "items": {"type": "object", "required": ["name"],
+                      "properties": {"name": names, "parameters": _PARAMETERS}}}}}
     if signature is None:
         return {**frame, "properties": {**frame["properties"], "inputs": {"type": "array"}}}
     float_max = _float_max(served)
@@ -205,9 +221,10 @@ def _infer_request(served: Served, kinds: dict[str, str]) -> dict[str, Any]:
     forms = [[_tensor(c.name, _V2_TYPES[c.type], _element(c, float_max)) for c in columns]]
     source = served.features
     if source is not None:
-        keys = [_tensor(k, "INT64", _JSON_TYPES["int"]) if kinds.get(k) == "int"
+        whole = {**_JSON_TYPES["int"], "description": _STRICT}
+        keys = [_tensor(k, "INT64", whole) if kinds.get(k) == "int"
                 else _tensor(k, "BYTES", {"type": "string"}) if kinds.get(k) == "string"
-                else {"anyOf": [_tensor(k, "INT64", _JSON_TYPES["int"]),
+                else {"anyOf": [_tensor(k, "INT64", whole),
                                 _tensor(k, "BYTES", {"type": "string"})]}
                 for k in source.key_columns]
         carried = [c for c in columns if c.name in set(source.from_request)]
@@ -286,6 +303,8 @@ def model_paths(server: ModelServer, online: OnlineService | None = None
             "responses": {"200": {"description": "Each row's prediction and contributions.",
                                   "content": {JSON: {"schema": {
                                       "$ref": "#/components/schemas/Explanation"}}}},
+                          "404": _error("An entity row has no current stored values (it is "
+                                        "missing or expired): nothing to explain."),
                           **_V1_ERRORS}}}
         paths[f"/v2/models/{name}/infer"] = {"post": {
             "tags": ["inference v2"], "operationId": f"v2_infer.{ident}",

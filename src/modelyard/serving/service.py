@@ -379,8 +379,15 @@ class ModelServer:
             raise InvalidInputError(f"model {name}:{served.version} has no signature, so its "
                                     "inputs cannot be explained", field="model")
         if entities is not None:
-            rows, _, _ = self._entity_rows(served, entities)
+            rows, status, _ = self._entity_rows(served, entities)
             field_name = "entities"
+            absent = [i for i, found in enumerate(status) if found != "found"]
+            if absent:  # predict answers such rows with null; there is nothing to explain
+                shown = ", ".join(f"entities[{i}] ({status[i]})" for i in absent[:20])
+                raise NotFoundError(
+                    f"nothing to explain for {shown}: the online store holds no current "
+                    "feature values for that entity", field=f"entities[{absent[0]}]",
+                    model=name)
         else:
             assert instances is not None
             rows, field_name = instances, "instances"
