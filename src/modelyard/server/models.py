@@ -113,8 +113,10 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 _ROWS_SCHEMA = {"type": "array", "minItems": 1, "items": {"type": "object"}}
 _REQUEST = {
     "type": "object",
-    "description": "Exactly one of instances and entities.",
+    "description": "Exactly one of instances and entities. The document lists each served "
+                   "model's own body under its own path, /v1/models/NAME/predict.",
     "additionalProperties": False,
+    "oneOf": [{"required": ["instances"]}, {"required": ["entities"]}],
     "properties": {
         "instances": {**_ROWS_SCHEMA, "description": "One object of input values per row, "
                       "named as in the model's signature.",

@@ -94,15 +94,16 @@ def document(groups: Sequence[Endpoints]) -> dict[str, Any]:
     })
 
 
-def with_models(spec: dict[str, Any], paths: dict[str, Any],
-                schemas: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` with the served models' own paths and schemas added (each concrete path
-    listed right after the generic one it specialises)."""
+def with_models(spec: dict[str, Any], paths: dict[str, Any], schemas: dict[str, Any],
+                names: Sequence[str] = ()) -> dict[str, Any]:
+    """``spec`` with the served models' own paths and schemas added (listed after the
+    generic paths they specialise), and the served ``names`` as examples of the generic
+    paths' ``{name}``."""
     out = dict(spec)
     v1 = {path: item for path, item in paths.items() if path.startswith("/v1/")}
     merged: dict[str, Any] = {}
     for path, item in spec["paths"].items():
-        merged[path] = item
+        merged[path] = _name_examples(item, names) if "{name}" in path and names else item
         if path == "/v1/models/{name}/explain":
             merged.update(v1)
         elif path == "/v2/models/{name}/versions/{version}/infer":
@@ -111,6 +112,18 @@ def with_models(spec: dict[str, Any], paths: dict[str, Any],
     out["paths"] = merged
     out["components"] = {**spec["components"],
                          "schemas": {**spec["components"]["schemas"], **schemas}}
+    return out
+
+
+def _name_examples(item: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """A path item whose ``name`` path parameter lists ``names`` as examples."""
+    out: dict[str, Any] = {}
+    for method, operation in item.items():
+        parameters = [
+            {**p, "schema": {**p["schema"], "examples": list(names)}}
+            if p.get("in") == "path" and p.get("name") == "name" else p
+            for p in operation.get("parameters", [])]
+        out[method] = {**operation, "parameters": parameters} if parameters else operation
     return out
 
 
@@ -139,7 +152,8 @@ def routes(state: ServerState) -> list[BaseRoute]:
             if found is None:
                 spec = state.openapi
                 if models is not None:
-                    spec = with_models(spec, *model_paths(models, _online(state)))
+                    spec = with_models(spec, *model_paths(models, _online(state)),
+                                       names=sorted(models.deployments))
                 found = dumps(spec), docs_page(spec)
                 built.clear()  # only the versions served now are asked for
                 built[key] = found
