@@ -20,7 +20,6 @@ from modelyard import Yard
 from tests.serving.support import MODEL, NUMERIC, linear, open_yard, pipeline, register, setup
 from tests.serving.test_tritonclient import CLASSIFIER, _classifier
 
-pytestmark = pytest.mark.slow
 EXAMPLES = 25  # per operation
 
 
@@ -61,6 +60,7 @@ def app(yard: Yard) -> Iterator[Any]:
         server.close()
 
 
+@pytest.mark.slow
 def test_the_document_describes_each_model(app: Any) -> None:
     from openapi_spec_validator import validate
 
@@ -93,6 +93,7 @@ def test_the_document_describes_each_model(app: Any) -> None:
         "FP64", "FP64"]
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_fault(app: Any) -> None:
     import schemathesis
     from schemathesis.checks import not_a_server_error
@@ -145,6 +146,7 @@ def _fuzzer(operation: Any, checks: list[Any], seen: Counter[int]) -> Any:
     return fuzz
 
 
+@pytest.mark.slow
 def test_entity_keys_as_whole_floats_and_entities_without_values(app: Any) -> None:
     from .conftest import open_client
 
@@ -167,6 +169,7 @@ def test_entity_keys_as_whole_floats_and_entities_without_values(app: Any) -> No
         assert "entities[1] (missing)" in explained.json()["message"]
 
 
+@pytest.mark.slow
 def test_the_document_follows_a_hot_swap(project: Path) -> None:
     from modelyard.server.app import create_app
     from modelyard.serving.service import ModelServer
@@ -200,3 +203,26 @@ def test_the_document_follows_a_hot_swap(project: Path) -> None:
     finally:
         server.close()
         yard.close()
+
+
+@pytest.mark.parametrize(("kind", "nullable", "accepted", "refused"), [
+    ("int", False, [0, -(2**63), 2**63 - 1, 3.0], [2**63, 2.5, "3", None, True]),
+    ("float", False, [1.5, -1e308, 3], ["1.5", None, True]),
+    ("float", True, [1.5, None], ["x"]),
+    ("bool", False, [True, False], [0, 1, "true"]),
+    ("string", False, ["north"], [1, None]),
+    ("category", True, ["north", None], [1]),
+    ("timestamp", False, ["2025-03-01T10:00:00Z"], ["yesterday", 1]),
+    ("date", False, ["2025-03-01"], ["01/03/2025"]),
+])
+def test_an_input_value_schema(kind: str, nullable: bool, accepted: list[Any],
+                               refused: list[Any]) -> None:
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    from modelyard.registry.signature import ColumnSpec
+    from modelyard.server.openapi_models import value_schema
+
+    validator = Draft202012Validator(value_schema(ColumnSpec("x", kind, nullable)),
+                                     format_checker=FormatChecker())
+    assert [v for v in accepted if not validator.is_valid(v)] == []
+    assert [v for v in refused if validator.is_valid(v)] == []

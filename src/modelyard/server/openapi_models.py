@@ -129,8 +129,9 @@ def _request(name: str, served: Served, kinds: dict[str, str]) -> dict[str, Any]
     if source is not None:
         props: dict[str, Any] = {k: _key(kinds.get(k)) for k in source.key_columns}
         for request_column in source.request_columns:
-            props[request_column] = {"type": ["string", "number", "boolean", "null"],
-                             "description": "A request value a request-time feature needs."}
+            props[request_column] = {
+                "type": ["string", "number", "boolean", "null"],
+                "description": "A request value a request-time feature needs."}
         carried = [c for c in signature.inputs if c.name in set(source.from_request)]
         for column in carried:
             props[column.name] = value_schema(column, float_max)
@@ -203,17 +204,18 @@ def _element(column: ColumnSpec, float_max: float) -> dict[str, Any]:
 
 
 def _infer_request(served: Served, kinds: dict[str, str]) -> dict[str, Any]:
+    """The ``/v2`` infer body of one model's primary version."""
     signature = served.loaded.signature
     names = {"type": "string"} if signature is None else {"enum": signature.output_names}
+    outputs = {"type": ["array", "null"], "uniqueItems": True,
+               "description": "The outputs to answer (all when none).",
+               "items": {"type": "object", "required": ["name"],
+                         "properties": {"name": names, "parameters": _PARAMETERS}}}
     frame: dict[str, Any] = {
         "type": "object", "required": ["inputs"],
         "description": "Other fields are ignored; a null id, parameters or outputs is none.",
         "properties": {"id": {"type": ["string", "null"]}, "parameters": _PARAMETERS,
-                       "outputs": {
-            "type": ["array", "null"], "uniqueItems": True,
-            "description": "The outputs to answer (all when none).",
-            "items": {"type": "object", "required": ["name"],
-                      "properties": {"name": names, "parameters": _PARAMETERS}}}}}
+                       "outputs": outputs}}
     if signature is None:
         return {**frame, "properties": {**frame["properties"], "inputs": {"type": "array"}}}
     float_max = _float_max(served)
