@@ -113,8 +113,10 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 _ROWS_SCHEMA = {"type": "array", "minItems": 1, "items": {"type": "object"}}
 _REQUEST = {
     "type": "object",
-    "description": "Exactly one of instances and entities.",
+    "description": "Exactly one of instances and entities. The document lists each served "
+                   "model's own body under its own path, /v1/models/NAME/predict.",
     "additionalProperties": False,
+    "oneOf": [{"required": ["instances"]}, {"required": ["entities"]}],
     "properties": {
         "instances": {**_ROWS_SCHEMA, "description": "One object of input values per row, "
                       "named as in the model's signature.",
@@ -123,7 +125,7 @@ _REQUEST = {
                      "keys (and any input or request value not in the feature store); the "
                      "server looks the model's features up in the online store.",
                      "examples": [[{"customer_id": 42}]]},
-        "parameters": {"type": "object", "description": "Reserved."},
+        "parameters": {"description": "Reserved: any value, ignored."},
     },
 }
 _ANSWER = {
@@ -161,7 +163,8 @@ _EXPLANATION = {
     },
 }
 _RESPONSES = {
-    "404": _error("The model is not served here."),
+    "404": _error("The model is not served here (on explain: or an entity row has no "
+                  "current stored values, so there is nothing to explain)."),
     "422": _error("The body does not fit the model's signature: each problem is listed "
                   "with its field (instances[3].age)."),
     "500": _error("An unexpected server error (its request id is logged)."),

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from modelyard.features.service import FeatureService
     from modelyard.serving.inputs import InputDecoder
 
-__all__ = ["FeatureSource", "check_rows", "feature_source", "gather"]
+__all__ = ["FeatureSource", "check_rows", "feature_source", "gather", "whole_key"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def gather(online: OnlineService, source: FeatureSource, rows: Sequence[Any], *,
             problems.append(f"entities[{i}] lacks {', '.join(absent)}")
             continue
         for k in source.key_columns:
-            keys[k].append(row[k])
+            keys[k].append(whole_key(row[k]))
         for c in source.request_columns:
             request[c].append(row[c])
     if problems:
@@ -133,6 +133,14 @@ def gather(online: OnlineService, source: FeatureSource, rows: Sequence[Any], *,
     return merged, list(result.status)
 
 
+def whole_key(value: Any) -> Any:
+    """An entity key as looked up: a whole number sent as ``3.0`` is the key 3 (JSON does
+    not tell them apart; nothing is lost); anything else as it is."""
+    if type(value) is float and value.is_integer() and -(2.0**63) <= value < 2.0**63:
+        return int(value)
+    return value
+
+
 def check_rows(decoder: InputDecoder | None, source: FeatureSource, entities: Sequence[Any]
                ) -> None:
     """Check each entity row's own values before anything is looked up, so the same row
@@ -156,6 +164,7 @@ def check_rows(decoder: InputDecoder | None, source: FeatureSource, entities: Se
                                                    f"{', '.join(source.key_columns)})"))
         for key, value in row.items():
             if key in keys:
+                value = whole_key(value)
                 if not (isinstance(value, str) or (isinstance(value, int) and not
                                                    isinstance(value, bool)
                                                    and -(2**63) <= value < 2**63)):

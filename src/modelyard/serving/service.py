@@ -379,8 +379,15 @@ class ModelServer:
             raise InvalidInputError(f"model {name}:{served.version} has no signature, so its "
                                     "inputs cannot be explained", field="model")
         if entities is not None:
-            rows, _, _ = self._entity_rows(served, entities)
+            rows, status, _ = self._entity_rows(served, entities)
             field_name = "entities"
+            absent = [i for i, found in enumerate(status) if found != "found"]
+            if absent:  # predict answers such rows with null; there is nothing to explain
+                shown = ", ".join(f"entities[{i}] ({status[i]})" for i in absent[:20])
+                raise NotFoundError(
+                    f"nothing to explain for {shown}: the online store holds no current "
+                    "feature values for that entity", field=f"entities[{absent[0]}]",
+                    model=name)
         else:
             assert instances is not None
             rows, field_name = instances, "instances"
@@ -434,7 +441,7 @@ class ModelServer:
 
     def _entity_rows(self, served: Served, entities: list[Any]
                      ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
-        from modelyard.serving.entities import check_rows, gather
+        from modelyard.serving.entities import check_rows, gather, whole_key
 
         source = served.features
         if source is None:
@@ -445,7 +452,7 @@ class ModelServer:
         check_rows(served.loaded.decoder, source, entities)
         rows, status = gather(self.yard.features.online, source, entities,
                               at=None if self.clock is None else self.clock())
-        keys = [{k: e[k] for k in source.key_columns} for e in entities]
+        keys = [{k: whole_key(e[k]) for k in source.key_columns} for e in entities]
         return rows, status, keys
 
     def _mirror(self, deployment: Deployment, shadow: Served, rid: str,
