@@ -169,3 +169,24 @@ def _set_owner(yard: Yard, intent: WriteIntent, pid: int) -> None:
                      .where(t.write_intents.c.intent_id == intent.intent_id)
                      .values(owner_pid=pid))
 
+
+
+def test_doctor_shows_half_done_writes_and_repairs_them(fyard: Yard) -> None:
+    from typer.testing import CliRunner
+
+    from modelyard.cli import render
+    from modelyard.cli.app import app
+    from modelyard.diagnostics import diagnose
+
+    intent = fyard.writes.begin("log_artifact", "r1", {"blobs": ["ab" * 32]})
+    _set_owner(fyard, intent, _dead_pid())
+    seen = diagnose(fyard.settings.uri)
+    assert [i.intent_id for i in seen.intents] == [intent.intent_id] and not seen.repairs
+    render.console._width = 200  # type: ignore[attr-defined]
+    shown = CliRunner().invoke(app, ["doctor", "--uri", fyard.settings.uri])
+    assert shown.exit_code == 0, shown.output
+    assert "half-done" in shown.output and "log_artifact r1" in shown.output
+    repaired = CliRunner().invoke(app, ["doctor", "--repair", "--uri", fyard.settings.uri])
+    assert repaired.exit_code == 0, repaired.output
+    assert "rolled back" in repaired.output and "half-done" not in repaired.output
+    assert fyard.writes.list_intents() == []

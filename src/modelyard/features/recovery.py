@@ -37,6 +37,30 @@ def table_digest(table: pa.Table) -> str:
     return digest.hexdigest()
 
 
+def ingest_key(service: FeatureService, source: str, file: Path | None) -> str | None:
+    """The idempotency key the CLI derives for ingesting ``file`` (else the source's own
+    files) into ``source``: the files' sha256 with the source's definition version. None for
+    a source read by a query, whose rows change without its definition changing."""
+    from modelyard.idempotency import fingerprint
+
+    definition = service.source(source)
+    if file is None:
+        if definition.kind_of_source not in ("parquet", "csv"):
+            return None
+        file = Path(definition.location)
+        file = file if file.is_absolute() else service.base / file
+    if not file.exists():
+        return None  # reading it reports the problem
+    files = sorted(p for p in file.rglob("*") if p.is_file()) if file.is_dir() else [file]
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    version = service.history("source", source)[-1].version
+    return "ingest-" + fingerprint("ingest", source=source, version=version,
+                                   files=digest.hexdigest())[:48]
+
+
 def table_paths(service: FeatureService, source: str) -> list[str]:
     uri = service.tables.uri
     return [str(Path(uri[len("file://"):]) / source)] if uri.startswith("file://") else []
