@@ -24,7 +24,6 @@ from _workers.writes import (
     perform,
     prepare,
 )
-
 from modelyard import Yard
 
 
