@@ -129,13 +129,16 @@ class ModelRegistry:
                        signature: Signature | None, training_set: TrainingSet | None,
                        input_example: Any, description: str | None, run_id: str | None,
                        onnx: bool) -> VersionRecord:
-        """Store the blobs of a version (each named in the write's intent first), then
+        """Store the blobs of a version (all named in the write's intent first), then
         its row with the idempotency key, in one transaction that ends the intent."""
         import hashlib
 
-        def put(data: bytes) -> str:
-            write.extend(hashlib.sha256(data).hexdigest())
-            return self.artifacts.put_bytes(data)[0]
+        blobs: dict[str, bytes] = {}
+
+        def put(data: bytes) -> str:  # kept until the intent names them all
+            sha = hashlib.sha256(data).hexdigest()
+            blobs[sha] = data
+            return sha
 
         sha, size = put(packed), len(packed)
         twin = self._twin(model, chosen.name, sample) if onnx else None
@@ -168,6 +171,9 @@ class ModelRegistry:
             name, 0, chosen.name, sha, size, onnx_sha, run_id,
             None if training_set is None else training_set.training_set_id, spec, _now_ms(),
             current_user())
+        write.extend(*blobs)
+        for data in blobs.values():
+            self.artifacts.put_bytes(data)
         return self.store.add_version(record, done=write.completion())
 
     def _sample(self, training_set: TrainingSet | None, input_example: Any,

@@ -377,11 +377,9 @@ class TrackingService:
                     for e in done["entries"]]
         assert write.intent is not None
         try:
-            entries = []
-            for file, rel in files:
-                if content is None:  # named in the intent before it is stored
-                    write.extend(_file_sha256(file))
-                entries.append(ArtifactEntry(rel, *self.artifacts.put_file(file)))
+            entries = [ArtifactEntry(rel, *self.artifacts.put_file(file)) for file, rel in files]
+            if content is None:  # named after the fact: the intent's start time covers them
+                write.extend(*[e.sha256 for e in entries])
             # one transaction: all the rows, the key with them, the intent's end
             self.store.record_artifacts(run_id, entries, done=write.completion(
                 run_id=run_id, entries=[dict(e.__dict__) for e in entries]))

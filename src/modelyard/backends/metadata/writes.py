@@ -65,7 +65,10 @@ class WriteIntent:
 
     @property
     def blobs(self) -> tuple[str, ...]:
-        """sha256s of the artifact blobs this write stores (as far as it got)."""
+        """sha256s of the artifact blobs this write stores, as far as it has named them
+        (a registration names all before storing any; an artifact upload without a key
+        names them once stored). A collector spares these, and any blob younger than the
+        ``started_at`` of an intent in flight."""
         return tuple(self.payload.get("blobs", ()))
 
     @property
