@@ -142,9 +142,10 @@ def test_dead_writers_intents_are_rolled_back_and_listed(fyard: Yard) -> None:
     blob, _ = fyard.tracking.artifacts.put_bytes(b"orphan")
     intent = fyard.writes.begin("register", "m", {"blobs": [blob]})
     live = fyard.writes.begin("log_artifact", "run", {"blobs": []})
-    listed = fyard.writes.list_intents()
-    assert [i.intent_id for i in listed] == [intent.intent_id, live.intent_id]
-    assert listed[0].blobs == (blob,)
+    listed = {i.intent_id: i for i in fyard.writes.list_intents()}
+    assert set(listed) == {intent.intent_id, live.intent_id}
+    assert listed[intent.intent_id].blobs == (blob,)
+    assert listed[live.intent_id].owner_alive()
     _set_owner(fyard, intent, _dead_pid())
     with _reopen(fyard) as other:
         assert [(r.kind, r.action) for r in other.repairs] == [("register", "rolled back")]

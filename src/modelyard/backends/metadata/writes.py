@@ -62,6 +62,7 @@ class WriteIntent:
     owner_pid: int
     owner_host: str
     payload: dict[str, Any]
+    owner_start: str | None = None  # the owner's start time (tells a reused pid apart)
 
     @property
     def blobs(self) -> tuple[str, ...]:
@@ -84,7 +85,11 @@ class WriteIntent:
         if self.owner_host != socket.gethostname():
             now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
             return now - self.started_at < FOREIGN_OWNER_STALE_MS
-        return self.owner_pid == os.getpid() or pid_alive(self.owner_pid)
+        if not pid_alive(self.owner_pid):
+            return False
+        # the pid runs, but may be another process that reused it (a restarted container)
+        return self.owner_start is None or process_start(self.owner_pid) in (
+            None, self.owner_start)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,16 @@ class Repair:
     detail: str
     started_at: int
     repaired_at: int
+
+
+def process_start(pid: int) -> str | None:
+    """When a local process started (clock ticks since boot, from /proc), if known."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
 
 
 def pid_alive(pid: int) -> bool:

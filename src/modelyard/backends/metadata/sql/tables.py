@@ -366,6 +366,7 @@ write_intents = Table(
     Column("started_at", BigInteger, nullable=False),
     Column("owner_pid", Integer, nullable=False),
     Column("owner_host", String(255), nullable=False),
+    Column("owner_start", String(32), nullable=True),
     Column("payload", Text, nullable=False),
 )
 

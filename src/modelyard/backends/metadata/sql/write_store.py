@@ -25,6 +25,7 @@ from modelyard.backends.metadata.writes import (
     Repair,
     WriteIntent,
     WriteStore,
+    process_start,
 )
 from modelyard.errors import IdempotencyConflictError
 
@@ -40,7 +41,7 @@ def _dumps(value: Any) -> str:
 def _intent(row: Any) -> WriteIntent:
     return WriteIntent(row.intent_id, row.kind, row.target, row.idempotency_key,
                        int(row.started_at), int(row.owner_pid), row.owner_host,
-                       json.loads(row.payload))
+                       json.loads(row.payload), row.owner_start)
 
 
 def complete_write(conn: Connection, done: Completion | None) -> None:
@@ -82,14 +83,14 @@ class SqlWriteStore(WriteStore):
     def begin(self, kind: str, target: str, payload: dict[str, Any],
               key: str | None = None) -> WriteIntent:
         intent = WriteIntent(uuid.uuid4().hex, kind, target, key, _now_ms(), os.getpid(),
-                             socket.gethostname(), payload)
+                             socket.gethostname(), payload, process_start(os.getpid()))
         try:
             with self.engine.begin() as conn:
                 conn.execute(t.write_intents.insert().values(
                     intent_id=intent.intent_id, kind=kind, target=target,
                     idempotency_key=key, started_at=intent.started_at,
                     owner_pid=intent.owner_pid, owner_host=intent.owner_host,
-                    payload=_dumps(payload)))
+                    owner_start=intent.owner_start, payload=_dumps(payload)))
         except sa.exc.IntegrityError:
             held = self.intent_for_key(key) if key is not None else None
             raise IdempotencyConflictError(

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("started_at", sa.BigInteger, nullable=False),
         sa.Column("owner_pid", sa.Integer, nullable=False),
         sa.Column("owner_host", sa.String(255), nullable=False),
+        sa.Column("owner_start", sa.String(32), nullable=True),
         sa.Column("payload", sa.Text, nullable=False),
     )
     op.create_table(
