@@ -37,6 +37,8 @@ def recover(yard: Yard) -> list[Repair]:
             repair = recover_intent(yard, intent)
         except ModelyardError:  # e.g. a store unreachable now: left for the next open
             continue
+        except Exception:  # opening must not fail over a repair; doctor shows the intent
+            continue
         if repair is not None:
             done.append(repair)
     return done
