@@ -169,8 +169,9 @@ class FeatureService:
         try:
             commit = self.tables.append(source.name, batch, commit_id=commit_id)
         except BaseException:
-            if not any(c.commit_id == commit_id for c in self.commits(source.name)):
-                self.writes.discard(write.intent.intent_id)
+            with contextlib.suppress(Exception):  # the append's own error matters more
+                if not any(c.commit_id == commit_id for c in self.commits(source.name)):
+                    self.writes.discard(write.intent.intent_id)
             raise
         self.store.save_profile(source.name, commit.commit_id, summary,
                                 done=write.completion(**commit.to_dict()))
