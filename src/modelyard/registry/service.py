@@ -12,6 +12,7 @@ Promotion through gates lives in :mod:`modelyard.registry.promotion`, lineage in
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import warnings
@@ -121,7 +122,8 @@ class ModelRegistry:
                                        onnx)
         except BaseException:
             assert write.intent is not None
-            rollback(self.writes, write.intent, "failed")
+            with contextlib.suppress(Exception):  # the write's own error matters more
+                rollback(self.writes, write.intent, "failed")
             raise
 
     def _store_version(self, model: Any, name: str, chosen: Any, packed: bytes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -384,7 +385,8 @@ class TrackingService:
             self.store.record_artifacts(run_id, entries, done=write.completion(
                 run_id=run_id, entries=[dict(e.__dict__) for e in entries]))
         except BaseException:
-            rollback(self.writes, write.intent, "failed")
+            with contextlib.suppress(Exception):  # the write's own error matters more
+                rollback(self.writes, write.intent, "failed")
             raise
         return entries
 
