@@ -12,6 +12,7 @@ foreground instead (for manual use).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -73,12 +74,17 @@ def prepare(yard: Yard) -> None:
 
 
 def artifact_folder(project: Path, i: int) -> Path:
+    """Three files of seeded bytes, made whole or not at all (a worker may be killed while
+    making them): written in a scratch folder, then renamed into place."""
     folder = project / "crash-files" / f"data-{i}"
     if not folder.is_dir():
-        folder.mkdir(parents=True)
+        scratch = project / "crash-files" / f".new-{i}-{os.getpid()}"
+        scratch.mkdir(parents=True)
         rng = np.random.default_rng(i)
         for n in range(3):
-            (folder / f"part-{n}.bin").write_bytes(rng.bytes(300_000))
+            (scratch / f"part-{n}.bin").write_bytes(rng.bytes(300_000))
+        with contextlib.suppress(OSError):  # made meanwhile by another process
+            scratch.rename(folder)
     return folder
 
 

@@ -22,7 +22,7 @@ def pool() -> Iterator[WorkerPool]:
 
 def test_killed_writes_leave_nothing_half_done(pool: WorkerPool, store_uri: str,
                                                project: Path) -> None:
-    reports = run_crash_points(pool, store_uri, project, PATHS, points=2, seed=11)
+    reports = run_crash_points(pool, store_uri, project, PATHS, points=3, seed=11)
     assert [r.path for r in reports] == list(PATHS)
     # the seeded moments kill most writes part-way (some finish first: that is checked too)
     assert sum(r.killed for r in reports) >= len(PATHS)
