@@ -191,3 +191,29 @@ def test_doctor_shows_half_done_writes_and_repairs_them(fyard: Yard) -> None:
     assert repaired.exit_code == 0, repaired.output
     assert "rolled back" in repaired.output and "half-done" not in repaired.output
     assert fyard.writes.list_intents() == []
+
+
+def test_an_owner_is_alive_until_its_process_is_gone() -> None:
+    import os
+    import socket
+
+    from modelyard.backends.metadata.writes import FOREIGN_OWNER_STALE_MS, process_start
+
+    me = WriteIntent("i", "ingest", "events", None, 1_000, os.getpid(), socket.gethostname(),
+                     {}, process_start(os.getpid()))
+    assert me.owner_alive()
+    assert not replace(me, owner_pid=_dead_pid()).owner_alive()
+    # a pid reused by another process (a restarted container) is not the owner
+    assert not replace(me, owner_start="1").owner_alive()
+    elsewhere = replace(me, owner_host="other-host")  # no pid to look at: a day's grace
+    assert elsewhere.owner_alive(now_ms=1_000 + FOREIGN_OWNER_STALE_MS - 1)
+    assert not elsewhere.owner_alive(now_ms=1_000 + FOREIGN_OWNER_STALE_MS)
+
+
+def test_a_key_must_be_printable_text(fyard: Yard) -> None:
+    from modelyard import InvalidInputError
+
+    for bad in ("", "x" * 256, "tab\there", 7):
+        with pytest.raises(InvalidInputError, match="idempotency_key"):
+            fyard.ingest("events", rows(2), idempotency_key=bad)  # type: ignore[arg-type]
+    assert not fyard.features.tables.exists("events")

@@ -415,3 +415,16 @@ def test_ingesting_the_same_file_again_writes_nothing(
                    "nightly-1", "--uri", store_uri)
     assert named.exit_code == 0 and "Committed 4 rows" in named.output
     assert [c.rows for c in applied.features.commits("claims")] == [3, 3, 4, 4]
+
+
+@sqlite_only
+def test_a_key_and_no_idempotency_are_refused_together(
+    applied: Yard, project: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    claims_frame(2).to_parquet(project / "claims.parquet")
+    code, _, err = run_main(monkeypatch, capsys, "features", "ingest", "claims",
+                            "claims.parquet", "--idempotency-key", "k", "--no-idempotency",
+                            "--uri", store_uri)
+    assert code != 0 and "--no-idempotency" in err
+    assert applied.features.commits("claims") == []
