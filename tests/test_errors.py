@@ -29,6 +29,7 @@ EXPECTED = {
     "ParamConflictError": (errors.ConflictError, 409),
     "RunStateError": (errors.ConflictError, 409),
     "GateFailedError": (errors.ConflictError, 409),
+    "IdempotencyConflictError": (errors.ConflictError, 409),
 }
 
 

@@ -21,6 +21,7 @@ PUBLIC = {
     "InvalidMetricError", "DataValidationError", "InvalidDefinitionError", "NotFoundError",
     "ConflictError",
     "AlreadyExistsError", "ParamConflictError", "RunStateError", "GateFailedError",
+    "IdempotencyConflictError",
     "Entity", "Feature", "FeatureGroup", "Source", "Transform", "transform", "TrainingSet",
     "RequestFeatureGroup", "OnlineResult",
     "pipeline", "Pipeline", "PipelineContext", "on_alert", "on_success",

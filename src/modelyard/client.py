@@ -17,6 +17,7 @@ from modelyard.backends.artifacts.base import artifact_store_from_uri
 from modelyard.backends.metadata.base import Experiment, RunRecord
 from modelyard.backends.metadata.sql.engine import make_engine
 from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
+from modelyard.backends.metadata.sql.write_store import SqlWriteStore
 from modelyard.errors import ConfigurationError
 from modelyard.settings import Settings, load_settings
 from modelyard.tracking.frames import RunComparison
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
     from modelyard.backends.metadata.materializations import MaterializationRecord
     from modelyard.backends.metadata.predictions import LabelResult, PredictionStore
+    from modelyard.backends.metadata.writes import Repair
     from modelyard.backends.offline.tables import Commit
     from modelyard.features.definitions import FeatureGroup, Source
     from modelyard.features.lookup import OnlineResult
@@ -54,6 +56,10 @@ class Yard:
                 settings,
             )
             self.tracking.models = lambda: self.models
+            self.writes = SqlWriteStore(self._engine)
+            self.tracking.writes = self.writes
+            # writes a crash left half-done: one cheap query unless there are any
+            self.repairs: list[Repair] = self.recover() if self.writes.has_intents() else []
         except BaseException:  # e.g. SchemaVersionError: close what was opened
             self._engine.dispose()
             raise
@@ -64,6 +70,13 @@ class Yard:
     @property
     def store_uri(self) -> str:
         return str(self._engine.url.render_as_string(hide_password=True))
+
+    def recover(self) -> list[Repair]:
+        """Complete or roll back every write whose process died mid-way (done on open);
+        what was repaired, also kept for ``modelyard doctor``."""
+        from modelyard.recovery import recover
+
+        return recover(self)
 
     # --- tracking shortcuts ---------------------------------------------------------------
 
@@ -112,7 +125,8 @@ class Yard:
         from modelyard.registry.service import ModelRegistry
 
         return ModelRegistry(SqlRegistryStore(self._engine), self.tracking.artifacts,
-                             self.tracking, lambda: self.features, self.settings.project_root)
+                             self.tracking, lambda: self.features, self.settings.project_root,
+                             writes=self.writes)
 
     @functools.cached_property
     def monitoring(self) -> MonitoringService:
@@ -194,7 +208,7 @@ class Yard:
         return FeatureService(SqlFeatureRegistryStore(self._engine, migrate=False),
                               offline_store_from_uri(self.settings.offline_uri),
                               DuckDBEngine(), self.settings.project_root,
-                              online=self._open_online)
+                              online=self._open_online, writes=self.writes)
 
     def _open_online(self, features: FeatureService) -> OnlineService:
         from modelyard.backends.metadata.sql.materialization_store import (
@@ -232,9 +246,11 @@ class Yard:
         """Store entities, sources and feature groups; a changed one becomes a new version."""
         return self.features.apply(objects)
 
-    def ingest(self, target: Source | FeatureGroup | str, data: Any = None) -> Commit:
-        """Validate and append a batch to a source's offline table (one atomic commit)."""
-        return self.features.ingest(target, data)
+    def ingest(self, target: Source | FeatureGroup | str, data: Any = None, *,
+               idempotency_key: str | None = None) -> Commit:
+        """Validate and append a batch to a source's offline table (one atomic commit);
+        a retry under the same ``idempotency_key`` returns the first commit."""
+        return self.features.ingest(target, data, idempotency_key=idempotency_key)
 
     def training_set(self, spine: Any = None, features: Sequence[str] | str = (), *,
                      label: str | None = None, timestamp: str | None = None,
@@ -258,7 +274,7 @@ class Yard:
         return collect_garbage(SqlBlobReferences(self._engine), self.tracking.artifacts,
                                offline_store_from_uri(self.settings.offline_uri)
                                if self.settings.offline_uri else None,
-                               older_than=older_than, dry_run=dry_run)
+                               older_than=older_than, dry_run=dry_run, writes=self.writes)
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from modelyard._version import __version__
 from modelyard.backends.metadata.sql.engine import StoreStatus, describe_store, make_engine
 from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
+from modelyard.backends.metadata.sql.write_store import SqlWriteStore
+from modelyard.backends.metadata.writes import Repair, WriteIntent
 from modelyard.errors import ModelyardError
 from modelyard.settings import Settings, load_settings, setting_sources
 
@@ -36,6 +38,8 @@ class Diagnosis:
     artifact_folder: Path | None
     versions: dict[str, str] = field(default_factory=dict)
     reclaimable: GcReport | None = None  # a dry-run collection; None if it could not run
+    intents: list[WriteIntent] = field(default_factory=list)  # writes in flight or half-done
+    repairs: list[Repair] = field(default_factory=list)  # newest first
 
     @property
     def artifact_folder_exists(self) -> bool | None:
@@ -56,20 +60,30 @@ def versions() -> dict[str, str]:
     return found
 
 
-def diagnose(uri: str | None = None) -> Diagnosis:
+def diagnose(uri: str | None = None, *, repair: bool = False) -> Diagnosis:
     """Look at the project and its stores; a store that cannot be opened is reported, not
-    raised (``store_error``)."""
+    raised (``store_error``). With ``repair``, writes left half-done by dead processes are
+    completed or rolled back first (as opening the project does)."""
     settings = load_settings(uri=uri)
+    if repair:
+        from modelyard.client import connect
+
+        with connect(uri):  # recovers on open
+            pass
     store: StoreStatus | None = None
     problem: ModelyardError | None = None
     experiments: int | None = None
     reclaimable: GcReport | None = None
+    intents: list[WriteIntent] = []
+    repairs: list[Repair] = []
     try:
         engine = make_engine(settings.uri)
         try:
             store = describe_store(engine)
             if store.revision == store.head:
                 experiments = len(SqlTrackingStore(engine, migrate=False).list_experiments())
+                writes = SqlWriteStore(engine)
+                intents, repairs = writes.list_intents(), writes.repairs()
                 reclaimable = _reclaimable(settings, engine)
         finally:
             engine.dispose()
@@ -78,7 +92,7 @@ def diagnose(uri: str | None = None) -> Diagnosis:
     folder = (Path(settings.artifact_uri[len("file://"):])
               if settings.artifact_uri.startswith("file://") else None)
     return Diagnosis(settings, setting_sources(settings, uri=uri), store, problem, experiments,
-                     folder, versions(), reclaimable)
+                     folder, versions(), reclaimable, intents, repairs)
 
 
 def _reclaimable(settings: Settings, engine: Engine) -> GcReport | None:
@@ -95,6 +109,6 @@ def _reclaimable(settings: Settings, engine: Engine) -> GcReport | None:
                    else None)
         return collect_garbage(SqlBlobReferences(engine),
                                artifact_store_from_uri(settings.artifact_uri), offline,
-                               dry_run=True)
+                               dry_run=True, writes=SqlWriteStore(engine))
     except ModelyardError:
         return None

@@ -22,7 +22,8 @@ itself to a plain dict so a remote client can raise the same class again.
         ├── AlreadyExistsError (409)
         ├── ParamConflictError (409)  a param logged again with another value
         ├── RunStateError (409)       operation not allowed in the run's state
-        └── GateFailedError (409)     a promotion refused by the model's quality gates
+        ├── GateFailedError (409)     a promotion refused by the model's quality gates
+        └── IdempotencyConflictError (409) an idempotency key reused for another write
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "ConflictError",
     "DataValidationError",
     "GateFailedError",
+    "IdempotencyConflictError",
     "InvalidDefinitionError",
     "InvalidFilterError",
     "InvalidInputError",
@@ -133,6 +135,11 @@ class RunStateError(ConflictError):
 class GateFailedError(ConflictError):
     """A promotion refused by its gates; ``details["report"]`` holds the gate report (a
     dict), ``details["failed"]`` the names of the failed gates."""
+
+
+class IdempotencyConflictError(ConflictError):
+    """An idempotency key already names another write (other content or operation), or the
+    write it names is still in flight in another process; ``details["key"]`` holds it."""
 
 
 def _all_subclasses(cls: type[ModelyardError]) -> dict[str, type[ModelyardError]]:

@@ -392,3 +392,39 @@ def test_an_unknown_commit_is_not_found(invoke: Invoke, applied: Yard, store_uri
     assert isinstance(result.exception, NotFoundError)
     assert result.exception.message == ("no ingestion of 'claims' with an id starting with "
                                         "'zzzz'")
+
+
+def test_ingesting_the_same_file_again_writes_nothing(
+    invoke: Invoke, applied: Yard, project: Path, store_uri: str
+) -> None:
+    claims_frame(3).to_parquet(project / "claims.parquet")
+    first = invoke("features", "ingest", "claims", "claims.parquet", "--uri", store_uri)
+    assert first.exit_code == 0, first.output
+    again = invoke("features", "ingest", "claims", "claims.parquet", "--uri", store_uri)
+    assert again.exit_code == 0, again.output
+    commit = applied.features.commits("claims")[0]
+    assert "Already committed" in again.output and commit.commit_id[:8] in again.output
+    assert len(applied.features.commits("claims")) == 1
+    forced = invoke("features", "ingest", "claims", "claims.parquet", "--no-idempotency",
+                    "--uri", store_uri)
+    assert forced.exit_code == 0 and "Committed 3 rows" in forced.output
+    claims_frame(4).to_parquet(project / "claims.parquet")  # other content: another key
+    other = invoke("features", "ingest", "claims", "claims.parquet", "--uri", store_uri)
+    assert other.exit_code == 0 and "Committed 4 rows" in other.output
+    named = invoke("features", "ingest", "claims", "claims.parquet", "--idempotency-key",
+                   "nightly-1", "--uri", store_uri)
+    assert named.exit_code == 0 and "Committed 4 rows" in named.output
+    assert [c.rows for c in applied.features.commits("claims")] == [3, 3, 4, 4]
+
+
+@sqlite_only
+def test_a_key_and_no_idempotency_are_refused_together(
+    applied: Yard, project: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    claims_frame(2).to_parquet(project / "claims.parquet")
+    code, _, err = run_main(monkeypatch, capsys, "features", "ingest", "claims",
+                            "claims.parquet", "--idempotency-key", "k", "--no-idempotency",
+                            "--uri", store_uri)
+    assert code != 0 and "--no-idempotency" in err
+    assert applied.features.commits("claims") == []

@@ -103,3 +103,26 @@ def test_models_bad_input(registered: Path, monkeypatch: pytest.MonkeyPatch,
     code, _, err = run_main(monkeypatch, capsys, "models", "promote", f"{MODEL}:1", "--data",
                             "holdout")
     assert code == 1 and "NAME=path" in err
+
+
+def test_promote_run_again_shows_the_promotion_that_landed(registered: Path,
+                                                            invoke: Invoke) -> None:
+    first = invoke("models", "promote", f"{MODEL}:1", "--data", f"holdout={registered}")
+    assert first.exit_code == 0, first.output
+    again = invoke("models", "promote", f"{MODEL}:1", "--data", f"holdout={registered}")
+    assert again.exit_code == 0, again.output
+    assert "now points at version 1 (was nothing)" in again.output
+    forced = invoke("models", "promote", f"{MODEL}:2", "--force", "--reason", "try",
+                    "--idempotency-key", "k-2")
+    assert forced.exit_code == 0, forced.output
+    assert invoke("models", "rollback", MODEL).exit_code == 0
+    # after the rollback the same command is a new promotion (another history base) ...
+    fresh = invoke("models", "promote", f"{MODEL}:2", "--force", "--reason", "try")
+    assert fresh.exit_code == 0 and "(was version 1)" in fresh.output
+    # ... while an explicit key replays its first result
+    replay = invoke("models", "promote", f"{MODEL}:2", "--force", "--reason", "try",
+                    "--idempotency-key", "k-2")
+    assert replay.exit_code == 0 and "(was version 1)" in replay.output
+    with modelyard.connect() as yard:
+        actions = [(e.from_version, e.to_version) for e in yard.models.history(MODEL)]
+    assert actions == [(None, 1), (1, 2), (2, 1), (1, 2)]

@@ -14,7 +14,13 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from modelyard.cli.project import UriOption, open_yard
+from modelyard.cli.project import (
+    IdempotencyKeyOption,
+    NoIdempotencyOption,
+    UriOption,
+    choose_key,
+    open_yard,
+)
 from modelyard.cli.render import (
     cell,
     console,
@@ -193,18 +199,35 @@ def ingest(
         metavar="PATH",
         help="Parquet or CSV file to ingest; default: the source's own files or query.",
         show_default=False)] = None,
+    idempotency_key: IdempotencyKeyOption = None,
+    no_idempotency: NoIdempotencyOption = False,
     uri: UriOption = None,
 ) -> None:
-    """Validate a batch and append it to the source's offline table as one commit."""
+    """Validate a batch and append it to the source's offline table as one commit.
+
+    Ingesting the same file again is a no-op that shows the first commit (the key is the
+    file's sha256 with the source's definition version), unless --no-idempotency."""
+    from modelyard.features.recovery import ingest_key
+
     started = time.perf_counter()
     with open_yard(uri) as yard, console.status(f"Reading {escape(str(file or target))}...",
                                                 spinner="dots") as status:
         source = yard.features.source(target)
+        key = choose_key(idempotency_key, no_idempotency,
+                         lambda: ingest_key(yard.features, source.name, file))
+        if key is not None and yard.writes.lookup(key) is not None:
+            commit = yard.features.ingest(source, _read_file(file) if file else None,
+                                          idempotency_key=key)
+            say(f"Already committed under idempotency key {escape(key)}: commit "
+                f"{short_id(commit.commit_id)} ({commit.rows:,} rows, table version "
+                f"{commit.version}); nothing written. Use --no-idempotency to ingest it "
+                "again.")
+            return
         data = None if file is None else _read_file(file)
         if data is not None:
             status.update(f"Validating and committing {data.num_rows:,} rows to "
                           f"{escape(source.name)}...")
-        commit = yard.features.ingest(source, data)
+        commit = yard.features.ingest(source, data, idempotency_key=key)
     where = escape(source.name) if source.name == target else (
         f"{escape(source.name)} (the source of {escape(target)})")
     say(f"Committed [bold]{commit.rows:,}[/] row{'s' if commit.rows != 1 else ''} to "

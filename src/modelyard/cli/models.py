@@ -9,7 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from modelyard.cli.project import UriOption, open_yard
+from modelyard.cli.project import (
+    IdempotencyKeyOption,
+    NoIdempotencyOption,
+    UriOption,
+    choose_key,
+    open_yard,
+)
 from modelyard.cli.render import (
     cell,
     console,
@@ -192,10 +198,19 @@ def promote(
         "--force", help="Move the alias even if gates fail (needs --reason).")] = False,
     reason: Annotated[str, typer.Option("--reason", metavar="TEXT",
                                         help="Why; kept in the history.")] = "",
+    idempotency_key: IdempotencyKeyOption = None,
+    no_idempotency: NoIdempotencyOption = False,
     uri: UriOption = None,
 ) -> None:
     """Run the model's gates and move the alias to the version, or refuse listing each failed
-    gate with its measured value and bound (exit code 1)."""
+    gate with its measured value and bound (exit code 1).
+
+    Run again after a crash or a timeout, the same command shows the promotion that landed
+    instead of promoting twice (the key is derived from the request and the alias history
+    it started from), unless --no-idempotency."""
+    import hashlib
+
+    from modelyard.registry.promotion import promotion_key
     from modelyard.registry.references import parse_ref
 
     parsed = parse_ref(ref)
@@ -203,10 +218,16 @@ def promote(
         raise InvalidInputError(f"name the version to promote, like {parsed.name}:3",
                                 field="version")
     frames = {name: _read_frame(path) for name, path in (_named(d) for d in data or [])}
+    shas = {name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for name, path in (_named(d) for d in data or [])}
     with open_yard(uri) as yard:
+        version = parsed.version
+        key = choose_key(idempotency_key, no_idempotency, lambda: promotion_key(
+            yard.models, parsed.name, version, alias, force=force, reason=reason, data=shas))
         try:
             done = yard.models.promote(parsed.name, parsed.version, alias, force=force,
-                                       reason=reason, data=frames or None)
+                                       reason=reason, data=frames or None,
+                                       idempotency_key=key)
         except GateFailedError as exc:
             _print_report(exc.details["report"], False)
             raise

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from modelyard.project import init_project
 from modelyard.settings import PROJECT_FILE, Settings, load_settings
@@ -16,6 +18,7 @@ from .render import cell, console, format_size, listing, say, section, show
 
 if TYPE_CHECKING:
     from modelyard.client import Yard
+    from modelyard.diagnostics import Diagnosis
 
 UriOption = Annotated[
     str | None,
@@ -25,6 +28,36 @@ UriOption = Annotated[
              "default: MODELYARD_URI, else the project's own store.",
     ),
 ]
+
+IdempotencyKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key", metavar="KEY",
+        help="Name this write: run again with the same key, it returns the first result and "
+             "writes nothing. Default: a key derived from the input's content.",
+        show_default=False,
+    ),
+]
+NoIdempotencyOption = Annotated[
+    bool,
+    typer.Option("--no-idempotency",
+                 help="Write even if the same input was written before (no key)."),
+]
+
+
+def choose_key(given: str | None, disabled: bool, derive: Callable[[], str | None]
+               ) -> str | None:
+    """The idempotency key of a CLI write: the given one, none, or one derived from the
+    input's content."""
+    if given is not None and disabled:
+        from modelyard.errors import InvalidInputError
+
+        raise InvalidInputError("give --idempotency-key or --no-idempotency, not both",
+                                field="idempotency_key")
+    if disabled:
+        return None
+    return given if given is not None else derive()
+
 
 def open_yard(uri: str | None) -> Yard:
     """The connection every store command works on (close it, or use it in ``with``).
@@ -64,13 +97,43 @@ def init(
         "[bold]with yard.start_run('my-experiment') as run: ...[/]\n"
         "      then [bold]modelyard runs list[/] from this folder or any below it.")
 
-def doctor(uri: UriOption = None) -> None:
-    """Show the project, its stores, the settings in force and the versions in use.
+def _writes_table(d: Diagnosis) -> Table:
+    """Writes in flight or left half-done, and the latest repairs."""
+    from datetime import UTC, datetime
 
-    Read-only: it neither creates nor migrates the metadata store."""
+    def when(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    table = listing("Writes (recovery)", ["when", "write", "state", "detail"])
+    for intent in d.intents:
+        state = ("in flight" if intent.owner_alive() else
+                 "half-done: repaired on the next open (or doctor --repair)")
+        table.add_row(cell(when(intent.started_at)),
+                      cell(f"{intent.kind} {intent.target}"), cell(state),
+                      cell(f"pid {intent.owner_pid} on {intent.owner_host}"
+                           + (f"; blobs {len(intent.blobs)}" if intent.blobs else "")))
+    for repair in d.repairs:
+        table.add_row(cell(when(repair.repaired_at)), cell(f"{repair.kind} {repair.target}"),
+                      cell(repair.action), cell(repair.detail))
+    if not d.intents and not d.repairs:
+        table.add_row(cell("-"), cell("-"), cell("nothing half-done, nothing repaired"),
+                      cell(""))
+    return table
+
+
+def doctor(
+    uri: UriOption = None,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="First complete or roll back the writes that crashed processes "
+                         "left half-done (opening the project does it too).")] = False,
+) -> None:
+    """Show the project, its stores, the settings in force, the versions in use, and the
+    writes that crashes left half-done and how they were repaired.
+
+    Read-only without --repair: it neither creates nor migrates the metadata store."""
     from modelyard.diagnostics import diagnose
 
-    d = diagnose(uri)
+    d = diagnose(uri, repair=repair)
     settings = d.settings
     project = section("Project")
     project.add_row("name", cell(settings.project_name or "(none)"))
@@ -112,9 +175,10 @@ def doctor(uri: UriOption = None) -> None:
     versions = section("Versions")
     for package, version in d.versions.items():
         versions.add_row(package, cell(version))
-    for part in (project, store, artifacts, table, versions):
-        if part is table:
-            show(table)
+    writes = _writes_table(d)
+    for part in (project, store, artifacts, table, versions, writes):
+        if part is table or part is writes:
+            show(part)
         else:
             console.print(part)
         console.print()

@@ -15,6 +15,7 @@ from modelyard.backends.metadata.feature_registry import (
     FeatureRegistryStore,
     TrainingSetRecord,
 )
+from modelyard.backends.metadata.writes import Completion, Repair, WriteIntent, WriteStore
 from modelyard.backends.offline.engine import OfflineEngine
 from modelyard.backends.offline.tables import COMMIT, Commit, OfflineTableStore
 from modelyard.errors import InvalidDefinitionError, InvalidInputError, NotFoundError
@@ -32,6 +33,7 @@ from modelyard.features.registry import (
 from modelyard.features.request import RequestFeatureGroup, SelectedRequest
 from modelyard.features.sql import SourceColumns, select
 from modelyard.features.training import SelectedGroup, Selection, TrainingSet, to_arrow
+from modelyard.idempotency import guard
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -68,8 +70,10 @@ class CommitReport:
 class FeatureService:
     def __init__(self, registry: FeatureRegistryStore, tables: OfflineTableStore,
                  engine: OfflineEngine, project_root: Path | None,
-                 online: Callable[[FeatureService], OnlineService] | None = None) -> None:
+                 online: Callable[[FeatureService], OnlineService] | None = None, *,
+                 writes: WriteStore) -> None:
         self.store = registry
+        self.writes = writes
         self.definitions = DefinitionRegistry(registry)
         self.tables = tables
         self.engine = engine
@@ -138,9 +142,16 @@ class FeatureService:
         """The registered source behind a source, a feature group, or either's name."""
         return self._source(target)
 
-    def ingest(self, target: Source | FeatureGroup | str, data: Any = None) -> Commit:
+    def ingest(self, target: Source | FeatureGroup | str, data: Any = None, *,
+               idempotency_key: str | None = None) -> Commit:
         """Validate a batch (a frame, or the source's own files/query when ``data`` is None)
-        and append it to the source's offline table as one atomic commit."""
+        and append it to the source's offline table as one atomic commit, stored with its
+        profile. Under an ``idempotency_key`` already used for the same source and rows, the
+        first commit is returned and nothing is written (the key with other rows is refused
+        with IdempotencyConflictError)."""
+        import uuid
+
+        from modelyard.features import recovery
         from modelyard.features.profiles import profile
         from modelyard.features.validation import validate_batch
 
@@ -150,16 +161,43 @@ class FeatureService:
         for group in groups:
             keys += [k for k in group.entity.keys if k not in keys]
         raw = load_source(source, self.base) if data is None else to_arrow(data, "data")
+        write = guard(self.writes, "ingest", idempotency_key, source=source.name,
+                      rows=None if idempotency_key is None else recovery.table_digest(raw))
+        done = write.replay()
+        if done is not None:
+            return Commit.from_dict(done)
         batch = validate_batch(raw, source.declared_schema or None, keys=keys,
                                timestamp=source.timestamp,
                                naive_timestamps_are_utc=source.timestamps_utc)
         for group in groups:  # before anything is written
             validate_group(group, batch_columns(group, batch, self.tables))
         self._check_expectations(source, groups, batch)
-        summary = profile(batch, batch.column_names)
-        commit = self.tables.append(source.name, batch)
-        self.store.save_profile(source.name, commit.commit_id, summary.to_dict())
+        summary = profile(batch, batch.column_names).to_dict()
+        commit_id = uuid.uuid4().hex
+        done = write.begin("ingest", source.name, {
+            "commit_id": commit_id, "profile": summary, "fingerprint": write.fingerprint,
+            "table_paths": recovery.table_paths(self, source.name)}, self.recover_intent)
+        if done is not None:  # a dead writer's claim on the key, completed meanwhile
+            return Commit.from_dict(done)
+        assert write.intent is not None
+        try:
+            commit = self.tables.append(source.name, batch, commit_id=commit_id)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the append's own error matters more
+                if not any(c.commit_id == commit_id for c in self.commits(source.name)):
+                    self.writes.discard(write.intent.intent_id)
+            raise
+        self.store.save_profile(source.name, commit.commit_id, summary,
+                                done=write.completion(**commit.to_dict()))
         return commit
+
+    def recover_intent(self, intent: WriteIntent) -> Repair | None:
+        """Complete or roll back an ingestion or forget whose writer died mid-way."""
+        from modelyard.features import recovery
+
+        if intent.kind == "forget":
+            return recovery.recover_forget(self, intent)
+        return recovery.recover_ingest(self, intent)
 
     def _check_expectations(self, source: Source, groups: Sequence[FeatureGroup],
                             batch: pa.Table) -> None:
@@ -359,11 +397,12 @@ class FeatureService:
 
     def commit_profile(self, source: str, commit_id: str | None = None) -> dict[str, Any]:
         """The profile stored when a commit was ingested (the newest by default)."""
-        commit = self._ingestion(source, commit_id).commit_id
-        found = self.store.get_profile(source, commit)
-        if found is None:
-            raise NotFoundError(f"no profile stored for commit {commit!r} of {source!r}",
-                                source=source, commit=commit)
+        from modelyard.features import recovery
+
+        commit = self._ingestion(source, commit_id)
+        found = self.store.get_profile(source, commit.commit_id)
+        if found is None:  # a writer died between the commit and its profile
+            return recovery.missing_profile(self, source, commit)
         return found
 
     def commit_report(self, target: Source | FeatureGroup | str,
@@ -441,6 +480,10 @@ class FeatureService:
                                     f"{ent.name!r}", field="keys")
         sources = sorted({g.source.name for g, _ in self.definitions.groups()
                           if g.entity.name == ent.name})
+        # recorded first, so that a crash part-way is finished on the next open
+        intent = self.writes.begin("forget", ent.name, {
+            "keys": key_table.select(list(ent.keys)).to_pydict(), "sources": sources,
+            "table_paths": [p for s in sources for p in _table_paths(self, s)]})
         removed = 0
         per_source: dict[str, int] = {}
         for source in sources:
@@ -452,5 +495,12 @@ class FeatureService:
         if self._online_factory is not None:
             details["online_values"] = self.online.forget(
                 ent, key_table.select(list(ent.keys)))
-        self.store.log_forget(ent.name, key_table.num_rows, removed, details)
+        self.store.log_forget(ent.name, key_table.num_rows, removed, details,
+                              done=Completion("forget", intent_id=intent.intent_id))
         return removed
+
+
+def _table_paths(service: FeatureService, source: str) -> list[str]:
+    from modelyard.features.recovery import table_paths
+
+    return table_paths(service, source)

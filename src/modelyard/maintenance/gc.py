@@ -29,6 +29,7 @@ from typing import Any
 
 from modelyard.backends.artifacts.base import ArtifactStore
 from modelyard.backends.metadata.references import BlobReferences
+from modelyard.backends.metadata.writes import WriteIntent, WriteStore
 from modelyard.backends.offline.tables import OfflineTableStore
 from modelyard.errors import InvalidInputError
 
@@ -113,26 +114,32 @@ def parse_age(value: str | float | timedelta) -> float:
     return seconds
 
 
-def _in_flight(artifacts: ArtifactStore, offline: OfflineTableStore | None) -> InFlight:
+def _in_flight(artifacts: ArtifactStore, offline: OfflineTableStore | None,
+               intents: Iterable[WriteIntent] = ()) -> InFlight:
     """What writers in flight protect: blobs they stored and may not have recorded yet, and
     tables they are writing to.
 
-    Today: the marks live processes hold (the artifact store's ``inflight/`` folder, the
-    offline store's ``.inflight/``); a partial write is never swept while the process named
-    in its temporary file's name runs (``sweep_partial``). A ``write_intents`` table (writers
-    record the blobs and files a write covers before it starts, and clear them at commit)
-    adds its open intents' blobs and tables here: ``blobs`` keeps a digest from deletion,
-    ``tables`` keeps a table's unlisted files.
+    Two sources: the marks live processes hold (the artifact store's ``inflight/`` folder,
+    the offline store's ``.inflight/``; a partial write is never swept while the process
+    named in its temporary file's name runs, ``sweep_partial``), and the open write intents
+    of the metadata store (a write records the blobs and tables it covers before it starts
+    and clears them in the transaction that records its result). ``blobs`` keeps a digest
+    from deletion, ``tables`` keeps a table's unlisted files.
     """
-    return InFlight(frozenset(artifacts.in_flight(IN_FLIGHT_HORIZON_S)),
-                    frozenset(offline.in_flight()) if offline is not None else frozenset())
+    intents = list(intents)
+    blobs = set(artifacts.in_flight(IN_FLIGHT_HORIZON_S))
+    blobs.update(sha for intent in intents for sha in intent.blobs)
+    tables = set(offline.in_flight()) if offline is not None else set()
+    tables.update(path.name for intent in intents for path in intent.table_paths)
+    return InFlight(frozenset(blobs), frozenset(tables))
 
 
 def collect_garbage(references: BlobReferences, artifacts: ArtifactStore,
                     offline: OfflineTableStore | None = None, *,
                     older_than: str | float | timedelta = DEFAULT_GRACE_S,
-                    dry_run: bool = False) -> GcReport:
-    """Remove (or with ``dry_run`` only list) what nothing refers to; see the module."""
+                    dry_run: bool = False, writes: WriteStore | None = None) -> GcReport:
+    """Remove (or with ``dry_run`` only list) what nothing refers to; see the module.
+    ``writes`` gives the open write intents, whose blobs and tables are spared."""
     grace = parse_age(older_than)
     cutoff = time.time() - grace
     young = 0
@@ -142,7 +149,8 @@ def collect_garbage(references: BlobReferences, artifacts: ArtifactStore,
             old.append(blob)
         else:
             young += 1
-    flying = _in_flight(artifacts, offline)  # 2. ... then what writers hold ...
+    intents = writes.list_intents() if writes is not None else []
+    flying = _in_flight(artifacts, offline, intents)  # 2. ... then what writers hold ...
     refs = references.referenced_blobs()  # 3. ... then what is recorded
     freed: list[GcItem] = []
     referenced = held = 0
@@ -156,21 +164,23 @@ def collect_garbage(references: BlobReferences, artifacts: ArtifactStore,
     freed += [GcItem("partial write", p.sha256, p.size)
               for p in artifacts.sweep_partial(cutoff, dry_run=dry_run)]
     if offline is not None:
-        tables_freed, tables_held = _collect_tables(offline, artifacts, cutoff, dry_run)
+        tables_freed, tables_held = _collect_tables(offline, artifacts, cutoff, dry_run,
+                                                    intents)
         freed += tables_freed
         held += tables_held
     return GcReport(dry_run, grace, freed, referenced, young, held)
 
 
 def _collect_tables(offline: OfflineTableStore, artifacts: ArtifactStore, cutoff: float,
-                    dry_run: bool) -> tuple[list[GcItem], int]:
+                    dry_run: bool, intents: Iterable[WriteIntent] = ()
+                    ) -> tuple[list[GcItem], int]:
     freed: list[GcItem] = []
     held = 0
     for table in offline.tables():
         files = offline.unlisted_files(table, cutoff)
         if not files:
             continue
-        if table in _in_flight(artifacts, offline).tables:  # a writer may commit them
+        if table in _in_flight(artifacts, offline, intents).tables:  # a writer may commit
             held += len(files)
             continue
         done: Iterable[Any] = files if dry_run else offline.delete_unlisted(table, files)

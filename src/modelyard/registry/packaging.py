@@ -18,8 +18,13 @@ _UNPACKED: list[Path] = []
 
 def pack(folder: Path, store: ArtifactStore) -> tuple[str, int]:
     """Store every file under ``folder``; returns (sha256, size) of the archive."""
+    return store.put_bytes(archive(folder))
+
+
+def archive(folder: Path) -> bytes:
+    """Every file under ``folder`` as one reproducible tar archive."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(folder.rglob("*")):
             if not path.is_file():
                 continue
@@ -27,8 +32,8 @@ def pack(folder: Path, store: ArtifactStore) -> tuple[str, int]:
             info.size = path.stat().st_size
             info.mode = 0o644
             with path.open("rb") as fh:
-                archive.addfile(info, fh)
-    return store.put_bytes(buffer.getvalue())
+                tar.addfile(info, fh)
+    return buffer.getvalue()
 
 
 def unpack(store: ArtifactStore, sha256: str) -> Path:

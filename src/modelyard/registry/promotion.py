@@ -28,6 +28,7 @@ from modelyard.backends.metadata.registry import (
     VersionRecord,
 )
 from modelyard.errors import ConflictError, GateFailedError, InvalidInputError
+from modelyard.idempotency import guard
 from modelyard.registry.references import check_alias, check_name
 from modelyard.tracking.environment import current_user
 
@@ -155,12 +156,17 @@ def declared_gates(registry: ModelRegistry, name: str) -> list[Gate]:
 
 def promote(registry: ModelRegistry, name: str, version: int, alias: str, *, force: bool,
             reason: str, actor: str | None, data: Mapping[str, Any] | None,
-            extra_gates: Sequence[Gate]) -> Promotion:
+            extra_gates: Sequence[Gate], idempotency_key: str | None = None) -> Promotion:
     check_name(name)
     check_alias(alias)
     if force and not reason.strip():
         raise InvalidInputError("a forced promotion needs a reason (reason=...), which the "
                                 "alias history keeps", field="reason")
+    write = guard(registry.writes, "promote", idempotency_key, name=name, version=version,
+                  alias=alias, force=force)
+    done = write.replay()
+    if done is not None:
+        return _replayed(registry, done)
     record = registry.store.get_version(name, version)
     gates = [*declared_gates(registry, name), *extra_gates]
     evaluated: set[int] = set()
@@ -187,10 +193,43 @@ def promote(registry: ModelRegistry, name: str, version: int, alias: str, *, for
                 report_id=report_id)
         event = AliasEvent(name, alias, holder, version, "force" if forced else "promote",
                            actor or current_user(), reason, _now_ms(), report_id)
-        if registry.store.move_alias(event):
+        # the key lands in the move's transaction: a retry finds the move, or nothing
+        if registry.store.move_alias(event, done=write.completion(
+                name=name, version=version, alias=alias, report_id=report_id)):
             return Promotion(name, version, alias, holder, report, report_id, forced, event)
     raise ConflictError(f"alias {alias!r} of model {name!r} kept moving during the "
                         "promotion; try again", model=name, alias=alias)
+
+
+def _replayed(registry: ModelRegistry, done: Mapping[str, Any]) -> Promotion:
+    """The promotion an idempotency key recorded, read back from the alias history and
+    the gate reports."""
+    from modelyard.registry.gates import GateReport
+
+    name, version, alias = str(done["name"]), int(done["version"]), str(done["alias"])
+    event = next(e for e in registry.store.alias_history(name, alias)
+                 if e.id == int(done["event_id"]))
+    stored = next(r for r in registry.store.gate_reports(name, version)
+                  if r.report_id == done["report_id"])
+    return Promotion(name, version, alias, event.from_version,
+                     GateReport.from_dict(stored.report), stored.report_id, stored.forced,
+                     event)
+
+
+def promotion_key(registry: ModelRegistry, name: str, version: int, alias: str,
+                  **inputs: Any) -> str:
+    """An idempotency key for promoting ``version`` to ``alias`` (what the CLI derives):
+    the request's content and the alias history the promotion starts from, so a retry after
+    the move lands finds it, while a later promotion of the same version (after a rollback,
+    say) is a new write."""
+    from modelyard.idempotency import fingerprint
+
+    history = registry.store.alias_history(check_name(name), check_alias(alias))
+    if history and history[-1].to_version == version:
+        history = history[:-1]  # the move a retry is looking for
+    base = history[-1].id if history else 0
+    return "promote-" + fingerprint("promote", name=name, version=version, alias=alias,
+                                    since=base, **inputs)
 
 
 def _evaluate_on(registry: ModelRegistry, record: VersionRecord,

@@ -12,6 +12,7 @@ Promotion through gates lives in :mod:`modelyard.registry.promotion`, lineage in
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import warnings
@@ -25,10 +26,12 @@ from modelyard.backends.metadata.registry import (
     RegistryStore,
     VersionRecord,
 )
+from modelyard.backends.metadata.writes import WriteStore
 from modelyard.errors import InvalidInputError, NotFoundError
+from modelyard.idempotency import Guard, guard, rollback
 from modelyard.registry.nulls import predict_rows
 from modelyard.registry.nulls import warn as warn_nulls
-from modelyard.registry.packaging import pack, unpack
+from modelyard.registry.packaging import archive, unpack
 from modelyard.registry.references import ModelRef, check_alias, check_name, parse_ref
 from modelyard.tracking.environment import current_user
 
@@ -66,8 +69,9 @@ class ModelRegistry:
 
     def __init__(self, store: RegistryStore, artifacts: ArtifactStore,
                  tracking: TrackingService, features: Callable[[], FeatureService],
-                 project_root: Path | None) -> None:
+                 project_root: Path | None, *, writes: WriteStore) -> None:
         self.store = store
+        self.writes = writes
         self.artifacts = artifacts
         self.tracking = tracking
         self._features = features
@@ -78,13 +82,18 @@ class ModelRegistry:
     def register(self, model: Any, name: str, *, training_set: TrainingSet | None = None,
                  input_example: Any = None, features: Sequence[str] | None = None,
                  run_id: str | None = None, description: str | None = None,
-                 flavor: str | None = None, onnx: bool = True) -> VersionRecord:
+                 flavor: str | None = None, onnx: bool = True,
+                 idempotency_key: str | None = None) -> VersionRecord:
         """Store ``model`` as the next version of ``name``.
 
         The signature comes from the training set's feature columns (or ``features``, or the
         columns of ``input_example``) and the model's predictions on them; the flavor is
-        detected from the object unless named. ``onnx=False`` skips the ONNX twin.
+        detected from the object unless named. ``onnx=False`` skips the ONNX twin. Under an
+        ``idempotency_key`` already used for the same model files and name, the version it
+        registered is returned and nothing is written.
         """
+        import hashlib
+
         from modelyard.registry import flavors as flavor_registry
         from modelyard.registry.signature import Signature
 
@@ -110,11 +119,46 @@ class ModelRegistry:
             folder = Path(tmp) / "model"
             folder.mkdir()
             chosen.save(model, folder)
-            sha, size = pack(folder, self.artifacts)
+            packed = archive(folder)
+        write = guard(self.writes, "register", idempotency_key, name=name,
+                      flavor=chosen.name, archive=hashlib.sha256(packed).hexdigest())
+        done = write.replay()
+        if done is None:
+            done = write.begin("register", name, {"blobs": []},
+                               lambda held: rollback(self.writes, held))
+        if done is not None:
+            return self.store.get_version(name, int(done["version"]))
+        try:
+            return self._store_version(model, name, chosen, packed, write, sample, signature,
+                                       training_set, input_example, description, run_id,
+                                       onnx, refused_nulls)
+        except BaseException:
+            assert write.intent is not None
+            with contextlib.suppress(Exception):  # the write's own error matters more
+                rollback(self.writes, write.intent, "failed")
+            raise
+
+    def _store_version(self, model: Any, name: str, chosen: Any, packed: bytes,
+                       write: Guard, sample: pd.DataFrame | None,
+                       signature: Signature | None, training_set: TrainingSet | None,
+                       input_example: Any, description: str | None, run_id: str | None,
+                       onnx: bool, refused_nulls: tuple[str, ...] = ()) -> VersionRecord:
+        """Store the blobs of a version (all named in the write's intent first), then
+        its row with the idempotency key, in one transaction that ends the intent."""
+        import hashlib
+
+        blobs: dict[str, bytes] = {}
+
+        def put(data: bytes) -> str:  # kept until the intent names them all
+            sha = hashlib.sha256(data).hexdigest()
+            blobs[sha] = data
+            return sha
+
+        sha, size = put(packed), len(packed)
         twin = self._twin(model, chosen.name, sample) if onnx else None
         onnx_sha = None
         if twin is not None and twin.onnx is not None:
-            onnx_sha, _ = self.artifacts.put_bytes(twin.onnx)
+            onnx_sha = put(twin.onnx)
         spec: dict[str, Any] = {
             "flavor": chosen.name,
             "pickled": chosen.pickled,
@@ -129,14 +173,14 @@ class ModelRegistry:
         if sample is not None:
             background = self._background(training_set, input_example, list(sample.columns),
                                           without_nulls=bool(refused_nulls))
-            spec["background_sha256"] = self._keep_table(background)
+            spec["background_sha256"] = put(_ipc(background))
             spec["background_rows"] = background.num_rows
             spec.update(self._reference(model, name, training_set, input_example, sample,
-                                        without_nulls=bool(refused_nulls)))
+                                        put, without_nulls=bool(refused_nulls)))
         if refused_nulls:
             spec["refused_nulls"] = list(refused_nulls)
         if training_set is not None:
-            spec["spine_sha256"] = self._keep_spine(training_set)
+            spec["spine_sha256"] = put(self._spine(training_set))
             self._features().store.save_training_set(_training_record(training_set))
         if description is not None:
             self.store.ensure_model(name, description)
@@ -144,7 +188,10 @@ class ModelRegistry:
             name, 0, chosen.name, sha, size, onnx_sha, run_id,
             None if training_set is None else training_set.training_set_id, spec, _now_ms(),
             current_user())
-        return self.store.add_version(record)
+        write.extend(*blobs)
+        for data in blobs.values():
+            self.artifacts.put_bytes(data)
+        return self.store.add_version(record, done=write.completion())
 
     def _sample(self, training_set: TrainingSet | None, input_example: Any,
                 features: Sequence[str] | None) -> pd.DataFrame | None:
@@ -176,19 +223,12 @@ class ModelRegistry:
                               "check the converted model against", None, "")
         return convert(model, flavor, sample)
 
-    def _keep_spine(self, training_set: TrainingSet) -> str:
-        """Store the training set's spine (its columns before the features), so that the
+    def _spine(self, training_set: TrainingSet) -> bytes:
+        """The training set's spine (its columns before the features), kept so that the
         training set can be rebuilt from the record."""
-        import pyarrow as pa
-
         features = {ref.split(":", 1)[1] for ref in training_set.features}
-        spine = training_set.table.select(
-            [c for c in training_set.table.column_names if c not in features])
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_file(sink, spine.schema) as writer:
-            writer.write_table(spine)
-        sha, _ = self.artifacts.put_bytes(sink.getvalue().to_pybytes())
-        return sha
+        return _ipc(training_set.table.select(
+            [c for c in training_set.table.column_names if c not in features]))
 
     def _background(self, training_set: TrainingSet | None, input_example: Any,
                     columns: list[str], *, without_nulls: bool = False) -> pa.Table:
@@ -214,7 +254,8 @@ class ModelRegistry:
         return table
 
     def _reference(self, model: Any, name: str, training_set: TrainingSet | None,
-                   input_example: Any, sample: pd.DataFrame, *, without_nulls: bool = False
+                   input_example: Any, sample: pd.DataFrame,
+                   put: Callable[[bytes], str], *, without_nulls: bool = False
                    ) -> dict[str, Any]:
         """The spec entries of the version's reference profile, built on the training set
         (else the input example) in the input types of ``sample``; none when it cannot be
@@ -231,18 +272,8 @@ class ModelRegistry:
         profile = reference_profile(model, rows, name, like=sample, what=what)
         if profile is None:
             return {}
-        sha, _ = self.artifacts.put_bytes(profile.to_json().encode())
-        return {"reference_sha256": sha, "reference_rows": profile.rows}
-
-    def _keep_table(self, table: pa.Table) -> str:
-        """Store ``table`` as an Arrow IPC file; its sha256."""
-        import pyarrow as pa
-
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        sha, _ = self.artifacts.put_bytes(sink.getvalue().to_pybytes())
-        return sha
+        return {"reference_sha256": put(profile.to_json().encode()),
+                "reference_rows": profile.rows}
 
     # --- reading --------------------------------------------------------------------------
 
@@ -390,15 +421,16 @@ class ModelRegistry:
 
     def promote(self, name: str, version: int, alias: str = "production", *,
                 force: bool = False, reason: str = "", actor: str | None = None,
-                data: dict[str, Any] | None = None, gates: Sequence[Gate] = ()
-                ) -> Promotion:
+                data: dict[str, Any] | None = None, gates: Sequence[Gate] = (),
+                idempotency_key: str | None = None) -> Promotion:
         """Run every gate, store the report, and move ``alias`` to the version, or raise
         GateFailedError listing each failed gate. ``force=True`` (with a reason) moves
-        it anyway and records the override."""
+        it anyway and records the override. A retry under the same ``idempotency_key``
+        returns the first promotion and moves nothing."""
         from modelyard.registry.promotion import promote
 
         return promote(self, name, version, alias, force=force, reason=reason, actor=actor,
-                       data=data, extra_gates=gates)
+                       data=data, extra_gates=gates, idempotency_key=idempotency_key)
 
     def lineage(self, ref: str | ModelRef, version: int | None = None) -> Lineage:
         from modelyard.registry.lineage import lineage
@@ -436,6 +468,16 @@ def _without_nulls(table: pa.Table) -> pa.Table:
         if pa.types.is_floating(table.schema.field(column).type):
             table = table.filter(pc.invert(pc.is_nan(table.column(column))))
     return table
+
+
+def _ipc(table: pa.Table) -> bytes:
+    """``table`` as an Arrow IPC file."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -181,11 +181,14 @@ class Run:
 
     # --- artifacts ------------------------------------------------------------------------
 
-    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None
-                     ) -> list[ArtifactEntry]:
-        """Keep a file, or every file of a folder, under ``name`` (default: its own name)."""
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None, *,
+                     idempotency_key: str | None = None) -> list[ArtifactEntry]:
+        """Keep a file, or every file of a folder, under ``name`` (default: its own name).
+        A retry under the same ``idempotency_key`` (same names and contents) returns the
+        entries first recorded and writes nothing."""
         self._live()
-        return self._service.log_artifact(self.run_id, Path(path), name)
+        return self._service.log_artifact(self.run_id, Path(path), name,
+                                          idempotency_key=idempotency_key)
 
     def log_text(self, text: str, name: str) -> ArtifactEntry:
         self._live()
@@ -218,7 +221,9 @@ class Run:
                   **options: Any) -> VersionRecord:
         """Register ``model`` as the next version of ``name``, its lineage pointing at this
         run (and at ``training_set``, which is logged to the run too). ``options`` are those
-        of ``yard.models.register`` (input_example, features, description, flavor, onnx)."""
+        of ``yard.models.register`` (input_example, features, description, flavor, onnx,
+        idempotency_key: a retry under the same key returns the version first
+        registered)."""
         self._live()
         if self._service.models is None:
             raise RunStateError("this run's tracking service has no model registry; start the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -34,6 +35,7 @@ from modelyard.tracking.run import Run, install_exit_hooks, validate_key
 if TYPE_CHECKING:
     import pandas as pd
 
+    from modelyard.backends.metadata.writes import WriteStore
     from modelyard.registry.service import ModelRegistry
 
 REQUIREMENTS_ARTIFACT = "modelyard/requirements.txt"
@@ -86,6 +88,8 @@ class TrackingService:
         self._experiment_ids: dict[str, int] = {}
         # the model registry, for Run.log_model (set by the Yard that owns both)
         self.models: Callable[[], ModelRegistry] | None = None
+        # idempotency keys and write intents (set by the Yard that owns this service)
+        self.writes: WriteStore | None = None
 
     # --- experiments ----------------------------------------------------------------------
 
@@ -339,7 +343,14 @@ class TrackingService:
         self.store.record_artifacts(run_id, [entry])
         return entry
 
-    def log_artifact(self, run_id: str, path: Path, name: str | None) -> list[ArtifactEntry]:
+    def log_artifact(self, run_id: str, path: Path, name: str | None, *,
+                     idempotency_key: str | None = None) -> list[ArtifactEntry]:
+        """Keep a file or a folder's files as the run's artifacts. The files are stored,
+        each named in the write's intent first, then recorded in one transaction with the
+        idempotency key; under a key already used for the same names and contents, the
+        entries first recorded are returned and nothing is written."""
+        from modelyard.idempotency import guard, rollback
+
         if not path.exists():
             raise InvalidInputError(f"no file or folder at {path}", field="path")
         base = _artifact_name(name or path.name)
@@ -348,11 +359,35 @@ class TrackingService:
         else:
             files = [(p, f"{base}/{p.relative_to(path).as_posix()}")
                      for p in sorted(path.rglob("*")) if p.is_file()]
-        entries = []
-        for file, rel in files:
-            sha, size = self.artifacts.put_file(file)
-            entries.append(ArtifactEntry(rel, sha, size))
-        self.store.record_artifacts(run_id, entries)  # one transaction: all or none
+        if self.writes is None:
+            if idempotency_key is not None:
+                raise InvalidInputError("idempotency keys need a Yard (modelyard.connect())",
+                                        field="idempotency_key")
+            entries = [ArtifactEntry(rel, *self.artifacts.put_file(file))
+                       for file, rel in files]
+            self.store.record_artifacts(run_id, entries)  # one transaction: all or none
+            return entries
+        content = None if idempotency_key is None else [
+            (rel, _file_sha256(file)) for file, rel in files]
+        write = guard(self.writes, "log_artifact", idempotency_key, files=content)
+        done = write.replay() or write.begin(
+            "log_artifact", run_id, {"blobs": [sha for _, sha in content or []]},
+            lambda held: rollback(self.writes, held) if self.writes else None)
+        if done is not None:
+            return [ArtifactEntry(str(e["path"]), str(e["sha256"]), int(e["size"]))
+                    for e in done["entries"]]
+        assert write.intent is not None
+        try:
+            entries = [ArtifactEntry(rel, *self.artifacts.put_file(file)) for file, rel in files]
+            if content is None:  # named after the fact: the intent's start time covers them
+                write.extend(*[e.sha256 for e in entries])
+            # one transaction: all the rows, the key with them, the intent's end
+            self.store.record_artifacts(run_id, entries, done=write.completion(
+                run_id=run_id, entries=[dict(e.__dict__) for e in entries]))
+        except BaseException:
+            with contextlib.suppress(Exception):  # the write's own error matters more
+                rollback(self.writes, write.intent, "failed")
+            raise
         return entries
 
     def list_artifacts(self, run_id: str) -> list[ArtifactEntry]:
@@ -382,6 +417,13 @@ class TrackingService:
         for e in self._entries(run_id, name):
             self.artifacts.copy_to(e.sha256, target / e.path)
         return target / name.strip("/") if name.strip("/") else target
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _artifact_name(name: str) -> str:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from modelyard.backends.metadata.writes import Completion
 
 RunStatus = Literal["running", "finished", "failed", "killed"]
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "finished", "failed", "killed")
@@ -146,7 +149,9 @@ class TrackingStore(ABC):
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]: ...
 
     @abstractmethod
-    def record_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None: ...
+    def record_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry],
+                         done: Completion | None = None) -> None:
+        """Record a run's artifact files in one transaction (with ``done`` in it)."""
 
     @abstractmethod
     def list_artifacts(self, run_id: str) -> list[ArtifactEntry]: ...

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelyard.backends.metadata.writes import Completion
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,16 @@ class FeatureRegistryStore(ABC):
     def get_training_set(self, training_set_id: str) -> TrainingSetRecord: ...
 
     @abstractmethod
-    def save_profile(self, source: str, commit_id: str, profile: dict[str, Any]) -> None: ...
+    def save_profile(self, source: str, commit_id: str, profile: dict[str, Any],
+                     done: Completion | None = None) -> None:
+        """Store an ingestion's profile (with ``done``, in the same transaction)."""
 
     @abstractmethod
     def get_profile(self, source: str, commit_id: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def log_forget(self, entity: str, keys: int, rows_removed: int, details: dict[str, Any]
-                   ) -> None: ...
+    def log_forget(self, entity: str, keys: int, rows_removed: int, details: dict[str, Any],
+                   done: Completion | None = None) -> None: ...
 
     @abstractmethod
     def forget_log(self, entity: str | None = None) -> list[dict[str, Any]]: ...

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from modelyard.backends.metadata.writes import Completion
 
 AliasAction = Literal["promote", "force", "rollback", "remove"]
 
@@ -92,9 +95,11 @@ class RegistryStore(ABC):
     def list_models(self) -> list[ModelRecord]: ...
 
     @abstractmethod
-    def add_version(self, record: VersionRecord) -> VersionRecord:
+    def add_version(self, record: VersionRecord, done: Completion | None = None
+                    ) -> VersionRecord:
         """Store a version under the next free number (the model is created if new), in one
-        transaction; returns it with its number."""
+        transaction (with ``done``, its result given the ``version``); returns it with its
+        number."""
 
     @abstractmethod
     def get_version(self, name: str, version: int) -> VersionRecord: ...
@@ -107,9 +112,10 @@ class RegistryStore(ABC):
     def aliases(self, name: str) -> dict[str, int]: ...
 
     @abstractmethod
-    def move_alias(self, event: AliasEvent) -> bool:
+    def move_alias(self, event: AliasEvent, done: Completion | None = None) -> bool:
         """Point ``event.alias`` at ``event.to_version`` (None removes it) only if it still
-        points at ``event.from_version`` (None: not set), and record the event, atomically.
+        points at ``event.from_version`` (None: not set), and record the event, atomically
+        (with ``done``, its result given the history row's ``event_id``).
         False when another writer moved the alias first (nothing is written then)."""
 
     @abstractmethod

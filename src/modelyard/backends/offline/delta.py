@@ -101,7 +101,8 @@ class DeltaTableStore(OfflineTableStore):
 
     # --- writing ------------------------------------------------------------------------
 
-    def append(self, table: str, data: pa.Table) -> Commit:
+    def append(self, table: str, data: pa.Table, *, commit_id: str | None = None
+               ) -> Commit:
         path = self._path(table)
         if not isinstance(data, pa.Table):
             raise InvalidInputError(
@@ -117,7 +118,7 @@ class DeltaTableStore(OfflineTableStore):
                 raise DataValidationError(
                     f"column {field.name!r} holds only nulls, so its type is unknown: declare "
                     "it in the schema", column=field.name)
-        commit_id = uuid.uuid4().hex
+        commit_id = commit_id or uuid.uuid4().hex
         ingested_at = datetime.now(UTC)
         batch = batch.append_column(
             pa.field(INGESTED_AT, _TIMESTAMP, nullable=False),

@@ -98,8 +98,12 @@ class OfflineTableStore(ABC):
     uri: str
 
     @abstractmethod
-    def append(self, table: str, data: pyarrow.Table) -> Commit:
+    def append(self, table: str, data: pyarrow.Table, *, commit_id: str | None = None
+               ) -> Commit:
         """Store a validated batch as one atomic ingestion; adds the system columns.
+
+        ``commit_id`` (default: a new one) lets a writer record which commit it is about to
+        make before making it, so that a crash in between can be told apart.
 
         The first ingestion creates the table; a later one may bring new columns, which
         read as null for older rows.

@@ -16,6 +16,8 @@ from modelyard.backends.metadata.feature_registry import (
 )
 from modelyard.backends.metadata.sql import tables as t
 from modelyard.backends.metadata.sql.engine import ensure_schema, translate_errors
+from modelyard.backends.metadata.sql.write_store import complete_write
+from modelyard.backends.metadata.writes import Completion
 from modelyard.errors import NotFoundError
 
 _KIND_WORDS = {"entity": "entity", "source": "source", "feature_group": "feature group",
@@ -143,11 +145,13 @@ class SqlFeatureRegistryStore(FeatureRegistryStore):
     # --- profiles and forgetting ----------------------------------------------------------
 
     @translate_errors
-    def save_profile(self, source: str, commit_id: str, profile: dict[str, Any]) -> None:
+    def save_profile(self, source: str, commit_id: str, profile: dict[str, Any],
+                     done: Completion | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(t.ingestion_profiles.insert().values(
                 source=source, commit_id=commit_id, created_at=_now_ms(),
                 profile=json.dumps(profile, sort_keys=True, default=str)))
+            complete_write(conn, done)
 
     @translate_errors
     def get_profile(self, source: str, commit_id: str) -> dict[str, Any] | None:
@@ -158,12 +162,13 @@ class SqlFeatureRegistryStore(FeatureRegistryStore):
         return None if row is None else dict(json.loads(row.profile))
 
     @translate_errors
-    def log_forget(self, entity: str, keys: int, rows_removed: int, details: dict[str, Any]
-                   ) -> None:
+    def log_forget(self, entity: str, keys: int, rows_removed: int, details: dict[str, Any],
+                   done: Completion | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(t.forget_log.insert().values(
                 entity=entity, keys=keys, rows_removed=rows_removed, at=_now_ms(),
                 details=json.dumps(details, sort_keys=True, default=str)))
+            complete_write(conn, done)
 
     @translate_errors
     def forget_log(self, entity: str | None = None) -> list[dict[str, Any]]:

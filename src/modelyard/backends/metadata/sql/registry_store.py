@@ -28,6 +28,8 @@ from modelyard.backends.metadata.registry import (
 from modelyard.backends.metadata.sql import tables as t
 from modelyard.backends.metadata.sql.engine import translate_errors
 from modelyard.backends.metadata.sql.notify import notify
+from modelyard.backends.metadata.sql.write_store import complete_write
+from modelyard.backends.metadata.writes import Completion
 from modelyard.errors import NotFoundError
 
 _ATTEMPTS = 8
@@ -119,7 +121,8 @@ class SqlRegistryStore(RegistryStore):
     # --- versions -------------------------------------------------------------------------
 
     @translate_errors
-    def add_version(self, record: VersionRecord) -> VersionRecord:
+    def add_version(self, record: VersionRecord, done: Completion | None = None
+                    ) -> VersionRecord:
         v = t.model_versions.c
         for attempt in range(_ATTEMPTS):
             try:
@@ -135,6 +138,9 @@ class SqlRegistryStore(RegistryStore):
                         run_id=stored.run_id, training_set_id=stored.training_set_id,
                         spec=_dumps(stored.spec), created_at=stored.created_at,
                         created_by=stored.created_by))
+                    if done is not None:
+                        complete_write(conn, replace(done, result={
+                            **done.result, "name": stored.name, "version": stored.version}))
                 return stored
             except sa.exc.IntegrityError:
                 if attempt == _ATTEMPTS - 1:  # another writer took the number: try the next
@@ -172,7 +178,7 @@ class SqlRegistryStore(RegistryStore):
             return {r.alias: int(r.version) for r in rows}
 
     @translate_errors
-    def move_alias(self, event: AliasEvent) -> bool:
+    def move_alias(self, event: AliasEvent, done: Completion | None = None) -> bool:
         a = t.model_aliases.c
         try:
             with self.engine.begin() as conn:
@@ -186,16 +192,21 @@ class SqlRegistryStore(RegistryStore):
                 else:
                     current = sa.and_(where, a.version == event.from_version)
                     if event.to_version is None:
-                        done = conn.execute(t.model_aliases.delete().where(current))
+                        moved = conn.execute(t.model_aliases.delete().where(current))
                     else:
-                        done = conn.execute(t.model_aliases.update().where(current).values(
+                        moved = conn.execute(t.model_aliases.update().where(current).values(
                             version=event.to_version, updated_at=event.at))
-                    if done.rowcount != 1:
+                    if moved.rowcount != 1:
                         return False
-                conn.execute(t.alias_history.insert().values(
+                added = conn.execute(t.alias_history.insert().values(
                     name=event.name, alias=event.alias, from_version=event.from_version,
                     to_version=event.to_version, action=event.action, actor=event.actor,
                     reason=event.reason, report_id=event.report_id, at=event.at))
+                if done is not None:
+                    key = added.inserted_primary_key
+                    assert key is not None
+                    complete_write(conn, replace(done, result={
+                        **done.result, "event_id": int(key[0])}))
                 notify(conn, event.name)  # delivered when this transaction commits
             return True
         except sa.exc.IntegrityError:  # another writer set the alias first

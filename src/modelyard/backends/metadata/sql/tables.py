@@ -394,3 +394,42 @@ pipeline_runs = Table(
     Index("ix_pipeline_runs_status_queued", "status", "queued_at_ms"),
     Index("ix_pipeline_runs_pipeline_queued", "pipeline", "queued_at_ms"),
 )
+
+
+# --- durable writes (migration 0010) -----------------------------------------------------------
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("operation", String(32), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("result", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+write_intents = Table(
+    "write_intents",
+    metadata,
+    Column("intent_id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("idempotency_key", String(255), nullable=True, unique=True),
+    Column("started_at", BigInteger, nullable=False),
+    Column("owner_pid", Integer, nullable=False),
+    Column("owner_host", String(255), nullable=False),
+    Column("owner_start", String(32), nullable=True),
+    Column("payload", Text, nullable=False),
+)
+
+write_repairs = Table(
+    "write_repairs",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("repaired_at", BigInteger, nullable=False),
+)

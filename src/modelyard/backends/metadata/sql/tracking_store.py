@@ -27,6 +27,8 @@ from modelyard.backends.metadata.sql.engine import (
     translate_errors,
 )
 from modelyard.backends.metadata.sql.run_search import find_run_infos
+from modelyard.backends.metadata.sql.write_store import complete_write
+from modelyard.backends.metadata.writes import Completion
 from modelyard.errors import (
     AlreadyExistsError,
     NotFoundError,
@@ -240,8 +242,9 @@ class SqlTrackingStore(TrackingStore):
     # --- artifacts ------------------------------------------------------------------------
 
     @translate_errors
-    def record_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None:
-        if not entries:
+    def record_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry],
+                         done: Completion | None = None) -> None:
+        if not entries and done is None:
             return
         stmt = self._insert(t.artifacts)
         stmt = stmt.on_conflict_do_update(
@@ -250,7 +253,9 @@ class SqlTrackingStore(TrackingStore):
         )
         with self.engine.begin() as conn:
             self._require_run(conn, run_id)
-            conn.execute(stmt, [{"run_id": run_id, **e.__dict__} for e in entries])
+            if entries:
+                conn.execute(stmt, [{"run_id": run_id, **e.__dict__} for e in entries])
+            complete_write(conn, done)
 
     @translate_errors
     def list_artifacts(self, run_id: str) -> list[ArtifactEntry]:
