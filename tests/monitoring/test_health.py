@@ -94,8 +94,9 @@ def test_versions_and_roles_are_split_and_a_shadow_is_not_what_clients_saw() -> 
     assert (shadow.requests, shadow.rows, shadow.errors) == (3, 6, 0)
     assert shadow.latency_ms.mean == pytest.approx((90 + 95 + 99) / 3)
     body = as_json(health)
-    assert set(body) == {"requests", "rows", "errors", "client_errors", "server_errors",
-                         "error_rate", "rate_per_minute", "latency_ms", "versions", "periods"}
+    assert set(body) == {"requests", "rows", "unmeasured", "errors", "client_errors",
+                         "server_errors", "error_rate", "rate_per_minute", "latency_ms",
+                         "versions", "periods"}
     assert set(body["latency_ms"]) == {"p50", "p90", "p99", "mean"}
     assert body["versions"]["5"]["roles"]["canary"]["server_errors"] == 1
     assert set(body["versions"]["4"]) == set(body) - {"versions", "periods"} | {"roles"}

@@ -322,7 +322,22 @@ def _health_row(name: str, found: Mapping[str, Any]) -> list[str]:
     return [esc(name), num(found.get("requests")), num(found.get("rows")),
             num(found.get("errors")), pct(found.get("error_rate")),
             num(found.get("rate_per_minute")),
-            *(f"{num(latency.get(k))} ms" for k in ("p50", "p90", "p99", "mean"))]
+            *(DASH if latency.get(k) is None else f"{num(latency.get(k))} ms"
+              for k in ("p50", "p90", "p99", "mean"))]
+
+
+def _unmeasured_note(health: Mapping[str, Any]) -> str:
+    """What the latency columns leave out: requests logged without a latency."""
+    unmeasured, requests = health.get("unmeasured") or 0, health.get("requests") or 0
+    if not unmeasured:
+        return ""
+    if unmeasured >= requests:
+        return note(f"Latency not measured: all {num(requests)} requests in the window were "
+                    "scored in batch and logged, not served, so no client latency exists "
+                    "for them. Requests, rows and errors still count them.")
+    return note(f"Latency not measured for {num(unmeasured)} of the {num(requests)} "
+                "requests (scored in batch and logged, not served): the latencies are those "
+                f"of the {num(requests - unmeasured)} served requests.")
 
 
 def _health(health: Mapping[str, Any] | None) -> str:
@@ -334,6 +349,7 @@ def _health(health: Mapping[str, Any] | None) -> str:
              for v, found in (health.get("versions") or {}).items()]
     body = table(["", "requests", "rows", "errors", "error rate", "per minute", "p50",
                    "p90", "p99", "mean"], rows)
+    body += _unmeasured_note(health)
     periods = health.get("periods") or []
     if len(periods) >= 2:
         starts = [iso_us(p["start_us"]) for p in periods]
