@@ -109,9 +109,11 @@ def test_periods_split_the_window_for_trends() -> None:
                             start_us=0, end_us=45, period_us=20)
     assert [p.to_dict() for p in health.periods] == [
         {"start_us": 0, "requests": 2, "errors": 1,
-         "latency_p99_ms": pytest.approx(float(np.percentile([5.0, 7.0], 99)))},
-        {"start_us": 20, "requests": 1, "errors": 1, "latency_p99_ms": 50.0},
-        {"start_us": 40, "requests": 0, "errors": 0, "latency_p99_ms": None},  # shorter
+         "latency_p99_ms": pytest.approx(float(np.percentile([5.0, 7.0], 99))),
+         "unmeasured": 0},
+        {"start_us": 20, "requests": 1, "errors": 1, "latency_p99_ms": 50.0, "unmeasured": 0},
+        {"start_us": 40, "requests": 0, "errors": 0, "latency_p99_ms": None,
+         "unmeasured": 0},  # shorter
     ]
     assert service_health(frame, failures(), start_us=0, end_us=45).periods == ()
 
@@ -128,8 +130,10 @@ def test_an_empty_window_is_zeros_and_none() -> None:
         assert body["latency_ms"] == {"p50": None, "p90": None, "p99": None, "mean": None}
         assert body["versions"] == {}
         assert body["periods"] == [
-            {"start_us": 0, "requests": 0, "errors": 0, "latency_p99_ms": None},
-            {"start_us": 500, "requests": 0, "errors": 0, "latency_p99_ms": None}]
+            {"start_us": 0, "requests": 0, "errors": 0, "latency_p99_ms": None,
+             "unmeasured": 0},
+            {"start_us": 500, "requests": 0, "errors": 0, "latency_p99_ms": None,
+             "unmeasured": 0}]
 
 
 def test_the_window_ends_are_respected() -> None:

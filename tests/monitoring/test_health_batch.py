@@ -57,8 +57,8 @@ def test_backfilled_rows_count_but_report_no_latency(store: PredictionStore) -> 
     assert (health.requests, health.rows, health.unmeasured) == (120, 120, 120)
     assert health.latency_ms.to_dict() == {"p50": None, "p90": None, "p99": None,
                                            "mean": None}
-    assert [(p.requests, p.latency_p99_ms) for p in health.periods] == [
-        (60, None), (60, None), (0, None)]
+    assert [(p.requests, p.unmeasured, p.latency_p99_ms) for p in health.periods] == [
+        (60, 60, None), (60, 60, None), (0, 0, None)]
     assert health.to_dict()["versions"]["1"]["unmeasured"] == 120
 
 
@@ -75,7 +75,7 @@ def test_with_served_requests_mixed_in_the_percentiles_are_theirs(
     assert health.latency_ms.p90 == pytest.approx(p90)
     assert health.latency_ms.p99 == pytest.approx(p99)
     assert health.latency_ms.mean == pytest.approx(np.mean(latencies))
-    assert health.periods[0].requests == 250
+    assert (health.periods[0].requests, health.periods[0].unmeasured) == (250, 200)
     assert health.periods[0].latency_p99_ms == pytest.approx(p99)
 
 
@@ -108,7 +108,9 @@ def test_check_report_and_rules_say_the_latency_was_not_measured(
     assert not outcome.fired and "scored in batch" in outcome.message
     html = tmp_path / "batch.html"
     yard.monitoring.report(MODEL, result=alone, html=html)
-    assert "Latency not measured: all 300 requests" in html.read_text()
+    page = html.read_text()
+    assert "Latency not measured: all 300 requests" in page
+    assert "latency not measured (scored in batch), 300 requests" in page  # the card
 
     log_window(yard, version, claims(20, 6), DAY0 + timedelta(hours=2, seconds=30),
                prefix="live")  # served: 5-14 ms each
@@ -122,4 +124,7 @@ def test_check_report_and_rules_say_the_latency_was_not_measured(
     assert outcome.fired and "over 20 answered requests (300 more scored in batch" in (
         outcome.message)
     yard.monitoring.report(MODEL, result=mixed, html=html)
-    assert "Latency not measured for 300 of the 320 requests" in html.read_text()
+    page = html.read_text()
+    assert "Latency not measured for 300 of the 320 requests" in page
+    assert "over 20 served, 320 requests" in page  # the card
+    assert "<th>no latency</th>" in page and "scored in batch (no latency)" in page

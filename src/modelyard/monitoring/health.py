@@ -100,6 +100,7 @@ class PeriodHealth:
     requests: int
     errors: int
     latency_p99_ms: float | None
+    unmeasured: int = 0  # of the requests, those without a latency (scored in batch)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -248,5 +249,6 @@ def _periods(answers: pd.DataFrame, failed: pd.DataFrame, start_us: int, period_
         periods.append(PeriodHealth(
             start_us=start_us + k * period_us, requests=0 if mine is None else len(mine),
             errors=int(errors.get(k, 0)),
-            latency_p99_ms=float(np.percentile(latencies, 99)) if len(latencies) else None))
+            latency_p99_ms=float(np.percentile(latencies, 99)) if len(latencies) else None,
+            unmeasured=0 if mine is None else len(mine) - len(latencies)))
     return tuple(periods)
