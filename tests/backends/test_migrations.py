@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -140,3 +141,29 @@ def test_a_0005_database_gains_the_failures_table_and_keeps_its_predictions(
         assert "prediction_failures" in sa.inspect(conn).get_table_names()
         assert conn.execute(sa.text("SELECT request_id FROM predictions")).scalars().all() \
             == ["r1"]
+
+
+def test_a_0010_database_keeps_its_predictions_and_takes_a_null_latency(
+        engine: sa.Engine) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from modelyard.backends.metadata.predictions import PredictionRecord
+    from modelyard.backends.metadata.sql.prediction_store import SqlPredictionStore
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    with engine.begin() as conn:  # the 0010 schema: every latency required
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0010")
+        conn.execute(sa.text(
+            "INSERT INTO predictions (model, request_id, row, version, role, at_us, "
+            "latency_ms, features, output) VALUES ('m', 'r1', 0, 1, 'primary', 5, 1.5, "
+            "'{}', '{}')"))
+    SqlTrackingStore(engine)
+    assert _version(engine) == [HEAD]
+    store = SqlPredictionStore(engine)
+    store.write([PredictionRecord("batch", 0, "m", 1, "primary", 6, None, None, {}, {})])
+    frame = store.read("m")
+    assert frame["request_id"].tolist() == ["r1", "batch"]
+    assert frame["latency_ms"].iloc[0] == 1.5 and np.isnan(frame["latency_ms"].iloc[1])

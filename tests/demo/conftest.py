@@ -48,7 +48,7 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallDemo]:
     base = tmp_path_factory.mktemp("small-demo")
     config = DemoConfig(path=base / "project", customers=SMALL.customers, seed=SMALL.seed,
                         today=SMALL.today)
-    console = Console(file=io.StringIO(), width=100)
+    console = Console(file=io.StringIO(), width=80)  # as when the output is piped
     with pytest.MonkeyPatch.context() as patch:
         for key in list(os.environ):
             if key.startswith("MODELYARD_"):

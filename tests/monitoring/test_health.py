@@ -94,8 +94,9 @@ def test_versions_and_roles_are_split_and_a_shadow_is_not_what_clients_saw() -> 
     assert (shadow.requests, shadow.rows, shadow.errors) == (3, 6, 0)
     assert shadow.latency_ms.mean == pytest.approx((90 + 95 + 99) / 3)
     body = as_json(health)
-    assert set(body) == {"requests", "rows", "errors", "client_errors", "server_errors",
-                         "error_rate", "rate_per_minute", "latency_ms", "versions", "periods"}
+    assert set(body) == {"requests", "rows", "unmeasured", "errors", "client_errors",
+                         "server_errors", "error_rate", "rate_per_minute", "latency_ms",
+                         "versions", "periods"}
     assert set(body["latency_ms"]) == {"p50", "p90", "p99", "mean"}
     assert body["versions"]["5"]["roles"]["canary"]["server_errors"] == 1
     assert set(body["versions"]["4"]) == set(body) - {"versions", "periods"} | {"roles"}
@@ -108,9 +109,11 @@ def test_periods_split_the_window_for_trends() -> None:
                             start_us=0, end_us=45, period_us=20)
     assert [p.to_dict() for p in health.periods] == [
         {"start_us": 0, "requests": 2, "errors": 1,
-         "latency_p99_ms": pytest.approx(float(np.percentile([5.0, 7.0], 99)))},
-        {"start_us": 20, "requests": 1, "errors": 1, "latency_p99_ms": 50.0},
-        {"start_us": 40, "requests": 0, "errors": 0, "latency_p99_ms": None},  # shorter
+         "latency_p99_ms": pytest.approx(float(np.percentile([5.0, 7.0], 99))),
+         "unmeasured": 0},
+        {"start_us": 20, "requests": 1, "errors": 1, "latency_p99_ms": 50.0, "unmeasured": 0},
+        {"start_us": 40, "requests": 0, "errors": 0, "latency_p99_ms": None,
+         "unmeasured": 0},  # shorter
     ]
     assert service_health(frame, failures(), start_us=0, end_us=45).periods == ()
 
@@ -127,8 +130,10 @@ def test_an_empty_window_is_zeros_and_none() -> None:
         assert body["latency_ms"] == {"p50": None, "p90": None, "p99": None, "mean": None}
         assert body["versions"] == {}
         assert body["periods"] == [
-            {"start_us": 0, "requests": 0, "errors": 0, "latency_p99_ms": None},
-            {"start_us": 500, "requests": 0, "errors": 0, "latency_p99_ms": None}]
+            {"start_us": 0, "requests": 0, "errors": 0, "latency_p99_ms": None,
+             "unmeasured": 0},
+            {"start_us": 500, "requests": 0, "errors": 0, "latency_p99_ms": None,
+             "unmeasured": 0}]
 
 
 def test_the_window_ends_are_respected() -> None:

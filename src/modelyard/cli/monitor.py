@@ -243,6 +243,19 @@ def reference(
         f"columns, {len(profile.predictions)} prediction column(s).")
 
 
+def _latency_text(health: dict[str, Any]) -> str:
+    """The p99 latency of the served requests, and how many had none (scored in batch)."""
+    p99 = (health.get("latency_ms") or {}).get("p99")
+    requests, unmeasured = health["requests"], health.get("unmeasured") or 0
+    batch = f"{unmeasured:,} scored in batch, not served"
+    if p99 is None:
+        return f"latency not measured ({batch})" if unmeasured else "latency not measured"
+    if not unmeasured:
+        return f"p99 {p99:.1f} ms"
+    return (f"p99 {p99:.1f} ms over the {requests - unmeasured:,} served "
+            f"({batch}: latency not measured)")
+
+
 def _print_summary(result: MonitorResult) -> None:
     data: dict[str, Any] = result.to_dict()
     head = f"[bold]{escape(result.model)}[/]" + (
@@ -273,10 +286,8 @@ def _print_summary(result: MonitorResult) -> None:
         say(f"  estimated (no labels needed): {escape(', '.join(parts))}")
     health = data.get("health")
     if health is not None and health.get("requests"):
-        latency = health.get("latency_ms") or {}
-        p99 = latency.get("p99")
         say(f"  health: {health['requests']:,} requests, error rate "
-            f"{health['error_rate']:.2%}" + ("" if p99 is None else f", p99 {p99:.1f} ms"))
+            f"{health['error_rate']:.2%}, {_latency_text(health)}")
     for note in data.get("notes", []):
         say(f"  note: {escape(note)}")
     for outcome in result.fired:

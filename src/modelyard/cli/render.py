@@ -7,21 +7,26 @@ for ASCII when the output encoding needs it).
 Tables (:func:`listing`, printed by :func:`show`) never break a number or a name: their
 columns do not wrap, except the free-text ones named ``wrap``, which wrap between words.
 A table too wide for the terminal even so (80 columns when the output is piped) is printed
-as one block of ``header  value`` lines per row instead.
+as one block of ``header  value`` lines per row instead. They live in
+:mod:`modelyard.text_tables`, which the demo prints through too.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
 from datetime import date, datetime
 
-from rich import box
-from rich.cells import cell_len
-from rich.console import Console, RenderableType
-from rich.table import Column, Table
+from rich.console import Console
+from rich.table import Table
 from rich.text import Text
+
+from modelyard import text_tables
+from modelyard.text_tables import listing
+
+__all__ = ["cell", "console", "error_console", "fits", "format_duration", "format_number",
+           "format_seconds", "format_size", "format_time", "format_value", "listing", "say",
+           "section", "short_id", "show", "status_text"]
 
 console = Console()
 error_console = Console(stderr=True)
@@ -139,84 +144,12 @@ def section(title: str) -> Table:
     return table
 
 
-def listing(title: str | None, headers: Iterable[str], *, wrap: Iterable[str] = (),
-            right: Iterable[str] = ()) -> Table:
-    """A table with a header row and no outer frame, for lists of things; print it with
-    :func:`show`. Only the ``wrap`` columns (free text) may wrap, between words; ``right``
-    columns (numbers) are right-aligned."""
-    table = Table(title=title, title_justify="left", title_style="bold", header_style="bold",
-                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    wrapping, righted = set(wrap), set(right)
-    for header in headers:
-        table.add_column(header, no_wrap=header not in wrapping, overflow="fold",
-                         justify="right" if header in righted else "left")
-    return table
-
-
-#: Characters between two columns of a :func:`listing`: padding, rule, padding.
-_GAP = 3
-#: A word longer than this in a wrapping column may be folded rather than widen the column;
-#: so may a path or a URI (a word with a ``/``) of any length.
-_LONGEST_WORD = 24
-
-
-def _lines(renderable: RenderableType | str) -> list[str]:
-    if isinstance(renderable, Text):
-        return renderable.plain.split("\n")
-    return str(renderable).split("\n")
-
-
-def _widths(column: Column) -> tuple[int, int]:
-    """A column's natural width, and the least it can take without breaking a word."""
-    lines = [line for item in (column.header, *column.cells) for line in _lines(item)]
-    natural = max((cell_len(line) for line in lines), default=0)
-    if column.no_wrap:
-        return natural, natural
-    words = [cell_len(word) for line in lines for word in line.split() if "/" not in word]
-    return natural, min(max(words, default=0), _LONGEST_WORD, natural)
-
-
 def fits(table: Table, target: Console | None = None) -> bool:
     """Whether :func:`show` prints ``table`` as a table (wrapping its free text at most)."""
-    out = target or console
-    least = sum(m for _, m in (_widths(c) for c in table.columns))
-    return least + _GAP * (len(table.columns) - 1) <= out.width
+    return text_tables.fits(table, target or console)
 
 
 def show(table: Table, target: Console | None = None) -> None:
-    """Print a :func:`listing` so that nothing breaks: as it is when it fits, with its free
-    text wrapped when that is enough, else one block per row."""
-    out = target or console
-    columns = table.columns
-    if not columns:
-        return
-    sizes = [_widths(c) for c in columns]
-    room = out.width - _GAP * (len(columns) - 1)
-    if sum(n for n, _ in sizes) <= room:
-        out.print(table)
-        return
-    if not fits(table, out):
-        _print_records(table, out)
-        return
-    spare = room - sum(m for _, m in sizes)
-    stretch = sum(n - m for n, m in sizes)
-    for column, (natural, least) in zip(columns, sizes, strict=True):
-        grow = (natural - least) * spare // stretch if stretch else 0
-        column.width = least + grow
-    out.print(table)
-
-
-def _print_records(table: Table, out: Console) -> None:
-    """Each row as ``header  value`` lines, rows apart by a blank line."""
-    if table.title:
-        out.print(Text(str(table.title), style="bold"))
-    headers = [" ".join(_lines(c.header)) for c in table.columns]
-    for index, row in enumerate(zip(*(list(c.cells) for c in table.columns), strict=True)):
-        block = Table(show_header=False, box=None, pad_edge=False, padding=(0, 2, 0, 0))
-        block.add_column(no_wrap=True)
-        block.add_column(overflow="fold")
-        for header, value in zip(headers, row, strict=True):
-            block.add_row(Text(header, style="dim"), value)
-        if index:
-            out.print()
-        out.print(block)
+    """Print a :func:`listing` so that nothing breaks (see :mod:`modelyard.text_tables`), on
+    the CLI's console unless ``target`` is given."""
+    text_tables.show(table, target or console)

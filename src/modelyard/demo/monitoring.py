@@ -2,17 +2,18 @@
 drifts.
 
 Every claim filed after the validation months is scored by the production version, its
-features built point in time, and logged as a served prediction at the moment the claim was
-filed. Claims settle later: the settled values arrive as labels for every month but the last.
-Alert rules are set on the model (dataset drift, any feature's PSI, the error growing 15% past
-the registered evaluation), with a command that files each alert in the project's
-``alerts.jsonl``. Then one check per month, each stored: the first months look like the
-training data, the later ones carry the shift the data was generated with. The last month's
-report is written as ``monitoring-report.html``. Last, the service health of the serving
-step's live requests: the log over the wall-clock interval that step served in, so traffic of
-any other run is not counted. The checks read only the production version's predictions: the
-months follow the demo's calendar (:mod:`~modelyard.demo.clock`), ending at the start of
-today's month.
+features built point in time, and logged as a prediction at the moment the claim was filed:
+scored in one batch, not served, so each record's latency is null (not measured) and service
+health leaves these rows out of its latency percentiles. Claims settle later: the settled
+values arrive as labels for every month but the last. Alert rules are set on the model
+(dataset drift, any feature's PSI, the error growing 15% past the registered evaluation),
+with a command that files each alert in the project's ``alerts.jsonl``. Then one check per
+month, each stored: the first months look like the training data, the later ones carry the
+shift the data was generated with. The last month's report is written as
+``monitoring-report.html``. Last, the service health of the serving step's live requests:
+the log over the wall-clock interval that step served in, so traffic of any other run is not
+counted. The checks read only the production version's predictions: the months follow the
+demo's calendar (:mod:`~modelyard.demo.clock`), ending at the start of today's month.
 """
 
 from __future__ import annotations
@@ -136,24 +137,23 @@ def _request_ids(frame: pd.DataFrame) -> list[str]:
 
 def _log_predictions(yard: Yard, version: int, frame: pd.DataFrame,
                      progress: Callable[[str], None]) -> int:
-    """Score the claims with the version and log each as a prediction made when it was
-    filed (one request per claim)."""
+    """Score the claims with the version in one batch and log each as a prediction made
+    when it was filed (one request per claim). No client waited for these answers, so no
+    latency is recorded: ``latency_ms`` is None."""
     import pandas as pd
 
     from modelyard.backends.metadata.predictions import PredictionRecord
 
     model = yard.models.load(MODEL, version)
     inputs = frame[list(FEATURES)]
-    began = time.perf_counter()
     predictions = model.predict(inputs)
-    latency_ms = (time.perf_counter() - began) * 1e3 / max(len(frame), 1)
     epoch = pd.Timestamp(0, tz="UTC")
     at_us = ((frame["event_time"] - epoch) // pd.Timedelta(microseconds=1)).tolist()
     ids = _request_ids(frame)
     customers = frame["customer_id"].tolist()
     rows = inputs.to_dict("records")
     records = [PredictionRecord(ids[i], 0, MODEL, version, "primary", int(at_us[i]),
-                                latency_ms, {"customer_id": int(customers[i])}, rows[i],
+                                None, {"customer_id": int(customers[i])}, rows[i],
                                 {"prediction": float(predictions[i])})
                for i in range(len(frame))]
     for done in range(0, len(records), _WRITE_CHUNK):

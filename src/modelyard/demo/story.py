@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from modelyard.demo.clock import DemoClock
 from modelyard.demo.feature_store import groups, profile_warnings
@@ -20,6 +21,7 @@ from modelyard.demo.state import DemoConfig, DemoState, need
 from modelyard.demo.training import ROW_TIME
 from modelyard.features.definitions import Source
 from modelyard.features.request import RequestFeatureGroup
+from modelyard.text_tables import listing, show
 
 if TYPE_CHECKING:
     from modelyard.demo.serving import LiveOutcome
@@ -78,13 +80,12 @@ def tell_data(state: DemoState, console: Console) -> None:
     claims, cfg = data.claims, state.config
     console.print("[bold green]1. Data[/]")
     frames = {"policyholders": data.policyholders, "claims": claims}
-    table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
-    for col in ("file", "rows", "columns", "size", "sha256"):
-        table.add_column(col, justify="left" if col in ("file", "sha256") else "right")
+    table = listing(None, ("file", "rows", "columns", "size", "sha256"),
+                    right=("rows", "columns", "size"))
     for f in state.files:
-        table.add_row(f.path.name, f"{f.rows:,}", str(len(frames[f.name].columns)),
+        table.add_row(Text(f.path.name), f"{f.rows:,}", str(len(frames[f.name].columns)),
                       _size(f.size), f.sha256[:12])
-    console.print(table)
+    show(table, console)
     folder = state.files[0].path.parent if state.files else state.root
     _say(
         console,
@@ -149,17 +150,17 @@ def tell_features(state: DemoState, console: Console) -> None:
 
 def tell_ingestion(state: DemoState, console: Console) -> None:
     console.print("[bold green]3. Ingestion[/]")
-    table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
-    for col in ("source", "rows", "commit", ""):
-        table.add_column(col, justify="right" if col == "rows" else "left")
+    table = listing(None, ("source", "rows", "commit", "note"), wrap=("note",),
+                    right=("rows",))
     for done in state.ingestions:
         note = "new commit"
         if done.reused:
             note = "reused: same file as before"
         elif done.replaced:
             note = f"replaced {done.replaced:,} older rows"
-        table.add_row(done.source, f"{done.commit.rows:,}", done.commit.commit_id[:12], note)
-    console.print(table)
+        table.add_row(Text(done.source), f"{done.commit.rows:,}", done.commit.commit_id[:12],
+                      note)
+    show(table, console)
     if any(done.reused for done in state.ingestions):
         _say(console, "   An earlier run ingested these very files: their commits are reused, "
                       "as a second copy would count every claim twice in the windows.")
@@ -183,14 +184,11 @@ def _example(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _example_table(rows: pd.DataFrame) -> Table:
-    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-    for col in ("   claim filed", "claims 90d", "sum 90d", "claims 365d", "days since last",
-                "value"):
-        table.add_column(col, justify="left" if col.endswith("filed") else "right",
-                         no_wrap=True)
+    numbers = ("claims 90d", "sum 90d", "claims 365d", "days since last", "value")
+    table = listing(None, ("claim filed", *numbers), right=numbers)
     for row in rows.to_dict("records"):
         since, total = row["days_since_last_claim"], row["amount_90d_sum"]
-        table.add_row(f"   {row['event_time']:%Y-%m-%d %H:%M}", str(row["claims_90d"]),
+        table.add_row(f"{row['event_time']:%Y-%m-%d %H:%M}", str(row["claims_90d"]),
                       "-" if pd.isna(total) else f"{total:,.0f}", str(row["claims_365d"]),
                       "-" if pd.isna(since) else f"{since:,.1f}", f"{row['claim_value']:,.0f}")
     return table
@@ -217,19 +215,17 @@ def tell_training_set(state: DemoState, console: Console) -> None:
     )
     rows = _example(frame)
     _say(console, f"   Customer {rows['customer_id'].iloc[0]}, claim by claim:")
-    console.print(_example_table(rows))
+    show(_example_table(rows), console)
     console.print()
 
 
 def _runs_table(frame: pd.DataFrame) -> Table:
     """Candidates, best first (``frame`` comes ordered by r2)."""
-    table = Table(show_edge=False, header_style="bold", padding=(0, 1))
-    for col in ("model", "r2", "rmse", "mae", "mape", "fit s", "run"):
-        table.add_column(col, justify="left" if col in ("model", "run") else "right",
-                         no_wrap=True)
+    table = listing(None, ("model", "r2", "rmse", "mae", "mape", "fit s", "run"),
+                    right=("r2", "rmse", "mae", "mape", "fit s"))
     for i, row in enumerate(frame.to_dict("records")):
         table.add_row(
-            str(row["name"]), f"{row['metrics.r2']:.3f}", f"{row['metrics.rmse']:,.0f}",
+            Text(str(row["name"])), f"{row['metrics.r2']:.3f}", f"{row['metrics.rmse']:,.0f}",
             f"{row['metrics.mae']:,.0f}", f"{row['metrics.mape']:.2f}",
             f"{row['metrics.train_seconds']:.1f}", str(row["run_id"])[:8],
             style="bold green" if i == 0 else None,
@@ -251,7 +247,7 @@ def tell_training(state: DemoState, console: Console) -> None:
     frame = state.yard.search_runs(state.experiment,
                                    filter=f"parent_run_id = '{state.parent.run_id}'",
                                    order_by=["metrics.r2 desc"])
-    console.print(_runs_table(frame))
+    show(_runs_table(frame), console)
     _say(
         console,
         f"   Each run of experiment [cyan]{state.experiment}[/] holds its params, metrics, the "
@@ -284,14 +280,12 @@ def tell_online(state: DemoState, console: Console) -> None:
                   "engine as the training set (windows as of that instant). A lookup of "
                   f"{len(result)} customers{read_at}, one read of the online store "
                   f"({_ttl_note(state)}):")
-    table = Table(show_edge=False, header_style="bold", padding=(0, 1))
     columns = result.to_dict()
-    for name in columns:
-        table.add_column(name, no_wrap=True)
+    table = listing(None, columns)
     for row in result.to_records():
-        table.add_row(*(_cell(row[n]) for n in columns),
+        table.add_row(*(Text(_cell(row[n])) for n in columns),
                       style="yellow" if row["status"] != "found" else None)
-    console.print(table)
+    show(table, console)
     verdict = ("[green]no skew[/]" if skew.ok
                else f"[red]{skew.mismatches} mismatching values[/]")
     _say(console, f"   Skew check of {skew.group}: {skew.sampled} customers' online values "
@@ -314,18 +308,17 @@ def tell_registry(state: DemoState, console: Console) -> None:
                   f"{reg.MAX_ERROR_GAP:,.0f} in mean absolute error between age bands "
                   f"({', '.join(name for _, _, name in reg.AGE_BANDS)}); a signature callers "
                   "of the holder can still use.")
-    table = Table(show_edge=False, header_style="bold", padding=(0, 1))
-    for col in ("version", "candidate", "", "r2", "MAE gap", "outcome"):
-        table.add_column(col, justify="right" if col in ("version", "r2", "MAE gap")
-                         else "left")
+    table = listing(None, ("version", "candidate", "r2", "MAE gap", "outcome"),
+                    wrap=("outcome",), right=("version", "r2", "MAE gap"))
+    table.show_lines = True  # a row is two lines: the candidate, and its part in the story
     for a in outcome.attempts:
         gap = a.fairness.get("error_gap_mae")
-        verdict = ("[green]promoted[/]" if a.promoted else
-                   "[red]refused[/]: " + ", ".join(escape(k) for k, _, _ in a.failed))
-        table.add_row(str(a.version), escape(a.candidate), escape(a.role),
+        verdict = (Text("promoted", style="green") if a.promoted else Text.assemble(
+            ("refused", "red"), ": " + ", ".join(k for k, _, _ in a.failed)))
+        table.add_row(str(a.version), Text.assemble(a.candidate, "\n", (a.role, "dim")),
                       f"{a.metrics.get('r2', float('nan')):.3f}",
                       "-" if gap is None else f"{gap:,.0f}", verdict)
-    console.print(table)
+    show(table, console)
     for a in outcome.attempts:
         for _, gate, detail in a.failed:
             _say(console, f"   [red]v{a.version}[/] {escape(gate)}: {escape(detail)}")
@@ -400,11 +393,15 @@ def tell_monitoring(state: DemoState, console: Console) -> None:
         _say(console, f"   Skipped: {escape(watch.skipped)}.\n")
         return
     _say(console, f"   {watch.logged:,} claims of the later months were scored by version "
-                  f"{watch.version} and logged as served predictions; {watch.labelled:,} "
-                  "have settled, and their values came back as labels. Alert rules: "
+                  f"{watch.version} in one batch and logged as predictions made when each "
+                  "claim was filed (no client waited for them, so they carry no latency: "
+                  "service health counts them but measures latency on served requests only); "
+                  f"{watch.labelled:,} have settled, and their values came back as labels. "
+                  "Alert rules: "
                   f"{escape(', '.join(RULES))}. One stored check per month:")
-    table = Table("month", "rows", "labels", "drifted features", "rmse", "vs reg.",
-                  "alerts", box=None, padding=(0, 1))
+    table = listing(None, ("month", "rows", "labels", "drifted features", "rmse", "vs reg.",
+                           "alerts"), wrap=("drifted features",),
+                    right=("rows", "labels", "rmse", "vs reg.", "alerts"))
     for month in watch.months:
         share = "" if month.drifted_share is None else f"{month.drifted_share:.0%}"
         names = ", ".join(month.drifted[:3]) + (
@@ -412,10 +409,10 @@ def tell_monitoring(state: DemoState, console: Console) -> None:
         drifted = f"{share} {names}".strip() or "-"
         rmse = month.metrics.get("rmse")
         change = "" if month.change is None else f"{month.change:+.1%}"
-        table.add_row(month.month, f"{month.rows:,}", f"{month.labelled:,}", escape(drifted),
+        table.add_row(month.month, f"{month.rows:,}", f"{month.labelled:,}", Text(drifted),
                       "-" if rmse is None else f"{rmse:,.0f}", change,
                       str(len(month.alerts)) if month.alerts else "-")
-    console.print(table)
+    show(table, console)
     fired = [a for m in watch.months for a in m.alerts]
     if fired:
         _say(console, f"   Last alert: [yellow]{escape(fired[-1])}[/]" + (

@@ -45,6 +45,7 @@ __all__ = ["MAX_BARS", "distribution_overlay", "period_bars", "trend", "window_l
 MAX_BARS = 15  # categories drawn per overlay; the rest are merged into "other"
 _LABEL_CHARS = 18  # category labels are cut to this many characters
 _REFERENCE, _CURRENT, _ALARM = "#8c9cb0", "#e07020", "#c0392b"
+ALARM = _ALARM  # errors and failures, for callers choosing the colours of period bars
 _RC: dict[Any, Any] = {
     "svg.fonttype": "none",
     "text.parse_math": False,
@@ -126,15 +127,16 @@ def window_trend(windows: Sequence[Span], series: Mapping[str, Sequence[float | 
 
 
 def period_bars(starts: Sequence[str], bars: Mapping[str, Sequence[float]], title: str, *,
-                ylabel: str = "", line: tuple[str, Sequence[float | None]] | None = None
-                ) -> str:
+                ylabel: str = "", line: tuple[str, Sequence[float | None]] | None = None,
+                colors: Sequence[str] | None = None) -> str:
     """Bars per period (``starts`` are ISO 8601 times; every series in ``bars`` is drawn at
-    the same place, later ones in front), and ``line`` (label, values) on a second axis."""
+    the same place, later ones in front, in ``colors`` when given), and ``line`` (label,
+    values) on a second axis."""
     for name, values in [*bars.items(), *([line] if line else [])]:
         if len(values) != len(starts):
             raise InvalidInputError(f"{name!r} has {len(values)} values for {len(starts)} "
                                     "periods", field="bars")
-    return _render(title, lambda ax: _draw_periods(ax, starts, bars, ylabel, line),
+    return _render(title, lambda ax: _draw_periods(ax, starts, bars, ylabel, line, colors),
                    size=(6.4, 2.3))
 
 
@@ -327,12 +329,13 @@ def window_line(points: Sequence[tuple[tuple[datetime, datetime], float]]
 
 
 def _draw_periods(ax: Axes, starts: Sequence[str], bars: Mapping[str, Sequence[float]],
-                  ylabel: str, line: tuple[str, Sequence[float | None]] | None) -> None:
+                  ylabel: str, line: tuple[str, Sequence[float | None]] | None,
+                  colors: Sequence[str] | None = None) -> None:
     xs: list[Any] = [_time(s) for s in starts]
     gaps = [b - a for a, b in itertools.pairwise(xs) if b > a]
     width: Any = 0.8 * (min(gaps) if gaps else timedelta(hours=1))
-    for (name, values), color in zip(bars.items(), ["#8c9cb0", _ALARM, "#50a050"] * 4,
-                                     strict=False):
+    palette = list(colors or ()) + ["#8c9cb0", _ALARM, "#50a050"] * 4
+    for (name, values), color in zip(bars.items(), palette, strict=False):
         ax.bar(xs, values, width=width, align="edge", color=color, label=name)
     _date_axis(ax)
     ax.set_ylabel(ylabel)

@@ -12,7 +12,11 @@
     health.to_dict()                               # JSON-safe: None where undefined
 
 A request is a distinct ``request_id``: its rows share one latency, so latency percentiles are
-taken over requests, never rows (NumPy's ``percentile``, linear interpolation). A failed
+taken over requests, never rows (NumPy's ``percentile``, linear interpolation). A request whose
+rows have no latency (null ``latency_ms``: rows scored in batch and written to the log, not
+served) counts in ``requests``, ``rows`` and the rates, and in ``unmeasured``, but not in the
+latency percentiles, which are those of the served requests alone (None when there were
+none). A failed
 request is one failure record; ``error_rate`` is ``errors / (requests + errors)``, and
 ``rate_per_minute`` counts both over the window. The totals and ``periods`` are what clients
 saw (primary and canary answers); a shadow's answers show only under its version, in
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 __all__ = ["LatencySummary", "PeriodHealth", "ServiceHealth", "Traffic", "VersionHealth",
@@ -59,6 +64,7 @@ class Traffic:
 
     requests: int  # answered requests (distinct request ids, per role)
     rows: int  # rows predicted for them
+    unmeasured: int  # answered requests without a latency (scored in batch, not served)
     errors: int  # failed requests
     client_errors: int  # failed with a 4xx status
     server_errors: int  # failed with a 5xx status
@@ -67,7 +73,8 @@ class Traffic:
     latency_ms: LatencySummary
 
     def to_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "rows": self.rows, "errors": self.errors,
+        return {"requests": self.requests, "rows": self.rows, "unmeasured": self.unmeasured,
+                "errors": self.errors,
                 "client_errors": self.client_errors, "server_errors": self.server_errors,
                 "error_rate": self.error_rate, "rate_per_minute": self.rate_per_minute,
                 "latency_ms": self.latency_ms.to_dict()}
@@ -86,12 +93,14 @@ class VersionHealth(Traffic):
 
 @dataclass(frozen=True)
 class PeriodHealth:
-    """One period of the window: requests answered and failed, and their p99 latency."""
+    """One period of the window: requests answered and failed, and the p99 latency of
+    those served (None when none had a latency)."""
 
     start_us: int
     requests: int
     errors: int
     latency_p99_ms: float | None
+    unmeasured: int = 0  # of the requests, those without a latency (scored in batch)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,7 +206,9 @@ def _traffic(answers: pd.DataFrame, failed: pd.DataFrame, minutes: float) -> Tra
     status = failed["status"].astype("int64")
     errors = len(failed)
     seen = requests + errors
-    return Traffic(requests=requests, rows=int(answers["rows"].sum()), errors=errors,
+    unmeasured = int(answers["latency_ms"].isna().sum()) if requests else 0
+    return Traffic(requests=requests, rows=int(answers["rows"].sum()), unmeasured=unmeasured,
+                   errors=errors,
                    client_errors=int(((status >= 400) & (status < 500)).sum()),
                    server_errors=int((status >= 500).sum()),
                    error_rate=errors / seen if seen else None,
@@ -207,11 +218,20 @@ def _traffic(answers: pd.DataFrame, failed: pd.DataFrame, minutes: float) -> Tra
 def _latency(answers: pd.DataFrame) -> LatencySummary:
     import numpy as np
 
-    values = answers["latency_ms"].to_numpy(dtype="float64")
+    values = _measured(answers)
     if not len(values):
         return LatencySummary()
     p50, p90, p99 = (float(p) for p in np.percentile(values, [50, 90, 99]))
     return LatencySummary(p50, p90, p99, float(np.mean(values)))
+
+
+def _measured(answers: pd.DataFrame) -> np.ndarray[Any, Any]:
+    """The latencies of the answers that have one (a null is a request not served)."""
+    import numpy as np
+
+    values: np.ndarray[Any, Any] = answers["latency_ms"].to_numpy(dtype="float64")
+    kept: np.ndarray[Any, Any] = values[~np.isnan(values)]
+    return kept
 
 
 def _periods(answers: pd.DataFrame, failed: pd.DataFrame, start_us: int, period_us: int,
@@ -225,9 +245,10 @@ def _periods(answers: pd.DataFrame, failed: pd.DataFrame, start_us: int, period_
     periods = []
     for k in range(count):
         mine = by_period.get(k)
-        latencies = np.empty(0) if mine is None else mine["latency_ms"].to_numpy("float64")
+        latencies = np.empty(0) if mine is None else _measured(mine)
         periods.append(PeriodHealth(
-            start_us=start_us + k * period_us, requests=len(latencies),
+            start_us=start_us + k * period_us, requests=0 if mine is None else len(mine),
             errors=int(errors.get(k, 0)),
-            latency_p99_ms=float(np.percentile(latencies, 99)) if len(latencies) else None))
+            latency_p99_ms=float(np.percentile(latencies, 99)) if len(latencies) else None,
+            unmeasured=0 if mine is None else len(mine) - len(latencies)))
     return tuple(periods)

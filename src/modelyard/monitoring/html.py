@@ -317,31 +317,58 @@ def _estimate(estimate: Mapping[str, Any] | None) -> str:
     return section("estimate", title, body)
 
 
-def _health_row(name: str, found: Mapping[str, Any]) -> list[str]:
+def _health_row(name: str, found: Mapping[str, Any], unmeasured: bool) -> list[str]:
     latency = found.get("latency_ms") or {}
-    return [esc(name), num(found.get("requests")), num(found.get("rows")),
+    return [esc(name), num(found.get("requests")),
+            *([num(found.get("unmeasured") or 0)] if unmeasured else []),
+            num(found.get("rows")),
             num(found.get("errors")), pct(found.get("error_rate")),
             num(found.get("rate_per_minute")),
-            *(f"{num(latency.get(k))} ms" for k in ("p50", "p90", "p99", "mean"))]
+            *(DASH if latency.get(k) is None else f"{num(latency.get(k))} ms"
+              for k in ("p50", "p90", "p99", "mean"))]
+
+
+def _unmeasured_note(health: Mapping[str, Any]) -> str:
+    """What the latency columns leave out: requests logged without a latency."""
+    unmeasured, requests = health.get("unmeasured") or 0, health.get("requests") or 0
+    if not unmeasured:
+        return ""
+    if unmeasured >= requests:
+        return note(f"Latency not measured: all {num(requests)} requests in the window were "
+                    "scored in batch and logged, not served, so no client latency exists "
+                    "for them. Requests, rows and errors still count them.")
+    return note(f"Latency not measured for {num(unmeasured)} of the {num(requests)} "
+                "requests (scored in batch and logged, not served): the latencies are those "
+                f"of the {num(requests - unmeasured)} served requests.")
 
 
 def _health(health: Mapping[str, Any] | None) -> str:
     if health is None:
         return section("health", "Serving health", note(
             "No serving logs in this window: health is not measured."))
-    rows = [_health_row("all", health)]
-    rows += [_health_row(f"version {v}", found)
+    unmeasured = bool(health.get("unmeasured"))  # a column for them only when there are
+    rows = [_health_row("all", health, unmeasured)]
+    rows += [_health_row(f"version {v}", found, unmeasured)
              for v, found in (health.get("versions") or {}).items()]
-    body = table(["", "requests", "rows", "errors", "error rate", "per minute", "p50",
-                   "p90", "p99", "mean"], rows)
+    body = table(["", "requests", *(["no latency"] if unmeasured else []), "rows", "errors",
+                  "error rate", "per minute", "p50", "p90", "p99", "mean"], rows)
+    body += _unmeasured_note(health)
     periods = health.get("periods") or []
     if len(periods) >= 2:
         starts = [iso_us(p["start_us"]) for p in periods]
+        requests = [p.get("requests") or 0 for p in periods]
+        bars = {"requests": requests}
+        colors: list[str] = []
+        if any(p.get("unmeasured") for p in periods):  # the served part in front
+            bars = {"scored in batch (no latency)": requests,
+                    "served": [r - (p.get("unmeasured") or 0)
+                               for r, p in zip(requests, periods, strict=True)]}
+            colors = ["#d5dbe3", "#8c9cb0", charts.ALARM]
         body += figure(charts.period_bars(
-            starts, {"requests": [p.get("requests") or 0 for p in periods],
-                     "errors": [p.get("errors") or 0 for p in periods]},
+            starts, {**bars, "errors": [p.get("errors") or 0 for p in periods]},
             "Requests, errors and p99 latency per period", ylabel="requests",
-            line=("p99 latency (ms)", [p.get("latency_p99_ms") for p in periods])))
+            line=("p99 latency (ms) of served requests",
+                  [p.get("latency_p99_ms") for p in periods]), colors=colors))
     return section("health", "Serving health", body)
 
 

@@ -150,11 +150,17 @@ def verdicts(result: Mapping[str, Any]) -> str:
                            f"{esc(estimate.get('method', ''))}, "
                            f"{num(estimate.get('rows'))} rows, no labels", ""))
     health = result.get("health")
-    cards.append(_card("Serving health", "not measured", "no serving logs", "")
-                 if health is None else _card(
-                     "Error rate", pct(health.get("error_rate")),
-                     f"p99 latency {num((health.get('latency_ms') or {}).get('p99'))} ms, "
-                     f"{num(health.get('requests'))} requests", ""))
+    if health is None:
+        cards.append(_card("Serving health", "not measured", "no serving logs", ""))
+    else:
+        p99 = (health.get("latency_ms") or {}).get("p99")
+        requests, unmeasured = health.get("requests") or 0, health.get("unmeasured") or 0
+        latency = f"p99 latency {num(p99)} ms"
+        if unmeasured:
+            latency = ("latency not measured (scored in batch)" if p99 is None else
+                       f"{latency} over {num(requests - unmeasured)} served")
+        cards.append(_card("Error rate", pct(health.get("error_rate")),
+                           f"{latency}, {num(requests)} requests", ""))
     alerts = result.get("alerts") or []
     fired = [a for a in alerts if a.get("fired")]
     cards.append(_card("Alerts", f"{len(fired)} fired", f"of {len(alerts)} rules",

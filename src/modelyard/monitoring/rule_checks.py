@@ -52,7 +52,7 @@ class RuleOutcome:
 
 _ROW_KEYS = ("column", "kind", "test", "statistic", "p_value", "threshold", "drifted", "status",
              "message")
-_HEALTH_KEYS = ("requests", "errors", "error_rate", "latency_ms")
+_HEALTH_KEYS = ("requests", "unmeasured", "errors", "error_rate", "latency_ms")
 # what a threshold rule compares: (value, subject, unit, evidence, note), or why it cannot
 _Reading = tuple[float, str, str, dict[str, Any], str] | str
 
@@ -131,10 +131,18 @@ def _read(rule: AlertRule, result: Mapping[str, Any]) -> _Reading:
     answered, errors = finite_number(health.get("requests")), finite_number(health.get("errors"))
     if rule.kind == "latency":
         value = finite_number((_section(health, "latency_ms") or {}).get(metric))
+        unmeasured = finite_number(health.get("unmeasured")) or 0
         if value is None:
-            return ("no answered request in the window: latency not measured" if answered == 0
-                    else f"the serving health has no {metric} latency")
-        note = f" over {answered:,.0f} answered requests" if answered else ""
+            if answered == 0:
+                return "no answered request in the window: latency not measured"
+            if answered is not None and unmeasured >= answered:
+                return (f"latency not measured: the window's {answered:,.0f} requests were "
+                        "scored in batch, not served")
+            return f"the serving health has no {metric} latency"
+        served = None if answered is None else answered - unmeasured
+        note = f" over {served:,.0f} answered requests" if served else ""
+        if unmeasured:
+            note += f" ({unmeasured:,.0f} more scored in batch: latency not measured)"
         return value, f"{metric} latency", " ms", evidence, note
     total = None if answered is None or errors is None else answered + errors
     value = finite_number(health.get("error_rate"))

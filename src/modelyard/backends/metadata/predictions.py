@@ -66,7 +66,10 @@ class PredictionRecord:
     version: int
     role: Role
     at_us: int  # when the request was answered, epoch microseconds
-    latency_ms: float  # of the whole request
+    # of the whole request, as its client saw it; None for a row scored in batch rather than
+    # served (a backfill): no request latency was measured, and service health leaves it out
+    # of the latency percentiles while still counting its request and row
+    latency_ms: float | None
     entity: Mapping[str, Any] | None  # entity key values, when the request named entities
     features: Mapping[str, Any]  # column -> value fed to the model
     output: Mapping[str, Any]  # output column -> value (null: the row was not predicted)

@@ -67,7 +67,7 @@ class StoredPrediction(NamedTuple):
     version: int
     role: str
     at_us: int
-    latency_ms: float
+    latency_ms: float | None
     status: str | None
     reason: str | None
     entity: str | None
@@ -204,8 +204,10 @@ def check_record(record: PredictionRecord) -> StoredPrediction:
             f"a prediction record must be a PredictionRecord, got {type(record).__name__}",
             field="records")
     where = f"prediction record (request {record.request_id!r}, row {record.row!r})"
-    request_id, at_us, latency = _check_common(record.request_id, record.at_us,
-                                               record.latency_ms, where)
+    request_id, at_us = _check_common(record.request_id, record.at_us, where)
+    # None: scored in batch, not served, so no request latency was measured
+    latency = None if record.latency_ms is None else _check_latency(
+        record.latency_ms, where, allowed=" or None (not measured: scored in batch)")
     row = _integer(record.row)
     if row is None or row < 0:
         raise InvalidInputError(f"{where}: 'row' must be an integer >= 0", field="row")
@@ -232,9 +234,8 @@ def check_record(record: PredictionRecord) -> StoredPrediction:
                             _json_of(record.output, "output", where))
 
 
-def _check_common(request_id: object, at_us: object, latency: object, where: str
-                  ) -> tuple[str, int, float]:
-    """The request id, time and latency every record has, or InvalidInputError."""
+def _check_common(request_id: object, at_us: object, where: str) -> tuple[str, int]:
+    """The request id and time every record has, or InvalidInputError."""
     if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
         raise InvalidInputError(
             f"{where}: 'request_id' must be a string of 1-{MAX_REQUEST_ID} characters",
@@ -243,11 +244,17 @@ def _check_common(request_id: object, at_us: object, latency: object, where: str
     if at is None or at < 0:
         raise InvalidInputError(f"{where}: 'at_us' must be epoch microseconds (an integer "
                                 f">= 0), got {at_us!r}", field="at_us")
+    return request_id, at
+
+
+def _check_latency(latency: object, where: str, *, allowed: str = "") -> float:
+    """A latency in milliseconds, or InvalidInputError (``allowed`` names what else the
+    caller accepts)."""
     if isinstance(latency, bool) or not isinstance(latency, (int, float)) or not (
             math.isfinite(latency) and latency >= 0):
-        raise InvalidInputError(f"{where}: 'latency_ms' must be a finite number >= 0, got "
-                                f"{latency!r}", field="latency_ms")
-    return request_id, at, float(latency)
+        raise InvalidInputError(f"{where}: 'latency_ms' must be a finite number >= 0"
+                                f"{allowed}, got {latency!r}", field="latency_ms")
+    return float(latency)
 
 
 def check_failure(record: FailureRecord) -> StoredFailure:
@@ -257,8 +264,8 @@ def check_failure(record: FailureRecord) -> StoredFailure:
             f"a failure record must be a FailureRecord, got {type(record).__name__}",
             field="records")
     where = f"failure record (request {record.request_id!r})"
-    request_id, at_us, latency = _check_common(record.request_id, record.at_us,
-                                               record.latency_ms, where)
+    request_id, at_us = _check_common(record.request_id, record.at_us, where)
+    latency = _check_latency(record.latency_ms, where)
     model = check_model(record.model)
     version = None if record.version is None else _integer(record.version)
     if record.version is not None and (version is None or version < 1):

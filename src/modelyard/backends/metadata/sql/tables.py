@@ -254,7 +254,8 @@ predictions = Table(
     Column("version", Integer, primary_key=True),
     Column("role", String(16), primary_key=True),
     Column("at_us", BigInteger, nullable=False),
-    Column("latency_ms", Float, nullable=False),
+    # null (migration 0011): a row scored in batch, not served; no latency was measured
+    Column("latency_ms", Float, nullable=True),
     Column("entity", Text, nullable=True),  # canonical JSON of the entity's key values
     Column("features", Text, nullable=False),  # JSON
     Column("output", Text, nullable=False),  # JSON
