@@ -12,7 +12,7 @@ import pytest
 import modelyard
 from modelyard.errors import ConflictError, InvalidDefinitionError
 from modelyard.registry.gates import MetricGate, RegressionGate
-from tests.pipelines.support import DECIDING, alert, write
+from tests.pipelines.support import DECIDING, TOY, alert, write
 
 
 def _setup(yard: Any, project: Path, policy: str = "auto") -> None:
@@ -93,6 +93,16 @@ def test_why_walks_back_to_the_alert_and_names_hand_promotions(yard: Any,
     yard.models.promote("toy", version.version, "production", actor="carla")
     text = "\n".join(yard.pipelines.why(f"toy:{version.version}").lines())
     assert "registered by hand" in text and "by hand (carla" in text
+
+
+def test_why_names_a_pipeline_without_policy(yard: Any, project: Path) -> None:
+    write(project, TOY)
+    yard.pipelines.apply()
+    run = yard.pipelines.run("toy_retrain")
+    assert "decision" not in run.result and yard.pipelines.decision(run.run_id) is None
+    text = "\n".join(yard.pipelines.why("toy:1").lines())
+    assert f"pipeline run: {run.run_id} (pipeline toy_retrain v1, which has no policy" in text
+    assert "trigger: manual" in text
 
 
 def _linear() -> Any:

@@ -196,9 +196,12 @@ class Why:
     def lines(self) -> list[str]:
         out = [f"version: {self.model}:{self.version}"]
         d = self.decision
-        if d is None:
-            out.append("pipeline run: none (registered by hand, not by a pipeline with a "
-                       "policy)")
+        if d is None and self.run is not None:
+            out.append(f"pipeline run: {self.run.run_id} (pipeline {self.run.pipeline} "
+                       f"v{self.run.version}, which has no policy: no decision)")
+            out.append(f"trigger: {_trigger(self.run.trigger, self.run.trigger_detail)}")
+        elif d is None:
+            out.append("pipeline run: none (registered by hand, not by a pipeline)")
         else:
             out.append(f"pipeline run: {d.run_id} (pipeline {d.pipeline} "
                        f"v{d.pipeline_version})")
@@ -222,7 +225,12 @@ class Why:
                 note = f"; reason: {d.reason}" if d.reason and d.decision != "refused" else ""
                 out.append(f"decided by: {d.decided_by} at {_when(d.decided_at_ms)}{note}")
         for event in self.moves:
-            how = "by pipeline policy" if event.actor.startswith("pipeline:") else "by hand"
+            if event.actor.startswith("pipeline:"):
+                how = "by pipeline policy"
+            elif d is not None and d.decision == "approved" and event.actor == d.decided_by:
+                how = "on approval"
+            else:
+                how = "by hand"
             out.append(f"alias {event.alias}: {event.action} to version {event.to_version} "
                        f"{how} ({event.actor}, {_when(event.at)})"
                        + (f": {event.reason}" if event.reason else ""))
@@ -265,16 +273,29 @@ def _numbers(metrics: dict[str, Any]) -> str:
                      for k, v in sorted(metrics.items()))
 
 
+def _pipeline_run_of(registry: ModelRegistry, record: VersionRecord) -> str | None:
+    """The pipeline run whose tracking run registered the version, if one did."""
+    if record.run_id is None:
+        return None
+    try:
+        tags = registry.tracking.get_run(record.run_id).tags
+    except NotFoundError:
+        return None
+    found = tags.get("modelyard.pipeline_run")
+    return None if found is None else str(found)
+
+
 def why(store: DecisionStore, runs: PipelineStore, registry: ModelRegistry,
         ref: str) -> Why:
     """The chain behind a version (``name@alias`` or ``name:version``)."""
     record = registry.get_version(ref)
     found = store.decisions(record.name, record.version)
     decision = found[0] if found else None
+    run_id = decision.run_id if decision is not None else _pipeline_run_of(registry, record)
     run = None
-    if decision is not None:
+    if run_id is not None:
         try:
-            run = runs.get_run(decision.run_id)
+            run = runs.get_run(run_id)
         except NotFoundError:
             run = None
     moves = [e for e in registry.history(record.name) if e.to_version == record.version]
