@@ -4,6 +4,8 @@ approve promotes and reject does not, and ``why`` walks back to the trigger."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +56,18 @@ def test_auto_promotes_a_better_candidate_and_refuses_a_worse_one(yard: Any,
 
 def test_approval_leaves_pending_then_approve_promotes_and_reject_does_not(
         yard: Any, project: Path) -> None:
-    _setup(yard, project, "approval")
+    told = project / "told.json"
+    script = project / "tell.py"
+    script.write_text(f"import sys\nopen({str(told)!r}, 'w').write(sys.stdin.read())\n")
+    hook = f"command:{sys.executable} {script}"
+    write(project, DECIDING.replace('policy="auto"', f'policy="approval", notify=[{hook!r}]'))
+    yard.pipelines.apply()
     _gates(yard)
     run = yard.pipelines.run("toy_decide")
     assert yard.pipelines.decision(run.run_id).decision == "pending"
+    [announced] = json.loads(told.read_text())["alerts"]
+    assert announced["rule"] == "decision pending"
+    assert "modelyard models approve toy:1" in announced["message"]
     assert yard.models.aliases("toy") == {}
     approved = yard.pipelines.approve("toy", 1, reason="looks right", actor="ana")
     assert (approved.decision, approved.decided_by) == ("approved", "ana")

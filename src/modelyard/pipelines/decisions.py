@@ -127,9 +127,32 @@ def decide(ctx: PipelineContext, run: PipelineRunRecord, pipeline: Pipeline,
                              decided_at_ms=promotion.event.at,
                              champion=promotion.previous)
     store.save_decision(record)
+    if record.decision == "pending" and pipeline.notify:
+        _announce(ctx, record, pipeline.notify)
     ctx.log.info("decision on %s:%s (%s policy): %s", name, candidate.version,
                  pipeline.policy, record.decision)
     return record
+
+
+def _announce(ctx: PipelineContext, record: DecisionRecord, notify: tuple[str, ...]) -> None:
+    """Tell the pipeline's notifiers that a candidate awaits approval (as an alert of
+    severity ``info``, rule ``decision pending``)."""
+    from modelyard.monitoring.notify import Alert, deliver, notifier_from_text
+
+    ref = f"{record.model}:{record.version}"
+    alert = Alert(record.model, record.version, "decision pending", "info",
+                  f"version {record.version} of {record.model} awaits approval to become "
+                  f"{record.alias} (pipeline run {record.run_id}): modelyard models approve "
+                  f"{ref} or modelyard models reject {ref}", None, {},
+                  datetime.now(UTC).isoformat(timespec="seconds"),
+                  {"decision_id": record.decision_id, "pipeline": record.pipeline,
+                   "champion": record.champion,
+                   "candidate_metrics": record.candidate_metrics},
+                  record.decision_id[:16])
+    for delivery in deliver([alert], [notifier_from_text(t) for t in notify]):
+        if not delivery.ok:
+            ctx.log.warning("could not announce the pending decision to %s: %s",
+                            delivery.target, delivery.detail)
 
 
 def _pending(store: DecisionStore, name: str, version: int) -> DecisionRecord:

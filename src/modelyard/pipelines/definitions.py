@@ -204,6 +204,7 @@ class Pipeline:
     fn: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
     policy: str | None = None  # what becomes of the candidate: None, "auto", "approval"
     alias: str = "production"  # the champion's alias the candidate is compared with
+    notify: tuple[str, ...] = ()  # notifiers told of a decision awaiting approval
 
     def __post_init__(self) -> None:
         _check_name("pipeline name", self.name)
@@ -221,6 +222,16 @@ class Pipeline:
         from modelyard.registry.references import check_alias
 
         check_alias(self.alias)
+        if isinstance(self.notify, str) or not all(isinstance(n, str) for n in self.notify):
+            raise InvalidDefinitionError(
+                f"pipeline {self.name!r}: notify is a list of notifier texts, like "
+                "['log', 'webhook:https://...']", field="notify")
+        object.__setattr__(self, "notify", tuple(self.notify))
+        if self.notify:
+            from modelyard.monitoring.notify import notifier_from_text
+
+            for text in self.notify:
+                notifier_from_text(text, field="notify")
         if self.model is not None:
             _check_name("model", self.model)
         if not isinstance(self.params, Mapping) or not all(
@@ -257,12 +268,14 @@ class Pipeline:
 
     def spec(self) -> dict[str, Any]:
         """What the version is made of (the schedule is kept apart, see the module)."""
-        spec = {"name": self.name, "model": self.model, "function": self.function,
+        spec: dict[str, Any] = {"name": self.name, "model": self.model, "function": self.function,
                 "code": self.code, "params": dict(self.params),
                 "triggers": [t.spec() for t in self.triggers],
                 "max_attempts": self.max_attempts, "description": self.description}
         if self.policy is not None:
             spec |= {"policy": self.policy, "alias": self.alias}
+        if self.notify:
+            spec["notify"] = list(self.notify)
         return spec
 
     def content_hash(self) -> str:
@@ -279,7 +292,8 @@ class Pipeline:
                    dict(spec.get("params", {})), schedule, timezone,
                    tuple(trigger_from_spec(t) for t in spec.get("triggers", [])),
                    int(spec.get("max_attempts", 2)), spec.get("description", ""),
-                   policy=spec.get("policy"), alias=spec.get("alias", "production"))
+                   policy=spec.get("policy"), alias=spec.get("alias", "production"),
+                   notify=tuple(spec.get("notify", ())))
 
     def __call__(self, ctx: Any) -> Any:
         """Run the function in this process (the code as defined, not as stored)."""
@@ -364,7 +378,8 @@ def pipeline(*, name: str | None = None, model: str | None = None,
              schedule: str | None = None, timezone: str = "UTC",
              triggers: Sequence[Trigger] = (), max_attempts: int = 2,
              description: str = "", policy: str | None = None,
-             alias: str = "production") -> Callable[[Callable[..., Any]], Pipeline]:
+             alias: str = "production", notify: Sequence[str] = ()
+             ) -> Callable[[Callable[..., Any]], Pipeline]:
     """Decorator: declare a training pipeline for ``model`` (the model its runs register
     versions of; None for a pipeline that registers none).
 
@@ -376,13 +391,16 @@ def pipeline(*, name: str | None = None, model: str | None = None,
     ``policy`` decides what becomes of the version a run registers: ``"auto"`` promotes it
     to ``alias`` when it passes the model's gates against the version holding the alias
     (the champion), ``"approval"`` leaves a pending decision for ``modelyard models
-    approve``; without a policy the version is only registered.
+    approve``; without a policy the version is only registered. ``notify`` (notifier
+    texts as monitoring takes them: ``log``, ``webhook:URL``, ``command:COMMAND``)
+    announces a decision awaiting approval.
     """
 
     def wrap(fn: Callable[..., Any]) -> Pipeline:
         code, path = _code_of(fn)
         return Pipeline(name or fn.__name__, model, code, fn.__name__, dict(params or {}),
                         schedule, timezone, tuple(triggers), max_attempts,
-                        description or inspect.getdoc(fn) or "", path, fn, policy, alias)
+                        description or inspect.getdoc(fn) or "", path, fn, policy, alias,
+                        tuple(notify))
 
     return wrap
