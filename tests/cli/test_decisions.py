@@ -26,6 +26,11 @@ def test_approve_reject_and_why(project: Path, invoke: Invoke,
     for _ in range(2):
         ran = invoke("pipelines", "run", "toy_decide")
         assert ran.exit_code == 0, ran.output
+    listed = invoke("pipelines", "decisions", "toy", "--pending")
+    assert listed.exit_code == 0, listed.output
+    assert "toy:1" in listed.output and "toy:2" in listed.output
+    assert "approval, against production" in invoke("pipelines", "show",
+                                                   "toy_decide").output
     pending = invoke("models", "why", "toy:1").output
     assert "decision: pending (policy approval)" in pending
     assert "trigger: manual (foreground)" in pending
@@ -42,6 +47,8 @@ def test_approve_reject_and_why(project: Path, invoke: Invoke,
     rejected = invoke("models", "reject", "toy:2", "--reason", "no")
     assert rejected.exit_code == 0 and "Rejected version 2" in rejected.output
     assert "decision: rejected" in invoke("models", "why", "toy:2").output
+    assert "No candidate awaits approval." in invoke("pipelines", "decisions",
+                                                     "--pending").output
     code, _, err = run_main(monkeypatch, capsys, "models", "approve", "toy:2")
     assert code != 0 and "not waiting for approval: it was rejected" in err
     code, _, err = run_main(monkeypatch, capsys, "models", "approve", "toy")

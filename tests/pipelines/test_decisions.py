@@ -39,6 +39,7 @@ def test_auto_promotes_a_better_candidate_and_refuses_a_worse_one(yard: Any,
     assert worse.status == "succeeded", worse.error
     refused = yard.pipelines.decision(worse.run_id)
     assert refused.decision == "refused" and not refused.passed
+    assert refused.decided_by == "pipeline:toy_decide"
     assert (refused.version, refused.champion) == (2, 1)
     failed = {r["gate"] for r in refused.gate_report["results"] if not r["passed"]}
     assert failed and any("r2" in g for g in failed)

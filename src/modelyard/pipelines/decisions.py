@@ -111,9 +111,10 @@ def decide(ctx: PipelineContext, run: PipelineRunRecord, pipeline: Pipeline,
             ctx.evaluation)},
         _metrics(registry, name, candidate.version) or {},
         _metrics(registry, name, champion), report.to_dict(), report.passed,
-        None, None, "" if report.passed else report.summary(), _now_ms())
+        f"pipeline:{run.pipeline}", _now_ms(), "" if report.passed else report.summary(),
+        _now_ms())
     if report.passed and pipeline.policy == "approval":
-        record = replace(record, decision="pending")
+        record = replace(record, decision="pending", decided_by=None, decided_at_ms=None)
     elif report.passed:
         actor = f"pipeline:{run.pipeline}"
         try:
@@ -123,8 +124,7 @@ def decide(ctx: PipelineContext, run: PipelineRunRecord, pipeline: Pipeline,
             record = replace(record, passed=False, gate_report=exc.details["report"],
                              reason=str(exc))
         else:
-            record = replace(record, decision="promoted", decided_by=actor,
-                             decided_at_ms=promotion.event.at,
+            record = replace(record, decision="promoted", decided_at_ms=promotion.event.at,
                              champion=promotion.previous)
     store.save_decision(record)
     if record.decision == "pending" and pipeline.notify:
