@@ -143,6 +143,7 @@ class Yard:
     @functools.cached_property
     def pipelines(self) -> PipelineService:
         """Registered training pipelines: apply, run, queue, triggers, run records."""
+        from modelyard.backends.metadata.sql.decision_store import SqlDecisionStore
         from modelyard.backends.metadata.sql.pipeline_store import SqlPipelineStore
         from modelyard.pipelines.context import PipelineServices
         from modelyard.pipelines.service import PipelineService
@@ -151,7 +152,8 @@ class Yard:
                                PipelineServices(self.tracking, lambda: self.models,
                                                 lambda: self.features,
                                                 lambda: self.monitoring),
-                               lambda: self.monitoring, self.settings.project_root)
+                               lambda: self.monitoring, self.settings.project_root,
+                               SqlDecisionStore(self._engine))
 
     # --- predictions ----------------------------------------------------------------------
 

@@ -102,3 +102,31 @@ def alert(model: str = "toy", rule: str = "rmse > 1", **changes: Any) -> AlertRe
         fired_at_ms=int(time.time() * 1000), evidence={})
     values.update(changes)
     return AlertRecord(**values)
+
+# A pipeline with a policy: fits y = 2a + b (or, with "bad", a model of shuffled labels)
+# and registers it with a holdout for champion against challenger.
+DECIDING = '''
+import modelyard
+import pandas as pd
+
+
+def frame(rows, seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 2))
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": 2 * x[:, 0] + x[:, 1]})
+
+
+@modelyard.pipeline(name="toy_decide", model="toy", params={"bad": False},
+                    policy="auto", triggers=[modelyard.on_alert(cooldown="1s")])
+def toy_decide(ctx):
+    from sklearn.linear_model import LinearRegression
+
+    train = frame(60, 1)
+    if ctx.params["bad"]:
+        train["y"] = train["y"].sample(frac=1.0, random_state=0).to_numpy()
+    model = LinearRegression().fit(train[["a", "b"]], train["y"])
+    return ctx.register(model, input_example=train[["a", "b"]].head(3), onnx=False,
+                        evaluation=frame(40, 2), label="y")
+'''

@@ -1,4 +1,5 @@
-"""CLI: ``modelyard models list|show|versions|promote|rollback|history|lineage|evaluate``."""
+"""CLI: ``modelyard models list|show|versions|promote|rollback|history|lineage|evaluate|
+approve|reject|why``."""
 
 from __future__ import annotations
 
@@ -400,3 +401,70 @@ def evaluate(
         show(per)
     if result.plots:
         say(f"Plots kept with the version: {', '.join(sorted(result.plots))}.")
+
+
+def _version_ref(ref: str, what: str) -> tuple[str, int]:
+    from modelyard.registry.references import parse_ref
+
+    parsed = parse_ref(ref)
+    if parsed.version is None:
+        raise InvalidInputError(f"name the version to {what}, like {parsed.name}:3",
+                                field="version")
+    return parsed.name, parsed.version
+
+
+ReasonOption = Annotated[str, typer.Option("--reason", metavar="TEXT",
+                                           help="Why; kept with the decision.")]
+
+
+@app.command("approve")
+def approve(
+    ref: Annotated[str, typer.Argument(metavar="REF",
+                                       help="The pending candidate: name:3.")],
+    reason: ReasonOption = "",
+    uri: UriOption = None,
+) -> None:
+    """Approve a candidate a pipeline left pending: its gates run again against the
+    current champion, and it is promoted only if they pass (exit code 1 if not)."""
+    name, version = _version_ref(ref, "approve")
+    with open_yard(uri) as yard:
+        try:
+            done = yard.pipelines.approve(name, version, reason=reason)
+        except GateFailedError as exc:
+            _print_report(exc.details["report"], False)
+            raise
+    _print_report(done.gate_report, done.passed)
+    before = "nothing" if done.champion is None else f"version {done.champion}"
+    say(f"Approved: [green]{escape(done.alias)}[/] of {escape(name)} now points at "
+        f"version {version} (was {before}).")
+
+
+@app.command("reject")
+def reject(
+    ref: Annotated[str, typer.Argument(metavar="REF",
+                                       help="The pending candidate: name:3.")],
+    reason: ReasonOption = "",
+    uri: UriOption = None,
+) -> None:
+    """Reject a candidate a pipeline left pending: it stays registered, unpromoted."""
+    name, version = _version_ref(ref, "reject")
+    with open_yard(uri) as yard:
+        done = yard.pipelines.reject(name, version, reason=reason)
+    say(f"Rejected version {version} of {escape(name)}; {escape(done.alias)} is unchanged.")
+
+
+@app.command("why")
+def why(ref: Annotated[str, typer.Argument(metavar="REF", help="name:3 or name@alias.")],
+        as_json: JsonOption = False, uri: UriOption = None) -> None:
+    """Why a version is there: the pipeline run that registered it, its trigger (the
+    alert and its values, the schedule, by hand), its data, the gates, the decision and
+    who approved it; or that it was registered and promoted by hand."""
+    with open_yard(uri) as yard:
+        found = yard.pipelines.why(ref)
+    if as_json:
+        _echo_json({"model": found.model, "version": found.version,
+                    "decision": None if found.decision is None else found.decision.__dict__,
+                    "moves": [e.__dict__ for e in found.moves]})
+        return
+    for line in found.lines():
+        typer.echo(line)

@@ -1,5 +1,5 @@
-"""CLI: ``modelyard pipelines plan|apply|list|show|run|runs|logs|triggers|schedule`` and
-``modelyard worker``."""
+"""CLI: ``modelyard pipelines plan|apply|list|show|run|runs|logs|triggers|schedule|
+decisions`` and ``modelyard worker``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ from modelyard.cli.render import (
     say,
     section,
     short_id,
+)
+from modelyard.cli.render import (
+    show as show_table,
 )
 from modelyard.errors import InvalidInputError
 
@@ -109,6 +112,8 @@ def show(name: NameArgument, version: Annotated[int | None, typer.Option(
     info.add_row("triggers", cell(", ".join(json.dumps(t.spec()) for t in pipeline.triggers)
                                   or "none"))
     info.add_row("max attempts", cell(pipeline.max_attempts))
+    info.add_row("policy", cell("none (registers only)" if pipeline.policy is None
+                                else f"{pipeline.policy}, against {pipeline.alias}"))
     if pipeline.description:
         info.add_row("description", cell(pipeline.description))
     console.print(info)
@@ -224,6 +229,29 @@ def runs(name: Annotated[str | None, typer.Argument(help="Only this pipeline's r
                       cell(r.trigger), cell(format_time(r.queued_at_ms, compact=True)),
                       _status(r.status), cell(took), cell(registered))
     console.print(table)
+
+
+@app.command("decisions")
+def decisions(model: Annotated[str | None, typer.Argument(
+                  help="Only this model's candidates.", show_default=False)] = None,
+              pending: Annotated[bool, typer.Option(
+                  "--pending", help="Only those awaiting approval.")] = False,
+              uri: UriOption = None) -> None:
+    """List what became of pipelines' candidates, newest first (``modelyard models why``
+    tells one in full)."""
+    with open_yard(uri) as yard:
+        found = yard.pipelines.decisions(model, decision="pending" if pending else None)
+    if not found:
+        say("No decisions." if not pending else "No candidate awaits approval.")
+        return
+    table = listing(None, ["candidate", "champion", "trigger", "decision", "by", "when"])
+    for d in found:
+        table.add_row(cell(f"{d.model}:{d.version}"),
+                      cell("-" if d.champion is None else d.champion), cell(d.trigger),
+                      cell(d.decision, "green" if d.passed else "red"),
+                      cell(d.decided_by or "-"),
+                      cell(format_time(d.decided_at_ms or d.created_at_ms, compact=True)))
+    show_table(table)
 
 
 @app.command("logs")

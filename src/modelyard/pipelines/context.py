@@ -127,6 +127,9 @@ class PipelineContext:
         self.log = logging.getLogger(f"modelyard.pipeline.{pipeline}")
         self.steps: list[dict[str, Any]] = []
         self.registered: list[VersionRecord] = []
+        self.evaluation: Any = None  # the frozen data the candidate and champion meet on
+        self.training: Any = None  # the training set of the last version registered
+        self.evaluation_label: str | None = None
         self._services = services
         self._on_step = on_step
         self._run: Run | None = None
@@ -178,8 +181,13 @@ class PipelineContext:
                                           start=start, end=end)
 
     def register(self, model: Any, *, training_set: TrainingSet | None = None,
+                 evaluation: Any = None, label: str | None = None,
                  **options: Any) -> VersionRecord:
-        """Register ``model`` as the next version of the pipeline's model, from the run."""
+        """Register ``model`` as the next version of the pipeline's model, from the run.
+
+        ``evaluation`` (a training set, or a DataFrame with the label column) is the data
+        a pipeline with a policy evaluates this candidate and the champion on; ``label``
+        names its label column when neither it nor the model's training set does."""
         if self.model is None:
             raise InvalidInputError(
                 f"pipeline {self.pipeline!r} declares no model to register versions of: "
@@ -187,6 +195,10 @@ class PipelineContext:
                 field="model")
         version = self.run.log_model(model, self.model, training_set=training_set, **options)
         self.registered.append(version)
+        self.training = training_set
+        if evaluation is not None:
+            self.evaluation = evaluation
+            self.evaluation_label = label or getattr(evaluation, "label", None)
         return version
 
     @contextlib.contextmanager

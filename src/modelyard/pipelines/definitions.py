@@ -35,6 +35,7 @@ from modelyard.errors import InvalidDefinitionError
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+POLICIES = ("auto", "approval")
 
 __all__ = ["OnAlert", "OnNewData", "OnSuccess", "Pipeline", "Trigger", "check_cron",
            "check_timezone", "on_alert", "on_new_data", "on_success", "pipeline"]
@@ -201,9 +202,36 @@ class Pipeline:
     description: str = ""
     path: str | None = None  # where the code was read from
     fn: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    policy: str | None = None  # what becomes of the candidate: None, "auto", "approval"
+    alias: str = "production"  # the champion's alias the candidate is compared with
+    notify: tuple[str, ...] = ()  # notifiers told of a decision awaiting approval
 
     def __post_init__(self) -> None:
         _check_name("pipeline name", self.name)
+        if self.policy is not None:
+            if self.policy not in POLICIES:
+                later = " (shadow deployments are not supported yet)" \
+                    if self.policy == "shadow" else ""
+                raise InvalidDefinitionError(
+                    f"pipeline {self.name!r}: policy must be 'auto' or 'approval', not "
+                    f"{self.policy!r}{later}", field="policy", value=repr(self.policy))
+            if self.model is None:
+                raise InvalidDefinitionError(
+                    f"pipeline {self.name!r}: a policy decides on the versions of a model: "
+                    "give the pipeline its model=", field="policy")
+        from modelyard.registry.references import check_alias
+
+        check_alias(self.alias)
+        if isinstance(self.notify, str) or not all(isinstance(n, str) for n in self.notify):
+            raise InvalidDefinitionError(
+                f"pipeline {self.name!r}: notify is a list of notifier texts, like "
+                "['log', 'webhook:https://...']", field="notify")
+        object.__setattr__(self, "notify", tuple(self.notify))
+        if self.notify:
+            from modelyard.monitoring.notify import notifier_from_text
+
+            for text in self.notify:
+                notifier_from_text(text, field="notify")
         if self.model is not None:
             _check_name("model", self.model)
         if not isinstance(self.params, Mapping) or not all(
@@ -240,10 +268,15 @@ class Pipeline:
 
     def spec(self) -> dict[str, Any]:
         """What the version is made of (the schedule is kept apart, see the module)."""
-        return {"name": self.name, "model": self.model, "function": self.function,
+        spec: dict[str, Any] = {"name": self.name, "model": self.model, "function": self.function,
                 "code": self.code, "params": dict(self.params),
                 "triggers": [t.spec() for t in self.triggers],
                 "max_attempts": self.max_attempts, "description": self.description}
+        if self.policy is not None:
+            spec |= {"policy": self.policy, "alias": self.alias}
+        if self.notify:
+            spec["notify"] = list(self.notify)
+        return spec
 
     def content_hash(self) -> str:
         """sha256 of the spec, the code read as its syntax tree without its decorators'
@@ -258,7 +291,9 @@ class Pipeline:
         return cls(spec["name"], spec.get("model"), spec["code"], spec["function"],
                    dict(spec.get("params", {})), schedule, timezone,
                    tuple(trigger_from_spec(t) for t in spec.get("triggers", [])),
-                   int(spec.get("max_attempts", 2)), spec.get("description", ""))
+                   int(spec.get("max_attempts", 2)), spec.get("description", ""),
+                   policy=spec.get("policy"), alias=spec.get("alias", "production"),
+                   notify=tuple(spec.get("notify", ())))
 
     def __call__(self, ctx: Any) -> Any:
         """Run the function in this process (the code as defined, not as stored)."""
@@ -342,7 +377,9 @@ def pipeline(*, name: str | None = None, model: str | None = None,
              params: Mapping[str, Any] | None = None,
              schedule: str | None = None, timezone: str = "UTC",
              triggers: Sequence[Trigger] = (), max_attempts: int = 2,
-             description: str = "") -> Callable[[Callable[..., Any]], Pipeline]:
+             description: str = "", policy: str | None = None,
+             alias: str = "production", notify: Sequence[str] = ()
+             ) -> Callable[[Callable[..., Any]], Pipeline]:
     """Decorator: declare a training pipeline for ``model`` (the model its runs register
     versions of; None for a pipeline that registers none).
 
@@ -350,12 +387,20 @@ def pipeline(*, name: str | None = None, model: str | None = None,
     ``timezone``; ``triggers`` add :func:`on_alert`, :func:`on_success` and
     :func:`on_new_data`; a run whose worker
     died is tried again up to ``max_attempts`` times in all.
+
+    ``policy`` decides what becomes of the version a run registers: ``"auto"`` promotes it
+    to ``alias`` when it passes the model's gates against the version holding the alias
+    (the champion), ``"approval"`` leaves a pending decision for ``modelyard models
+    approve``; without a policy the version is only registered. ``notify`` (notifier
+    texts as monitoring takes them: ``log``, ``webhook:URL``, ``command:COMMAND``)
+    announces a decision awaiting approval.
     """
 
     def wrap(fn: Callable[..., Any]) -> Pipeline:
         code, path = _code_of(fn)
         return Pipeline(name or fn.__name__, model, code, fn.__name__, dict(params or {}),
                         schedule, timezone, tuple(triggers), max_attempts,
-                        description or inspect.getdoc(fn) or "", path, fn)
+                        description or inspect.getdoc(fn) or "", path, fn, policy, alias,
+                        tuple(notify))
 
     return wrap

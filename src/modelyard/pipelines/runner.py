@@ -69,8 +69,12 @@ def _result(value: Any, ctx: PipelineContext) -> dict[str, Any]:
 def execute(run: PipelineRunRecord, pipeline: Pipeline, store: PipelineStore,
             services: PipelineServices, *, worker: str, lease_ms: int,
             on_step: Callable[[list[dict[str, Any]]], None] | None = None,
-            echo: Any = None) -> PipelineRunRecord:
-    """Run a leased run to its end and record the outcome; the stored run after."""
+            echo: Any = None,
+            decide: Callable[[PipelineContext, PipelineRunRecord], dict[str, Any]] | None = None
+            ) -> PipelineRunRecord:
+    """Run a leased run to its end and record the outcome; the stored run after.
+    ``decide`` (champion against challenger) runs after the function returns; what it
+    returns joins the run's result, and if it raises the run fails."""
     heartbeat = _Heartbeat(store, run, worker, lease_ms)
 
     def steps_changed(steps: list[dict[str, Any]]) -> None:
@@ -93,6 +97,8 @@ def execute(run: PipelineRunRecord, pipeline: Pipeline, store: PipelineStore,
                 fn = pipeline.load(f"{run.pipeline} v{run.version}")
                 value = fn(ctx)
                 result = _result(value, ctx)
+                if decide is not None:
+                    result |= decide(ctx, run)
                 status = "succeeded"
             except (KeyboardInterrupt, GeneratorExit) as exc:
                 interrupted = exc

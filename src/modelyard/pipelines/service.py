@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from modelyard.backends.metadata.decisions import DECISIONS, DecisionRecord, DecisionStore
 from modelyard.backends.metadata.pipelines import (
     PIPELINE_RUN_STATUSES,
     PipelineRecord,
@@ -33,9 +34,14 @@ from modelyard.backends.metadata.pipelines import (
     PipelineStore,
     ScheduleRecord,
 )
-from modelyard.errors import InvalidDefinitionError, InvalidInputError, NotFoundError
+from modelyard.errors import (
+    InvalidDefinitionError,
+    InvalidInputError,
+    NotFoundError,
+    RunStateError,
+)
 from modelyard.pipelines import schedules
-from modelyard.pipelines.context import PipelineServices
+from modelyard.pipelines.context import PipelineContext, PipelineServices
 from modelyard.pipelines.definitions import (
     OnAlert,
     OnNewData,
@@ -49,6 +55,7 @@ from modelyard.pipelines.runner import execute
 if TYPE_CHECKING:
     from modelyard.backends.metadata.monitoring import AlertRecord
     from modelyard.monitoring.service import MonitoringService
+    from modelyard.pipelines.decisions import Why
 
 __all__ = ["PipelineChange", "PipelineService", "TriggerInfo"]
 
@@ -125,8 +132,9 @@ def worker_name() -> str:
 class PipelineService:
     def __init__(self, store: PipelineStore, services: PipelineServices,
                  monitoring: Callable[[], MonitoringService] | None,
-                 project_root: Path | None) -> None:
+                 project_root: Path | None, decisions: DecisionStore | None = None) -> None:
         self.store = store
+        self.decision_store = decisions
         self.services = services
         self._monitoring = monitoring
         self.project_root = project_root
@@ -338,7 +346,8 @@ class PipelineService:
         record = self.store.get_pipeline(run.pipeline, run.version)
         pipeline = Pipeline.from_spec(record.spec)
         done = execute(run, pipeline, self.store, self.services, worker=worker,
-                       lease_ms=lease_ms, on_step=on_step, echo=echo)
+                       lease_ms=lease_ms, on_step=on_step, echo=echo,
+                       decide=None if pipeline.policy is None else self._decider(pipeline))
         if done.status == "succeeded":
             self._after_success(done)
         return done
@@ -377,7 +386,8 @@ class PipelineService:
             if not matched:
                 continue
             detail = {"model": matched[0].model, "rules": sorted({a.rule for a in matched}),
-                      "alerts": [a.alert_id for a in matched][:20]}
+                      "alerts": [a.alert_id for a in matched][:20],
+                      "values": {a.rule: a.value for a in matched}}
             run = self._new_run(record.name, None, "alert", detail)
             found, _ = self.store.enqueue(run, collapse_since_ms=_now_ms() - cooldown_ms)
             queued.append(found)
@@ -450,6 +460,65 @@ class PipelineService:
                   "table_version": newest.version, "commit_id": newest.commit_id}
         return self._new_run(record.name, None, "data", detail,
                              dedupe_key=f"data:{record.name}:{source}:{newest.version}")
+
+    # --- decisions on candidates -----------------------------------------------------------
+
+    def _decisions(self) -> DecisionStore:
+        if self.decision_store is None:
+            raise RunStateError("this pipeline service was given no decision store")
+        return self.decision_store
+
+    def _decider(self, pipeline: Pipeline
+                 ) -> Callable[[PipelineContext, PipelineRunRecord], dict[str, Any]]:
+        from modelyard.pipelines.decisions import decide
+
+        store = self._decisions()
+
+        def decider(ctx: PipelineContext, run: PipelineRunRecord) -> dict[str, Any]:
+            record = decide(ctx, run, pipeline, store)
+            return {} if record is None else {"decision": record.decision}
+
+        return decider
+
+    def decision(self, run_id: str) -> DecisionRecord | None:
+        """The decision a run's candidate received (None: no policy, or not run yet)."""
+        return self._decisions().decision_of_run(run_id)
+
+    def decisions(self, model: str | None = None, version: int | None = None, *,
+                  decision: str | None = None) -> builtins.list[DecisionRecord]:
+        """Decision records, newest first (``decision="pending"``: those awaiting
+        approval)."""
+        if decision is not None and decision not in DECISIONS:
+            raise InvalidInputError(f"decision {decision!r} is not one of "
+                                    f"{', '.join(DECISIONS)}", field="decision")
+        return self._decisions().decisions(model, version, decision=decision)
+
+    def approve(self, name: str, version: int, *, reason: str = "",
+                actor: str | None = None) -> DecisionRecord:
+        """Approve a pending candidate: its gates run again against the current champion
+        and it is promoted if they pass (GateFailedError, and the decision refused, if
+        not)."""
+        from modelyard.pipelines.decisions import approve
+        from modelyard.tracking.environment import current_user
+
+        return approve(self._decisions(), self.services.models(), name, int(version),
+                       actor=actor or current_user(), reason=reason)
+
+    def reject(self, name: str, version: int, *, reason: str = "",
+               actor: str | None = None) -> DecisionRecord:
+        """Reject a pending candidate: it stays registered, unpromoted."""
+        from modelyard.pipelines.decisions import reject
+        from modelyard.tracking.environment import current_user
+
+        return reject(self._decisions(), name, int(version),
+                      actor=actor or current_user(), reason=reason)
+
+    def why(self, ref: str) -> Why:
+        """Why a version exists and holds its aliases: ``"name@alias"`` or
+        ``"name:version"`` -> pipeline run -> trigger -> data -> gates -> decision."""
+        from modelyard.pipelines.decisions import why
+
+        return why(self._decisions(), self.store, self.services.models(), ref)
 
     # --- reading --------------------------------------------------------------------------
 

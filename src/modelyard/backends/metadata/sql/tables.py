@@ -396,6 +396,32 @@ pipeline_runs = Table(
     Index("ix_pipeline_runs_pipeline_queued", "pipeline", "queued_at_ms"),
 )
 
+pipeline_decisions = Table(
+    "pipeline_decisions",
+    metadata,
+    Column("decision_id", String(32), primary_key=True),
+    Column("run_id", String(32), nullable=False, unique=True),  # one per pipeline run
+    Column("pipeline", String(128), nullable=False),
+    Column("pipeline_version", Integer, nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),  # the candidate
+    Column("alias", String(64), nullable=False),
+    Column("champion", Integer, nullable=True),  # the alias's holder when decided
+    Column("policy", String(16), nullable=False),  # auto | approval
+    Column("decision", String(16), nullable=False),  # promoted | pending | approved | ...
+    Column("trigger", String(16), nullable=False),
+    Column("trigger_detail", Text, nullable=False),  # JSON
+    Column("data", Text, nullable=False),  # JSON: windows, commits, training sets
+    Column("candidate_metrics", Text, nullable=False),  # JSON
+    Column("champion_metrics", Text, nullable=True),  # JSON
+    Column("gate_report", Text, nullable=False),  # JSON
+    Column("passed", Integer, nullable=False),
+    Column("decided_by", String(128), nullable=True),
+    Column("decided_at_ms", BigInteger, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_pipeline_decisions_model_version", "model", "version"),
+)
 
 # --- durable writes (migration 0010) -----------------------------------------------------------
 

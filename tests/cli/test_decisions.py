@@ -1,0 +1,55 @@
+"""`modelyard models approve|reject|why` on a pipeline with the approval policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.pipelines.support import DECIDING, write
+
+from .conftest import Invoke, run_main
+
+
+@pytest.fixture(autouse=True)
+def _quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELYARD_CAPTURE_PACKAGES", "false")
+    monkeypatch.setenv("MODELYARD_CAPTURE_GIT", "false")
+
+
+def test_approve_reject_and_why(project: Path, invoke: Invoke,
+                                monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    write(project, DECIDING.replace('policy="auto"', 'policy="approval"'))
+    assert invoke("pipelines", "apply").exit_code == 0
+    for _ in range(2):
+        ran = invoke("pipelines", "run", "toy_decide")
+        assert ran.exit_code == 0, ran.output
+    listed = invoke("pipelines", "decisions", "toy", "--pending")
+    assert listed.exit_code == 0, listed.output
+    assert "toy:1" in listed.output and "toy:2" in listed.output
+    assert "approval, against production" in invoke("pipelines", "show",
+                                                   "toy_decide").output
+    pending = invoke("models", "why", "toy:1").output
+    assert "decision: pending (policy approval)" in pending
+    assert "trigger: manual (foreground)" in pending
+
+    approved = invoke("models", "approve", "toy:1", "--reason", "checked the plots")
+    assert approved.exit_code == 0, approved.output
+    assert "now points at version 1 (was nothing)" in approved.output
+    why = invoke("models", "why", "toy@production").output
+    assert "version: toy:1" in why and "decision: approved (policy approval)" in why
+    assert "reason: checked the plots" in why and "on approval" in why
+    shown = json.loads(invoke("models", "why", "toy:1", "--json").output)
+    assert shown["decision"]["decision"] == "approved"
+
+    rejected = invoke("models", "reject", "toy:2", "--reason", "no")
+    assert rejected.exit_code == 0 and "Rejected version 2" in rejected.output
+    assert "decision: rejected" in invoke("models", "why", "toy:2").output
+    assert "No candidate awaits approval." in invoke("pipelines", "decisions",
+                                                     "--pending").output
+    code, _, err = run_main(monkeypatch, capsys, "models", "approve", "toy:2")
+    assert code != 0 and "not waiting for approval: it was rejected" in err
+    code, _, err = run_main(monkeypatch, capsys, "models", "approve", "toy")
+    assert code != 0 and "name the version to approve" in err
