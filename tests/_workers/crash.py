@@ -5,7 +5,8 @@ with SIGKILL a random fraction of the way through the write (fractions drawn fro
 generator, scaled by the duration of an uninterrupted run of the same path); the project is
 opened again (which repairs what the crash left half-done) and checked for anything half
 visible; then the write is retried in this process with the same idempotency key and checked
-to have landed exactly once.
+to have landed exactly once. After each path's kill points a garbage collection with no
+grace period must free what the kills left behind and nothing referenced.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Report:
     killed: int = 0
     finished: int = 0
     repairs: list[str] = field(default_factory=list)
+    collected: int = 0  # items the collection after the kills freed
 
 
 def run_crash_points(pool: WorkerPool, uri: str, project: Path, paths: tuple[str, ...] = PATHS,
@@ -67,8 +69,30 @@ def run_crash_points(pool: WorkerPool, uri: str, project: Path, paths: tuple[str
                 check_after_kill(yard, path, i, before)
                 perform(yard, path, i, key, arg)
                 check_once(yard, path, i, key, before)
+        with connect(uri, project) as yard:
+            report.collected = check_collected(yard)
         reports.append(report)
     return reports
+
+
+def check_collected(yard: Yard) -> int:
+    """A garbage collection with no grace period after the kills: it removes what they left
+    unreferenced (blobs, partial writes, unlisted table files) and nothing referenced, so
+    that afterwards every referenced blob exists and verifies and a second collection finds
+    nothing more. Returns how many items the first one freed."""
+    from modelyard.backends.metadata.sql.blob_references import SqlBlobReferences
+
+    artifacts = yard.tracking.artifacts
+    # the references include every 64-hex string of the specs, some of which name no blob
+    referenced = [sha for sha in SqlBlobReferences(yard._engine).referenced_blobs()
+                  if artifacts.exists(sha)]
+    freed = yard.gc(older_than=0)
+    for sha in referenced:
+        artifacts.get_bytes(sha)  # raises unless still present and whole
+    check_whole(yard)
+    again = yard.gc(older_than=0, dry_run=True)
+    assert again.freed == [], f"left unreferenced after a collection: {again.freed}"
+    return freed.count
 
 
 def _arg(uri: str, project: Path, path: str) -> int:
