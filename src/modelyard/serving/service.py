@@ -231,7 +231,7 @@ class ModelServer:
                 logger.warning("%s:%d cannot look its features up: %s", record.name,
                                record.version, exc.message)
         served = Served(loaded, features)
-        example = record.spec.get("input_example") or []
+        example = record.spec.get("input_example") or _probe_rows(loaded)
         batch = self.batching
         if batch is None and loaded.decoder is not None and example:
             try:
@@ -474,6 +474,16 @@ class ModelServer:
                     self._shadow_waiting -= 1
 
         self._shadow.submit(run)
+
+
+def _probe_rows(loaded: Any) -> list[dict[str, Any]]:
+    """Rows to time a version on when it has no input example: one row of zeros, when
+    every input is numeric (nothing to time otherwise)."""
+    decoder = loaded.decoder
+    if decoder is None or not decoder.numeric:
+        return []
+    zero = {"float": 0.0, "int": 0, "bool": False}
+    return [{spec.name: zero[spec.type] for spec in loaded.signature.inputs}]
 
 
 def _row_error(status: str, problems: list[Any]) -> str:
