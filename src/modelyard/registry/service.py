@@ -12,6 +12,7 @@ Promotion through gates lives in :mod:`modelyard.registry.promotion`, lineage in
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 import warnings
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from modelyard.registry.promotion import Promotion
     from modelyard.registry.signature import Signature
     from modelyard.tracking.service import TrackingService
+
+logger = logging.getLogger("modelyard.registry")
 
 _SAMPLE_ROWS = 200  # rows kept to check the ONNX twin and as the input example's source
 _EXAMPLE_ROWS = 5
@@ -82,7 +85,9 @@ class ModelRegistry:
         """Store ``model`` as the next version of ``name``.
 
         The signature comes from the training set's feature columns (or ``features``, or the
-        columns of ``input_example``) and the model's predictions on them; the flavor is
+        columns of ``input_example``) and the model's predictions on them; without either,
+        from the columns the fitted estimator records (``feature_names_in_``,
+        ``n_features_in_``: see :mod:`modelyard.registry.estimator_inputs`). The flavor is
         detected from the object unless named. ``onnx=False`` skips the ONNX twin.
         """
         from modelyard.registry import flavors as flavor_registry
@@ -92,6 +97,7 @@ class ModelRegistry:
         chosen = (flavor_registry.flavor(flavor) if flavor is not None
                   else flavor_registry.detect(model))
         sample = self._sample(training_set, input_example, features)
+        made_up = self._estimator_rows(model, name) if sample is None else None
         signature: Signature | None = None
         refused_nulls: tuple[str, ...] = ()
         if sample is not None:
@@ -106,12 +112,16 @@ class ModelRegistry:
                     "the model (e.g. a Pipeline starting with SimpleImputer)")
             sample = predicted.rows
             signature = Signature.infer(sample, predicted.outputs)
+        elif made_up is not None:
+            made_up, outputs = made_up
+            signature = Signature.infer(made_up, outputs)
         with tempfile.TemporaryDirectory(prefix="modelyard-register-") as tmp:
             folder = Path(tmp) / "model"
             folder.mkdir()
             chosen.save(model, folder)
             sha, size = pack(folder, self.artifacts)
-        twin = self._twin(model, chosen.name, sample) if onnx else None
+        twin = (self._twin(model, chosen.name, sample if sample is not None else made_up)
+                if onnx else None)
         onnx_sha = None
         if twin is not None and twin.onnx is not None:
             onnx_sha, _ = self.artifacts.put_bytes(twin.onnx)
@@ -122,6 +132,8 @@ class ModelRegistry:
             "requirements": chosen.requirements(),
             "signature": None if signature is None else signature.to_dict(),
             "input_example": None if sample is None else _records(sample.head(_EXAMPLE_ROWS)),
+            "signature_from": (None if signature is None else
+                               "estimator" if sample is None else "example"),
             "onnx": None if twin is None else twin.to_dict(),
             "description": description or "",
             "label": None if training_set is None else training_set.label,
@@ -167,6 +179,22 @@ class ModelRegistry:
                     field="features")
             frame = frame[list(features)]
         return frame.head(_SAMPLE_ROWS)
+
+    def _estimator_rows(self, model: Any, name: str) -> tuple[pd.DataFrame, Any] | None:
+        """Made-up rows of the columns the fitted ``model`` records, and its predictions on
+        them; None when it records none or cannot predict on them (then no signature)."""
+        from modelyard.registry.estimator_inputs import rows_from_estimator
+        from modelyard.registry.nulls import model_input
+
+        try:
+            rows = rows_from_estimator(model)
+            if rows is None:
+                return None
+            return rows, model.predict(model_input(model, rows))
+        except Exception as exc:  # a model that records columns it cannot take
+            logger.info("model %r: no signature from the fitted estimator (%s: %s)", name,
+                        type(exc).__name__, exc)
+            return None
 
     def _twin(self, model: Any, flavor: str, sample: pd.DataFrame | None) -> Any:
         from modelyard.registry.onnx_twin import TwinResult, convert

@@ -242,7 +242,6 @@ class _SklearnPath:
             return _tolist(self._walk(matrix))
         feed: Any = matrix
         if self.as_frame:
-            import pandas as pd
 
             feed = _frame_of(matrix, self.names)
         try:
