@@ -2,7 +2,8 @@
 
     python bench/bench_serving.py             # 10 s per case (15 s for 1,000-row batches)
     python bench/bench_serving.py --quick     # 2 s per case, for trying the script out
-    python bench/bench_serving.py --no-peers  # modelyard alone
+    python bench/bench_serving.py --no-peers  # modelyard alone (and the floor)
+    python bench/bench_serving.py --only modelyard,floor  # some of the servers
 
 The model is ``RandomForestRegressor(n_estimators=100, random_state=0)`` fitted on 20,000
 synthetic rows of 20 float features f0..f19 (fixed seed), trained once in the project's
@@ -138,8 +139,8 @@ def call_worker(python: str, *args: str, env: dict[str, str] | None = None,
 # --- the run -------------------------------------------------------------------------------
 
 class Bench:
-    def __init__(self, quick: bool, with_peers: bool) -> None:
-        self.quick, self.with_peers = quick, with_peers
+    def __init__(self, quick: bool, with_peers: bool, only: set[str] | None = None) -> None:
+        self.quick, self.with_peers, self.only = quick, with_peers, only
         self.shape = SHAPES["quick" if quick else "full"]
         self.mine = modelyard_python()
         self.folder = SERVING_DIR / "model"
@@ -377,6 +378,8 @@ class Bench:
 
     def run(self) -> None:
         for tool in self.tools:
+            if self.only is not None and tool.tool not in self.only:
+                continue
             if tool.tool.startswith("modelyard") and self.modelyard_skipped:
                 continue
             server = self.start(tool)
@@ -420,8 +423,11 @@ def fmt_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} ms"
 
 
-def run(quick: bool = False, with_peers: bool = True) -> list[dict[str, Any]]:
-    bench = Bench(quick, with_peers)
+def run(quick: bool = False, with_peers: bool = True,
+        only: set[str] | None = None) -> list[dict[str, Any]]:
+    if only is not None and not only & {"mlflow", "bentoml"}:
+        with_peers = False
+    bench = Bench(quick, with_peers, only)
     load_before = os.getloadavg()[0]
     try:
         bench.setup()
@@ -442,6 +448,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 s per case")
     parser.add_argument("--no-peers", action="store_true", help="modelyard only")
+    parser.add_argument("--only", help="these servers only, e.g. modelyard,floor (of "
+                                       "modelyard, modelyard-no-twin, floor, mlflow, bentoml)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
@@ -455,7 +463,8 @@ def main() -> None:
         worker_main(args)
         return
     started = time.time()
-    results = run(quick=args.quick, with_peers=not args.no_peers)
+    results = run(quick=args.quick, with_peers=not args.no_peers,
+                  only=set(args.only.split(",")) if args.only else None)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     out = WORK_DIR / "serving-results.json"
     out.write_text(json.dumps({"results": results, "seconds": time.time() - started,

@@ -84,3 +84,16 @@ def test_batched_concurrent_requests_each_get_their_own_rows(project: Path,
             assert answer == expected[start:start + len(request)]
     finally:
         yard.close()
+
+
+@pytest.mark.parametrize("batching", [False, True])
+def test_only_versions_answering_from_a_matrix_at_once_are_answered_inline(
+        project: Path, make_server: Any, batching: bool) -> None:
+    frame, target = _data()
+    model = RandomForestRegressor(n_estimators=4, random_state=0).fit(frame, target)
+    yard, server = _serve(project, make_server, model, frame.head(20), batching=batching)
+    try:
+        assert server.answers_inline("m") is not batching  # a batcher needs its thread
+        assert not server.answers_inline("not-served")
+    finally:
+        yard.close()

@@ -43,7 +43,7 @@ class LoadedVersion:
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     _fast: Any = None  # (session, input name, column order, output handling) or None
-    _sklearn: Any = None  # a scikit-learn model's direct path (_SklearnPath) or None
+    _sklearn: _SklearnPath | None = None  # a scikit-learn model's direct path
 
     @property
     def name(self) -> str:

@@ -251,6 +251,26 @@ class ModelServer:
 
     # --- answering ------------------------------------------------------------------------
 
+    def answers_inline(self, name: str) -> bool:
+        """Whether a small request to ``name`` costs so little to answer (every version that
+        may answer it predicts straight from a matrix, without a batcher: an ONNX twin's
+        fast path or a directly walked forest) that handing it to a worker thread would cost
+        more than the answer; the HTTP layer then answers it on the event loop."""
+        deployment = self.deployments.get(name)
+        if deployment is None:
+            return False
+        for slot in (deployment.primary, deployment.canary):
+            if slot is None:
+                continue
+            served = slot.current
+            if served is None or served.batcher is not None:
+                return False
+            loaded = served.loaded
+            if loaded._fast is None and (loaded._sklearn is None
+                                         or loaded._sklearn.trees is None):
+                return False
+        return True
+
     def deployment(self, name: str) -> Deployment:
         found = self.deployments.get(name)
         if found is None:
