@@ -193,6 +193,8 @@ class _SklearnPath:
         names = tuple(signature.input_names)
         if recorded is not None and sorted(map(str, recorded)) != sorted(names):
             return None
+        if recorded is not None and kinds != {"float"}:
+            return None  # a frame of whole numbers keeps its dtypes: the checked frame path
         if recorded is None and getattr(model, "n_features_in_", len(names)) != len(names):
             return None
         _single_threaded(model)
