@@ -2,7 +2,8 @@
 
     python bench/bench_serving.py             # 10 s per case (15 s for 1,000-row batches)
     python bench/bench_serving.py --quick     # 2 s per case, for trying the script out
-    python bench/bench_serving.py --no-peers  # modelyard alone
+    python bench/bench_serving.py --no-peers  # modelyard alone (and the floor)
+    python bench/bench_serving.py --only modelyard,floor  # some of the servers
 
 The model is ``RandomForestRegressor(n_estimators=100, random_state=0)`` fitted on 20,000
 synthetic rows of 20 float features f0..f19 (fixed seed), trained once in the project's
@@ -21,7 +22,12 @@ version pinned in the peers' venvs:
   to ``production``, and the 20 features are also a feature group keyed by ``id``
   (materialized online); ``modelyard serve bench-forest@production --port PORT --workers W``
   with 1 and 2 workers; ``POST /v1/models/bench-forest/predict`` with ``{"instances": [...]}``
-  or, by entity key, ``{"entities": [{"id": 42}]}``.
+  or, by entity key, ``{"entities": [{"id": 42}]}``. Served twice: with the version's verified
+  ONNX twin (``modelyard``), and with ``--no-onnx`` (``modelyard-no-twin``: the scikit-learn
+  model itself, as a model that cannot be converted is served).
+- **the floor**: a bare Starlette app under the same uvicorn (one worker, the same log level
+  as ``modelyard serve``) whose ``POST /predict`` only parses the JSON body (``json.loads``)
+  and answers a constant: what any Python server on this stack costs before it predicts.
 
 Every server runs on 127.0.0.1 in its own session (stopped with its process group at the
 end, even on error), is polled until it answers (at most 180 s), gets a warm-up load, and is
@@ -75,6 +81,7 @@ from serving_tools import (
 )
 from serving_workers import (
     CHECK_ROWS,
+    FLOOR_APP,
     GROUP,
     KEY,
     MODEL_NAME,
@@ -84,6 +91,7 @@ from serving_workers import (
     worker_modelyard_prepare,
     worker_train,
     write_bento_service,
+    write_floor_app,
 )
 
 CONCURRENCY = (1, 8, 32)
@@ -91,6 +99,7 @@ ENTITY_CONCURRENCY = (1, 8)
 BATCH_ROWS = 1_000
 BODY_POOL = 64  # distinct single-row bodies, cycled by the load generator
 MODELYARD_WORKERS = (1, 2)
+MODELYARD_RUNTIMES = (("modelyard", []), ("modelyard-no-twin", ["--no-onnx"]))
 SHAPES = {
     "full": {"warmup": 2.0, "seconds": 10.0, "batch_seconds": 15.0, "server_warmup": 5.0},
     "quick": {"warmup": 0.5, "seconds": 2.0, "batch_seconds": 4.0, "server_warmup": 2.0},
@@ -130,8 +139,8 @@ def call_worker(python: str, *args: str, env: dict[str, str] | None = None,
 # --- the run -------------------------------------------------------------------------------
 
 class Bench:
-    def __init__(self, quick: bool, with_peers: bool) -> None:
-        self.quick, self.with_peers = quick, with_peers
+    def __init__(self, quick: bool, with_peers: bool, only: set[str] | None = None) -> None:
+        self.quick, self.with_peers, self.only = quick, with_peers, only
         self.shape = SHAPES["quick" if quick else "full"]
         self.mine = modelyard_python()
         self.folder = SERVING_DIR / "model"
@@ -154,10 +163,11 @@ class Bench:
         sklearn = self.meta["sklearn"]
         self.versions = {"modelyard": package_version(self.mine, "modelyard"),
                          "scikit-learn": sklearn}
+        self._setup_modelyard()
+        self._setup_floor()
         if self.with_peers:
             self._setup_mlflow(sklearn)
             self._setup_bento(sklearn)
-        self._setup_modelyard()
         self._write_bodies()
 
     def _setup_mlflow(self, sklearn: str) -> None:
@@ -200,6 +210,14 @@ class Bench:
                            str(service.parent), "--host", "127.0.0.1", "-p", "{port}"],
             "/predict", bento_body, cwd=service.parent, env=activated(python, BENTO_ENV)))
 
+    def _setup_floor(self) -> None:
+        app = write_floor_app(SERVING_DIR / "floor")
+        self.tools.append(Tool(
+            "floor", 1, [self.mine, "-m", "uvicorn", f"{FLOOR_APP}:app", "--app-dir",
+                         str(app.parent), "--host", "127.0.0.1", "--port", "{port}",
+                         "--log-level", "info"],
+            "/predict", instances_body))
+
     def _setup_modelyard(self) -> None:
         project = SERVING_DIR / "project"
         stamp = project / ".prepared"
@@ -217,13 +235,14 @@ class Bench:
             stamp.write_text(self._model_stamp())
         modelyard = str(Path(self.mine).parent / "modelyard")
         ready = json.dumps({"features": [f"{GROUP}:f0"], "entities": {KEY: [0]}}).encode()
-        for workers in MODELYARD_WORKERS:
-            self.tools.append(Tool(
-                "modelyard", workers, [modelyard, "serve", f"{MODEL_NAME}@production",
-                                       "--port", "{port}", "--workers", str(workers)],
-                PREDICT_PATH, instances_body, cwd=project,
-                ready=("/v1/features/online", ready),
-                started_line="Application startup complete."))
+        for name, flags in MODELYARD_RUNTIMES:
+            for workers in MODELYARD_WORKERS:
+                self.tools.append(Tool(
+                    name, workers, [modelyard, "serve", f"{MODEL_NAME}@production",
+                                    "--port", "{port}", "--workers", str(workers), *flags],
+                    PREDICT_PATH, instances_body, cwd=project,
+                    ready=("/v1/features/online", ready),
+                    started_line="Application startup complete."))
 
     def _model_stamp(self) -> str:
         return str((self.folder / "forest.joblib").stat().st_mtime_ns)
@@ -244,11 +263,12 @@ class Bench:
             "batch": [kept[:BATCH_ROWS], kept[BATCH_ROWS:2 * BATCH_ROWS]],
         }
         for tool in {t.tool: t for t in self.tools}.values():
-            for kind, rows_list in shapes.items():
+            for kind, rows_list in shapes.items():  # (the floor answers any body alike)
                 self.bodies[(tool.tool, kind)] = self._bodies_file(
                     f"{tool.tool}-{kind}", [tool.body(rows) for rows in rows_list])
-        self.bodies[("modelyard", "entity")] = self._bodies_file(
-            "modelyard-entity", [entities_body(ids) for ids in pool])
+        for name, _ in MODELYARD_RUNTIMES:
+            self.bodies[(name, "entity")] = self._bodies_file(
+                f"{name}-entity", [entities_body(ids) for ids in pool])
 
     def _bodies_file(self, name: str, bodies: list[dict[str, Any]]) -> Path:
         path = SERVING_DIR / f"bodies-{name}.json"
@@ -295,7 +315,9 @@ class Bench:
         """Each tool's predictions for the check rows against the joblib model's own."""
         cases: list[tuple[str, dict[str, Any]]] = [
             ("instances", tool.body(self.meta["kept"][:CHECK_ROWS]))]
-        if tool.tool == "modelyard":
+        if tool.tool == "floor":
+            return  # it predicts nothing
+        if tool.tool.startswith("modelyard"):
             cases.append(("entities", entities_body(list(range(CHECK_ROWS)))))
         for path, body in cases:
             record: dict[str, Any] = {"kind": "check", "tool": tool.tool,
@@ -306,7 +328,7 @@ class Bench:
                 record["error"] = f"{type(exc).__name__}: {exc}"
             else:
                 record.update(compare(self.meta["expected"], predictions_of(answer)))
-                if tool.tool == "modelyard" and isinstance(answer, dict):
+                if tool.tool.startswith("modelyard") and isinstance(answer, dict):
                     record["contract"] = contract_problem(answer)
             self.results.append(record)
 
@@ -317,6 +339,7 @@ class Bench:
             str(self.bodies[(tool.tool, kind)]), "--concurrency", str(concurrency),
             "--warmup", str(warmup), "--seconds", str(seconds), timeout=600)
         result["server_rss_mb"] = tree_rss_mb(server.proc.pid)
+        result["parent_rss_mb"] = process_rss_mb(server.proc.pid)
         return result
 
     def measure(self, tool: Tool, server: Server) -> None:
@@ -340,7 +363,7 @@ class Bench:
                 f"p99 {fmt_ms(result['p99_ms'])}, {result['errors']} errors"
                 if "error" not in result else f"FAILED {result['error'][-500:]}"), flush=True)
 
-    def describe_modelyard(self, server: Server) -> None:
+    def describe_modelyard(self, tool: Tool, server: Server) -> None:
         import urllib.request
 
         url = server.url.removesuffix("/predict")
@@ -348,21 +371,23 @@ class Bench:
             with urllib.request.urlopen(url, timeout=30) as answer:
                 described = json.loads(answer.read())
             primary = described["roles"]["primary"]
-            self.versions["modelyard runtime"] = (
+            self.versions[f"{tool.label} runtime"] = (
                 f"{primary['runtime']}, micro-batched: {primary['micro_batched']}")
         except (OSError, KeyError, ValueError) as exc:
             self.notes.append(f"GET {url} failed: {exc}")
 
     def run(self) -> None:
         for tool in self.tools:
-            if tool.tool == "modelyard" and self.modelyard_skipped:
+            if self.only is not None and tool.tool not in self.only:
+                continue
+            if tool.tool.startswith("modelyard") and self.modelyard_skipped:
                 continue
             server = self.start(tool)
             if server is None:
                 continue
             try:
-                if tool.tool == "modelyard":
-                    self.describe_modelyard(server)
+                if tool.tool.startswith("modelyard"):
+                    self.describe_modelyard(tool, server)
                 self.measure(tool, server)
             finally:
                 server.stop()
@@ -370,6 +395,17 @@ class Bench:
     def stop_all(self) -> None:
         for server in self.servers:
             server.stop()
+
+
+def process_rss_mb(pid: int) -> float | None:
+    """Resident set of one process alone (with workers: the parent that only watches them)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def wait_for_workers(server: Server, line: str, workers: int, limit: float = 180) -> bool:
@@ -387,8 +423,11 @@ def fmt_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} ms"
 
 
-def run(quick: bool = False, with_peers: bool = True) -> list[dict[str, Any]]:
-    bench = Bench(quick, with_peers)
+def run(quick: bool = False, with_peers: bool = True,
+        only: set[str] | None = None) -> list[dict[str, Any]]:
+    if only is not None and not only & {"mlflow", "bentoml"}:
+        with_peers = False
+    bench = Bench(quick, with_peers, only)
     load_before = os.getloadavg()[0]
     try:
         bench.setup()
@@ -409,6 +448,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 s per case")
     parser.add_argument("--no-peers", action="store_true", help="modelyard only")
+    parser.add_argument("--only", help="these servers only, e.g. modelyard,floor (of "
+                                       "modelyard, modelyard-no-twin, floor, mlflow, bentoml)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
@@ -422,7 +463,8 @@ def main() -> None:
         worker_main(args)
         return
     started = time.time()
-    results = run(quick=args.quick, with_peers=not args.no_peers)
+    results = run(quick=args.quick, with_peers=not args.no_peers,
+                  only=set(args.only.split(",")) if args.only else None)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     out = WORK_DIR / "serving-results.json"
     out.write_text(json.dumps({"results": results, "seconds": time.time() - started,

@@ -11,6 +11,13 @@ SINGLE_CONCURRENCY = (1, 8, 32)
 MLFLOW_THROUGHPUT = 10.0  # modelyard / MLflow, at 8 and 32 connections
 MLFLOW_P99 = 0.1  # modelyard / MLflow
 ENTITY_ADDED_MS = 1.0
+NO_TWIN_MLFLOW = 5.0  # modelyard without its ONNX twin / MLflow, 1-row throughput
+FLOOR_SHARE = 0.5  # modelyard / the bare Starlette app, 1-row throughput
+PARENT_RSS = 1.2  # the parent's RSS with 2 workers / one worker's whole server
+
+
+def mine(tool: str) -> bool:
+    return tool.startswith("modelyard")
 
 
 def _measured(results: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
@@ -82,6 +89,42 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 found.append(_target(
                     f"1-row throughput vs BentoML, {_connections(c)} (modelyard {name})",
                     fmt_ratio(rps), ">= 1x", rps is not None and rps >= 1))
+    for c in SINGLE_CONCURRENCY:
+        mlflow = _one(results, kind="single", tool="mlflow", concurrency=c)
+        floor = _one(results, kind="single", tool="floor", concurrency=c)
+        for workers in (1, 2):
+            bare = _one(results, kind="single", tool="modelyard-no-twin", workers=workers,
+                        concurrency=c)
+            twin = _one(results, kind="single", tool="modelyard", workers=workers,
+                        concurrency=c)
+            if bare and mlflow and c in (8, 32):
+                rps = ratio(bare["rps"], mlflow["rps"])
+                found.append(_target(
+                    f"1-row throughput without the ONNX twin vs MLflow, {_connections(c)} "
+                    f"({workers} worker{'s' if workers > 1 else ''})", fmt_ratio(rps),
+                    f">= {NO_TWIN_MLFLOW:g}x", rps is not None and rps >= NO_TWIN_MLFLOW))
+            if twin and floor and workers == 1 and c in (8, 32):
+                share = ratio(twin["rps"], floor["rps"])
+                found.append(_target(
+                    f"1-row throughput with the twin vs the bare Starlette floor, "
+                    f"{_connections(c)} (1 worker)", fmt_ratio(share),
+                    f">= {FLOOR_SHARE:g}x", share is not None and share >= FLOOR_SHARE))
+    for name in ("modelyard", "modelyard-no-twin"):
+        one = _one(results, kind="single", tool=name, workers=1, concurrency=32)
+        two = _one(results, kind="single", tool=name, workers=2, concurrency=32)
+        if one and two and one.get("server_rss_mb") and two.get("parent_rss_mb"):
+            share = two["parent_rss_mb"] / one["server_rss_mb"]
+            found.append(_target(
+                f"{name}: the parent's RSS with 2 workers / one worker's server",
+                fmt_ratio(share), f"< {PARENT_RSS:g}x", share < PARENT_RSS))
+    for mlflow_batch in [_one(results, kind="batch", tool="mlflow")]:
+        for name in ("modelyard", "modelyard-no-twin"):
+            batch = _one(results, kind="batch", tool=name, workers=1)
+            if batch and mlflow_batch:
+                share = ratio(batch["p50_ms"], mlflow_batch["p50_ms"])
+                found.append(_target(
+                    f"{name}: 1,000-row p50 vs MLflow (1 worker)", fmt_ratio(share),
+                    "<= 1x", share is not None and share <= 1))
     for workers, c, instances, entities in entity_pairs(results):
         if c != 1:
             continue
@@ -128,17 +171,20 @@ def report(results: list[dict[str, Any]], notes: list[str], skipped: str | None,
             r = _one(results, kind="single", tool=tool, workers=workers, concurrency=c)
             if r is None:
                 rows.append([_label(tool, workers), "failed", "-", "-", "-", "-",
-                             "-", "-", "-", "-"])
+                             "-", "-", "-", "-", "-"])
                 continue
             cells = [_label(tool, workers), fmt_num(r["rps"], "req/s"),
                      fmt_num(r["p50_ms"], "ms"), fmt_num(r["p99_ms"], "ms"),
                      str(r["errors"]), fmt_num(r.get("server_rss_mb"), "MB")]
             for peer_tool, _ in PEERS:
                 peer = peers[peer_tool]
-                mine = tool == "modelyard" and peer is not None
-                cells += [fmt_ratio(ratio(r["rps"], peer["rps"])) if mine and peer else "-",
-                          fmt_ratio(ratio(r["p99_ms"], peer["p99_ms"])) if mine and peer
+                ours = mine(tool) and peer is not None
+                cells += [fmt_ratio(ratio(r["rps"], peer["rps"])) if ours and peer else "-",
+                          fmt_ratio(ratio(r["p99_ms"], peer["p99_ms"])) if ours and peer
                           else "-"]
+            floor = _one(results, kind="single", tool="floor", concurrency=c)
+            cells.append(fmt_ratio(ratio(r["rps"], floor["rps"])) if floor and mine(tool)
+                         else "-")
             rows.append(cells)
         if rows:
             print_table(
@@ -146,7 +192,8 @@ def report(results: list[dict[str, Any]], notes: list[str], skipped: str | None,
                 f"127.0.0.1 ({shape['seconds']:g} s after {shape['warmup']:g} s warm-up; "
                 "ratios = modelyard / peer: throughput higher is better, p99 lower is better)",
                 ["server", "throughput", "p50", "p99", "errors", "server RSS",
-                 "thr. / MLflow", "p99 / MLflow", "thr. / BentoML", "p99 / BentoML"], rows)
+                 "thr. / MLflow", "p99 / MLflow", "thr. / BentoML", "p99 / BentoML",
+                 "thr. / floor"], rows)
 
     rows = []
     peers = {tool: _one(results, kind="batch", tool=tool) for tool, _ in PEERS}
@@ -159,7 +206,7 @@ def report(results: list[dict[str, Any]], notes: list[str], skipped: str | None,
         for peer_tool, _ in PEERS:
             peer = peers[peer_tool]
             cells.append(fmt_ratio(ratio(r["p50_ms"], peer["p50_ms"]))
-                         if tool == "modelyard" and peer else "-")
+                         if mine(tool) and peer else "-")
         rows.append(cells)
     if rows:
         print_table(
@@ -167,6 +214,17 @@ def report(results: list[dict[str, Any]], notes: list[str], skipped: str | None,
             "modelyard p50 / peer p50, lower is better)",
             ["server", "requests", "p50", "p99", "errors", "p50 / MLflow", "p50 / BentoML"],
             rows)
+
+    rows = []
+    for tool, workers in configs:
+        r = _one(results, kind="single", tool=tool, workers=workers, concurrency=32)
+        if r is not None and mine(tool):
+            rows.append([_label(tool, workers), fmt_num(r.get("parent_rss_mb"), "MB"),
+                         fmt_num(r.get("server_rss_mb"), "MB")])
+    if rows:
+        print_table("modelyard's memory after the 32-connection case (the process started, "
+                    "and it with every process it started)",
+                    ["server", "parent RSS", "whole server RSS"], rows)
 
     rows = [[str(workers), str(c), fmt_num(i["p50_ms"], "ms"), fmt_num(e["p50_ms"], "ms"),
              f"{e['p50_ms'] - i['p50_ms']:+.2f} ms", fmt_num(i["rps"], "req/s"),

@@ -166,3 +166,31 @@ def worker_modelyard_prepare(folder: Path, project: Path) -> None:
     finally:
         yard.close()
     emit({"version": record.version, "register_seconds": register_seconds})
+
+
+FLOOR_APP = "floor_app"
+_FLOOR_SOURCE = '''"""The floor: a bare Starlette app that only parses each request's JSON body."""
+
+import json
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+async def predict(request: Request) -> Response:
+    json.loads(await request.body())
+    return Response(b\'{"predictions":[0.0]}\', media_type="application/json")
+
+
+app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+'''
+
+
+def write_floor_app(folder: Path) -> Path:
+    """The floor app's module (bench_serving.py runs it with uvicorn --app-dir)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{FLOOR_APP}.py"
+    path.write_text(_FLOOR_SOURCE)
+    return path

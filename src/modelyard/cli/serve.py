@@ -110,12 +110,13 @@ def serve(
             uvicorn.run(app, host=host, port=port, log_level=level)
         return
     # Each worker process opens the project itself: check it opens (and the models load)
-    # here first, so a mistake is one clear error rather than one per worker.
+    # first, so a mistake is one clear error rather than one per worker. The models are
+    # loaded in a short-lived process, so that this one, which only watches the workers,
+    # holds none of them.
     with open_yard(uri) as yard:
-        server = _load(options, yard)
-        _announce(yard.settings.project_name, yard.store_uri, host, port, workers, server)
-        if server is not None:
-            server.close()
+        project, store = yard.settings.project_name, yard.store_uri
+    lines = check_models(options, uri) if options.models else []
+    _announce(project, store, host, port, workers, lines=lines)
     if uri is not None:
         os.environ["MODELYARD_URI"] = uri
     os.environ[ENV] = options.to_env()
@@ -184,21 +185,73 @@ def _load(options: ServeOptions, yard: Yard) -> ModelServer | None:
     return server
 
 
+def check_models(options: ServeOptions, uri: str | None) -> list[str]:
+    """Load the models of ``options`` in a separate, short-lived process (the way each
+    worker will) and return the lines announcing them; raises the error that process met.
+    Nothing is loaded into this process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from modelyard.errors import error_from_dict
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter, nothing inherited
+    with console.status("Loading models..."), ProcessPoolExecutor(
+            1, mp_context=context) as pool:
+        ok, outcome = pool.submit(_check_in_child, options.to_env(), uri).result()
+    if not ok:
+        raise error_from_dict(outcome)
+    lines: list[str] = outcome
+    return lines
+
+
+def _check_in_child(options_json: str, uri: str | None) -> tuple[bool, Any]:
+    """In the checking process: (True, the announcement's lines) once every model loaded,
+    else (False, the error as a dict)."""
+    import json
+
+    from modelyard.errors import ModelyardError
+    from modelyard.serving.options import ServeOptions
+
+    data = json.loads(options_json)
+    data["models"] = tuple(data.get("models", ()))
+    try:
+        with open_yard(uri) as yard:
+            server = ServeOptions(**data).server(yard)
+            try:
+                server.load_all()
+                return True, _model_lines(server)
+            finally:
+                server.close()
+    except ModelyardError as exc:
+        return False, exc.to_dict()
+    except Exception as exc:  # reported as one error, never a traceback from the child
+        return False, ModelyardError(f"the models could not be loaded: "
+                                     f"{type(exc).__name__}: {exc}").to_dict()
+
+
+def _model_lines(server: ModelServer) -> list[str]:
+    lines = []
+    for deployment in server.deployments.values():
+        for slot in deployment.slots():
+            current = slot.current
+            what = (f"{escape(str(slot.ref))} -> version {current.version} "
+                    f"({current.loaded.runtime})" if current is not None else "")
+            share = (f", {deployment.canary_share:g}% of requests"
+                     if slot.role == "canary" else "")
+            lines.append(f"  {slot.role:<8} {what}{share}")
+    return lines
+
+
 def _announce(project: str | None, store: str, host: str, port: int, workers: int,
-              server: ModelServer | None = None) -> None:
+              server: ModelServer | None = None, lines: list[str] | None = None) -> None:
     shown = f"[{host}]" if ":" in host else host
+    models = lines if lines is not None else (
+        _model_lines(server) if server is not None else [])
     lines = [f"Serving project [bold]{escape(project or '(none)')}[/] "
              f"(metadata: {escape(hide_password(store))}) on http://{escape(shown)}:{port} "
              f"with {workers} worker{'s' if workers != 1 else ''}"]
-    if server is not None:
-        for deployment in server.deployments.values():
-            for slot in deployment.slots():
-                current = slot.current
-                what = (f"{escape(str(slot.ref))} -> version {current.version} "
-                        f"({current.loaded.runtime})" if current is not None else "")
-                share = (f", {deployment.canary_share:g}% of requests"
-                         if slot.role == "canary" else "")
-                lines.append(f"  {slot.role:<8} {what}{share}")
+    if models:
+        lines.extend(models)
         lines.append("  POST /v1/models/NAME/predict   predictions (instances or entities)")
         lines.append("  POST /v2/models/NAME/infer     the Open Inference Protocol")
     lines.append("  POST /v1/features/online       feature values of entities")

@@ -24,8 +24,8 @@ from modelyard.errors import InvalidInputError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["NullRowsWarning", "Predicted", "first_line", "null_counts", "predict_rows",
-           "refuse_prediction", "warn"]
+__all__ = ["NullRowsWarning", "Predicted", "first_line", "model_input", "null_counts",
+           "predict_rows", "refuse_prediction", "warn"]
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FIX = "fill them in the model (e.g. a Pipeline starting with SimpleImputer)"
@@ -69,12 +69,22 @@ def describe_nulls(counts: dict[str, int], rows: int, shown: int = 3) -> str:
     return ", ".join(items) + (f" and {more} more column(s)" if more > 0 else "")
 
 
+def model_input(model: Any, frame: pd.DataFrame) -> Any:
+    """``frame`` as the model takes it: its NumPy values for a scikit-learn estimator that
+    was fitted on arrays (it records ``n_features_in_`` but no ``feature_names_in_``, and
+    would warn about a frame's names), else the frame itself."""
+    if (hasattr(model, "n_features_in_") and not hasattr(model, "feature_names_in_")
+            and hasattr(model, "get_params")):
+        return frame.to_numpy()
+    return frame
+
+
 def predict_rows(model: Any, frame: pd.DataFrame, name: str, *, what: str) -> Predicted:
     """The model's predictions on ``frame`` ("the training set", "the input example"), or
     else on its rows without nulls when the model fails on the others. Raises one short
     InvalidInputError when it cannot predict at all."""
     try:
-        return Predicted(frame, model.predict(frame), (), len(frame))
+        return Predicted(frame, model.predict(model_input(model, frame)), (), len(frame))
     except Exception as exc:
         error = exc
     nulls = null_counts(frame)
@@ -92,7 +102,7 @@ def predict_rows(model: Any, frame: pd.DataFrame, name: str, *, what: str) -> Pr
             "input_example without nulls", field="features", model=name,
             columns=list(nulls)) from None
     try:
-        outputs = model.predict(complete)
+        outputs = model.predict(model_input(model, complete))
     except Exception as exc:
         raise InvalidInputError(
             f"model {name!r} could not predict on {what}, even on its rows without nulls: "

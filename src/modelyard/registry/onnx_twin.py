@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from modelyard.errors import InvalidInputError
 from modelyard.registry.flavors import flavor as flavor_named
 from modelyard.registry.flavors.onnx import COLUMNS_KEY, PREDICT_KEY, OnnxModel
+from modelyard.registry.nulls import model_input
 
 if TYPE_CHECKING:
     import numpy as np
@@ -333,7 +334,7 @@ def _original_predict(model: Any, flavor: str, sample: pd.DataFrame) -> np.ndarr
 
         if isinstance(model, xgboost.Booster):
             return np.asarray(model.predict(xgboost.DMatrix(sample)))
-    return np.asarray(model.predict(sample))
+    return np.asarray(model.predict(model_input(model, sample)))
 
 
 def _compare(expected: np.ndarray, got: np.ndarray,

@@ -29,6 +29,7 @@ from modelyard.backends.metadata.registry import (
 )
 from modelyard.errors import ConflictError, GateFailedError, InvalidInputError
 from modelyard.idempotency import guard
+from modelyard.registry.nulls import model_input
 from modelyard.registry.references import check_alias, check_name
 from modelyard.tracking.environment import current_user
 
@@ -83,7 +84,7 @@ def evaluate_version(registry: ModelRegistry, record: VersionRecord, data: Any, 
     fairness: dict[str, dict[str, float]] = {}
     columns = [sensitive] if isinstance(sensitive, str) else list(sensitive or [])
     if columns:
-        predictions = model.predict(frame[features])
+        predictions = model.predict(model_input(model, frame[features]))
         for column in columns:
             if column not in frame.columns:
                 raise InvalidInputError(

@@ -53,7 +53,13 @@ def reference_profile(model: Any, table: pa.Table, name: str, *,
     describes the inputs as the model is served them. A model that cannot take the nulls
     of some rows is profiled on the others (with a one-line NullRowsWarning)."""
     from modelyard.monitoring.profile import build_profile
-    from modelyard.registry.nulls import describe_nulls, first_line, null_counts, warn
+    from modelyard.registry.nulls import (
+        describe_nulls,
+        first_line,
+        model_input,
+        null_counts,
+        warn,
+    )
 
     frame = table.to_pandas()
     for column in [] if like is None else [c for c in frame.columns if c in like.columns]:
@@ -62,13 +68,13 @@ def reference_profile(model: Any, table: pa.Table, name: str, *,
                 frame[column] = frame[column].astype(like[column].dtype)  # type: ignore[index]
     try:
         try:
-            predictions = model.predict(frame)
+            predictions = model.predict(model_input(model, frame))
         except Exception as exc:
             nulls = null_counts(frame)
             complete = frame.dropna().reset_index(drop=True)
             if not nulls or complete.empty:
                 raise
-            predictions = model.predict(complete)
+            predictions = model.predict(model_input(model, complete))
             warn(f"model {name!r} cannot take nulls ({first_line(exc)}): its reference "
                  f"profile covers the {len(complete)} rows of {what} without them "
                  f"({describe_nulls(nulls, len(frame))})")

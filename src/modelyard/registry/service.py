@@ -13,6 +13,7 @@ Promotion through gates lives in :mod:`modelyard.registry.promotion`, lineage in
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 import time
 import warnings
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from modelyard.registry.promotion import Promotion
     from modelyard.registry.signature import Signature
     from modelyard.tracking.service import TrackingService
+
+logger = logging.getLogger("modelyard.registry")
 
 _SAMPLE_ROWS = 200  # rows kept to check the ONNX twin and as the input example's source
 _EXAMPLE_ROWS = 5
@@ -87,7 +90,9 @@ class ModelRegistry:
         """Store ``model`` as the next version of ``name``.
 
         The signature comes from the training set's feature columns (or ``features``, or the
-        columns of ``input_example``) and the model's predictions on them; the flavor is
+        columns of ``input_example``) and the model's predictions on them; without either,
+        from the columns the fitted estimator records (``feature_names_in_``,
+        ``n_features_in_``: see :mod:`modelyard.registry.estimator_inputs`). The flavor is
         detected from the object unless named. ``onnx=False`` skips the ONNX twin. Under an
         ``idempotency_key`` already used for the same model files and name, the version it
         registered is returned and nothing is written.
@@ -101,6 +106,7 @@ class ModelRegistry:
         chosen = (flavor_registry.flavor(flavor) if flavor is not None
                   else flavor_registry.detect(model))
         sample = self._sample(training_set, input_example, features)
+        made_up = self._estimator_rows(model, name) if sample is None else None
         signature: Signature | None = None
         refused_nulls: tuple[str, ...] = ()
         if sample is not None:
@@ -115,6 +121,9 @@ class ModelRegistry:
                     "the model (e.g. a Pipeline starting with SimpleImputer)")
             sample = predicted.rows
             signature = Signature.infer(sample, predicted.outputs)
+        elif made_up is not None:
+            made_up, outputs = made_up
+            signature = Signature.infer(made_up, outputs)
         with tempfile.TemporaryDirectory(prefix="modelyard-register-") as tmp:
             folder = Path(tmp) / "model"
             folder.mkdir()
@@ -131,7 +140,7 @@ class ModelRegistry:
         try:
             return self._store_version(model, name, chosen, packed, write, sample, signature,
                                        training_set, input_example, description, run_id,
-                                       onnx, refused_nulls)
+                                       onnx, refused_nulls, made_up)
         except BaseException:
             assert write.intent is not None
             with contextlib.suppress(Exception):  # the write's own error matters more
@@ -142,7 +151,8 @@ class ModelRegistry:
                        write: Guard, sample: pd.DataFrame | None,
                        signature: Signature | None, training_set: TrainingSet | None,
                        input_example: Any, description: str | None, run_id: str | None,
-                       onnx: bool, refused_nulls: tuple[str, ...] = ()) -> VersionRecord:
+                       onnx: bool, refused_nulls: tuple[str, ...] = (),
+                       made_up: pd.DataFrame | None = None) -> VersionRecord:
         """Store the blobs of a version (all named in the write's intent first), then
         its row with the idempotency key, in one transaction that ends the intent."""
         import hashlib
@@ -155,7 +165,8 @@ class ModelRegistry:
             return sha
 
         sha, size = put(packed), len(packed)
-        twin = self._twin(model, chosen.name, sample) if onnx else None
+        twin = (self._twin(model, chosen.name, sample if sample is not None else made_up)
+                if onnx else None)
         onnx_sha = None
         if twin is not None and twin.onnx is not None:
             onnx_sha = put(twin.onnx)
@@ -166,6 +177,8 @@ class ModelRegistry:
             "requirements": chosen.requirements(),
             "signature": None if signature is None else signature.to_dict(),
             "input_example": None if sample is None else _records(sample.head(_EXAMPLE_ROWS)),
+            "signature_from": (None if signature is None else
+                               "estimator" if sample is None else "example"),
             "onnx": None if twin is None else twin.to_dict(),
             "description": description or "",
             "label": None if training_set is None else training_set.label,
@@ -214,6 +227,22 @@ class ModelRegistry:
                     field="features")
             frame = frame[list(features)]
         return frame.head(_SAMPLE_ROWS)
+
+    def _estimator_rows(self, model: Any, name: str) -> tuple[pd.DataFrame, Any] | None:
+        """Made-up rows of the columns the fitted ``model`` records, and its predictions on
+        them; None when it records none or cannot predict on them (then no signature)."""
+        from modelyard.registry.estimator_inputs import rows_from_estimator
+        from modelyard.registry.nulls import model_input
+
+        try:
+            rows = rows_from_estimator(model)
+            if rows is None:
+                return None
+            return rows, model.predict(model_input(model, rows))
+        except Exception as exc:  # a model that records columns it cannot take
+            logger.info("model %r: no signature from the fitted estimator (%s: %s)", name,
+                        type(exc).__name__, exc)
+            return None
 
     def _twin(self, model: Any, flavor: str, sample: pd.DataFrame | None) -> Any:
         from modelyard.registry.onnx_twin import TwinResult, convert

@@ -83,11 +83,30 @@ def json_response(payload: Any, status: int = 200,
     return Response(dumps(payload), status_code=status, headers=headers, media_type=JSON)
 
 
+def _orjson_loads() -> Callable[[bytes], Any] | None:
+    try:
+        import orjson
+    except ImportError:  # the server extra's parser is missing: the standard library's
+        return None
+    loads: Callable[[bytes], Any] = orjson.loads
+    return loads
+
+
+# orjson parses a body several times faster than json; whatever it refuses goes to json,
+# which accepts the same documents as before (NaN, integers past 64 bits) and says why not
+_fast_loads = _orjson_loads()
+
+
 def parse_json(body: bytes) -> Any:
     """The request body as JSON; InvalidInputError (422) naming the body when it is not."""
     if not body.strip():
         raise InvalidInputError("the request body is empty; send a JSON object",
                                 field="body")
+    if _fast_loads is not None:
+        try:
+            return _fast_loads(body)
+        except ValueError:  # orjson is stricter (NaN, huge integers): json decides
+            pass
     try:
         return json.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike

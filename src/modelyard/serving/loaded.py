@@ -43,6 +43,7 @@ class LoadedVersion:
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     _fast: Any = None  # (session, input name, column order, output handling) or None
+    _sklearn: _SklearnPath | None = None  # a scikit-learn model's direct path
 
     @property
     def name(self) -> str:
@@ -65,6 +66,8 @@ class LoadedVersion:
         """Predictions for checked input columns (from the decoder), JSON-ready."""
         if self._fast is not None and self.decoder is not None:
             return _tolist(self._predict_fast(self.decoder.matrix(columns)))
+        if self._sklearn is not None and self.decoder is not None:
+            return self._sklearn.predict(self, self.decoder.matrix(columns))
         frame = self.decoder.frame(columns) if self.decoder is not None else _frame(columns)
         return self.predict_frame(frame)
 
@@ -115,6 +118,8 @@ def load_version(registry: ModelRegistry, record: VersionRecord, *,
     loaded = LoadedVersion(record, model, runtime, signature, decoder)
     if runtime == ONNX and decoder is not None and decoder.numeric:
         loaded._fast = _fast_path(model, decoder.names)
+    elif runtime == "sklearn" and decoder is not None and signature is not None:
+        loaded._sklearn = _SklearnPath.of(model, signature)
     loaded.load_seconds = time.perf_counter() - began
     return loaded
 
@@ -158,6 +163,130 @@ def _fast_path(model: Any, names: list[str]) -> Any:
         return out.reshape(-1) if out.ndim == 2 and out.shape[1] == 1 else out
 
     return model.session, spec.name, order, np.dtype(dtype), pick
+
+
+@dataclass(frozen=True)
+class _SklearnPath:
+    """How a scikit-learn model on numeric inputs runs straight from a float matrix.
+
+    A one-row ``predict`` of a forest costs far more than its row: input validation, a
+    DataFrame built and checked, a joblib dispatch per call. Here the model gets the NumPy
+    matrix itself when it was fitted on arrays (a frame over that matrix, without copying
+    it, when it recorded feature names); inside ``assume_finite`` when the signature refuses
+    nulls, since the input checks have then already refused NaN and infinities; and the
+    loaded copy predicts with ``n_jobs=1`` (set once at load), so that concurrent requests
+    are not each spread over a thread pool on top of the server's own threads.
+    """
+
+    names: tuple[str, ...]
+    as_frame: bool
+    finite: bool
+    trees: tuple[Any, ...] | None = None  # a regression forest's trees, walked directly
+
+    @classmethod
+    def of(cls, model: Any, signature: Signature) -> _SklearnPath | None:
+        kinds = {spec.type for spec in signature.inputs}
+        if not signature.inputs or not kinds <= {"float", "int"} or not hasattr(
+                model, "predict"):
+            return None
+        recorded = getattr(model, "feature_names_in_", None)
+        names = tuple(signature.input_names)
+        if recorded is not None and sorted(map(str, recorded)) != sorted(names):
+            return None
+        if recorded is not None and kinds != {"float"}:
+            return None  # a frame of whole numbers keeps its dtypes: the checked frame path
+        if recorded is None and getattr(model, "n_features_in_", len(names)) != len(names):
+            return None
+        _single_threaded(model)
+        finite = not any(spec.nullable for spec in signature.inputs)
+        order = tuple(map(str, recorded)) if recorded is not None else names
+        if order != names:
+            return None  # the decoder's matrix is in the signature's order
+        path = cls(names, recorded is not None, finite)
+        trees = _forest_trees(model)
+        if trees is not None:
+            direct = cls(names, recorded is not None, finite, trees)
+            if direct._agrees(model):
+                return direct
+        return path
+
+    def _agrees(self, model: Any) -> bool:
+        """Whether walking the trees directly gives the model's own predictions, bit for
+        bit, on a few seeded rows (checked once, at load)."""
+        import numpy as np
+
+        rows = np.random.default_rng(0).normal(size=(8, len(self.names)))
+        try:
+            own = np.asarray(model.predict(
+                rows if not self.as_frame else _frame_of(rows, self.names)))
+            return bool(np.array_equal(own, self._walk(rows)))
+        except Exception:
+            return False
+
+    def _walk(self, matrix: np.ndarray) -> np.ndarray:
+        """A regression forest's prediction as scikit-learn computes it (float32 inputs,
+        the trees' outputs added in order, then divided by their number), without its
+        per-tree dispatch, warnings filters and checks, which cost far more than one row."""
+        import numpy as np
+
+        assert self.trees is not None
+        feed = np.ascontiguousarray(matrix, dtype=np.float32)
+        total = np.zeros(len(feed), dtype=np.float64)
+        for tree in self.trees:
+            total += tree.predict(feed)[:, 0]
+        total /= len(self.trees)
+        return total
+
+    def predict(self, loaded: LoadedVersion, matrix: np.ndarray) -> list[Any]:
+        import sklearn
+
+        if self.trees is not None:
+            return _tolist(self._walk(matrix))
+        feed: Any = matrix
+        if self.as_frame:
+
+            feed = _frame_of(matrix, self.names)
+        try:
+            with sklearn.config_context(assume_finite=self.finite):
+                outputs = loaded.model.predict(feed)
+        except Exception as exc:
+            raise InvalidInputError(
+                f"model {loaded.name}:{loaded.version} could not predict on this input: "
+                f"{type(exc).__name__}: {exc}", field="instances") from exc
+        return _tolist(outputs)
+
+
+def _frame_of(matrix: np.ndarray, names: tuple[str, ...]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(matrix, columns=list(names), copy=False)
+
+
+def _forest_trees(model: Any) -> tuple[Any, ...] | None:
+    """The low-level trees of a single-output regression forest (RandomForestRegressor,
+    ExtraTreesRegressor), or None for any other model."""
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+    if type(model) not in (RandomForestRegressor, ExtraTreesRegressor):
+        return None
+    if getattr(model, "n_outputs_", 1) != 1 or not getattr(model, "estimators_", None):
+        return None
+    return tuple(estimator.tree_ for estimator in model.estimators_)
+
+
+def _single_threaded(model: Any) -> None:
+    """Set every ``n_jobs`` of ``model`` (and of its steps) to 1, where it has any."""
+    try:
+        params = model.get_params(deep=True)
+    except Exception:  # not a scikit-learn estimator after all
+        return
+    jobs = {key: 1 for key, value in params.items()
+            if key == "n_jobs" or key.endswith("__n_jobs")}
+    if jobs:
+        try:
+            model.set_params(**jobs)
+        except Exception:  # a parameter it reports but will not take: left as it is
+            return
 
 
 def _frame(columns: Mapping[str, list[Any]]) -> pd.DataFrame:

@@ -231,7 +231,7 @@ class ModelServer:
                 logger.warning("%s:%d cannot look its features up: %s", record.name,
                                record.version, exc.message)
         served = Served(loaded, features)
-        example = record.spec.get("input_example") or []
+        example = record.spec.get("input_example") or _probe_rows(loaded)
         batch = self.batching
         if batch is None and loaded.decoder is not None and example:
             try:
@@ -250,6 +250,26 @@ class ModelServer:
         return served
 
     # --- answering ------------------------------------------------------------------------
+
+    def answers_inline(self, name: str) -> bool:
+        """Whether a small request to ``name`` costs so little to answer (every version that
+        may answer it predicts straight from a matrix, without a batcher: an ONNX twin's
+        fast path or a directly walked forest) that handing it to a worker thread would cost
+        more than the answer; the HTTP layer then answers it on the event loop."""
+        deployment = self.deployments.get(name)
+        if deployment is None:
+            return False
+        for slot in (deployment.primary, deployment.canary):
+            if slot is None:
+                continue
+            served = slot.current
+            if served is None or served.batcher is not None:
+                return False
+            loaded = served.loaded
+            if loaded._fast is None and (loaded._sklearn is None
+                                         or loaded._sklearn.trees is None):
+                return False
+        return True
 
     def deployment(self, name: str) -> Deployment:
         found = self.deployments.get(name)
@@ -481,6 +501,16 @@ class ModelServer:
                     self._shadow_waiting -= 1
 
         self._shadow.submit(run)
+
+
+def _probe_rows(loaded: Any) -> list[dict[str, Any]]:
+    """Rows to time a version on when it has no input example: one row of zeros, when
+    every input is numeric (nothing to time otherwise)."""
+    decoder = loaded.decoder
+    if decoder is None or not decoder.numeric:
+        return []
+    zero = {"float": 0.0, "int": 0, "bool": False}
+    return [{spec.name: zero[spec.type] for spec in loaded.signature.inputs}]
 
 
 def _row_error(status: str, problems: list[Any]) -> str:
