@@ -78,14 +78,14 @@ def test_bad_trigger_arguments() -> None:
 
 def test_a_file_that_cannot_be_imported_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, "import no_such_module_here\n")
-    with pytest.raises(InvalidDefinitionError, match=r"pipelines\.py cannot be imported: "
+    with pytest.raises(InvalidDefinitionError, match=r"pipelines\.py:1 cannot be imported: "
                        r"ModuleNotFoundError"):
         load_pipelines([path])
     bad_cron = write(tmp_path, "import modelyard\n"
                      "@modelyard.pipeline(model='m', schedule='0 25 * * *')\n"
                      "def nightly(ctx):\n    pass\n", name="cron.py")
     with pytest.raises(InvalidDefinitionError,
-                       match=r"cron\.py: schedule of pipeline 'nightly', '0 25 \* \* \*'"):
+                       match=r"cron\.py:2: schedule of pipeline 'nightly', '0 25 \* \* \*'"):
         load_pipelines([bad_cron])
     with pytest.raises(InvalidInputError, match="no pipeline found"):
         load_pipelines([write(tmp_path, "x = 1\n", name="empty.py")])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import runpy
 from collections.abc import Sequence
 from pathlib import Path
 
-from modelyard.errors import InvalidDefinitionError, InvalidInputError
+from modelyard.definition_files import existing, python_files, run_files
+from modelyard.errors import InvalidInputError
 from modelyard.pipelines.definitions import Pipeline
 
 DEFAULT_FILES = ("pipelines.py", "pipelines")
@@ -14,32 +14,15 @@ DEFAULT_FILES = ("pipelines.py", "pipelines")
 
 def default_paths(root: Path) -> list[Path]:
     """``pipelines.py`` and the ``pipelines/`` folder of the project, those that exist."""
-    return [root / name for name in DEFAULT_FILES if (root / name).exists()]
+    return existing(root, DEFAULT_FILES)
 
 
 def load_pipelines(paths: Sequence[Path]) -> list[Pipeline]:
     """Every :class:`Pipeline` bound to a module-level name in the files (folders: their
     ``*.py`` files, sorted), in file order. A file that fails to import is named."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(p for p in path.glob("*.py") if not p.name.startswith("_"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InvalidInputError(f"no file or folder at {path}", field="path")
+    files = python_files(paths)
     found: list[Pipeline] = []
-    for file in files:
-        try:
-            namespace = runpy.run_path(str(file))
-        except InvalidDefinitionError as exc:
-            raise InvalidDefinitionError(f"{file}: {exc.message}", path=str(file)) from exc
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            raise InvalidDefinitionError(
-                f"{file} cannot be imported: {type(exc).__name__}: {exc}",
-                path=str(file)) from exc
+    for _, namespace in run_files(files):
         found += [v for v in namespace.values() if isinstance(v, Pipeline) and v not in found]
     if not found:
         raise InvalidInputError(
