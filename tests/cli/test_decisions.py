@@ -53,3 +53,21 @@ def test_approve_reject_and_why(project: Path, invoke: Invoke,
     assert code != 0 and "not waiting for approval: it was rejected" in err
     code, _, err = run_main(monkeypatch, capsys, "models", "approve", "toy")
     assert code != 0 and "name the version to approve" in err
+
+
+def test_why_shows_a_rollback_on_probation(project: Path, invoke: Invoke) -> None:
+    import modelyard
+    from tests.pipelines.support import alert
+
+    write(project, DECIDING.replace('policy="auto"', 'policy="auto", probation="7d"'))
+    assert invoke("pipelines", "apply").exit_code == 0
+    for _ in range(2):
+        assert invoke("pipelines", "run", "toy_decide").exit_code == 0
+    assert "7d after a promotion" in invoke("pipelines", "show", "toy_decide").output
+    with modelyard.connect(capture_packages=False, capture_git=False) as yard:
+        yard.pipelines.on_alerts([alert("toy", "rmse > 900 [critical]", version=2,
+                                        value=950.0, severity="critical")])
+    why = invoke("models", "why", "toy:2").output
+    assert "decision: rolled_back (policy auto)" in why
+    assert "decided by: probation" in why and "rolled back to version 1" in why
+    assert "version: toy:1" in invoke("models", "why", "toy@production").output

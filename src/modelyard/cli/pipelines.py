@@ -114,6 +114,8 @@ def show(name: NameArgument, version: Annotated[int | None, typer.Option(
     info.add_row("max attempts", cell(pipeline.max_attempts))
     info.add_row("policy", cell("none (registers only)" if pipeline.policy is None
                                 else f"{pipeline.policy}, against {pipeline.alias}"))
+    if pipeline.probation is not None:
+        info.add_row("probation", cell(f"{pipeline.probation} after a promotion"))
     if pipeline.description:
         info.add_row("description", cell(pipeline.description))
     console.print(info)

@@ -205,9 +205,16 @@ class Pipeline:
     policy: str | None = None  # what becomes of the candidate: None, "auto", "approval"
     alias: str = "production"  # the champion's alias the candidate is compared with
     notify: tuple[str, ...] = ()  # notifiers told of a decision awaiting approval
+    probation: str | None = None  # after a promotion: a critical alert rolls it back
 
     def __post_init__(self) -> None:
         _check_name("pipeline name", self.name)
+        if self.probation is not None:
+            duration_ms(self.probation, "probation")
+            if self.policy is None:
+                raise InvalidDefinitionError(
+                    f"pipeline {self.name!r}: probation watches the versions a policy "
+                    "promotes: give the pipeline a policy", field="probation")
         if self.policy is not None:
             if self.policy not in POLICIES:
                 later = " (shadow deployments are not supported yet)" \
@@ -276,6 +283,8 @@ class Pipeline:
             spec |= {"policy": self.policy, "alias": self.alias}
         if self.notify:
             spec["notify"] = list(self.notify)
+        if self.probation is not None:
+            spec["probation"] = self.probation
         return spec
 
     def content_hash(self) -> str:
@@ -293,7 +302,7 @@ class Pipeline:
                    tuple(trigger_from_spec(t) for t in spec.get("triggers", [])),
                    int(spec.get("max_attempts", 2)), spec.get("description", ""),
                    policy=spec.get("policy"), alias=spec.get("alias", "production"),
-                   notify=tuple(spec.get("notify", ())))
+                   notify=tuple(spec.get("notify", ())), probation=spec.get("probation"))
 
     def __call__(self, ctx: Any) -> Any:
         """Run the function in this process (the code as defined, not as stored)."""
@@ -378,8 +387,8 @@ def pipeline(*, name: str | None = None, model: str | None = None,
              schedule: str | None = None, timezone: str = "UTC",
              triggers: Sequence[Trigger] = (), max_attempts: int = 2,
              description: str = "", policy: str | None = None,
-             alias: str = "production", notify: Sequence[str] = ()
-             ) -> Callable[[Callable[..., Any]], Pipeline]:
+             alias: str = "production", notify: Sequence[str] = (),
+             probation: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]:
     """Decorator: declare a training pipeline for ``model`` (the model its runs register
     versions of; None for a pipeline that registers none).
 
@@ -393,7 +402,9 @@ def pipeline(*, name: str | None = None, model: str | None = None,
     (the champion), ``"approval"`` leaves a pending decision for ``modelyard models
     approve``; without a policy the version is only registered. ``notify`` (notifier
     texts as monitoring takes them: ``log``, ``webhook:URL``, ``command:COMMAND``)
-    announces a decision awaiting approval.
+    announces a decision awaiting approval. ``probation`` (a duration such as ``"7d"``)
+    watches a version the policy promoted (or an approver did) for that long: a critical
+    monitoring alert on it rolls ``alias`` back to the version that held it before.
     """
 
     def wrap(fn: Callable[..., Any]) -> Pipeline:
@@ -401,6 +412,6 @@ def pipeline(*, name: str | None = None, model: str | None = None,
         return Pipeline(name or fn.__name__, model, code, fn.__name__, dict(params or {}),
                         schedule, timezone, tuple(triggers), max_attempts,
                         description or inspect.getdoc(fn) or "", path, fn, policy, alias,
-                        tuple(notify))
+                        tuple(notify), probation)
 
     return wrap

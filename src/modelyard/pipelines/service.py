@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import os
 import socket
 import time
@@ -37,6 +38,7 @@ from modelyard.backends.metadata.pipelines import (
 from modelyard.errors import (
     InvalidDefinitionError,
     InvalidInputError,
+    ModelyardError,
     NotFoundError,
     RunStateError,
 )
@@ -368,6 +370,7 @@ class PipelineService:
         pipeline, collapsed into a live or recent run within the trigger's cooldown."""
         if not alerts:
             return []
+        self._probation(alerts)
         queued = []
         for record in self.store.list_pipelines():
             matched: builtins.list[AlertRecord] = []
@@ -392,6 +395,20 @@ class PipelineService:
             found, _ = self.store.enqueue(run, collapse_since_ms=_now_ms() - cooldown_ms)
             queued.append(found)
         return queued
+
+    def _probation(self, alerts: Sequence[AlertRecord]) -> builtins.list[DecisionRecord]:
+        """Roll back versions on probation that critical alerts fired on (see
+        :mod:`modelyard.pipelines.probation`); a failure is logged, never stops retraining."""
+        from modelyard.pipelines import probation
+
+        if self.decision_store is None:
+            return []
+        try:
+            return probation.on_alerts(alerts, self.decision_store, self.store,
+                                       self.services.models())
+        except ModelyardError:
+            logging.getLogger(__name__).exception("could not apply probation to alerts")
+            return []
 
     def hook_into(self, monitoring: MonitoringService) -> None:
         """Have monitoring hand its fired alerts to :meth:`on_alerts`."""

@@ -2,7 +2,9 @@
 registered (champion against challenger, the gates, the policy, who approved and when).
 
 One record per pipeline run. Its ``decision`` moves ``pending -> approved | rejected |
-refused``; ``promoted`` and ``refused`` are final when written. The implementation is
+refused``; ``promoted`` and ``refused`` are final when written, except that a ``promoted`` or
+``approved`` version on probation becomes ``rolled_back`` (decided by ``probation``) when a
+critical alert fires on it (:mod:`modelyard.pipelines.probation`). The implementation is
 :mod:`modelyard.backends.metadata.sql.decision_store`.
 """
 
@@ -14,7 +16,7 @@ from typing import Any
 
 __all__ = ["DECISIONS", "DecisionRecord", "DecisionStore"]
 
-DECISIONS = ("promoted", "pending", "approved", "rejected", "refused")
+DECISIONS = ("promoted", "pending", "approved", "rejected", "refused", "rolled_back")
 
 
 @dataclass(frozen=True)
