@@ -70,6 +70,8 @@ def test_an_approved_version_rolls_back_and_a_hand_promotion_does_not(
     rolled = yard.pipelines.decision(run.run_id)
     assert rolled.decision == "rolled_back" and "approved by ana" in rolled.reason
     assert yard.models.aliases("toy") == {"production": 1}
+    why = "\n".join(yard.pipelines.why("toy:2").lines())
+    assert "to version 2 on approval (ana" in why, why  # the approval is still told
 
     import numpy as np
     from sklearn.linear_model import LinearRegression

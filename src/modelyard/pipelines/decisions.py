@@ -11,6 +11,7 @@ a gate is refused, never promoted. Each run keeps one :class:`DecisionRecord`, a
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -250,7 +251,7 @@ class Why:
         for event in self.moves:
             if event.actor.startswith("pipeline:"):
                 how = "by pipeline policy"
-            elif d is not None and d.decision == "approved" and event.actor == d.decided_by:
+            elif d is not None and _approved_by(d, event.actor):
                 how = "on approval"
             else:
                 how = "by hand"
@@ -258,6 +259,15 @@ class Why:
                        f"{how} ({event.actor}, {_when(event.at)})"
                        + (f": {event.reason}" if event.reason else ""))
         return out
+
+
+def _approved_by(d: DecisionRecord, actor: str) -> bool:
+    """Whether ``actor`` approved the decision's candidate (also when probation rolled it
+    back since: its reason keeps who approved it)."""
+    if d.decision == "approved":
+        return actor == d.decided_by
+    return d.decision == "rolled_back" and re.search(
+        rf"\bapproved by {re.escape(actor)}\b", d.reason) is not None
 
 
 def _trigger(kind: str, detail: dict[str, Any]) -> str:
