@@ -73,3 +73,18 @@ def test_library_versions_that_changed_since_are_named(yard: Any, project: Path,
     [change] = [c for c in found.libraries if c.name == "scikit-learn"]
     assert change.now == "0.0.1" and change.then not in (None, "0.0.1")
     assert f"scikit-learn {change.then} -> 0.0.1" in "\n".join(found.lines())
+
+
+@sqlite
+def test_a_model_logged_through_the_run_is_kept_not_registered(yard: Any,
+                                                              project: Path) -> None:
+    setup_features(yard)
+    write(project, REPRODUCIBLE.replace(
+        "return ctx.register(model, training_set=ts, onnx=False)",
+        'return ctx.run.log_model(model, "claims-model", training_set=ts, onnx=False)'))
+    yard.pipelines.apply()
+    assert yard.pipelines.run("claims_fit").status == "succeeded"
+    found = yard.pipelines.reproduce("claims-model:1")
+    assert found.exact and found.tracking_run is not None
+    assert yard.get_run(found.tracking_run).tags["modelyard.reproduces"] == "claims-model:1"
+    assert [v.version for v in yard.models.versions("claims-model")] == [1]

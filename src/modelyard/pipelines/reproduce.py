@@ -86,7 +86,8 @@ class Reproduction:
 
 
 class _ReproducingContext(PipelineContext):
-    """A context whose ``register`` keeps the model instead of registering it."""
+    """A context whose ``register`` (and its run's ``log_model``) keeps the model
+    instead of registering it."""
 
     def __init__(self, original: VersionRecord, reproduces: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -103,7 +104,15 @@ class _ReproducingContext(PipelineContext):
                                     "modelyard.pipeline_version": self.version,
                                     "modelyard.reproduces": self.reproduces})
             self._run.log_params(self.params)
+            self._run.log_model = self._keep  # type: ignore[method-assign]
         return self._run
+
+    def _keep(self, model: Any, name: str, *, training_set: TrainingSet | None = None,
+              **options: Any) -> VersionRecord:
+        """``ctx.run.log_model`` in a reproduction: the model is kept, not registered."""
+        self.captured.append(model)
+        self.training = training_set
+        return self.original
 
     def register(self, model: Any, *, training_set: TrainingSet | None = None,
                  evaluation: Any = None, label: str | None = None,
@@ -193,7 +202,7 @@ def reproduce(service: PipelineService, ref: str, *, rtol: float = 1e-9) -> Repr
     if not ctx.captured:
         raise InvalidInputError(
             f"pipeline {run.pipeline} v{run.version} registered no model through "
-            "ctx.register when run again, so there is nothing to compare with "
+            "ctx.register or ctx.run.log_model when run again, so there is nothing to compare with "
             f"{label}", field="pipeline", pipeline=run.pipeline)
     reproduced = ctx.captured[-1]
 
