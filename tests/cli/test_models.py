@@ -126,3 +126,24 @@ def test_promote_run_again_shows_the_promotion_that_landed(registered: Path,
     with modelyard.connect() as yard:
         actions = [(e.from_version, e.to_version) for e in yard.models.history(MODEL)]
     assert actions == [(None, 1), (1, 2), (2, 1), (1, 2)]
+
+
+def test_models_reproduce(project: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.pipelines.support import REPRODUCIBLE, write
+
+    with modelyard.connect(capture_git=False, capture_packages=False) as yard:
+        rows = setup_features(yard)
+        write(project, REPRODUCIBLE.replace('"seed": 7', '"seed": None'))
+        yard.pipelines.apply()
+        assert yard.pipelines.run("claims_fit").status == "succeeded"
+        yard.models.register(mean_only(training_set(yard, rows)), MODEL, onnx=False,
+                             input_example=holdout(rows)[["age", "vehicle_value"]])
+    differs = invoke("models", "reproduce", f"{MODEL}:1", "--rtol", "1e-3")
+    assert differs.exit_code == 1, differs.output
+    assert "does NOT match within rtol=0.001" in differs.output
+    shown = json.loads(invoke("models", "reproduce", f"{MODEL}:1", "--json").output)
+    assert shown["matches"] is False and shown["max_abs_diff"] > 0
+    assert shown["pipeline"] == "claims_fit" and shown["data"] == "training set"
+    code, _, err = run_main(monkeypatch, capsys, "models", "reproduce", f"{MODEL}:2")
+    assert code != 0 and "was not produced by a pipeline" in err and "Traceback" not in err

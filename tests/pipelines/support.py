@@ -130,3 +130,27 @@ def toy_decide(ctx):
     return ctx.register(model, input_example=train[["a", "b"]].head(3), onnx=False,
                         evaluation=frame(40, 2), label="y")
 '''
+
+# Fits the cost on the profile features of a training set cut at ctx.now, with label noise
+# drawn from params["seed"] (None: unseeded, so every run differs).
+REPRODUCIBLE = '''
+import modelyard
+import numpy as np
+import pandas as pd
+
+
+@modelyard.pipeline(name="claims_fit", model="claims-model", params={"seed": 7})
+def claims_fit(ctx):
+    from sklearn.linear_model import LinearRegression
+
+    ids = np.arange(120, dtype=np.int64)
+    rng = np.random.default_rng(ctx.params["seed"])
+    spine = pd.DataFrame({"customer_id": ids,
+                          "at": pd.Timestamp("2025-03-01", tz="UTC"),
+                          "cost": ids * 3.0 + rng.normal(0, 5, len(ids))})
+    ts = ctx.training_set(spine, ["profile:age", "profile:vehicle_value"], label="cost",
+                          timestamp="at")
+    frame = ts.to_pandas()
+    model = LinearRegression().fit(frame[["age", "vehicle_value"]], frame["cost"])
+    return ctx.register(model, training_set=ts, onnx=False)
+'''

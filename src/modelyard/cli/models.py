@@ -1,5 +1,5 @@
 """CLI: ``modelyard models list|show|versions|promote|rollback|history|lineage|evaluate|
-approve|reject|why``."""
+approve|reject|why|reproduce``."""
 
 from __future__ import annotations
 
@@ -468,3 +468,22 @@ def why(ref: Annotated[str, typer.Argument(metavar="REF", help="name:3 or name@a
         return
     for line in found.lines():
         typer.echo(line)
+
+
+@app.command("reproduce")
+def reproduce(ref: Annotated[str, typer.Argument(metavar="REF", help="name:3 or name@alias.")],
+              rtol: Annotated[float, typer.Option("--rtol", help="Relative tolerance of the "
+                                                  "comparison.")] = 1e-9,
+              as_json: JsonOption = False, uri: UriOption = None) -> None:
+    """Run again the pipeline version that produced a model version (its stored code,
+    params and run time; nothing is registered) and compare both models' predictions on
+    the original training set; exit code 1 if they differ beyond --rtol."""
+    with open_yard(uri) as yard:
+        found = yard.pipelines.reproduce(ref, rtol=rtol)
+    if as_json:
+        _echo_json(found.to_dict())
+    else:
+        for line in found.lines():
+            typer.echo(line)
+    if not found.matches:
+        raise typer.Exit(1)

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from modelyard.backends.metadata.monitoring import AlertRecord
     from modelyard.monitoring.service import MonitoringService
     from modelyard.pipelines.decisions import Why
+    from modelyard.pipelines.reproduce import Reproduction
 
 __all__ = ["PipelineChange", "PipelineService", "TriggerInfo"]
 
@@ -536,6 +537,14 @@ class PipelineService:
         from modelyard.pipelines.decisions import why
 
         return why(self._decisions(), self.store, self.services.models(), ref)
+
+    def reproduce(self, ref: str, *, rtol: float = 1e-9) -> Reproduction:
+        """Run again the pipeline version that produced ``ref`` (its stored code, params
+        and run time) without registering anything, and compare the predictions of the
+        two models on the original's training set (see :mod:`.reproduce`)."""
+        from modelyard.pipelines.reproduce import reproduce
+
+        return reproduce(self, ref, rtol=rtol)
 
     # --- reading --------------------------------------------------------------------------
 
