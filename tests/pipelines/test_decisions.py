@@ -77,6 +77,20 @@ def test_approval_leaves_pending_then_approve_promotes_and_reject_does_not(
         yard.pipelines.approve("toy", 1)
     yard.pipelines.run("toy_decide")
     assert [d.version for d in yard.pipelines.decisions("toy", decision="pending")] == [2]
+    promote = yard.models.promote
+
+    def failing(*args: Any, **kwargs: Any) -> Any:  # a rejection racing the approval loses
+        with pytest.raises(ConflictError, match="not waiting for approval"):
+            yard.pipelines.reject("toy", 2, actor="bo")
+        raise RuntimeError("the store went away")
+
+    yard.models.promote = failing
+    try:
+        with pytest.raises(RuntimeError, match="went away"):
+            yard.pipelines.approve("toy", 2, actor="ana")
+    finally:
+        yard.models.promote = promote
+    assert [d.version for d in yard.pipelines.decisions("toy", decision="pending")] == [2]
     rejected = yard.pipelines.reject("toy", 2, reason="not this week", actor="bo")
     assert (rejected.decision, rejected.reason) == ("rejected", "not this week")
     assert yard.models.aliases("toy") == {"production": 1}

@@ -174,8 +174,17 @@ def approve(store: DecisionStore, registry: ModelRegistry, name: str, version: i
             actor: str, reason: str = "") -> DecisionRecord:
     """Approve a pending candidate: the gates run again against the alias's current
     holder, and the version is promoted only if they pass (else the decision becomes
-    ``refused`` and GateFailedError is raised)."""
+    ``refused`` and GateFailedError is raised).
+
+    The decision is claimed first (``pending`` to ``approved``, a compare-and-set), so a
+    rejection or a second approval racing this one is refused rather than overtaken by a
+    promotion; a promotion that then fails for another reason puts it back to pending."""
     pending = _pending(store, name, version)
+    claimed = replace(pending, decision="approved", decided_by=actor,
+                      decided_at_ms=_now_ms(), reason=reason)
+    if not store.resolve_decision(pending.decision_id, "pending", claimed):
+        raise ConflictError(f"the decision on {name}:{version} was resolved by someone else "
+                            "meanwhile", model=name, version=version)
     try:
         promotion = registry.promote(name, version, pending.alias, actor=actor,
                                      reason=reason or "approved")
@@ -183,14 +192,14 @@ def approve(store: DecisionStore, registry: ModelRegistry, name: str, version: i
         refused = replace(pending, decision="refused", passed=False,
                           gate_report=exc.details["report"], decided_by=actor,
                           decided_at_ms=_now_ms(), reason=str(exc))
-        store.resolve_decision(pending.decision_id, "pending", refused)
+        store.resolve_decision(pending.decision_id, "approved", refused)
         raise
-    approved = replace(pending, decision="approved", passed=True,
-                       gate_report=promotion.report.to_dict(), champion=promotion.previous,
-                       decided_by=actor, decided_at_ms=promotion.event.at, reason=reason)
-    if not store.resolve_decision(pending.decision_id, "pending", approved):
-        raise ConflictError(f"the decision on {name}:{version} was resolved by someone else "
-                            "meanwhile", model=name, version=version)
+    except BaseException:
+        store.resolve_decision(pending.decision_id, "approved", pending)
+        raise
+    approved = replace(claimed, passed=True, gate_report=promotion.report.to_dict(),
+                       champion=promotion.previous, decided_at_ms=promotion.event.at)
+    store.resolve_decision(pending.decision_id, "approved", approved)
     return approved
 
 
