@@ -17,8 +17,17 @@ from typing import Any
 import pytest
 
 from modelyard import Yard
-from tests.serving.support import MODEL, NUMERIC, linear, open_yard, pipeline, register, setup
-from tests.serving.test_tritonclient import CLASSIFIER, _classifier
+from tests.serving.support import (
+    CLASSIFIER,
+    MODEL,
+    NUMERIC,
+    linear,
+    open_yard,
+    pipeline,
+    register,
+    regressor_and_classifier,
+    setup,
+)
 
 EXAMPLES = 25  # per operation
 
@@ -31,12 +40,7 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Yard]:
     init_project(root, "fuzz")
     yard = open_yard(root)
     try:
-        training = setup(yard)
-        register(yard, linear(training), training, features=NUMERIC)
-        with yard.start_run("classifier") as run:
-            record = run.log_model(_classifier(training), CLASSIFIER, training_set=training,
-                                   onnx=False)
-        yard.models.promote(CLASSIFIER, record.version, "production", reason="test")
+        regressor_and_classifier(yard)
         yield yard
     finally:
         yard.close()

@@ -16,6 +16,7 @@ MODEL = "claims-model"
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
 FEATURES = ["profile:age", "profile:vehicle_value", "profile:region"]
 NUMERIC = ["age", "vehicle_value"]
+CLASSIFIER = "claims-class"
 
 customer = Entity("customer", key="customer_id")
 policies = Source.frame("policies", timestamp="ts")
@@ -106,6 +107,32 @@ def register(yard: Yard, model: Any, training: Any, *, onnx: bool = True,
     if alias is not None:
         yard.models.promote(MODEL, record.version, alias, reason="test")
     return record.version
+
+
+def classifier(training: Any) -> Any:
+    """A classifier over a text input and the numbers, with text classes ("high", "low")."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = training.to_pandas()
+    label = np.where(frame["cost"] > frame["cost"].median(), "high", "low")
+    encode = ColumnTransformer([("region", OneHotEncoder(handle_unknown="ignore"), ["region"]),
+                                ("numbers", "passthrough", NUMERIC)])
+    return Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=500))]).fit(
+        frame[[*NUMERIC, "region"]], label)
+
+
+def regressor_and_classifier(yard: Yard) -> None:
+    """The features, then MODEL (a regressor that also takes entity keys, with its twin) and
+    CLASSIFIER (no twin), both promoted to production."""
+    training = setup(yard)
+    register(yard, linear(training), training, features=NUMERIC)
+    with yard.start_run("classifier") as run:
+        record = run.log_model(classifier(training), CLASSIFIER, training_set=training,
+                               onnx=False)
+    yard.models.promote(CLASSIFIER, record.version, "production", reason="test")
 
 
 def free_port() -> int:

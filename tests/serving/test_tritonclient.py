@@ -19,27 +19,19 @@ import tritonclient.http as http
 import tritonclient.http.aio as aio
 from tritonclient.utils import InferenceServerException
 
-from .support import MODEL, NUMERIC, linear, open_yard, register, setup, start_serve, stop_serve
+from .support import (
+    CLASSIFIER,
+    MODEL,
+    open_yard,
+    regressor_and_classifier,
+    start_serve,
+    stop_serve,
+)
 
 pytestmark = pytest.mark.slow
-CLASSIFIER = "claims-class"
 AGES = np.array([30.0, 50.0, 64.5])
 VALUES = np.array([10_000.0, 20_000.0, 35_000.0])
 REGIONS = np.array([b"north", b"south", b"east"], dtype=object)
-
-
-def _classifier(training: Any) -> Any:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
-    frame = training.to_pandas()
-    label = np.where(frame["cost"] > frame["cost"].median(), "high", "low")
-    encode = ColumnTransformer([("region", OneHotEncoder(handle_unknown="ignore"), ["region"]),
-                                ("numbers", "passthrough", NUMERIC)])
-    return Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=500))]).fit(
-        frame[[*NUMERIC, "region"]], label)
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +42,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     init_project(root, "triton")
     yard = open_yard(root)
     try:
-        training = setup(yard)
-        register(yard, linear(training), training, features=NUMERIC)
-        with yard.start_run("classifier") as run:
-            record = run.log_model(_classifier(training), CLASSIFIER, training_set=training,
-                                   onnx=False)
-        yard.models.promote(CLASSIFIER, record.version, "production", reason="test")
+        regressor_and_classifier(yard)
     finally:
         yard.close()
     proc, base = start_serve(root, [f"{MODEL}@production", f"{CLASSIFIER}@production"],
