@@ -33,7 +33,7 @@ from modelyard.serving.deployment import (
     parse_canary,
     parse_target,
 )
-from modelyard.serving.inputs import Fields, invalid, key_name, rows_of
+from modelyard.serving.inputs import invalid, key_name, rows_of
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -279,16 +279,17 @@ class ModelServer:
         return found
 
     def predict(self, name: str, payload: Any, request_id: str | None = None,
-                version: int | None = None, *, fields: Fields | None = None,
-                received: float | None = None, log: bool = True) -> Answer:
+                version: int | None = None, *, received: float | None = None,
+                log: bool = True) -> Answer:
         """Answer one predict request (blocking).
 
         With ``version``, that version answers (the primary's or the canary's;
-        NotFoundError when neither serves it). ``fields`` names the request's values in its
-        problems (default: ``instances[3].age``, the ``/v1`` body's paths). ``received`` is
-        when the request arrived (``time.perf_counter()``; default: now), and the answer's
-        ``seconds`` run from it. With ``log=False`` the answer is not handed to the
-        prediction log here: the caller hands it with :meth:`log_answer` once its response
+        NotFoundError when neither serves it). Problems name the request's values by the
+        ``/v1`` body's paths (``instances[3].age``; the ``/v2`` layer renames them onto
+        tensor elements). ``received`` is when the request arrived
+        (``time.perf_counter()``; default: now), and the answer's ``seconds`` run from it.
+        With ``log=False`` the answer is not handed to the prediction log here: the caller
+        hands it with :meth:`log_answer` once its response
         is ready, so the latency kept is the one the client saw.
         """
         began = time.perf_counter() if received is None else received
@@ -297,7 +298,7 @@ class ModelServer:
         served, role = deployment.choose() if version is None else deployment.exact(version)
         rid = request_id or uuid.uuid4().hex
         try:
-            answer = self._answer(served, role, rid, instances, entities, began, fields)
+            answer = self._answer(served, role, rid, instances, entities, began)
         except Exception as exc:  # the failure is this version's, whatever the primary
             setattr(exc, _ANSWERING, (served.version, role))
             raise
@@ -353,8 +354,7 @@ class ModelServer:
                          exc_info=True)
 
     def _answer(self, served: Served, role: Role, rid: str, instances: list[Any] | None,
-                entities: list[Any] | None, began: float,
-                fields: Fields | None = None) -> Answer:
+                entities: list[Any] | None, began: float) -> Answer:
         loaded = served.loaded
         status: list[str] | None = None
         keys: list[dict[str, Any]] | None = None
@@ -369,7 +369,7 @@ class ModelServer:
             predictions = loaded.predict_columns(_columns_of(rows))
             inputs = [dict(r) for r in rows]
         elif status is None:
-            columns = loaded.decoder.columns(rows, fields or field_name)
+            columns = loaded.decoder.columns(rows, field_name)
             predictions = served.predict_columns(columns, len(rows))
             inputs = rows
         else:
