@@ -228,8 +228,31 @@ def _serving_check(names: Names, project: Path) -> None:
     assert sorted(labelled["entity.customer_id"])[1:] == [77, 100]  # by entity and time
 
 
+def _deploy(project: Path) -> Names:
+    """claims-model version 1 behind production, logged in a run that recorded its
+    environment."""
+    import modelyard
+
+    data.claim_stats(project)
+    with modelyard.connect(capture_git=False) as yard:
+        training = yard.training_set(data.labels(), ["claim_stats:*"], label="claim_value")
+        with yard.start_run("claims") as run:
+            run.log_model(data.fit(training), "claims-model", training_set=training,
+                          onnx=False)
+        yard.models.promote("claims-model", 1, alias="production")
+    return {}
+
+
+def _deploy_check(names: Names, project: Path) -> None:
+    bundle = names["bundle"]
+    assert bundle.version == 1 and "kserve/inferenceservice.yaml" in bundle.files
+    assert (project / "bundle" / "Dockerfile").is_file()
+    assert "scikit-learn==" in (project / "bundle" / "requirements.txt").read_text()
+
+
 PAGES: dict[str, Page] = {
     "README.md": Page(_readme, _readme_check, project=False),
+    "docs/deploy.md": Page(_deploy, _deploy_check),
     "docs/features.md": Page(_features, _features_check),
     "docs/monitoring.md": Page(_monitoring, _monitoring_check),
     "docs/online.md": Page(_online, _online_check),

@@ -15,6 +15,7 @@ import typer
 from modelyard._version import __version__
 from modelyard.cli import (
     demo,
+    deploy,
     experiments,
     features,
     gc,
@@ -67,6 +68,7 @@ app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(monitor.app, name="monitor")
 pipelines.register(app)
+app.add_typer(deploy.app, name="deploy")
 
 
 def main() -> None:
