@@ -56,8 +56,9 @@ class SqlIdentityStore(IdentityStore):
     def add_user(self, record: UserRecord) -> None:
         stmt = dialect_insert(self.engine, t.users).values(**record.__dict__)
         with self.engine.begin() as conn:
-            done = conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
-        if not done.rowcount:
+            done = conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"])
+                                .returning(t.users.c.name)).first()
+        if done is None:  # (rowcount is -1 on PostgreSQL whether or not it inserted)
             raise AlreadyExistsError(f"user {record.name!r} exists already", user=record.name)
 
     @translate_errors
@@ -146,8 +147,9 @@ class SqlIdentityStore(IdentityStore):
                 raise NotFoundError(f"no user {record.user!r}; create it first "
                                     "(modelyard users create)", user=record.user)
             done = conn.execute(stmt.on_conflict_do_nothing(
-                index_elements=["user_name", "project", "environment", "role"]))
-        return bool(done.rowcount)
+                index_elements=["user_name", "project", "environment", "role"])
+                .returning(t.role_grants.c.role)).first()
+        return done is not None
 
     @translate_errors
     def revoke_grant(self, user: str, project: str, environment: str, role: str) -> bool:
