@@ -35,6 +35,7 @@ PUBLIC_PATHS: tuple[str, ...] = ("/healthz", "/readyz")
 STATE_PRINCIPAL = "principal"
 STATE_SECURITY = "modelyard_security"
 STATE_CHECKS = "modelyard_checks"
+STATE_RECORDED = "modelyard_recorded"
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 E = TypeVar("E", bound=Callable[..., Any])
@@ -73,6 +74,7 @@ async def require(conn: HTTPConnection, action: str, *, project: str | None = No
     state.setdefault(STATE_CHECKS, []).append((action, environment))
     if not security.allowed(principal, action, project=project, environment=environment):
         source = state.get("modelyard_source", "")
+        state[STATE_RECORDED] = True  # the refusal is the request's audit entry
         await anyio.to_thread.run_sync(functools.partial(
             security.require, principal, action, project=project, environment=environment,
             source=source, target=target or conn.url.path))

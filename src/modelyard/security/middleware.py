@@ -40,6 +40,7 @@ from modelyard.security.guards import (
     PUBLIC_PATHS,
     STATE_CHECKS,
     STATE_PRINCIPAL,
+    STATE_RECORDED,
     STATE_SECURITY,
     is_public,
 )
@@ -132,6 +133,8 @@ class AuthMiddleware:
 
     async def _audit(self, scope: Scope, principal: Any, source: str, status: int) -> None:
         method = scope.get("method", "WS")
+        if scope["state"].get(STATE_RECORDED):
+            return
         checks = scope["state"].get(STATE_CHECKS) or []
         sensitive = any(action in SENSITIVE for action, _ in checks)
         if method in SAFE_METHODS and not sensitive:
