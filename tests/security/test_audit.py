@@ -3,6 +3,7 @@ verification after direct changes to the database; many processes keep one chain
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def test_entries_chain_and_filter(security: SecurityService, clock: Clock) -> No
     entries = security.audit_entries(limit=None)
     assert [e.seq for e in entries] == [6, 5, 4, 3, 2, 1]
     assert entries[-1].prev_hash == "0" * 64
-    assert all(a.prev_hash == b.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(a.prev_hash == b.hash for a, b in itertools.pairwise(entries))
     assert entries[0].detail == {"i": 5, "name": "é"}
     assert [e.seq for e in security.audit_entries(actor="user:u1")] == [6, 4, 2]
     assert [e.seq for e in security.audit_entries(action="models:*")] == [4, 1]
@@ -168,7 +169,7 @@ def test_concurrent_processes_keep_one_chain(yard: Yard, store_uri: str, tmp_pat
         for p in started:
             if p.poll() is None:
                 p.kill()
-    for p, (out, err) in zip(started, outputs, strict=True):
+    for p, (_, err) in zip(started, outputs, strict=True):
         assert p.returncode == 0, err
     seqs = sorted(s for out, _ in outputs for s in json.loads(out.splitlines()[-1])["seqs"])
     assert seqs == list(range(1, workers * count + 1))

@@ -144,7 +144,7 @@ def test_only_an_admin_manages_users_tokens_and_roles(
     security.grant("ada", "admin", by=local)
     ed = security.authenticate(security.create_token("ed", by=local).token)
     ada = security.authenticate(security.create_token("ada", by=local).token)
-    with pytest.raises(PermissionDeniedError, match="'users:manage'.*'admin'"):
+    with pytest.raises(PermissionDeniedError, match=r"'users:manage'.*'admin'"):
         security.create_user("mallory", by=ed)
     with pytest.raises(PermissionDeniedError, match="roles:manage"):
         security.grant("ed", "admin", by=ed)

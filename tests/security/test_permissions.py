@@ -95,8 +95,8 @@ def test_a_refusal_names_the_permission_and_the_role_it_needs() -> None:
         authorize(who(("claims", "*", "editor")), "models:promote", "claims", "prod")
     err = caught.value
     assert err.http_status == 403
-    assert "user:u lacks permission 'models:promote' on project 'claims', environment " \
-           "'prod': it needs the role 'maintainer'" == err.message
+    assert err.message == ("user:u lacks permission 'models:promote' on project 'claims', "
+                           "environment 'prod': it needs the role 'maintainer'")
     assert err.to_dict()["details"] == {"permission": "models:promote",
                                         "required": "maintainer", "project": "claims",
                                         "environment": "prod"}
