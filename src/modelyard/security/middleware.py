@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 from collections.abc import Collection, Iterable
 from typing import Any
@@ -48,6 +49,8 @@ from modelyard.security.ratelimit import FailureLimiter
 from modelyard.security.service import SecurityService
 
 __all__ = ["SAFE_METHODS", "SENSITIVE", "AuthMiddleware"]
+
+logger = logging.getLogger("modelyard.security")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Reads recorded in the audit log like writes.
@@ -140,10 +143,14 @@ class AuthMiddleware:
         if method in SAFE_METHODS and not sensitive:
             return
         action, environment = checks[-1] if checks else (f"http:{method}", None)
-        await anyio.to_thread.run_sync(functools.partial(
-            self.security.record, principal, action, target=scope["path"],
-            environment=environment, source=source, outcome=_outcome(status),
-            detail={"method": method, "status": status}))
+        try:
+            await anyio.to_thread.run_sync(functools.partial(
+                self.security.record, principal, action, target=scope["path"],
+                environment=environment, source=source, outcome=_outcome(status),
+                detail={"method": method, "status": status}))
+        except ModelyardError as exc:  # the response is sent: say so loudly, do not raise
+            logger.error("could not record %s %s by %s in the audit log: %s", method,
+                         scope["path"], principal.actor, exc.message)
 
     async def _refuse(self, scope: Scope, send: Send, exc: ModelyardError) -> None:
         if scope["type"] == "websocket":
