@@ -20,6 +20,7 @@ with warnings.catch_warnings():  # httpx and its successor httpx2 both do
                             category=UserWarning)
     from starlette.testclient import TestClient
 
+from modelyard import Yard
 from modelyard.security import Principal, SecurityService, environment_of_alias
 from modelyard.security.guards import (
     declares,
@@ -216,3 +217,34 @@ def test_route_enumeration_lists_what_is_neither_public_nor_guarded() -> None:
                                          "/static/*"]) == []
     with pytest.raises(Exception, match="unknown permission"):
         requires("runs:delete")
+
+
+def test_a_guard_under_the_servers_error_wrapper_keeps_its_mark_and_answers_403(
+        security: SecurityService) -> None:
+    from modelyard.server.responses import guarded
+
+    @guarded
+    @requires("runs:write")
+    async def create(request: Request) -> Response:
+        return Response(status_code=201)
+
+    app = Starlette(routes=[Route("/runs", create, methods=["POST"])],
+                    middleware=[Middleware(AuthMiddleware, security=security)])
+    assert unguarded_routes(app) == []
+    viewer = _user(security, "vic", ("viewer", "*"))
+    with TestClient(app) as client:
+        refused = client.post("/runs", headers=_auth(viewer))
+    assert refused.status_code == 403
+    assert refused.json()["details"]["permission"] == "runs:write"
+
+
+def test_the_project_server_mounts_the_middleware(yard: Yard) -> None:
+    from modelyard.server.app import create_app
+
+    app = create_app(yard)
+    app.add_middleware(AuthMiddleware, security=yard.security)
+    token = _user(yard.security, "vic", ("viewer", "*"))
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/openapi.json").status_code == 401
+        assert client.get("/openapi.json", headers=_auth(token)).status_code == 200
