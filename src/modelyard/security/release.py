@@ -43,7 +43,8 @@ def release_training_set(security: SecurityService, features: FeatureService,
     table = security.release(
         principal, result.table, feature_policies(features, result.features),
         action="training_sets:read", target=f"training_set:{result.training_set_id}",
-        source=source, detail={"rows": result.table.num_rows, "features": result.features})
+        source=source, detail={"rows": result.table.num_rows, "features": result.features},
+        always_record=True)
     return result if table is result.table else dataclasses.replace(result, table=table)
 
 

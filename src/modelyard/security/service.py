@@ -291,25 +291,25 @@ class SecurityService:
                                      "connection has no project folder to keep it in")
         return self._pii_key()
 
-    def release(self, principal: Principal, data: Any, policies: Mapping[str, str], *,
-                action: str, target: str = "", source: str = "",
-                detail: Mapping[str, Any] | None = None) -> Any:
+    def release(self, principal: Principal, data: Any, policies: Mapping[str, pii.PiiPolicy],
+                *, action: str, target: str = "", source: str = "",
+                detail: Mapping[str, Any] | None = None, always_record: bool = False) -> Any:
         """``data`` (an Arrow table, a pandas frame, or a mapping of columns) as
         ``principal`` may see it: personal columns masked by their policy unless it holds
-        ``pii:read``. The read is recorded, with the columns shown in clear or masked."""
+        ``pii:read``. A read of personal data is recorded (``always_record``: any read),
+        with each personal column's policy, or ``clear``."""
         self.require(principal, action, source=source, target=target)
         present = {c: p for c, p in policies.items() if c in _columns(data)}
         clear = not present or self.allowed(principal, "pii:read")
         note = {**dict(detail or {}),
                 "pii": {c: ("clear" if clear else p) for c, p in sorted(present.items())}}
-        if present or action.startswith("training_sets"):
+        if present or always_record:
             self.record(principal, "pii:read" if present and clear else action,
                         target=target, source=source, detail=note)
         if clear:
             return data
-        typed: dict[str, pii.PiiPolicy] = {c: p for c, p in present.items()}  # type: ignore[misc]
-        key = self.pii_key() if "hash" in typed.values() else None
-        return _mask(data, typed, key)
+        key = self.pii_key() if "hash" in present.values() else None
+        return _mask(data, present, key)
 
 
 def _columns(data: Any) -> list[str]:
