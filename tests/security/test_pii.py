@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,6 +84,11 @@ def test_the_project_key_is_made_once_private(tmp_path: Path) -> None:
     key = load_key(path)
     assert len(key) == 32 and load_key(path) == key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    racing = tmp_path / "raced.key"
+    with ThreadPoolExecutor(8) as pool:  # many first uses at once agree on one key
+        keys = set(pool.map(lambda _: load_key(racing), range(16)))
+    assert len(keys) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["pii.key",
+                                                                          "raced.key"]
 
 
 def _people_yard(yard: Yard) -> None:

@@ -14,6 +14,7 @@ value hashes the same in a training set and in an online lookup. Nulls stay null
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -64,24 +65,37 @@ def policies_of(features: Iterable[tuple[str, Iterable[str]]]) -> dict[str, PiiP
 
 
 def load_key(path: Path) -> bytes:
-    """The project's secret key at ``path``, made (32 random bytes, mode 0600) if absent."""
+    """The project's secret key at ``path``, made (32 random bytes, mode 0600) if absent.
+
+    A new key is written whole to a private temporary file and then linked into place,
+    which fails if another process linked its key first: then that key is the one read."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_bytes()
-        if len(key) < 16:
-            raise ConfigurationError(f"the PII key file {path} is shorter than 16 bytes; "
-                                     "restore it from a backup", path=str(path)) from None
-        return key
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_bytes(KEY_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(temporary, path)
     except OSError as exc:
         raise ConfigurationError(f"cannot create the PII key file {path}: "
                                  f"{exc.strerror or exc}", path=str(path)) from exc
-    key = secrets.token_bytes(KEY_BYTES)
-    try:
-        os.write(fd, key)
-        os.fsync(fd)
     finally:
-        os.close(fd)
+        temporary.unlink(missing_ok=True)
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    key = path.read_bytes()
+    if len(key) < 16:
+        raise ConfigurationError(f"the PII key file {path} is shorter than 16 bytes; "
+                                 "restore it from a backup", path=str(path))
     return key
 
 
