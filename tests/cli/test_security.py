@@ -22,7 +22,7 @@ def test_users_tokens_and_roles_from_the_command_line(
                             "--json"))
     token, token_id = created["token"], created["token_id"]
     assert token.startswith(f"myd_{token_id}_") and created["state"] == "active"
-    assert "sha256" not in created
+    assert "digest" not in created
     plain = ok("tokens", "create", "alice")
     assert "shown this once" in plain
     listed = ok("tokens", "list", "--user", "ci")

@@ -36,7 +36,7 @@ def test_a_token_is_shown_once_and_stored_only_as_its_digest(
     issued = security.create_token("alice", description="laptop", by=local)
     token_id = token_id_of(issued.token)
     assert token_id == issued.record.token_id and len(issued.token) == 4 + 8 + 1 + 43
-    assert issued.record.sha256 == digest(issued.token)
+    assert issued.record.digest == digest(issued.token)
     assert issued.token not in repr(issued)
     secret = issued.token.split("_", 2)[2]
     stored = _dump(yard)

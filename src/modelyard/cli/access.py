@@ -121,7 +121,7 @@ def create_token(
 def _token_json(record: TokenRecord) -> dict[str, Any]:
     import time
 
-    data = {k: v for k, v in record.__dict__.items() if k != "sha256"}
+    data = {k: v for k, v in record.__dict__.items() if k != "digest"}
     data["state"] = record.state(time.time_ns() // 1_000_000)
     return data
 

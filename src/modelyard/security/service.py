@@ -217,7 +217,7 @@ class SecurityService:
         token_id = tokens.token_id_of(token) if isinstance(token, str) else None
         record = None if token_id is None else self.identities.get_token(token_id)
         reason = "invalid"
-        if record is not None and tokens.matches(token, record.sha256):
+        if record is not None and tokens.matches(token, record.digest):
             now = self._now_ms()
             state = record.state(now)
             user = self.identities.get_user(record.user)

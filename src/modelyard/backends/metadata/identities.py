@@ -33,7 +33,7 @@ class UserRecord:
 class TokenRecord:
     token_id: str  # the prefix shown in listings and logs; not a secret
     user: str
-    sha256: str  # hex digest of the whole token
+    digest: str  # sha256 hex digest of the whole token
     description: str
     created_at_ms: int
     expires_at_ms: int | None = None

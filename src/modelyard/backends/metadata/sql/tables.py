@@ -478,7 +478,7 @@ api_tokens = Table(
     metadata,
     Column("token_id", String(16), primary_key=True),  # the token's non-secret prefix
     Column("user_name", String(128), ForeignKey("users.name"), nullable=False),
-    Column("sha256", String(64), nullable=False),  # of the whole token; never the token
+    Column("digest", String(64), nullable=False),  # sha256 of the whole token, not a blob
     Column("description", Text, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("expires_at_ms", BigInteger, nullable=True),

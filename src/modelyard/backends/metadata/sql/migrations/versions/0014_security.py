@@ -28,7 +28,7 @@ def upgrade() -> None:
         "api_tokens",
         sa.Column("token_id", sa.String(16), primary_key=True),
         sa.Column("user_name", sa.String(128), sa.ForeignKey("users.name"), nullable=False),
-        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
         sa.Column("description", sa.Text, nullable=False),
         sa.Column("created_at_ms", sa.BigInteger, nullable=False),
         sa.Column("expires_at_ms", sa.BigInteger, nullable=True),
