@@ -14,6 +14,8 @@ import typer
 
 from modelyard._version import __version__
 from modelyard.cli import (
+    access,
+    audit,
     demo,
     deploy,
     experiments,
@@ -69,6 +71,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(monitor.app, name="monitor")
 pipelines.register(app)
 app.add_typer(deploy.app, name="deploy")
+access.register(app)
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:
