@@ -44,12 +44,19 @@ def test_the_context_installs_and_its_command_serves_the_model(
                                                              wheels=(wheel,)))
     assert (bundle.path / "wheels" / wheel.name).is_file()
 
-    # the Dockerfile's RUN line, in a virtual environment instead of an image
+    # the Dockerfile's RUN line, in a virtual environment instead of an image; uv reads the
+    # same requirements, constraints and wheels as pip does, ten times faster
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)])
-    _run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-          "--find-links", "./wheels", "-r", "requirements.txt", "-c", "constraints.txt"],
-         cwd=bundle.path)
+    uv = Path(sys.executable).parent / "uv"
+    install = ["--find-links", "./wheels", "-r", "requirements.txt", "-c", "constraints.txt"]
+    if uv.is_file():
+        _run([str(uv), "venv", "--quiet", "--python", sys.executable, str(venv)])
+        _run([str(uv), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+              *install], cwd=bundle.path)
+    else:
+        _run([sys.executable, "-m", "venv", str(venv)])
+        _run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+              *install], cwd=bundle.path)
 
     # the Dockerfile's CMD, with the stores given as the Secret would give them
     recorded = json.loads((bundle.path / "bundle.json").read_text())
