@@ -15,6 +15,7 @@ import typer
 from modelyard._version import __version__
 from modelyard.cli import (
     demo,
+    deployments,
     experiments,
     features,
     gc,
@@ -60,6 +61,7 @@ demo.register(app)
 serve.register(app)
 predict.register(app)
 gc.register(app)
+deployments.register(app)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 online.register(features.app)

@@ -99,7 +99,8 @@ def serve(
     options = ServeOptions.parse(
         list(models or []), list(canary or []), list(shadow or []),
         poll_interval=poll_interval, prefer_onnx=onnx,
-        batching=None if batching is Batching.auto else batching is Batching.on)
+        batching=None if batching is Batching.auto else batching is Batching.on,
+        address=advertised(host, port))
     if workers == 1:
         from modelyard.server.app import create_app
 
@@ -125,6 +126,14 @@ def serve(
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers,
                     log_level=level)
+
+
+def advertised(host: str, port: int) -> str:
+    """The address the replica list shows for this server: the machine's name when it
+    listens on every interface."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def check_port(host: str, port: int) -> None:

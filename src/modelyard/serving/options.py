@@ -32,6 +32,8 @@ class ServeOptions:
     prefer_onnx: bool = True
     batching: bool | None = None  # None: where timing the model says it helps
     prediction_log: bool = True
+    address: str | None = None  # where this server answers, reported to the replica list
+    report: bool = True  # report this server to the fleet's replica list
 
     @classmethod
     def parse(cls, models: list[str], canary: list[str], shadow: list[str],
@@ -84,4 +86,6 @@ class ServeOptions:
         return ModelServer(yard, list(self.models), canary=self.canary, shadow=self.shadow,
                            poll_interval=self.poll_interval, prefer_onnx=self.prefer_onnx,
                            batching=self.batching, metrics=ServingMetrics(), sink=sink,
-                           failure_sink=failure_sink)
+                           failure_sink=failure_sink,
+                           replicas=yard.replicas if self.report else None,
+                           address=self.address)

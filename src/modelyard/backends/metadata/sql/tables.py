@@ -460,3 +460,18 @@ write_repairs = Table(
     Column("started_at", BigInteger, nullable=False),
     Column("repaired_at", BigInteger, nullable=False),
 )
+
+# --- serving replicas (migration 0016) ----------------------------------------------------------
+
+serving_replicas = Table(
+    "serving_replicas",
+    metadata,
+    Column("replica_id", String(32), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("address", String(512), nullable=True),
+    Column("started_at_ms", BigInteger, nullable=False),
+    Column("heartbeat_at_ms", BigInteger, nullable=False),
+    Column("serving", Text, nullable=False),  # JSON list of ServedSlot
+    Index("ix_serving_replicas_heartbeat", "heartbeat_at_ms"),
+)
