@@ -103,7 +103,7 @@ def test_promote_and_rollback_wait_for_the_fleet_from_the_cli(
     from modelyard.cli import render
 
     monkeypatch.setattr(render.console, "_width", 200)
-    yard, server, _ = served
+    _, server, _ = served
     server.start()
     runner = CliRunner()
     listed = runner.invoke(app, ["deployments", "--uri", store_uri])
