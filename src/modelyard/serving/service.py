@@ -93,6 +93,7 @@ class ModelServer:
     def __init__(self, yard: Yard, targets: Sequence[str], *,
                  canary: Mapping[str, str] | None = None,
                  shadow: Mapping[str, str] | None = None, poll_interval: float = 2.0,
+                 listen: bool = True,
                  prefer_onnx: bool = True, batching: bool | None = None,
                  metrics: ServingMetrics | None = None, sink: Sink | None = None,
                  failure_sink: FailureSink | None = None,
@@ -104,6 +105,7 @@ class ModelServer:
                                     "'claims-model@production'", field="models")
         self.yard = yard
         self.poll_interval = poll_interval
+        self.listen = listen  # also wake at the database's alias notifications
         self.prefer_onnx = prefer_onnx
         self.batching = batching  # None: decide per version by timing it
         self.metrics = metrics
@@ -196,7 +198,7 @@ class ModelServer:
         from modelyard.backends.metadata.sql.notify import alias_listener
 
         engine = getattr(self.yard.models.store, "engine", None)
-        listener = alias_listener(engine) if engine is not None else None
+        listener = alias_listener(engine) if engine is not None and self.listen else None
         due = time.monotonic() + self.poll_interval
         try:
             while not self._stop.is_set():
