@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from modelyard.backends.metadata.materializations import MaterializationRecord
     from modelyard.backends.metadata.predictions import LabelResult, PredictionStore
+    from modelyard.backends.metadata.replicas import ReplicaStore
     from modelyard.backends.metadata.writes import Repair
     from modelyard.backends.offline.tables import Commit
     from modelyard.features.definitions import FeatureGroup, Source
@@ -173,6 +174,13 @@ class Yard:
                                self.settings.project_name or "default",
                                pii_key=None if key_path is None
                                else functools.partial(load_key, key_path))
+
+    @functools.cached_property
+    def replicas(self) -> ReplicaStore:
+        """The live model servers of this project and what each serves (heartbeats)."""
+        from modelyard.backends.metadata.sql.replica_store import SqlReplicaStore
+
+        return SqlReplicaStore(self._engine)
 
     # --- predictions ----------------------------------------------------------------------
 

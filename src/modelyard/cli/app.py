@@ -18,6 +18,7 @@ from modelyard.cli import (
     audit,
     demo,
     deploy,
+    deployments,
     experiments,
     features,
     gc,
@@ -63,6 +64,7 @@ demo.register(app)
 serve.register(app)
 predict.register(app)
 gc.register(app)
+deployments.register(app)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 online.register(features.app)

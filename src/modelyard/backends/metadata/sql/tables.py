@@ -524,3 +524,18 @@ audit_head = Table(  # one row: the last entry's seq and hash (0 and the genesis
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# --- serving replicas (migration 0016) ----------------------------------------------------------
+
+serving_replicas = Table(
+    "serving_replicas",
+    metadata,
+    Column("replica_id", String(32), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("address", String(512), nullable=True),
+    Column("started_at_ms", BigInteger, nullable=False),
+    Column("heartbeat_at_ms", BigInteger, nullable=False),
+    Column("serving", Text, nullable=False),  # JSON list of ServedSlot
+    Index("ix_serving_replicas_heartbeat", "heartbeat_at_ms"),
+)
