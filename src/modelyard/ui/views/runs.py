@@ -26,6 +26,7 @@ from modelyard.ui.runs_table import Column, default_columns, order_text, parse_c
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
 MAX_COMPARED = 20
 PREVIEW_BYTES = 200_000
 TEXT_SUFFIXES = {".txt", ".json", ".md", ".csv", ".tsv", ".yaml", ".yml", ".log", ".py",
@@ -51,7 +52,8 @@ def runs_list(request: Request) -> Response:
     filter_text = (q.get("filter") or "").strip()
     order = (q.get("order") or "").strip()
     per = _whole(q.get("per"), "per", DEFAULT_PAGE_SIZE)
-    per = min(PAGE_SIZES, key=lambda size: abs(size - per))
+    if per > MAX_PAGE_SIZE:
+        raise InvalidInputError(f"per must be at most {MAX_PAGE_SIZE}, got {per}", field="per")
     number = _whole(q.get("page"), "page", 1)
     chosen = parse_columns(q.getlist("col"))
     experiments = yard.list_experiments()
