@@ -11,6 +11,7 @@ from rich.markup import escape
 from modelyard.cli.project import UriOption, hide_password
 from modelyard.cli.render import console
 from modelyard.cli.serve import LogLevel, _uvicorn, check_port
+from modelyard.errors import ProjectNotFoundError
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +35,10 @@ def ui(
     """Open the web UI: runs (filter, sort, choose columns, compare), models (versions,
     aliases and their history, gate reports, lineage, promote, roll back, approve),
     monitoring (drift per feature over time, alerts, reports) and the feature store."""
+    if path is not None and not (path / "modelyard.toml").is_file():
+        raise ProjectNotFoundError(
+            f"no modelyard project at {path} (it has no modelyard.toml): give the folder "
+            "`modelyard init` or `modelyard demo --path` made", path=str(path))
     uvicorn = _uvicorn()
     check_port(host, port)
     from modelyard.client import connect
