@@ -39,7 +39,7 @@ def test_runs_are_filtered_sorted_and_paged_by_the_database(web: Any) -> None:
     page = web.get("/runs", params={"experiment": "tuning", "filter": "metrics.r2 > 0.72",
                                     "order": "metrics.r2 asc", "per": "2", "page": "1"})
     assert page.status_code == 200
-    assert "4 runs match; showing 1–2" in page.text
+    assert "4 runs match; showing 1\u20132" in page.text
     assert _rows(page.text) == ["depth-3", "depth-5"]
     second = web.get("/runs", params={"experiment": "tuning", "filter": "metrics.r2 > 0.72",
                                       "order": "metrics.r2 asc", "per": "2", "page": "2"})
