@@ -27,8 +27,9 @@ import pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path(__file__).parent / "screenshots"
 CLI = [sys.executable, "-c", "from modelyard.cli.app import main; main()"]
-#: Big enough that the demo's story holds: version 1 passes every gate against version 4.
-DEMO_CUSTOMERS = "20000"
+#: The demo's full size and a pinned calendar, on which its story holds: version 4 ends in
+#: production, version 2 fails its gates against it and version 1 passes them all.
+DEMO = ["--customers", "20000", "--seed", "42", "--today", "2026-12-04"]
 MODEL = "claims-model"
 
 pytestmark = [
@@ -64,9 +65,8 @@ def live_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if built:
         shutil.copytree(built, project)
     else:
-        subprocess.run([*CLI, "demo", "--path", str(project), "--customers", DEMO_CUSTOMERS,
-                        "--seed", "42"], env=env, check=True, capture_output=True,
-                       timeout=1800)
+        subprocess.run([*CLI, "demo", "--path", str(project), *DEMO], env=env, check=True,
+                       capture_output=True, timeout=1800)
     port = _free_port()
     log = base / "ui.log"
     with log.open("wb") as out:
