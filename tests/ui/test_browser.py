@@ -111,7 +111,16 @@ class Watched:
     allowed: set[int] = field(default_factory=set)  # statuses a test expects, e.g. 409
 
     def go(self, path: str) -> Any:
-        return self.page.goto(self.base + path)
+        """Open ``path`` and wait until nothing more loads (so the next step's navigation
+        aborts no request of this page)."""
+        answer = self.page.goto(self.base + path)
+        self.page.wait_for_load_state("networkidle")
+        return answer
+
+    def arrive(self, url: Any) -> None:
+        """Wait for the navigation to ``url`` (a pattern) and for its page to settle."""
+        self.page.wait_for_url(url)
+        self.page.wait_for_load_state("networkidle")
 
     def shot(self, name: str) -> Path:
         SHOTS.mkdir(exist_ok=True)
@@ -164,7 +173,6 @@ def test_every_page_loads_with_no_console_error_and_no_failed_request(ui: Watche
     for name, path in pages.items():
         answer = ui.go(path)
         assert answer is not None and answer.status == 200, path
-        ui.page.wait_for_load_state("networkidle")
         assert ui.page.locator("h1").first.is_visible(), path
         ui.shot(f"page-{name}")
     ui.clean()
@@ -176,7 +184,7 @@ def test_filter_runs_from_the_keyboard_and_a_bad_filter_in_place(ui: Watched) ->
     ui.page.keyboard.press("/")  # the shortcut focuses the filter box
     ui.page.keyboard.type("metrics.r2 > 0.755 and params.model.class != 'Ridge'")
     ui.page.keyboard.press("Enter")
-    ui.page.wait_for_url(re.compile(r"filter=metrics\.r2"))
+    ui.arrive(re.compile(r"filter=metrics\.r2"))
     kept = ui.page.locator("table.runs tbody tr")
     assert 0 < kept.count() < everything
     assert "Ridge" not in ui.page.locator("table.runs tbody").inner_text()
@@ -202,11 +210,11 @@ def test_compare_three_runs(ui: Watched) -> None:
     for i in range(3):
         boxes.nth(i).check()
     ui.page.get_by_role("button", name="Compare selected runs").click()
-    ui.page.wait_for_url(re.compile(r"/compare\?"))
+    ui.arrive(re.compile(r"/compare\?"))
     assert ui.page.locator("h1").inner_text() == "Compare 3 runs"
     assert ui.page.locator("table.diff tbody tr").count() >= 1
     ui.page.get_by_role("link", name="r2", exact=True).click()
-    ui.page.wait_for_url(re.compile(r"metric=r2"))
+    ui.arrive(re.compile(r"metric=r2"))
     assert ui.page.locator("svg.chart polyline").count() == 3
     ui.shot("compare-three-runs")
     ui.clean()
@@ -216,9 +224,9 @@ def test_open_a_model_from_the_list(ui: Watched) -> None:
     ui.go("/")
     ui.page.keyboard.press("g")
     ui.page.keyboard.press("m")  # g then m: the models
-    ui.page.wait_for_url(re.compile(r"/models$"))
+    ui.arrive(re.compile(r"/models$"))
     ui.page.get_by_role("link", name=MODEL).click()
-    ui.page.wait_for_url(re.compile(rf"/models/{MODEL}$"))
+    ui.arrive(re.compile(rf"/models/{MODEL}$"))
     assert ui.page.locator("h1").inner_text() == MODEL
     for heading in ("Aliases", "Versions", "Alias history", "Gate reports", "Lineage"):
         assert ui.page.get_by_role("heading", name=heading).is_visible()
@@ -233,7 +241,7 @@ def test_promote_refused_by_the_gates_then_passed_then_rolled_back(ui: Watched) 
     assert holder == "v4"
     ui.page.select_option("#p-version", "2")
     ui.page.get_by_role("button", name="Check the gates…").click()
-    ui.page.wait_for_url(re.compile(r"/promote\?version=2"))
+    ui.arrive(re.compile(r"/promote\?version=2"))
     assert "gate(s) fail against it now" in ui.page.locator("main").inner_text()
     ui.shot("promote-preview-failing")
     ui.allowed.add(409)
@@ -248,14 +256,14 @@ def test_promote_refused_by_the_gates_then_passed_then_rolled_back(ui: Watched) 
     assert "Every gate passes against it now" in ui.page.locator("main").inner_text()
     ui.page.fill("#reason", "back to the gradient boosting")
     ui.page.get_by_role("button", name="Promote v1 to production").click()
-    ui.page.wait_for_url(re.compile(rf"/models/{MODEL}\?notice="))
+    ui.arrive(re.compile(rf"/models/{MODEL}\?notice="))
     assert "Version 1 now holds production" in ui.page.get_by_role("status").inner_text()
     ui.shot("promote-passed")
 
     ui.page.once("dialog", lambda dialog: dialog.accept())  # the confirmation
     ui.page.fill("#rb-reason-production", "undo from the browser")
     ui.page.get_by_role("button", name="Roll back production").click()
-    ui.page.wait_for_url(re.compile(r"notice=production\+rolled\+back"))
+    ui.arrive(re.compile(r"notice=production\+rolled\+back"))
     assert "rolled back from version 1 to version 4" in ui.page.get_by_role(
         "status").inner_text()
     assert "undo from the browser" in ui.page.locator("ol.timeline").inner_text()
@@ -266,13 +274,13 @@ def test_promote_refused_by_the_gates_then_passed_then_rolled_back(ui: Watched) 
 def test_open_a_drift_chart(ui: Watched) -> None:
     ui.go("/monitoring")
     ui.page.get_by_role("link", name=MODEL).first.click()
-    ui.page.wait_for_url(re.compile(rf"/monitoring/{MODEL}$"))
+    ui.arrive(re.compile(rf"/monitoring/{MODEL}$"))
     grid = ui.page.locator("table.grid")
     assert grid.locator("tbody tr").count() > 5
     feature = grid.locator("tbody tr th a").nth(1)
     name = feature.inner_text()
     feature.click()
-    ui.page.wait_for_url(re.compile(r"feature="))
+    ui.arrive(re.compile(r"feature="))
     chart = ui.page.get_by_role("img", name=f"drift of {name} per window")
     assert chart.is_visible()
     assert chart.locator("polyline").count() == 2  # the statistic and its threshold
