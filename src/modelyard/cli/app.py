@@ -30,6 +30,7 @@ from modelyard.cli import (
     project,
     runs,
     serve,
+    ui,
 )
 from modelyard.cli.helptext import ReadableGroup
 from modelyard.errors import ModelyardError
@@ -62,6 +63,7 @@ def root(
 project.register(app)
 demo.register(app)
 serve.register(app)
+ui.register(app)
 predict.register(app)
 gc.register(app)
 deployments.register(app)
