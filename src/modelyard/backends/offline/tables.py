@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelyard.errors import ConfigurationError, InvalidInputError
+from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import pyarrow
     import pyarrow.compute
+
+    from modelyard.backends.s3 import S3Options
 
 __all__ = [
     "COMMIT",
@@ -162,14 +164,12 @@ class OfflineTableStore(ABC):
         have moved since they were found); the ones deleted."""
 
 
-def offline_store_from_uri(uri: str) -> OfflineTableStore:
-    if uri.startswith("file://"):
-        from pathlib import Path
+def offline_store_from_uri(uri: str, s3: S3Options | None = None) -> OfflineTableStore:
+    """Delta tables at ``file:///path`` or ``s3://bucket/prefix`` (reached with ``s3``, by
+    default the standard AWS environment variables)."""
+    from modelyard.backends.offline.location import location_from_uri
 
-        from modelyard.backends.offline.delta import DeltaTableStore
+    location = location_from_uri(uri, s3)  # refuses another scheme before deltalake loads
+    from modelyard.backends.offline.delta import DeltaTableStore
 
-        return DeltaTableStore(Path(uri[len("file://"):]))
-    raise ConfigurationError(
-        f"unsupported offline store URI {uri!r}: use file:///path "
-        "(S3-compatible stores are planned)"
-    )
+    return DeltaTableStore(location)
