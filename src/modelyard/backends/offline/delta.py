@@ -32,6 +32,8 @@ table stays whole), with that message.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -83,6 +85,7 @@ _ATTEMPTS = 4  # Delta retries a lost commit itself; these cover racing to creat
 _ORPHAN_AGE_HOURS = 1  # unreferenced files older than this are leftovers of dead writers
 _BAD_NAME_CHARS = set(" ,;{}()\n\t=")
 _META = "modelyard."
+_LOG_FILE = re.compile(r"^(\d{20})\.json$")
 
 T = TypeVar("T")
 
@@ -140,12 +143,13 @@ class DeltaTableStore(OfflineTableStore):
                                 configuration=_TABLE_CONFIG, commit_properties=props,
                                 writer_properties=_writer(), storage_options=ref.options())
                 # usually version 0, unless another writer created the table meanwhile
-                return next(v for v, info in _commit_infos(ref)
-                            if info.get(f"{_META}commit_id") == commit_id)
+                return self._version_of(table, commit_id)
             target = _table(ref)
             write_deltalake(target, batch, mode="append", schema_mode="merge",
                             commit_properties=props, writer_properties=_writer())
-            return target.version()  # the version this write committed
+            # read back from the log: after a lost race the table object's own state (its
+            # version, its history) places the commit where it first tried, not where it landed
+            return self._version_of(table, commit_id)
 
         with self._writing(table, batch.nbytes), self._errors(table):
             try:
@@ -255,11 +259,11 @@ class DeltaTableStore(OfflineTableStore):
         raise AssertionError("unreachable")
 
     def history(self, table: str) -> list[Commit]:
-        ref = self._ref(table)
         if not self.exists(table):
             raise NotFoundError(f"no offline table {table!r}", table=table)
         with self._errors(table):
-            commits = [_commit_from_info(v, info) for v, info in _commit_infos(ref)]
+            commits = [_commit_from_info(v, self._commit_info(table, v))
+                       for v in self._log_versions(table)]
         return sorted((c for c in commits if c is not None), key=lambda c: c.version)
 
     def exists(self, table: str) -> bool:
@@ -326,6 +330,27 @@ class DeltaTableStore(OfflineTableStore):
             sizes = pa.table(self._open(table).get_add_actions(flatten=True)
                              ).column("size_bytes")
         return int(pc.sum(sizes).as_py() or 0)
+
+    def _log_versions(self, table: str) -> list[int]:
+        """The versions of the table's commit files, oldest first."""
+        return sorted(int(m[1]) for name in self.location.names(table, "_delta_log")
+                      if (m := _LOG_FILE.match(name)))
+
+    def _commit_info(self, table: str, version: int) -> dict[str, Any]:
+        """The commitInfo of one commit file (each is written whole by one atomic put)."""
+        for line in self.location.read(table, f"_delta_log/{version:020d}.json").splitlines():
+            action = json.loads(line)
+            if "commitInfo" in action:
+                return dict(action["commitInfo"])
+        return {}
+
+    def _version_of(self, table: str, commit_id: str) -> int:
+        """The version of the commit ``commit_id``, searched from the newest."""
+        for version in reversed(self._log_versions(table)):
+            if self._commit_info(table, version).get(f"{_META}commit_id") == commit_id:
+                return version
+        raise StorageError(f"commit {commit_id} is missing from offline table {table!r}",
+                           table=table, commit=commit_id)
 
     def ref(self, table: str) -> TableRef:
         """Where ``table`` lies and how to reach it: what an engine opens it with."""
@@ -407,10 +432,7 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-def _commit_infos(ref: TableRef) -> list[tuple[int, dict[str, Any]]]:
-    """(version, commitInfo) of every commit, oldest first, from Delta's history."""
-    return sorted(((int(info["version"]), info) for info in _table(ref).history()),
-                  key=lambda pair: pair[0])
+
 
 
 def _commit_from_info(version: int, info: dict[str, Any]) -> Commit | None:

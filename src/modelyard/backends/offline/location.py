@@ -3,12 +3,13 @@
 :class:`~modelyard.backends.offline.delta.DeltaTableStore` does every Delta operation (commit,
 history, merge, vacuum) through deltalake on a :class:`TableRef`, the table's location plus
 the storage options that reach it, which is all an engine needs to open the table where it
-lies. The few things Delta does not do are this seam's: list the tables, look at and delete a
-file by name (garbage collection), remove a whole table, and give pyarrow a file system to
-read Parquet files from. Each has a local implementation (:class:`LocalTables`, plain file
-calls, with the disk checks and in-flight marks of the embedded mode) and an S3 one
-(:class:`S3Tables`, obstore and pyarrow's S3 file system), so the store's code is the same on
-``file://`` and ``s3://``.
+lies. The few things Delta does not do (or not reliably) are this seam's: list the tables, list
+and read the commit files of a table's log (Delta's own ``history()`` numbers commits that
+raced wrongly), look at and delete a file by name (garbage collection), remove a whole table,
+and give pyarrow a file system to read Parquet files from. Each has a local implementation
+(:class:`LocalTables`, plain file calls, with the disk checks and in-flight marks of the
+embedded mode) and an S3 one (:class:`S3Tables`, obstore and pyarrow's S3 file system), so the
+store's code is the same on ``file://`` and ``s3://``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ class TableLocation(ABC):
     @abstractmethod
     def delete_file(self, table: str, name: str) -> bool:
         """Delete the file ``name`` of ``table``; False if it was not there."""
+
+    @abstractmethod
+    def names(self, table: str, folder: str) -> list[str]:
+        """Names of the files directly in ``folder`` of ``table`` (empty if there is none)."""
+
+    @abstractmethod
+    def read(self, table: str, name: str) -> bytes:
+        """The bytes of the file ``name`` of ``table``."""
 
     @abstractmethod
     def remove(self, table: str) -> None:
@@ -132,6 +141,16 @@ class LocalTables(TableLocation):
         except FileNotFoundError:
             return False
         return True
+
+    def names(self, table: str, folder: str) -> list[str]:
+        try:
+            with os.scandir(self.root / table / folder) as entries:
+                return [e.name for e in entries if e.is_file()]
+        except FileNotFoundError:
+            return []
+
+    def read(self, table: str, name: str) -> bytes:
+        return (self.root / table / name).read_bytes()
 
     def remove(self, table: str) -> None:
         trash = self.root / f".dropped-{uuid.uuid4().hex}"
@@ -228,6 +247,20 @@ class S3Tables(TableLocation):
         with self._calling(f"cannot delete a file of offline table {table!r}"):
             obstore.delete(self.s3.store, self.s3.key(table, name))
         return True
+
+    def names(self, table: str, folder: str) -> list[str]:
+        import obstore
+
+        prefix = self.s3.key(table, folder) + "/"
+        with self._calling(f"cannot list offline table {table!r}"):
+            found = obstore.list_with_delimiter(self.s3.store, prefix)
+        return [str(m["path"])[len(prefix):] for m in found["objects"]]
+
+    def read(self, table: str, name: str) -> bytes:
+        import obstore
+
+        with self._calling(f"cannot read offline table {table!r}"):
+            return bytes(obstore.get(self.s3.store, self.s3.key(table, name)).bytes())
 
     def remove(self, table: str) -> None:
         import obstore
