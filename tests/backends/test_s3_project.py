@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from docs import data
 
 import modelyard
+from docs import data
 
 pytestmark = pytest.mark.s3
 
@@ -66,6 +66,15 @@ def test_ingest_train_log_and_load_a_model_with_s3_storage(
         by_customer = again.set_index("customer_id")["amount"]
         assert pd.isna(by_customer.loc[42]) and by_customer.drop(42).notna().any()
         assert [c.operation for c in yard.features.commits("claims")] == ["ingest", "forget"]
+
+        # garbage collection on S3: an unreferenced blob goes, what records refer to stays
+        orphan, _ = yard.tracking.artifacts.put_bytes(b"referenced by nothing")
+        report = yard.gc(older_than=0)
+        assert ("blob", orphan) in {(i.kind, i.name) for i in report.freed}, report
+        assert not yard.tracking.artifacts.exists(orphan)
+        assert np.allclose(yard.models.load("claims-model", version.version).predict(frame),
+                           model.predict(frame))
+        assert yard.training_set(spine, ["claim_stats:amount"]).to_pandas().equals(again)
 
     client = buckets.client(s3_server, s3_bucket)
     keys = [m["path"] for chunk in obstore.list(client) for m in chunk]

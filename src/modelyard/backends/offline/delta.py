@@ -53,7 +53,7 @@ from deltalake.exceptions import (
     TableNotFoundError,
 )
 
-from modelyard.backends.offline.location import LocalTables, TableLocation, TableRef
+from modelyard.backends.offline.location import LocalTables, TableLocation
 from modelyard.backends.offline.tables import (
     COMMIT,
     INGESTED_AT,
@@ -62,6 +62,7 @@ from modelyard.backends.offline.tables import (
     Commit,
     OfflineTableStore,
     TableFile,
+    TableRef,
     check_table_name,
 )
 from modelyard.errors import (

@@ -18,13 +18,13 @@ import os
 import shutil
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.backends.inflight import held, hold
+from modelyard.backends.offline.tables import TableRef
 from modelyard.backends.resources import check_handles, check_writable, resource_error
 from modelyard.backends.s3 import S3Location, S3Options, not_found, s3_error
 from modelyard.errors import StorageError
@@ -32,22 +32,10 @@ from modelyard.errors import StorageError
 if TYPE_CHECKING:
     import pyarrow.fs
 
-__all__ = ["LocalTables", "S3Tables", "TableLocation", "TableRef", "location_from_uri"]
+__all__ = ["LocalTables", "S3Tables", "TableLocation", "location_from_uri"]
 
 _INFLIGHT = ".inflight"
 _LOG = "_delta_log"
-
-
-@dataclass(frozen=True)
-class TableRef:
-    """One Delta table: where it lies (a path or an ``s3://`` URL) and how to reach it."""
-
-    uri: str
-    storage_options: Mapping[str, str] | None = field(default=None, repr=False)
-
-    def options(self) -> dict[str, str] | None:
-        """The storage options as deltalake takes them."""
-        return None if self.storage_options is None else dict(self.storage_options)
 
 
 class TableLocation(ABC):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,6 +36,7 @@ __all__ = [
     "Commit",
     "OfflineTableStore",
     "TableFile",
+    "TableRef",
     "check_table_name",
     "offline_store_from_uri",
 ]
@@ -73,6 +74,19 @@ class Commit:
         return cls(str(data["commit_id"]), int(data["version"]),
                    datetime.fromisoformat(str(data["ingested_at"])), int(data["rows"]),
                    "ingest" if op == "ingest" else "forget")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """One Delta table: where it lies (a path or an ``s3://`` URL) and the storage options
+    that reach it; what deltalake, DuckDB or Spark open the table with, where it lies."""
+
+    uri: str
+    storage_options: Mapping[str, str] | None = field(default=None, repr=False)
+
+    def options(self) -> dict[str, str] | None:
+        """The storage options as deltalake takes them."""
+        return None if self.storage_options is None else dict(self.storage_options)
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,11 @@ class OfflineTableStore(ABC):
 
     @abstractmethod
     def exists(self, table: str) -> bool: ...
+
+    @abstractmethod
+    def ref(self, table: str) -> TableRef:
+        """Where ``table`` lies and how to reach it (its storage options hold credentials:
+        hand them to an engine, never log or store them)."""
 
     @abstractmethod
     def drop(self, table: str) -> None:
