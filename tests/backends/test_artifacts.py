@@ -280,3 +280,55 @@ def test_unknown_artifact_and_missing_source(yard: Yard, tmp_path: Path) -> None
         yard.tracking.read_artifact(run.run_id, "nothing.txt")
     with pytest.raises(NotFoundError):
         yard.tracking.download_artifacts(run.run_id, "../etc", tmp_path / "down")
+
+
+@pytest.mark.s3
+def test_an_upload_that_fails_half_way_leaves_nothing_visible(
+        s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A multipart upload whose file changes after its first part is aborted: no object."""
+    from modelyard.backends.artifacts import s3 as s3_module
+
+    store = artifact_store_from_uri(f"s3://{s3_bucket}/art")
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(20 * (1 << 20)))
+    checked = s3_module._chunks_checked
+
+    def changing(path: Path, expected: str) -> Iterator[bytes]:
+        for i, block in enumerate(checked(path, expected)):
+            yield block
+            if i == 0:  # the first part is on its way: the file changes under the upload
+                with path.open("r+b") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    last = fh.read(1)[0]
+                    fh.seek(-1, os.SEEK_END)
+                    fh.write(bytes([last ^ 0xFF]))
+
+    monkeypatch.setattr(s3_module, "_chunks_checked", changing)
+    with pytest.raises(StorageError, match="changed while it was being stored"):
+        store.put_file(src)
+    assert _stored(store) == [] and list(store.iter_blobs()) == []
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_a_process_killed_mid_upload_leaves_nothing_visible(s3_bucket: str,
+                                                           tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from _workers.procs import worker_env
+
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(30 * (1 << 20)))
+    marker = tmp_path / "marker"
+    uri = f"s3://{s3_bucket}/art"
+    proc = subprocess.run([sys.executable, "-m", "_workers.s3upload", uri, str(src),
+                           str(marker)], env=worker_env(), capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert marker.read_text() == "uploading\n"  # it died with the upload under way
+    store = artifact_store_from_uri(uri)
+    assert _stored(store) == [] and list(store.iter_blobs()) == []
+    assert store.put_file(src)[1] == 30 * (1 << 20)  # a new upload of it completes
+    assert _stored(store) == [hashlib.sha256(src.read_bytes()).hexdigest()]
