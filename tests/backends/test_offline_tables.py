@@ -467,4 +467,12 @@ def test_a_wrong_credential_is_a_clear_error(s3_bucket: str, s3_server: Any) -> 
     nowhere = offline_store_from_uri(f"s3://{s3_bucket}-missing/offline")
     with pytest.raises(StorageError, match="bucket does not exist"):
         nowhere.append("claims", batch(["a"]))
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = offline_store_from_uri(uri, S3Options(endpoint=f"http://127.0.0.1:{port}"))
+    with pytest.raises(StorageError, match=rf"server does not answer at the S3 store {uri}"):
+        down.read("claims")
     assert customers(offline_store_from_uri(uri).read("claims")) == ["a"]

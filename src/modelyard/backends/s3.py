@@ -120,6 +120,7 @@ class S3Location:
         self.uri = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
         self.options = options if options is not None else S3Options.from_env()
         self._store: Any = None
+        self._arrow: Any = None  # pyarrow's S3 file system, made on the first read
 
     def key(self, *parts: str) -> str:
         """The object key of ``parts`` below the prefix (relative to the bucket)."""
@@ -148,14 +149,16 @@ class S3Location:
         """A pyarrow file system rooted at ``parts`` below the prefix (for Parquet reads)."""
         import pyarrow.fs as pafs
 
-        o = self.options
-        fs = pafs.S3FileSystem(
-            access_key=o.access_key_id or None, secret_key=o.secret_access_key or None,
-            session_token=o.session_token or None, region=o.region or _DEFAULT_REGION,
-            endpoint_override=o.endpoint or None, scheme="http" if o.allow_http else "https",
-            connect_timeout=_RETRY_TIMEOUT.total_seconds(),
-            request_timeout=_RETRY_TIMEOUT.total_seconds())
-        return pafs.SubTreeFileSystem(f"{self.bucket}/{self.key(*parts)}", fs)
+        if self._arrow is None:
+            o = self.options
+            self._arrow = pafs.S3FileSystem(
+                access_key=o.access_key_id or None, secret_key=o.secret_access_key or None,
+                session_token=o.session_token or None, region=o.region or _DEFAULT_REGION,
+                endpoint_override=o.endpoint or None,
+                scheme="http" if o.allow_http else "https",
+                connect_timeout=_RETRY_TIMEOUT.total_seconds(),
+                request_timeout=_RETRY_TIMEOUT.total_seconds())
+        return pafs.SubTreeFileSystem(f"{self.bucket}/{self.key(*parts)}", self._arrow)
 
 
 # (text found in the client's error, what it means, what to do)
