@@ -86,3 +86,38 @@ def test_ingest_train_log_and_load_a_model_with_s3_storage(
     # no secret anywhere in the metadata database
     for db in local.glob("modelyard.db*"):
         assert s3_server.secret_key.encode() not in db.read_bytes(), db
+
+
+def test_gc_keeps_the_files_of_an_ingestion_in_flight_on_s3(
+        project: Path, s3_bucket: str, s3_server: Any) -> None:
+    """No file lock reaches S3: the write intent in the metadata store names the table, and
+    garbage collection leaves its unlisted files alone until the intent is gone."""
+    import obstore
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from _s3 import buckets
+
+    from modelyard.features import recovery
+
+    uri = f"s3://{s3_bucket}/offline"
+    with modelyard.connect(offline_uri=uri, capture_packages=False,
+                           capture_git=False) as yard:
+        tables = yard.features.tables
+        tables.append("events", pa.table({"id": [1, 2]}))
+        paths = recovery.table_paths(yard.features, "events")
+        assert paths == [f"{uri}/events"]
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({"id": [3]}), sink)
+        client = buckets.client(s3_server, s3_bucket)
+        leftover = "offline/events/part-00000-in-flight-c000.snappy.parquet"
+        obstore.put(client, leftover, sink.getvalue().to_pybytes())
+        intent = yard.writes.begin("ingest", "events", {"commit_id": "c" * 32,
+                                                        "table_paths": paths})
+        kept = yard.gc(older_than=0)
+        assert not [i for i in kept.freed if i.kind == "table file"], kept
+        obstore.head(client, leftover)  # still there
+        yard.writes.discard(intent.intent_id)
+        freed = yard.gc(older_than=0)
+        assert [i.name for i in freed.freed if i.kind == "table file"] == [
+            "events/part-00000-in-flight-c000.snappy.parquet"]
+        assert tables.read("events").num_rows == 2

@@ -17,7 +17,8 @@ options, :mod:`modelyard.backends.s3`):
   again, which renews its modification time: a blob a writer is about to reference looks
   young to garbage collection's grace period. :meth:`S3ArtifactStore.delete` checks the
   modification time just before deleting (S3 has no rename to move it aside first); there is
-  no cross-machine in-flight mark, so the grace period is what protects writers in flight.
+  no cross-machine in-flight mark: write intents in the metadata store and the grace period
+  protect writers in flight.
 """
 
 from __future__ import annotations

@@ -194,7 +194,8 @@ class S3Tables(TableLocation):
 
     A table is dropped by deleting its log first, so that it stops being a table before its
     data files go (S3 has no rename to make that one step). Writers leave no in-flight marks
-    here: garbage collection's grace period is what keeps a running write's files.
+    here: a running write's files are kept by its write intent (which names the table) and by
+    garbage collection's grace period.
     """
 
     def __init__(self, uri: str, options: S3Options | None = None) -> None:
