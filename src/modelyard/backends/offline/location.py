@@ -42,6 +42,7 @@ class TableLocation(ABC):
     """The folder (or prefix) holding one subfolder per table."""
 
     uri: str
+    remote = False  # an object store, where each read is a request: reads pre-buffer
 
     @abstractmethod
     def ref(self, table: str) -> TableRef: ...
@@ -197,6 +198,8 @@ class S3Tables(TableLocation):
     here: a running write's files are kept by its write intent (which names the table) and by
     garbage collection's grace period.
     """
+
+    remote = True
 
     def __init__(self, uri: str, options: S3Options | None = None) -> None:
         self.s3 = S3Location(uri, options)
