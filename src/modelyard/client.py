@@ -18,6 +18,7 @@ from modelyard.backends.metadata.base import Experiment, RunRecord
 from modelyard.backends.metadata.sql.engine import make_engine
 from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
 from modelyard.backends.metadata.sql.write_store import SqlWriteStore
+from modelyard.backends.s3 import S3Options
 from modelyard.errors import ConfigurationError
 from modelyard.settings import Settings, load_settings
 from modelyard.tracking.frames import RunComparison
@@ -53,9 +54,11 @@ class Yard:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engine = make_engine(settings.uri)
+        self._s3 = S3Options.from_mapping(settings.s3())  # how to reach s3:// stores
         try:
             self.tracking = TrackingService(
-                SqlTrackingStore(self._engine), artifact_store_from_uri(settings.artifact_uri),
+                SqlTrackingStore(self._engine),
+                artifact_store_from_uri(settings.artifact_uri, self._s3),
                 settings,
             )
             self.tracking.models = lambda: self.models
@@ -235,7 +238,7 @@ class Yard:
         from modelyard.features.service import FeatureService
 
         return FeatureService(SqlFeatureRegistryStore(self._engine, migrate=False),
-                              offline_store_from_uri(self.settings.offline_uri),
+                              offline_store_from_uri(self.settings.offline_uri, self._s3),
                               DuckDBEngine(), self.settings.project_root,
                               online=self._open_online, writes=self.writes)
 
@@ -322,7 +325,7 @@ class Yard:
         from modelyard.maintenance.gc import collect_garbage
 
         return collect_garbage(SqlBlobReferences(self._engine), self.tracking.artifacts,
-                               offline_store_from_uri(self.settings.offline_uri)
+                               offline_store_from_uri(self.settings.offline_uri, self._s3)
                                if self.settings.offline_uri else None,
                                older_than=older_than, dry_run=dry_run, writes=self.writes)
 
