@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 TAG_PREFIX = "modelyard."
 
@@ -80,10 +81,27 @@ def installed_packages() -> str:
 
     found: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata["Name"]
+        name, version = _name_and_version(dist)
         if name:
-            found[name.lower()] = dist.version
+            found[name.lower()] = version
     return "".join(f"{n}=={v}\n" for n, v in sorted(found.items()))
+
+
+def _name_and_version(dist: Any) -> tuple[str | None, str]:
+    """A distribution's ``Name`` and ``Version`` from its metadata file's header lines.
+    ``dist.metadata`` parses the whole file (long descriptions included) with the email
+    parser, which costs about a millisecond per package on every new run; the header
+    comes first, so reading it is enough. Falls back to the parser when it is not there."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    name = version = None
+    for line in text.split("\n\n", 1)[0].splitlines():
+        if line.startswith("Name:"):
+            name = line[5:].strip()
+        elif line.startswith("Version:"):
+            version = line[8:].strip()
+        if name and version:
+            return name, version
+    return dist.metadata["Name"], dist.version
 
 
 def capture(*, git: bool, packages: bool) -> tuple[dict[str, str], bytes | None]:
