@@ -6,6 +6,7 @@ import contextlib
 import functools
 import getpass
 import hashlib
+import os
 import platform
 import socket
 import subprocess
@@ -64,14 +65,27 @@ def git_state(cwd: Path) -> dict[str, str]:
             tags["git.branch"] = "" if head == "(detached)" else head
         elif line and not line.startswith("#"):
             dirty = True
-    root = _git(["rev-parse", "--show-toplevel"], cwd)
+    root = _work_tree(cwd)
     if root:
-        tags["git.root"] = root.decode().strip()
+        tags["git.root"] = root
     tags["git.dirty"] = "true" if dirty else "false"
     if dirty:
         diff = _git(["diff", "HEAD", "--binary"], cwd) or b""
         tags["git.diff_sha256"] = hashlib.sha256(diff).hexdigest()
     return tags
+
+
+def _work_tree(cwd: Path) -> str | None:
+    """The repository's top folder: the nearest folder up from ``cwd`` holding a ``.git``,
+    as git finds it, without starting git a second time per run; ``git rev-parse`` when
+    GIT_DIR or GIT_WORK_TREE point elsewhere, or no such folder is found."""
+    if "GIT_DIR" not in os.environ and "GIT_WORK_TREE" not in os.environ:
+        here = cwd.resolve()
+        for folder in (here, *here.parents):
+            if (folder / ".git").exists():
+                return str(folder)
+    root = _git(["rev-parse", "--show-toplevel"], cwd)
+    return root.decode().strip() if root else None
 
 
 @functools.cache
