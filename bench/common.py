@@ -109,7 +109,7 @@ class WorkerSession:
     of the two packages can alternate under the same machine conditions."""
 
     def __init__(self, python: str, script: Path, *args: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.name = f"{script.name} {' '.join(args)}"
         WORK_DIR.mkdir(parents=True, exist_ok=True)
         self.log = WORK_DIR / f"{script.stem}-{'-'.join(args[:2])}.stderr"
@@ -117,6 +117,7 @@ class WorkerSession:
             self.proc = subprocess.Popen(
                 [python, str(script), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=err, text=True, env={**os.environ, **(env or {})},
+                cwd=str(cwd) if cwd else None,
             )
 
     def read(self) -> Any:

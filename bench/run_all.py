@@ -23,6 +23,7 @@ import bench_drift
 import bench_import
 import bench_logging
 import bench_online
+import bench_pipelines
 import bench_pit
 import bench_search
 import bench_serving
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "online": bench_online.run,  # against Feast; prints its own tables
     "serving": bench_serving.run,  # against MLflow and BentoML; prints its own tables
     "drift": bench_drift.run,  # against Evidently; prints its own tables
+    "pipelines": bench_pipelines.run,  # against Metaflow and ZenML; prints its own tables
 }
 
 
@@ -105,6 +107,7 @@ def summary(results: dict[str, list[dict[str, Any]]]) -> list[list[str]]:
         if r["kind"] == "target":
             rows.append([f"serving: {r['label']}", r["measured"], r["target"], _met(r["met"])])
     rows += bench_drift.summary(results.get("drift", []))
+    rows += bench_pipelines.summary(results.get("pipelines", []))
     return rows
 
 

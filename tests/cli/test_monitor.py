@@ -124,10 +124,41 @@ def test_monitor_run_every_repeats_until_interrupted(served: Path, invoke: Invok
         if len(pauses) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("modelyard.cli.monitor.time.sleep", sleep)
+    monkeypatch.setattr("modelyard.pipelines.monitoring_jobs.time.sleep", sleep)
     done = invoke("monitor", "run", MODEL, "--window", "1h", "--every", "90m")
     assert pauses == [5_400.0, 5_400.0]
     assert done.exit_code == 0 and done.output.endswith("Stopped.\n")
     assert done.output.count(": 0 predictions") == 2  # checked twice before the interrupt
     with modelyard.connect(capture_git=False, capture_packages=False) as yard:
         assert len(yard.monitoring.history(MODEL)) == 2
+
+
+def test_monitor_schedule_puts_the_checks_on_the_workers(served: Path, invoke: Invoke,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    done = invoke("monitor", "schedule", MODEL, "--every", "1h", "--window", "1d",
+                  "--alert", "dataset_drift")
+    assert done.exit_code == 0, done.output
+    assert "'0 * * * *' (UTC)" in done.output and "modelyard.monitor v1" in done.output
+    triggers = invoke("pipelines", "triggers")
+    assert "modelyard.monitor" in triggers.output and "0 * * * *" in triggers.output
+
+    from datetime import UTC, datetime, timedelta
+
+    with modelyard.connect(capture_git=False, capture_packages=False) as yard:
+        [queued] = yard.pipelines.fire_due(datetime.now(UTC) + timedelta(hours=1))
+    worker = invoke("worker", "--until-idle", "--poll", "0.1")
+    assert worker.exit_code == 0, worker.output
+    assert "modelyard.monitor (schedule) succeeded" in worker.output
+    logs = invoke("pipelines", "logs", queued.run_id)
+    assert f"{MODEL}: 0 predictions, 0 alert(s) fired" in logs.output  # nothing served today
+
+    off = invoke("monitor", "schedule", "--off")
+    assert off.exit_code == 0 and "off the workers' scheduler" in off.output
+    assert "modelyard.monitor" not in invoke("pipelines", "triggers").output
+    code, _, err = run_main(monkeypatch, capsys, "monitor", "schedule", "--every", "90m")
+    assert code == 1 and "90m" in err and "cron" in err
+    code, _, err = run_main(monkeypatch, capsys, "monitor", "schedule", "--off", "--every",
+                            "1h")
+    assert code == 1 and "--off" in err

@@ -108,6 +108,8 @@ def _monitoring_check(names: Names, project: Path) -> None:
     assert result.to_dict()["performance"]["metrics"]["r2"] > 0.9
     assert (project / "report.html").read_text().startswith("<!")
     assert names["yard"].monitoring.alerts("claims-model") == []  # nothing fired, nothing sent
+    [scheduled] = names["yard"].pipelines.triggers()  # the checks, on the workers' scheduler
+    assert (scheduled.pipeline, scheduled.detail) == ("modelyard.monitor", "0 * * * * (UTC)")
 
 
 def _online(project: Path) -> Names:

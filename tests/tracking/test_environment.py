@@ -183,3 +183,16 @@ def test_a_script_outside_git_records_no_git_tags(tmp_path: Path) -> None:
         assert "modelyard.packages.sha256" not in tags
         assert tags["modelyard.source.entrypoint"].endswith("train.py")
         assert yard.tracking.list_artifacts(run_id) == []
+
+
+def test_installed_packages_reads_what_the_metadata_parser_reads() -> None:
+    from importlib import metadata
+
+    expected: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            expected[name.lower()] = dist.version
+    listed = environment.installed_packages()
+    assert listed == "".join(f"{n}=={v}\n" for n, v in sorted(expected.items()))
+    assert "sqlalchemy==" in listed

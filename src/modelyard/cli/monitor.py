@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -60,38 +59,78 @@ def run(
     notify: NotifyOption = None,
     every: Annotated[str | None, typer.Option(
         "--every", metavar="DURATION",
-        help="Check again at this interval (e.g. 1h) until interrupted.",
+        help="Check again at this interval (e.g. 1h) until interrupted, here in the "
+             "foreground (`modelyard monitor schedule` puts the checks on the workers).",
         show_default=False)] = None,
     fail_on_alert: Annotated[bool, typer.Option(
         "--fail-on-alert", help="Exit with code 2 when an alert fired.")] = False,
     uri: UriOption = None,
 ) -> None:
     """Check models over their window, store the results, and send fired alerts."""
-    from modelyard.monitoring.windows import parse_duration
+    from modelyard.pipelines.monitoring_jobs import MonitoringLoop
 
-    pause = None if every is None else parse_duration(every, field="every") / 1e6
     with open_yard(uri) as yard:
-        while True:
-            names = models or yard.monitoring.monitored_models()
-            if not names:
-                say("No model has monitoring rules: name models to check, or add "
-                    "[models.NAME.monitoring] to modelyard.toml.")
-                return
-            fired = 0
-            for name in names:
-                result = yard.monitoring.check(name, window=window, start=start, end=end,
-                                               rules=alert or (), notify=notify or ())
-                _print_summary(result)
-                fired += len(result.fired)
-            if pause is None:
-                break
-            try:
-                time.sleep(pause)
-            except KeyboardInterrupt:
-                say("Stopped.")
-                break
-    if fail_on_alert and fired:
+        loop = MonitoringLoop(yard.monitoring, models or (), window, start, end,
+                              alert or (), notify or ())
+        try:
+            results = loop.run(every, on_result=_print_summary)
+        except KeyboardInterrupt:
+            say("Stopped.")
+            results = loop.last
+    if results is None:
+        say("No model has monitoring rules: name models to check, or add "
+            "[models.NAME.monitoring] to modelyard.toml.")
+        return
+    if fail_on_alert and any(result.fired for result in results):
         raise typer.Exit(2)
+
+
+@app.command("schedule")
+def schedule(
+    models: Annotated[list[str] | None, typer.Argument(
+        metavar="MODEL", help="Models to check (default: every model with monitoring rules "
+                              "when the check runs).", show_default=False)] = None,
+    every: Annotated[str | None, typer.Option(
+        "--every", metavar="DURATION",
+        help="How often: an interval that divides an hour or a day (15m, 1h, 6h, 1d) or "
+             "7d.", show_default=False)] = None,
+    cron: Annotated[str | None, typer.Option(
+        "--cron", metavar="CRON", help="Or five cron fields, like '0 * * * *'.",
+        show_default=False)] = None,
+    timezone: Annotated[str, typer.Option(
+        "--timezone", "--tz", help="The time zone --cron is read in.")] = "UTC",
+    window: WindowOption = None,
+    alert: AlertOption = None,
+    notify: NotifyOption = None,
+    off: Annotated[bool, typer.Option(
+        "--off", help="Take the checks off the workers' scheduler.")] = False,
+    uri: UriOption = None,
+) -> None:
+    """Put the checks on the workers' scheduler: `modelyard worker` runs them.
+
+    Each due time runs once, on one worker, however many workers there are; the runs are
+    recorded as runs of the pipeline modelyard.monitor."""
+    from modelyard.errors import InvalidInputError
+    from modelyard.pipelines.monitoring_jobs import (
+        MONITOR_PIPELINE,
+        schedule_monitoring,
+        unschedule_monitoring,
+    )
+
+    if off and (every or cron):
+        raise InvalidInputError("--off takes no --every or --cron", field="off")
+    with open_yard(uri) as yard:
+        if off:
+            unschedule_monitoring(yard.pipelines)
+            say("The monitoring checks are off the workers' scheduler.")
+            return
+        change = schedule_monitoring(yard.pipelines, every=every, cron=cron,
+                                     timezone=timezone, models=models or (), window=window,
+                                     rules=alert or (), notify=notify or ())
+        when = yard.pipelines.get(MONITOR_PIPELINE)
+    what = ", ".join(models) if models else "every monitored model"
+    say(f"Checks of {escape(what)} run at '{when.schedule}' ({when.timezone}) on "
+        f"`modelyard worker` ({MONITOR_PIPELINE} v{change.version}).")
 
 
 @app.command("report")

@@ -12,10 +12,11 @@ composes are usable on their own::
     report.dataset_drift, report.drifted_columns
     check_quality(profile, window).issues
 
-Modules: :mod:`~modelyard.monitoring.profile` (reference profiles),
-:mod:`~modelyard.monitoring.stats` (the statistics), :mod:`~modelyard.monitoring.methods`
-(tests by name, automatic choice, thresholds), :mod:`~modelyard.monitoring.calibration`
-(the reference's own spread), :mod:`~modelyard.monitoring.drift` and
+Modules: reference profiles, the drift statistics and the reference's own spread live in
+:mod:`modelyard.stats` (:mod:`~modelyard.stats.profile`,
+:mod:`~modelyard.stats.drift_statistics`, :mod:`~modelyard.stats.drift_calibration`), shared
+with the registry; here: :mod:`~modelyard.monitoring.methods` (tests by name, automatic
+choice, thresholds), :mod:`~modelyard.monitoring.drift` and
 :mod:`~modelyard.monitoring.report` (drift and its results),
 :mod:`~modelyard.monitoring.quality` (data quality),
 :mod:`~modelyard.monitoring.performance` and :mod:`~modelyard.monitoring.estimate`
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from modelyard.monitoring.health import ServiceHealth, service_health
     from modelyard.monitoring.methods import FLOORS, TESTS, DriftOptions
     from modelyard.monitoring.performance import PerformanceReport, measure_performance
-    from modelyard.monitoring.profile import ColumnProfile, ReferenceProfile, build_profile
     from modelyard.monitoring.quality import (
         ColumnQuality,
         QualityOptions,
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     )
     from modelyard.monitoring.report import ColumnDrift, DriftReport, Summary
     from modelyard.monitoring.rule_checks import RuleOutcome, evaluate_rules
+    from modelyard.stats.profile import ColumnProfile, ReferenceProfile, build_profile
 
 __all__ = [
     "FLOORS",

@@ -22,10 +22,10 @@ text                                   fires when
                                        (numeric columns only)
 ``METRIC OP N``                        the measured performance metric (``rmse > 900``,
                                        ``accuracy < 0.8``; the names of
-                                       :data:`modelyard.registry.evaluation.METRICS`)
+                                       :data:`modelyard.stats.evaluation.METRICS`)
 ``METRIC worse by N%``                 the measured metric is at least N% worse than the
                                        registered evaluation ("worse" follows
-                                       :data:`~modelyard.registry.evaluation.HIGHER_IS_BETTER`)
+                                       :data:`~modelyard.stats.evaluation.HIGHER_IS_BETTER`)
 ``estimated METRIC OP N``              the estimated performance (e.g. CBPE) holds
 ``error_rate OP N``                    the serving error rate (a share, 0 to 1) holds
 ``p50_latency_ms OP N``                the serving latency percentile, in ms (also ``p90``,
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
 from modelyard.errors import InvalidInputError
-from modelyard.registry.evaluation import HIGHER_IS_BETTER
+from modelyard.stats.evaluation import HIGHER_IS_BETTER
 
 __all__ = ["KINDS", "AlertRule", "Kind", "Op", "Severity", "finite_number",
            "number_text", "parse_rule", "rules_from_config"]

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
     from modelyard.monitoring.alerts import AlertRule
     from modelyard.monitoring.methods import DriftOptions
-    from modelyard.monitoring.profile import ReferenceProfile
     from modelyard.monitoring.rule_checks import RuleOutcome
     from modelyard.monitoring.windows import Window
+    from modelyard.stats.profile import ReferenceProfile
 
 __all__ = ["CheckInputs", "MonitorResult", "run_check", "summary_of"]
 

@@ -2,11 +2,11 @@
 
 :func:`detect_drift` needs only the reference's profile; :func:`compare_frames` takes the
 raw reference as well and computes ``ks`` with ``scipy.stats.ks_2samp`` and ``wasserstein``
-exactly between the two raw samples (:func:`modelyard.monitoring.stats.wasserstein_samples`,
+exactly between the two raw samples (:func:`modelyard.stats.drift_statistics.wasserstein_samples`,
 equal to ``scipy.stats.wasserstein_distance``; the other tests read the same bin counts
 either way, so they agree exactly). The profile path's ``ks`` statistic is
 within ``1 / (sketch_size - 1) + 1 / N`` of the raw one, and its ``wasserstein`` within the
-distance between the raw reference and its sketch (see :mod:`modelyard.monitoring.stats`).
+distance between the raw reference and its sketch (see :mod:`modelyard.stats.drift_statistics`).
 Which test a column gets and the threshold it is held to are described in
 :mod:`modelyard.monitoring.methods`; the result rows in :mod:`modelyard.monitoring.report`.
 """
@@ -17,8 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInputError
-from modelyard.monitoring import stats
-from modelyard.monitoring.columns import (
+from modelyard.monitoring.methods import DriftOptions, DriftTest, choose_test, threshold
+from modelyard.monitoring.report import ColumnDrift, DriftReport, Status, Summary
+from modelyard.stats import drift_statistics as stats
+from modelyard.stats.columns import (
     Columns,
     Frame,
     as_columns,
@@ -27,9 +29,7 @@ from modelyard.monitoring.columns import (
     numeric_values,
     prediction_columns,
 )
-from modelyard.monitoring.methods import DriftOptions, DriftTest, choose_test, threshold
-from modelyard.monitoring.profile import ColumnProfile, ReferenceProfile, build_profile
-from modelyard.monitoring.report import ColumnDrift, DriftReport, Status, Summary
+from modelyard.stats.profile import ColumnProfile, ReferenceProfile, build_profile
 
 if TYPE_CHECKING:
     import numpy as np

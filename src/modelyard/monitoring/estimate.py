@@ -8,14 +8,15 @@ follows a shift of the inputs (``P(X)`` changes, ``P(y | X)`` stays), because it
 recomputed on the new rows; it cannot see concept drift (``P(y | X)`` changes), and it is
 only as good as the probabilities' calibration.
 
-A model's raw scores are rarely calibrated. :func:`fit_calibration` fits an isotonic map
+A model's raw scores are rarely calibrated. :func:`fit_calibration` (in
+:mod:`modelyard.stats.score_calibration`, shared with the registry) fits an isotonic map
 from score to probability on labelled data (the registered evaluation stores one, see
-:attr:`modelyard.registry.evaluation.Evaluation.calibration`); :func:`estimate_performance`
+:attr:`modelyard.stats.evaluation.Evaluation.calibration`); :func:`estimate_performance`
 applies it before estimating.
 
 binary
     ``p`` is the calibrated probability of the positive class (the larger of the sorted
-    classes, as in :mod:`modelyard.registry.evaluation`). Over the rows predicted positive,
+    classes, as in :mod:`modelyard.stats.evaluation`). Over the rows predicted positive,
     expected ``TP = sum(p)`` and ``FP = sum(1 - p)``; over the others ``FN = sum(p)`` and
     ``TN = sum(1 - p)``. ``accuracy``, ``precision``, ``recall`` and ``f1`` are computed
     from these counts. ``roc_auc``: the rows sorted by the raw score; at each distinct
@@ -37,12 +38,20 @@ function runs, not on import.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInputError
+from modelyard.stats.score_calibration import (
+    MAX_KNOTS,
+    MIN_CALIBRATION_ROWS,
+    ScoreCalibration,
+    fit_calibration,
+    label_column,
+    positive_index,
+    probability_matrix,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,72 +60,10 @@ if TYPE_CHECKING:
 __all__ = ["ESTIMATED", "MAX_KNOTS", "MIN_CALIBRATION_ROWS", "PerformanceEstimate",
            "ScoreCalibration", "estimate_performance", "fit_calibration"]
 
-CalibrationKind = Literal["binary", "top_label"]
-MIN_CALIBRATION_ROWS = 100  # fewer labelled rows: no calibration is fitted
-MAX_KNOTS = 64  # knots kept of the isotonic map
 ESTIMATED: dict[str, tuple[str, ...]] = {
     "binary": ("accuracy", "precision", "recall", "f1", "roc_auc"),
     "multiclass": ("accuracy", "f1_macro"),
 }
-_TOLERANCE = 1e-6  # how far outside [0, 1] a probability may be before it is refused
-
-
-@dataclass(frozen=True)
-class ScoreCalibration:
-    """A monotone map from a raw score to a calibrated probability: linear interpolation
-    between the knots ``(x, y)``, constant beyond the first and the last.
-
-    ``binary``: the score is the positive class's probability, the result the probability
-    that the row is positive. ``top_label``: the score is the largest class probability,
-    the result the probability that the arg-max class is right. ``rows``: how many
-    labelled rows it was fitted on."""
-
-    kind: CalibrationKind
-    x: tuple[float, ...]
-    y: tuple[float, ...]
-    rows: int
-
-    def __post_init__(self) -> None:
-        problem = ""
-        if self.kind not in ("binary", "top_label"):
-            problem = f"kind must be 'binary' or 'top_label', got {self.kind!r}"
-        elif not self.x or len(self.x) != len(self.y):
-            problem = f"x and y must be non-empty and as long ({len(self.x)}, {len(self.y)})"
-        elif not all(math.isfinite(v) for v in (*self.x, *self.y)):
-            problem = "knots must be finite numbers"
-        elif any(b <= a for a, b in zip(self.x, self.x[1:], strict=False)):
-            problem = "x must be strictly increasing"
-        elif any(b < a for a, b in zip(self.y, self.y[1:], strict=False)):
-            problem = "y must not decrease"
-        elif self.y[0] < 0.0 or self.y[-1] > 1.0:
-            problem = "y must lie within [0, 1]"
-        elif self.rows < 0:
-            problem = f"rows must be >= 0, got {self.rows}"
-        if problem:
-            raise InvalidInputError(f"invalid calibration: {problem}", field="calibration")
-
-    def apply(self, scores: Any) -> NDArray[np.float64]:
-        """The calibrated probabilities of ``scores`` (an array of raw scores)."""
-        import numpy as np
-
-        values = np.asarray(scores, dtype="float64")
-        calibrated: NDArray[np.float64] = np.clip(np.interp(values, self.x, self.y), 0.0, 1.0)
-        return calibrated
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict: ``{"kind", "x", "y", "rows"}``."""
-        return {"kind": self.kind, "x": list(self.x), "y": list(self.y), "rows": self.rows}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScoreCalibration:
-        """Rebuild from :meth:`to_dict`."""
-        try:
-            return cls(kind=cast(CalibrationKind, str(data["kind"])),
-                       x=tuple(float(v) for v in data["x"]),
-                       y=tuple(float(v) for v in data["y"]), rows=int(data["rows"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInputError(f"not a calibration dict: {exc!r}",
-                                    field="calibration") from exc
 
 
 @dataclass(frozen=True)
@@ -138,43 +85,6 @@ class PerformanceEstimate:
                 "skipped": dict(self.skipped), "message": self.message}
 
 
-def fit_calibration(y_true: Any, probabilities: Any, classes: Sequence[Any]
-                    ) -> ScoreCalibration | None:
-    """Fit the isotonic map from score to probability on labelled rows.
-
-    ``probabilities`` is ``(rows, len(classes))`` (for two classes also a single column,
-    the probability of ``classes[1]``). Two classes give a ``binary`` calibration of the
-    positive class's probability, more a ``top_label`` one of the top-label confidence
-    against "the arg-max class is right". None when there are fewer than
-    :data:`MIN_CALIBRATION_ROWS` rows or a single class among the labels."""
-    import numpy as np
-    from sklearn.isotonic import IsotonicRegression
-
-    proba, names = _matrix(probabilities, classes)
-    labels = _column(y_true, "y_true", len(proba))
-    if len(labels) < MIN_CALIBRATION_ROWS or len(set(labels.tolist())) < 2:
-        return None
-    if len(names) == 2:
-        kind: CalibrationKind = "binary"
-        positive = _positive(names)
-        score = proba[:, positive]
-        hit = labels == names[positive]
-        if hit.all() or not hit.any():  # the labels are not the model's classes
-            return None
-    else:
-        kind = "top_label"
-        score = proba.max(axis=1)
-        hit = np.asarray(names, dtype=object)[proba.argmax(axis=1)] == labels
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-    iso.fit(score, hit.astype("float64"))
-    knots = np.asarray(iso.X_thresholds_, dtype="float64")
-    if len(knots) > MAX_KNOTS:  # thin to quantiles of the scores: dense where rows are
-        knots = np.unique(np.quantile(score, np.linspace(0.0, 1.0, MAX_KNOTS)))
-    values = np.clip(np.maximum.accumulate(iso.predict(knots)), 0.0, 1.0)
-    return ScoreCalibration(kind=kind, x=tuple(knots.tolist()), y=tuple(values.tolist()),
-                       rows=len(labels))
-
-
 def estimate_performance(probabilities: Any, classes: Sequence[Any], *, predicted: Any = None,
                          calibration: ScoreCalibration | None = None,
                          reference: Mapping[str, Any] | None = None) -> PerformanceEstimate:
@@ -188,7 +98,7 @@ def estimate_performance(probabilities: Any, classes: Sequence[Any], *, predicte
     whose measured values of the estimated metrics are returned alongside."""
     import numpy as np
 
-    proba, names = _matrix(probabilities, classes)
+    proba, names = probability_matrix(probabilities, classes)
     binary = len(names) == 2
     wanted = "binary" if binary else "top_label"
     if calibration is not None and calibration.kind != wanted:
@@ -223,7 +133,7 @@ def estimate_performance(probabilities: Any, classes: Sequence[Any], *, predicte
 
 def _binary(proba: NDArray[np.float64], names: list[Any], chosen: NDArray[np.intp],
             calibration: ScoreCalibration | None, skipped: dict[str, str]) -> dict[str, float]:
-    positive = _positive(names)
+    positive = positive_index(names)
     score = proba[:, positive]
     p = calibration.apply(score) if calibration is not None else score
     flagged = chosen == positive
@@ -305,52 +215,6 @@ def _rescaled(proba: NDArray[np.float64], calibration: ScoreCalibration) -> NDAr
 # --- inputs -------------------------------------------------------------------------------
 
 
-def _matrix(probabilities: Any, classes: Sequence[Any]
-            ) -> tuple[NDArray[np.float64], list[Any]]:
-    """The probabilities as a checked ``(rows, len(classes))`` array, and the classes."""
-    import numpy as np
-
-    if classes is None or isinstance(classes, str | bytes):
-        raise InvalidInputError("classes must be the sequence of class labels that name the "
-                                "probability columns", field="classes")
-    names = list(np.asarray(classes, dtype=object).reshape(-1))
-    if len(names) < 2 or len(set(names)) != len(names):
-        raise InvalidInputError(f"classes must be at least two distinct labels, got {names}",
-                                field="classes")
-    try:
-        proba = np.asarray(probabilities, dtype="float64")
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"probabilities must be numbers: {exc}",
-                                field="probabilities") from exc
-    if proba.ndim == 1 and len(names) == 2:
-        proba = np.column_stack([1.0 - proba, proba])
-    if proba.ndim != 2 or proba.shape[1] != len(names):
-        raise InvalidInputError(f"probabilities have shape {proba.shape}, expected (rows, "
-                                f"{len(names)}) for classes {names}", field="probabilities")
-    if not np.all(np.isfinite(proba)):
-        raise InvalidInputError("probabilities has non-finite values", field="probabilities")
-    if proba.size and (proba.min() < -_TOLERANCE or proba.max() > 1.0 + _TOLERANCE):
-        raise InvalidInputError("probabilities must lie within [0, 1] (class probabilities, "
-                                "not decision scores)", field="probabilities")
-    return np.clip(proba, 0.0, 1.0), names
-
-
-def _column(values: Any, name: str, rows: int) -> NDArray[Any]:
-    """``values`` as a 1-D object array of ``rows`` labels without nulls."""
-    import numpy as np
-    import pandas as pd
-
-    convert = getattr(values, "to_numpy", None)
-    array = np.asarray(convert() if callable(convert) else values, dtype=object)
-    if array.ndim != 1 or len(array) != rows:
-        raise InvalidInputError(f"{name} has shape {array.shape}, expected ({rows},) like the "
-                                "probabilities", field=name)
-    nulls = int(pd.isna(array).sum())
-    if nulls:
-        raise InvalidInputError(f"{name} has {nulls} null value(s)", field=name)
-    return array
-
-
 def _predicted(predicted: Any, names: list[Any], proba: NDArray[np.float64]
                ) -> NDArray[np.intp]:
     """The column index of each row's predicted class."""
@@ -359,21 +223,13 @@ def _predicted(predicted: Any, names: list[Any], proba: NDArray[np.float64]
 
     if predicted is None:
         return np.asarray(proba.argmax(axis=1), dtype=np.intp)
-    labels = _column(predicted, "predicted", len(proba))
+    labels = label_column(predicted, "predicted", len(proba))
     index = pd.Index(names, dtype=object).get_indexer(pd.Index(labels, dtype=object))
     unknown = sorted({str(v) for v in labels[index < 0]})
     if unknown:
         raise InvalidInputError(f"predicted has label(s) {unknown[:5]} that are not among the "
                                 f"classes {names}", field="predicted")
     return np.asarray(index, dtype=np.intp)
-
-
-def _positive(names: list[Any]) -> int:
-    """The positive class's column: the larger of the sorted labels (as in evaluation)."""
-    try:
-        return max(range(len(names)), key=lambda i: names[i])
-    except TypeError:
-        return max(range(len(names)), key=lambda i: str(names[i]))
 
 
 def _reference_metrics(reference: Mapping[str, Any] | None) -> dict[str, float]:

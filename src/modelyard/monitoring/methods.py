@@ -64,8 +64,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from modelyard.errors import InvalidInputError
-from modelyard.monitoring.columns import Kind
-from modelyard.monitoring.stats import PSI_EPSILON
+from modelyard.stats.columns import Kind
+from modelyard.stats.drift_calibration import MIN_CHUNKS
+from modelyard.stats.drift_statistics import PSI_EPSILON
 
 __all__ = ["FLOORS", "TESTS", "DriftOptions", "DriftTest", "TestName", "Threshold",
            "choose_test", "maximum", "sampling_allowance", "threshold"]
@@ -81,7 +82,6 @@ FLOORS: dict[str, float] = {
     "psi": 0.1,  # the conventional "moderate shift"
     "chi2": 0.1,  # effect sqrt(chi2 / en): 0.1 is a 5-point move of a 50/50 split
 }
-MIN_CHUNKS = 5
 
 
 @dataclass(frozen=True)

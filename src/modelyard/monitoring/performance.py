@@ -3,13 +3,13 @@
 :func:`measure_performance` scores a window of logged predictions against the labels
 attached so far, with the metrics of :mod:`modelyard.registry.evaluation` (the same names,
 the same scikit-learn computations, the same positive class: it calls
-:func:`~modelyard.registry.metrics.metric_scorer`). Rows whose label is null are not
+:func:`~modelyard.stats.metrics.metric_scorer`). Rows whose label is null are not
 labelled yet: they count in ``rows`` but not in the metrics. On top of the window's
 metrics it gives
 
 - ``changes``: each metric against the registered evaluation (an ``Evaluation.to_dict()``),
   with the direction of "worse" read from
-  :data:`~modelyard.registry.evaluation.HIGHER_IS_BETTER`;
+  :data:`~modelyard.stats.evaluation.HIGHER_IS_BETTER`;
 - ``slices``: the metrics per value of each slice column (at most :data:`MAX_SLICE_VALUES`
   values, the ones with the most labelled rows), plus ``"rows"``, the labelled rows;
 - ``periods``: the metrics per period of ``period_us`` microseconds (aligned on multiples
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInputError
-from modelyard.registry.evaluation import HIGHER_IS_BETTER, TASKS, Evaluation, Task, infer_task
-from modelyard.registry.metrics import MetricScorer, as_series, metric_scorer, slice_masks
+from modelyard.stats.evaluation import HIGHER_IS_BETTER, TASKS, Evaluation, Task, infer_task
+from modelyard.stats.metrics import MetricScorer, as_series, metric_scorer, slice_masks
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,9 +115,9 @@ def measure_performance(
     yet), row by row aligned.
 
     ``task``: default the reference's task, else guessed from the labels (from the
-    predictions while there are none) by :func:`~modelyard.registry.evaluation.infer_task`.
+    predictions while there are none) by :func:`~modelyard.stats.evaluation.infer_task`.
     ``probabilities`` and ``classes``: as for
-    :func:`~modelyard.registry.metrics.metric_scorer`, for the probability metrics.
+    :func:`~modelyard.stats.metrics.metric_scorer`, for the probability metrics.
     ``slices``: columns (as long as ``y_true``) whose values split the rows. ``at_us`` and
     ``period_us``: each row's time in epoch microseconds and the period length, for
     ``periods``. ``reference``: the registered ``Evaluation.to_dict()`` on the data set

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInputError
-from modelyard.monitoring.columns import (
+from modelyard.stats.columns import (
     Category,
     Columns,
     Frame,
@@ -30,7 +30,7 @@ from modelyard.monitoring.columns import (
     natural_kind,
     numeric_values,
 )
-from modelyard.monitoring.profile import ColumnProfile, ReferenceProfile
+from modelyard.stats.profile import ColumnProfile, ReferenceProfile
 
 if TYPE_CHECKING:
     import pandas as pd

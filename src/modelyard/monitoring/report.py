@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelyard.monitoring.columns import Category, Kind
+from modelyard.stats.columns import Category, Kind
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from modelyard.errors import InvalidInputError
 from modelyard.monitoring.alerts import AlertRule, finite_number, number_text
-from modelyard.registry.evaluation import HIGHER_IS_BETTER
+from modelyard.stats.evaluation import HIGHER_IS_BETTER
 
 __all__ = ["RuleOutcome", "evaluate_rules"]
 

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelyard.backends.metadata.monitoring import (
     AlertRecord,
@@ -50,15 +50,15 @@ from modelyard.monitoring.windows import Window, resolve_window
 if TYPE_CHECKING:
     import pandas as pd
 
+    from modelyard.backends.artifacts.base import ArtifactStore
     from modelyard.backends.metadata.predictions import PredictionStore
-    from modelyard.backends.metadata.registry import VersionRecord
+    from modelyard.backends.metadata.registry import ModelRecord, RegistryStore, VersionRecord
     from modelyard.monitoring.alerts import AlertRule
     from modelyard.monitoring.methods import DriftOptions
     from modelyard.monitoring.notify import Notifier
-    from modelyard.monitoring.profile import ReferenceProfile
-    from modelyard.registry.service import ModelRegistry
+    from modelyard.stats.profile import ReferenceProfile
 
-__all__ = ["MonitoringService"]
+__all__ = ["ModelVersions", "MonitoringService"]
 
 _HOUR_US = 3_600 * 1_000_000
 _DAY_US = 24 * _HOUR_US
@@ -68,8 +68,33 @@ AlertHook = Callable[[Sequence[AlertRecord]], object]
 """Called with the alerts of each stored check that fired any (retraining listens here)."""
 
 
+class ModelVersions(Protocol):
+    """What monitoring reads of the model registry (``yard.models`` is one): the versions,
+    their models and reference profiles, and their stored evaluations. Monitoring is given
+    it and never imports the registry (the statistics both use are in
+    :mod:`modelyard.stats`)."""
+
+    @property
+    def store(self) -> RegistryStore: ...
+
+    @property
+    def artifacts(self) -> ArtifactStore: ...
+
+    def get_model(self, name: str) -> ModelRecord: ...
+
+    def versions(self, name: str) -> list[VersionRecord]: ...
+
+    def aliases(self, name: str) -> dict[str, int]: ...
+
+    def get_version(self, ref: str, version: int | None = None) -> VersionRecord: ...
+
+    def reference(self, ref: str, version: int | None = None) -> ReferenceProfile | None: ...
+
+    def load(self, ref: str, version: int | None = None) -> Any: ...
+
+
 class MonitoringService:
-    def __init__(self, store: MonitorStore, registry: ModelRegistry,
+    def __init__(self, store: MonitorStore, registry: ModelVersions,
                  predictions: PredictionStore, project_root: Path | None) -> None:
         self.store = store
         self.registry = registry
@@ -146,8 +171,7 @@ class MonitoringService:
         """Profile ``data`` (the model's input columns; the model predicts on them) as the
         version's reference, replacing the one kept at registration."""
         from modelyard.features.training import to_arrow
-        from modelyard.monitoring.profile import build_profile
-        from modelyard.registry.reference import profile_rows
+        from modelyard.stats.profile import build_profile, profile_rows
 
         record = self.registry.get_version(ref)
         table = to_arrow(data, "data")
@@ -176,7 +200,7 @@ class MonitoringService:
 
     def reference(self, ref: str) -> ReferenceProfile | None:
         """The version's reference profile: the one set later, else the registered one."""
-        from modelyard.monitoring.profile import ReferenceProfile
+        from modelyard.stats.profile import ReferenceProfile
 
         record = self.registry.get_version(ref)
         found = self.store.reference(record.name, record.version)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from modelyard.monitoring.profile import ReferenceProfile
+    from modelyard.stats.profile import ReferenceProfile
 
 __all__ = ["WindowData", "align_to_reference", "from_frame", "from_log"]
 
@@ -63,7 +63,7 @@ def from_frame(data: Any, *, inputs: Sequence[str], label: str | None,
     label column when named, and what ``predict`` returns on the inputs."""
     import pandas as pd
 
-    from modelyard.registry.evaluation import to_pandas
+    from modelyard.stats.evaluation import to_pandas
 
     frame = to_pandas(data, field="data").reset_index(drop=True)
     if len(frame) == 0:

@@ -2,7 +2,7 @@
 the training data again.
 
 The model's input columns of the training set (or of the input example) are profiled with
-:func:`modelyard.monitoring.build_profile`, together with the model's predictions on them:
+:func:`modelyard.stats.profile.build_profile`, together with the model's predictions on them:
 up to :data:`PROFILE_ROWS` rows, drawn at random (seeded) beyond that. The profile's JSON
 goes to the artifact store; the version's spec records its sha256 (``reference_sha256``)
 and row count (``reference_rows``). A profile that cannot be built (a column of nested
@@ -17,31 +17,19 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from modelyard.stats.profile import PROFILE_ROWS, profile_rows
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from modelyard.monitoring.profile import ReferenceProfile
+    from modelyard.stats.profile import ReferenceProfile
 
 __all__ = ["PROFILE_ROWS", "ReferenceProfileWarning", "profile_rows", "reference_profile"]
-
-PROFILE_ROWS = 200_000
-_SEED = 0
 
 
 class ReferenceProfileWarning(UserWarning):
     """A version was registered without a reference profile."""
-
-
-def profile_rows(table: pa.Table, columns: list[str]) -> pa.Table:
-    """The input columns of ``table``, at most :data:`PROFILE_ROWS` rows (seeded sample)."""
-    import numpy as np
-
-    table = table.select(columns)
-    if table.num_rows > PROFILE_ROWS:
-        rng = np.random.default_rng(_SEED)
-        table = table.take(np.sort(rng.choice(table.num_rows, PROFILE_ROWS, replace=False)))
-    return table
 
 
 def reference_profile(model: Any, table: pa.Table, name: str, *,
@@ -52,7 +40,6 @@ def reference_profile(model: Any, table: pa.Table, name: str, *,
     in ``like`` (the rows the model's signature was inferred from), so that the profile
     describes the inputs as the model is served them. A model that cannot take the nulls
     of some rows is profiled on the others (with a one-line NullRowsWarning)."""
-    from modelyard.monitoring.profile import build_profile
     from modelyard.registry.nulls import (
         describe_nulls,
         first_line,
@@ -60,6 +47,7 @@ def reference_profile(model: Any, table: pa.Table, name: str, *,
         null_counts,
         warn,
     )
+    from modelyard.stats.profile import build_profile
 
     frame = table.to_pandas()
     for column in [] if like is None else [c for c in frame.columns if c in like.columns]:

@@ -43,12 +43,12 @@ if TYPE_CHECKING:
     from modelyard.backends.artifacts.base import ArtifactStore
     from modelyard.features.service import FeatureService
     from modelyard.features.training import TrainingSet
-    from modelyard.monitoring.profile import ReferenceProfile
     from modelyard.registry.evaluation import Evaluation
     from modelyard.registry.gates import Gate
     from modelyard.registry.lineage import Lineage
     from modelyard.registry.promotion import GatePreview, Promotion
     from modelyard.registry.signature import Signature
+    from modelyard.stats.profile import ReferenceProfile
     from modelyard.tracking.service import TrackingService
 
 logger = logging.getLogger("modelyard.registry")
@@ -362,7 +362,7 @@ class ModelRegistry:
                   ) -> ReferenceProfile | None:
         """The reference profile kept at registration (read through the artifact store,
         which checks its sha256), or None for a version registered without one."""
-        from modelyard.monitoring.profile import ReferenceProfile
+        from modelyard.stats.profile import ReferenceProfile
 
         sha = self.get_version(ref, version).spec.get("reference_sha256")
         if sha is None:

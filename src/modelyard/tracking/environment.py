@@ -6,11 +6,13 @@ import contextlib
 import functools
 import getpass
 import hashlib
+import os
 import platform
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 TAG_PREFIX = "modelyard."
 
@@ -63,14 +65,27 @@ def git_state(cwd: Path) -> dict[str, str]:
             tags["git.branch"] = "" if head == "(detached)" else head
         elif line and not line.startswith("#"):
             dirty = True
-    root = _git(["rev-parse", "--show-toplevel"], cwd)
+    root = _work_tree(cwd)
     if root:
-        tags["git.root"] = root.decode().strip()
+        tags["git.root"] = root
     tags["git.dirty"] = "true" if dirty else "false"
     if dirty:
         diff = _git(["diff", "HEAD", "--binary"], cwd) or b""
         tags["git.diff_sha256"] = hashlib.sha256(diff).hexdigest()
     return tags
+
+
+def _work_tree(cwd: Path) -> str | None:
+    """The repository's top folder: the nearest folder up from ``cwd`` holding a ``.git``,
+    as git finds it, without starting git a second time per run; ``git rev-parse`` when
+    GIT_DIR or GIT_WORK_TREE point elsewhere, or no such folder is found."""
+    if "GIT_DIR" not in os.environ and "GIT_WORK_TREE" not in os.environ:
+        here = cwd.resolve()
+        for folder in (here, *here.parents):
+            if (folder / ".git").exists():
+                return str(folder)
+    root = _git(["rev-parse", "--show-toplevel"], cwd)
+    return root.decode().strip() if root else None
 
 
 @functools.cache
@@ -80,10 +95,27 @@ def installed_packages() -> str:
 
     found: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata["Name"]
+        name, version = _name_and_version(dist)
         if name:
-            found[name.lower()] = dist.version
+            found[name.lower()] = version
     return "".join(f"{n}=={v}\n" for n, v in sorted(found.items()))
+
+
+def _name_and_version(dist: Any) -> tuple[str | None, str]:
+    """A distribution's ``Name`` and ``Version`` from its metadata file's header lines.
+    ``dist.metadata`` parses the whole file (long descriptions included) with the email
+    parser, which costs about a millisecond per package on every new run; the header
+    comes first, so reading it is enough. Falls back to the parser when it is not there."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    name = version = None
+    for line in text.split("\n\n", 1)[0].splitlines():
+        if line.startswith("Name:"):
+            name = line[5:].strip()
+        elif line.startswith("Version:"):
+            version = line[8:].strip()
+        if name and version:
+            return name, version
+    return dist.metadata["Name"], dist.version
 
 
 def capture(*, git: bool, packages: bool) -> tuple[dict[str, str], bytes | None]:
