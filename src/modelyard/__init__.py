@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from modelyard.features.request import RequestFeatureGroup
     from modelyard.features.training import TrainingSet
     from modelyard.pipelines.context import PipelineContext
+    from modelyard.pipelines.declarations import EvaluationWindow, Shadow
     from modelyard.pipelines.definitions import (
         Pipeline,
         on_alert,
@@ -64,6 +65,7 @@ __all__ = [
     "ConflictError",
     "DataValidationError",
     "Entity",
+    "EvaluationWindow",
     "Feature",
     "FeatureGroup",
     "GateFailedError",
@@ -85,6 +87,7 @@ __all__ = [
     "RunStateError",
     "SchemaVersionError",
     "Settings",
+    "Shadow",
     "Source",
     "StorageError",
     "TrainingSet",
@@ -119,6 +122,8 @@ _LAZY = {
     "Pipeline": "modelyard.pipelines.definitions",
     "PipelineContext": "modelyard.pipelines.context",
     "pipeline": "modelyard.pipelines.definitions",
+    "Shadow": "modelyard.pipelines.declarations",
+    "EvaluationWindow": "modelyard.pipelines.declarations",
     "on_alert": "modelyard.pipelines.definitions",
     "on_success": "modelyard.pipelines.definitions",
     "on_new_data": "modelyard.pipelines.definitions",

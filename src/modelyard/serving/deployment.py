@@ -79,9 +79,18 @@ class Slot:
     def refresh(self, resolve: Callable[[ModelRef], int],
                 load: Callable[[str, int], Served]) -> Served | None:
         """Load and swap in the version the reference names now, if it changed. Returns
-        the version swapped out (for the caller to close), or None."""
-        wanted = self.target(resolve)
+        the version swapped out (for the caller to close), or None.
+
+        A canary or shadow following an alias that is not set (yet, or any more: a
+        pipeline's shadow trial ended) serves nothing in its role, and is no error."""
         old = self.current
+        try:
+            wanted = self.target(resolve)
+        except NotFoundError:
+            if self.role == "primary" or self.ref.version is not None:
+                raise
+            self.current, self.failures, self.last_error = None, 0, None
+            return old
         if old is not None and old.version == wanted:
             return None
         served = load(self.ref.name, wanted)  # the old version keeps serving until this is ready

@@ -205,6 +205,11 @@ class ModelServer:
         current = slot.current
         if current is not None and self.metrics is not None:
             self.metrics.version.labels(deployment.name, slot.role).set(current.version)
+        if old is not None and current is None:  # an alias followed as canary or shadow
+            logger.info("%s (%s): alias not set, version %d no longer served in this role",
+                        slot, slot.role, old.version)
+            old.close()
+            return False
         if old is None or current is None:
             return False
         logger.info("%s (%s): now serving version %d (was %d)", slot, slot.role,
@@ -475,6 +480,26 @@ class ModelServer:
         keys = [{k: whole_key(e[k]) for k in source.key_columns} for e in entities]
         return rows, status, keys
 
+    def _shadow_failed(self, name: str, version: int, rid: str, error: BaseException,
+                       began: float) -> None:
+        """Record a shadow that failed where the client's answer did not, as a failure of
+        role ``shadow`` (endpoint ``shadow``), so its error rate can be compared."""
+        sink = self.failure_sink
+        if sink is None:
+            return
+        try:
+            field_name = error.details.get("field") if isinstance(error, ModelyardError) \
+                else None
+            sink(FailureRecord(
+                rid, name, version, "shadow", time.time_ns() // 1_000,
+                (time.perf_counter() - began) * 1_000.0, _shadow_status(error),
+                type(error).__name__, "shadow",
+                field_name[:MAX_FIELD] if isinstance(field_name, str) and field_name
+                else None))
+        except Exception:
+            logger.debug("could not record the shadow failure of request %s", rid,
+                         exc_info=True)
+
     def _mirror(self, deployment: Deployment, shadow: Served, rid: str,
                 instances: list[Any] | None, entities: list[Any] | None) -> None:
         with self._shadow_lock:
@@ -485,9 +510,9 @@ class ModelServer:
             self._shadow_waiting += 1
 
         def run() -> None:
+            began = time.perf_counter()
             try:
-                answer = self._answer(shadow, "shadow", rid, instances, entities,
-                                      time.perf_counter())
+                answer = self._answer(shadow, "shadow", rid, instances, entities, began)
                 if self.sink is not None:
                     self.sink(answer)
                 if self.metrics is not None:
@@ -496,11 +521,16 @@ class ModelServer:
             except Exception as exc:  # a shadow never harms the real answer
                 logger.warning("shadow %s:%d failed on request %s: %s", deployment.name,
                                shadow.version, rid, exc)
+                self._shadow_failed(deployment.name, shadow.version, rid, exc, began)
             finally:
                 with self._shadow_lock:
                     self._shadow_waiting -= 1
 
         self._shadow.submit(run)
+
+
+def _shadow_status(error: BaseException) -> int:
+    return error.http_status if isinstance(error, ModelyardError) else 500
 
 
 def _probe_rows(loaded: Any) -> list[dict[str, Any]]:
