@@ -22,7 +22,7 @@ SHADOWING = DECIDING.replace(
 
 
 def _serve(yard: Any, canary: bool = False) -> Any:
-    options = ServeOptions.parse(["toy@production"], ["toy@canary:50%"] if canary else [],
+    options = ServeOptions.parse(["toy@production"], ["toy@canary"] if canary else [],
                                  [] if canary else ["toy@shadow"], poll_interval=60)
     server = options.server(yard)
     server.load_all()
@@ -140,8 +140,9 @@ def test_a_canary_trial_compares_each_on_its_own_requests(yard: Any, project: Pa
     yard.pipelines.run("toy_decide")
     yard.pipelines.run("toy_decide")
     assert yard.models.aliases("toy") == {"production": 1, "canary": 2}
-    server = _serve(yard, canary=True)
+    server = _serve(yard, canary=True)  # --canary toy@canary: the trial's 50%
     try:
+        assert server.describe("toy")["roles"]["canary"]["share_percent"] == 50.0
         server.deployment("toy")._random.seed(1)
         sent = _traffic(yard, server, 16)
         _flush(yard, server)

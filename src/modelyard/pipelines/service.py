@@ -290,6 +290,18 @@ class PipelineService:
         return check(self.decision_store, self.services.models(), self._predictions(),
                      now_ms=None if now is None else int(now.timestamp() * 1000))
 
+    def canary_share(self, name: str, version: int) -> float | None:
+        """The percent of requests that ``name:version`` answers as a canary under the
+        shadow trial going on for it (None: no canary trial), for a server whose canary
+        was declared without a share."""
+        if self.decision_store is None:
+            return None
+        for record in self.decision_store.decisions(name, int(version), decision="shadowing"):
+            share = (record.shadow or {}).get("declared", {}).get("canary_percent")
+            if share is not None:
+                return float(share)
+        return None
+
     def end_shadow(self, name: str, version: int) -> DecisionRecord:
         """Conclude the shadow trial of ``name:version`` now, whatever it declared."""
         from modelyard.errors import ConflictError, NotFoundError

@@ -84,4 +84,5 @@ class ServeOptions:
         return ModelServer(yard, list(self.models), canary=self.canary, shadow=self.shadow,
                            poll_interval=self.poll_interval, prefer_onnx=self.prefer_onnx,
                            batching=self.batching, metrics=ServingMetrics(), sink=sink,
-                           failure_sink=failure_sink)
+                           failure_sink=failure_sink,
+                           canary_shares=yard.pipelines.canary_share)

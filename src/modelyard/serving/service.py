@@ -94,7 +94,8 @@ class ModelServer:
                  prefer_onnx: bool = True, batching: bool | None = None,
                  metrics: ServingMetrics | None = None, sink: Sink | None = None,
                  failure_sink: FailureSink | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 canary_shares: Callable[[str, int], float | None] | None = None) -> None:
         if not targets:
             raise InvalidInputError("name at least one model to serve, like "
                                     "'claims-model@production'", field="models")
@@ -106,6 +107,9 @@ class ModelServer:
         self.sink = sink
         self.failure_sink = failure_sink
         self.clock = clock  # the time online features' TTLs are judged at (None: now)
+        # the percent of requests a canary declared without a share answers: the one its
+        # version's shadow trial declares (model, version -> percent; None: no trial)
+        self.canary_shares = canary_shares
         self.deployments: dict[str, Deployment] = {}
         for text in targets:
             ref = parse_target(text)
@@ -115,7 +119,9 @@ class ModelServer:
         for name, text in (canary or {}).items():
             deployment = self._deployment_for(name, "canary")
             target, share = parse_canary(text, name)
-            deployment.canary, deployment.canary_share = Slot(target, "canary"), share
+            deployment.canary = Slot(target, "canary")
+            deployment.canary_share = 0.0 if share is None else share
+            deployment.share_from_trial = share is None
         for name, text in (shadow or {}).items():
             deployment = self._deployment_for(name, "shadow")
             deployment.shadow = Slot(parse_target(text, name), "shadow")
@@ -203,6 +209,8 @@ class ModelServer:
         registry = self.yard.models
         old = slot.refresh(lambda ref: registry.get_version(ref).version, self._load_served)
         current = slot.current
+        if slot.role == "canary" and deployment.share_from_trial:
+            deployment.canary_share = self._trial_share(deployment.name, current)
         if current is not None and self.metrics is not None:
             self.metrics.version.labels(deployment.name, slot.role).set(current.version)
         if old is not None and current is None:  # an alias followed as canary or shadow
@@ -218,6 +226,11 @@ class ModelServer:
             self.metrics.swaps.labels(deployment.name, slot.role).inc()
         old.close()
         return True
+
+    def _trial_share(self, name: str, current: Served | None) -> float:
+        if current is None or self.canary_shares is None:
+            return 0.0
+        return self.canary_shares(name, current.version) or 0.0
 
     def _load_served(self, name: str, version: int) -> Served:
         from modelyard.serving.batching import MicroBatcher, batching_helps
@@ -451,6 +464,7 @@ class ModelServer:
             }
         if deployment.canary is not None:
             roles["canary"]["share_percent"] = deployment.canary_share
+            roles["canary"]["share_from_trial"] = deployment.share_from_trial
         primary = deployment.primary.current
         signature = None if primary is None or primary.loaded.signature is None else (
             primary.loaded.signature.to_dict())
