@@ -61,6 +61,9 @@ def _training_rows(declared: EvaluationWindow, ctx: PipelineContext, start: date
     described = {k: lineage.get(k) for k in ("training_set_id", "as_of", "commits",
                                              "features", "rows")}
     described["labels"] = source.name
+    seen = [c for c in features.commits(source.name) if c.ingested_at <= ctx.now]
+    described["commits"] = {**(described.get("commits") or {}),
+                            source.name: seen[-1].commit_id if seen else None}
     return ts.to_pandas(), described
 
 
