@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from modelyard import Source
+from modelyard import InvalidDefinitionError, Source
 from modelyard.registry.gates import MetricGate
 from modelyard.serving.options import ServeOptions
 from tests.pipelines.support import write
@@ -65,8 +65,10 @@ def _rmse(model: Any, frame: pd.DataFrame) -> float:
 def test_both_versions_are_scored_on_the_same_declared_snapshot(yard: Any,
                                                                 project: Path) -> None:
     setup(yard)
-    labels = _claims(yard)
     write(project, WINDOWED)
+    with pytest.raises(InvalidDefinitionError, match="labels from source 'claims'"):
+        yard.pipelines.apply()  # refused until the labels source is applied
+    labels = _claims(yard)
     yard.pipelines.apply()
     first = yard.pipelines.run("claims_fit")
     assert first.result["decision"] == "promoted", first.error

@@ -157,3 +157,57 @@ def test_a_canary_trial_compares_each_on_its_own_requests(yard: Any, project: Pa
     assert compared["agreement"] is None  # different requests: nothing to agree on
     assert done.decision == "promoted", done.reason
     assert yard.models.aliases("toy") == {"production": 2}
+
+
+FAILING_SHADOW = '''
+import modelyard
+import pandas as pd
+
+
+def frame(rows, seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2],
+                         "y": 2 * x[:, 0] + x[:, 1]})
+
+
+@modelyard.pipeline(name="toy_extra", model="toy", params={"inputs": ["a", "b"]},
+                    policy="shadow", shadow=modelyard.Shadow(requests=3))
+def toy_extra(ctx):
+    from sklearn.linear_model import LinearRegression
+
+    inputs = ctx.params["inputs"]
+    train = frame(60, 1)
+    model = LinearRegression().fit(train[inputs], train["y"])
+    return ctx.register(model, input_example=train[inputs].head(3), onnx=False,
+                        evaluation=frame(40, 2), label="y")
+'''
+
+
+def test_a_shadow_that_fails_live_is_dropped_on_its_error_rate(yard: Any,
+                                                               project: Path) -> None:
+    write(project, FAILING_SHADOW)
+    yard.pipelines.apply()
+    yard.pipelines.run("toy_extra")
+    run = yard.pipelines.run("toy_extra", {"inputs": ["a", "b", "c"]})  # wants "c" too
+    assert run.result["decision"] == "shadowing", run.error
+    server = _serve(yard)
+    try:
+        _traffic(yard, server, 3)  # the clients' requests carry a and b only
+        _flush(yard, server)
+    finally:
+        server.close()
+    failures = yard.predictions.read_failures("toy")
+    assert list(failures["role"]) == ["shadow"] * 3 and set(failures["version"]) == {2}
+    assert set(failures["endpoint"]) == {"shadow"} and set(failures["status"]) == {400}
+    [(_, seen)] = yard.pipelines.shadows()
+    assert seen == 3  # failed requests count: the trial ends
+    [done] = yard.pipelines.check_shadows()
+    assert done.decision == "dropped"
+    compared = done.shadow["comparison"]
+    assert compared["candidate"]["error_rate"] == 1.0 == compared["candidate"]["failures"] / 3
+    assert compared["champion"]["error_rate"] == 0.0
+    assert "error rate at most the champion's + 0.01" in done.reason
+    assert yard.models.aliases("toy") == {"production": 1}

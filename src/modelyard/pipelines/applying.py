@@ -102,10 +102,20 @@ def gather(targets: Sequence[Target] | Target | None, project_root: Path | None
 
 def validate(pipelines: Sequence[Pipeline], store: PipelineStore, services: PipelineServices,
              monitoring: Callable[[], MonitoringService] | None) -> None:
-    """Refuse, naming it, a trigger that names an unknown pipeline, source or rule."""
+    """Refuse, naming it, a trigger that names an unknown pipeline, source or rule, or an
+    evaluation window reading an unknown labels source."""
     known = {p.name for p in pipelines} | {r.name for r in store.list_pipelines()}
     rules_of: dict[str, set[str]] = {}
     for p in pipelines:
+        labels = None if p.evaluation is None else p.evaluation.labels
+        if labels is not None:
+            try:
+                services.features().source(labels)
+            except NotFoundError:
+                raise InvalidDefinitionError(
+                    f"pipeline {p.name!r}: its evaluation window reads labels from source "
+                    f"{labels!r}, which is not applied to the feature store",
+                    field="evaluation.labels", pipeline=p.name) from None
         for trigger in p.triggers:
             if isinstance(trigger, OnSuccess) and trigger.pipeline not in known:
                 raise InvalidDefinitionError(

@@ -84,12 +84,17 @@ def start(record: DecisionRecord, shadow: Shadow, registry: ModelRegistry,
 
 
 def progress(record: DecisionRecord, predictions: PredictionStore) -> int:
-    """How many requests the candidate answered in its trial role so far."""
+    """How many requests the candidate saw in its trial role so far (answered or
+    failed: a candidate that fails every request still ends its trial)."""
     assert record.shadow is not None
     role = "shadow" if record.shadow["mode"] == "shadow" else "canary"
+    start_us = int(record.shadow["started_at_ms"]) * 1000
     frame = predictions.read(record.model, version=record.version, role=role,  # type: ignore[arg-type]
-                             start_us=int(record.shadow["started_at_ms"]) * 1000)
-    return int(frame["request_id"].nunique()) if len(frame) else 0
+                             start_us=start_us)
+    failed = predictions.read_failures(record.model, version=record.version,
+                                       start_us=start_us)
+    failed = failed[failed["role"] == role] if len(failed) else failed
+    return len({*frame.get("request_id", []), *failed.get("request_id", [])})
 
 
 def _due(record: DecisionRecord, predictions: PredictionStore, now_ms: int) -> str | None:
