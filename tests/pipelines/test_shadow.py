@@ -201,7 +201,7 @@ def test_a_shadow_that_fails_live_is_dropped_on_its_error_rate(yard: Any,
         server.close()
     failures = yard.predictions.read_failures("toy")
     assert list(failures["role"]) == ["shadow"] * 3 and set(failures["version"]) == {2}
-    assert set(failures["endpoint"]) == {"shadow"} and set(failures["status"]) == {400}
+    assert set(failures["endpoint"]) == {"shadow"} and set(failures["status"]) == {422}
     [(_, seen)] = yard.pipelines.shadows()
     assert seen == 3  # failed requests count: the trial ends
     [done] = yard.pipelines.check_shadows()
