@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from modelyard.pipelines.shadowing import conclude
+from modelyard.pipelines.worker import Worker
 from modelyard.registry.gates import MetricGate
 from modelyard.serving.options import ServeOptions
 from tests.pipelines.support import DECIDING, write
@@ -74,6 +76,9 @@ def test_a_candidate_shadows_the_champion_then_is_promoted_or_dropped(
         _label(yard, sent)
         [done] = yard.pipelines.check_shadows()
         assert done.decision == "promoted", done.reason
+        # a second checker holding the same trial concludes nothing
+        assert conclude(trial, yard.pipelines.decision_store, yard.models, yard.predictions,
+                        ended="raced") is None
         assert yard.models.aliases("toy") == {"production": 2}  # the trial's alias is gone
         compared = done.shadow["comparison"]
         assert compared["compared_requests"] == 4 == compared["champion"]["requests"]
@@ -108,16 +113,17 @@ def test_a_candidate_shadows_the_champion_then_is_promoted_or_dropped(
 
 def test_a_trial_ends_after_its_duration_on_the_workers_tick(yard: Any,
                                                              project: Path) -> None:
-    from modelyard.pipelines.worker import Worker
-
     write(project, DECIDING.replace(
         'policy="auto", triggers=[modelyard.on_alert(cooldown="1s")]',
         'policy="shadow", shadow=modelyard.Shadow(duration="1h", min_requests=3)'))
     yard.pipelines.apply()
     yard.pipelines.run("toy_decide")
-    yard.pipelines.run("toy_decide")
-    server = _serve(yard)
+    server = _serve(yard)  # started before any trial: nothing to shadow yet, no error
     try:
+        assert server.deployment("toy").shadow.current is None
+        assert server.predict("toy", {"instances": [{"a": 1.0, "b": 2.0}]}).version == 1
+        yard.pipelines.run("toy_decide")
+        assert server.poll() == [("toy", "shadow", 2)]  # the trial's alias is followed
         _traffic(yard, server, 2)  # unlabelled: the live gates wait for labels
         _flush(yard, server)
     finally:
@@ -147,9 +153,10 @@ def test_a_canary_trial_compares_each_on_its_own_requests(yard: Any, project: Pa
         sent = _traffic(yard, server, 16)
         _flush(yard, server)
         _label(yard, sent)
-        [done] = yard.pipelines.check_shadows()
+        Worker(yard.pipelines, shadow_poll_seconds=0).run(until_idle=True)  # its tick
     finally:
         server.close()
+    [done] = yard.pipelines.decisions("toy", 2)
     compared = done.shadow["comparison"]
     mine, theirs = compared["candidate"], compared["champion"]
     assert (mine["role"], theirs["role"]) == ("canary", "primary")

@@ -36,6 +36,16 @@ class Worker:
     shadow_poll_seconds: float = 5.0  # how often shadow trials are checked for their end
     stop: threading.Event = field(default_factory=threading.Event)
 
+    def _check_shadows(self) -> None:
+        """Conclude the shadow trials that are due; a failure is logged, and the queue
+        goes on."""
+        try:
+            self.service.check_shadows()
+        except StorageError:
+            raise
+        except Exception:
+            _log.exception("worker %s: could not check the shadow trials", self.name)
+
     def run(self, *, max_runs: int | None = None, until_idle: bool = False,
             on_run: Callable[[PipelineRunRecord], None] | None = None) -> int:
         """Work until stopped (or ``max_runs`` runs, or the queue is empty with
@@ -50,7 +60,7 @@ class Worker:
                     self.service.fire_new_data()
                 if time.monotonic() - shadows_checked >= self.shadow_poll_seconds:
                     shadows_checked = time.monotonic()
-                    self.service.check_shadows()
+                    self._check_shadows()
                 run = self.service.work_once(self.name, lease_ms=self.lease_ms)
             except StorageError as exc:  # the store is away: wait and try again
                 _log.warning("worker %s: %s; trying again in %.1f s", self.name, exc.message,

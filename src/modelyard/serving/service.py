@@ -163,7 +163,8 @@ class ModelServer:
                     slot.current.close()
 
     def poll(self) -> list[tuple[str, Role, int]]:
-        """Check every followed alias once; returns the (model, role, version) swapped in.
+        """Check every followed alias once; returns the (model, role, version) swapped in
+        (a canary or shadow loaded into its empty slot counts).
         A version that fails to load is logged and tried again at the next poll."""
         swapped = []
         for deployment in self.deployments.values():
@@ -207,6 +208,7 @@ class ModelServer:
 
     def _refresh(self, deployment: Deployment, slot: Slot) -> bool:
         registry = self.yard.models
+        before = slot.current
         old = slot.refresh(lambda ref: registry.get_version(ref).version, self._load_served)
         current = slot.current
         if slot.role == "canary" and deployment.share_from_trial:
@@ -218,6 +220,10 @@ class ModelServer:
                         slot, slot.role, old.version)
             old.close()
             return False
+        if before is None and current is not None and slot.role != "primary":
+            logger.info("%s (%s): alias set, now serving version %d", slot, slot.role,
+                        current.version)  # a canary or shadow that was empty
+            return True
         if old is None or current is None:
             return False
         logger.info("%s (%s): now serving version %d (was %d)", slot, slot.role,
