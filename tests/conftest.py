@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,9 +23,9 @@ def _pg_admin():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No MODELYARD_* from the outside, and a private user config folder."""
+    """No MODELYARD_* nor AWS_* from the outside, and a private user config folder."""
     for key in list(os.environ):
-        if key.startswith("MODELYARD_"):
+        if key.startswith(("MODELYARD_", "AWS_")):
             monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
 
@@ -103,3 +104,33 @@ def online_uri(request: pytest.FixtureRequest, project: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{project / '.modelyard' / 'online.db'}"
     return f"{REDIS_URL}?prefix={request.getfixturevalue('redis_prefix')}"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The S3-compatible server (SeaweedFS ``weed mini`` on 127.0.0.1:8333): started for the
+    session unless one answers already (``.ci/run`` starts it), stopped if started here."""
+    from _s3 import server
+
+    proc = server.ensure(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server.SERVER
+    finally:
+        if proc is not None:
+            server.stop(proc)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A bucket of its own on the S3 server, emptied and deleted afterwards; the standard
+    AWS_* variables point at the server meanwhile."""
+    from _s3 import buckets
+
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    name = buckets.new_name()
+    buckets.create(s3_server, name)
+    try:
+        yield name
+    finally:
+        buckets.delete(s3_server, name)

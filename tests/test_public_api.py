@@ -22,6 +22,7 @@ PUBLIC = {
     "ConflictError",
     "AlreadyExistsError", "ParamConflictError", "RunStateError", "GateFailedError",
     "IdempotencyConflictError",
+    "AuthenticationError", "PermissionDeniedError", "RateLimitedError",
     "Entity", "Feature", "FeatureGroup", "Source", "Transform", "transform", "TrainingSet",
     "RequestFeatureGroup", "OnlineResult",
     "pipeline", "Pipeline", "PipelineContext", "on_alert", "on_success",

@@ -9,7 +9,13 @@ import pytest
 
 import modelyard
 from modelyard import ConfigurationError, ProjectNotFoundError
-from modelyard.settings import PROJECT_FILE, Settings, find_project, load_settings
+from modelyard.settings import (
+    PROJECT_FILE,
+    Settings,
+    find_project,
+    load_settings,
+    setting_sources,
+)
 
 
 def write_project(root: Path, body: str = "") -> Path:
@@ -31,7 +37,9 @@ def test_every_setting_is_documented_and_has_an_env_name() -> None:
     for f in fields:
         assert f.metadata["doc"].strip()
         assert f.metadata["env"] == f.metadata["env"].upper()
-        assert f.metadata["env"].startswith("MODELYARD_")
+        # the S3 settings are read from the standard AWS variables every S3 client knows
+        section = f.metadata["toml"].split(".")[0]
+        assert f.metadata["env"].startswith("AWS_" if section == "s3" else "MODELYARD_")
         assert "." in f.metadata["toml"]
     assert len({f.metadata["env"] for f in fields}) == len(fields)
 
@@ -236,3 +244,24 @@ def test_connect_rejects_http_and_unknown_schemes(project: Path) -> None:
         modelyard.connect("mysql://u@h/db")
     with pytest.raises(ConfigurationError, match="not a valid URI"):
         modelyard.connect("::nonsense::")
+
+
+def test_s3_settings_come_from_the_aws_variables_or_the_user_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_project(tmp_path / "proj", '[store]\nartifact_uri = "s3://bucket/art"\n')
+    user = tmp_path / "xdg-config" / "modelyard" / "config.toml"
+    user.parent.mkdir(parents=True, exist_ok=True)
+    user.write_text('[s3]\nendpoint = "http://127.0.0.1:8333"\naccess_key_id = "from-file"\n'
+                    'secret_access_key = "file-secret-value"\n')
+    s = load_settings(root)
+    assert s.artifact_uri == "s3://bucket/art"
+    assert s.s3() == {"endpoint": "http://127.0.0.1:8333", "region": "",
+                      "access_key_id": "from-file", "secret_access_key": "file-secret-value",
+                      "session_token": ""}
+    assert "file-secret-value" not in repr(s)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret-value")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    s = load_settings(root)
+    assert (s.s3_secret_access_key, s.s3_region) == ("env-secret-value", "eu-west-1")
+    assert setting_sources(s)["s3_secret_access_key"] == "AWS_SECRET_ACCESS_KEY"
+    assert "env-secret-value" not in repr(s)

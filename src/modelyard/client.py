@@ -18,6 +18,7 @@ from modelyard.backends.metadata.base import Experiment, RunRecord
 from modelyard.backends.metadata.sql.engine import make_engine
 from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
 from modelyard.backends.metadata.sql.write_store import SqlWriteStore
+from modelyard.backends.s3 import S3Options
 from modelyard.errors import ConfigurationError
 from modelyard.settings import Settings, load_settings
 from modelyard.tracking.frames import RunComparison
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from modelyard.backends.metadata.materializations import MaterializationRecord
     from modelyard.backends.metadata.predictions import LabelResult, PredictionStore
+    from modelyard.backends.metadata.replicas import ReplicaStore
     from modelyard.backends.metadata.writes import Repair
     from modelyard.backends.offline.tables import Commit
     from modelyard.features.definitions import FeatureGroup, Source
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from modelyard.monitoring.service import MonitoringService
     from modelyard.pipelines.service import PipelineService
     from modelyard.registry.service import ModelRegistry
+    from modelyard.security.principals import Principal
+    from modelyard.security.service import SecurityService
     from modelyard.serving.predlog import PredictionLog
 
 
@@ -50,9 +54,11 @@ class Yard:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engine = make_engine(settings.uri)
+        self._s3 = S3Options.from_mapping(settings.s3())  # how to reach s3:// stores
         try:
             self.tracking = TrackingService(
-                SqlTrackingStore(self._engine), artifact_store_from_uri(settings.artifact_uri),
+                SqlTrackingStore(self._engine),
+                artifact_store_from_uri(settings.artifact_uri, self._s3),
                 settings,
             )
             self.tracking.models = lambda: self.models
@@ -156,6 +162,30 @@ class Yard:
                                lambda: self.monitoring, self.settings.project_root,
                                SqlDecisionStore(self._engine))
 
+    @functools.cached_property
+    def security(self) -> SecurityService:
+        """Users, tokens, roles, permission checks, the audit log and PII release."""
+        from modelyard.backends.metadata.sql.audit_store import SqlAuditStore
+        from modelyard.backends.metadata.sql.identity_store import SqlIdentityStore
+        from modelyard.security.pii import load_key
+        from modelyard.security.service import SecurityService
+        from modelyard.settings import DATA_DIR
+
+        root = self.settings.project_root
+        key_path = None if root is None else root / DATA_DIR / "pii.key"
+        return SecurityService(SqlIdentityStore(self._engine, migrate=False),
+                               SqlAuditStore(self._engine, migrate=False),
+                               self.settings.project_name or "default",
+                               pii_key=None if key_path is None
+                               else functools.partial(load_key, key_path))
+
+    @functools.cached_property
+    def replicas(self) -> ReplicaStore:
+        """The live model servers of this project and what each serves (heartbeats)."""
+        from modelyard.backends.metadata.sql.replica_store import SqlReplicaStore
+
+        return SqlReplicaStore(self._engine)
+
     # --- predictions ----------------------------------------------------------------------
 
     @functools.cached_property
@@ -209,7 +239,7 @@ class Yard:
         from modelyard.features.service import FeatureService
 
         return FeatureService(SqlFeatureRegistryStore(self._engine, migrate=False),
-                              offline_store_from_uri(self.settings.offline_uri),
+                              offline_store_from_uri(self.settings.offline_uri, self._s3),
                               DuckDBEngine(), self.settings.project_root,
                               online=self._open_online, writes=self.writes)
 
@@ -235,11 +265,21 @@ class Yard:
 
     def online_features(self, features: Sequence[str] | str, entities: Any, *,
                         request: dict[str, Any] | None = None,
-                        at: datetime | None = None) -> OnlineResult:
+                        at: datetime | None = None,
+                        principal: Principal | None = None) -> OnlineResult:
         """Feature values of entities from the online store, with a status per row;
-        ``request`` holds the values request-time features need."""
-        return self.features.online.online_features(features, entities, request=request,
-                                                    at=at)
+        ``request`` holds the values request-time features need. For a ``principal``, the
+        read is checked (``online:read``) and features tagged ``pii`` are masked unless it
+        holds ``pii:read`` (see docs/security.md)."""
+        def lookup() -> OnlineResult:
+            return self.features.online.online_features(features, entities, request=request,
+                                                        at=at)
+
+        if principal is None:
+            return lookup()
+        from modelyard.security.release import release_online
+
+        return release_online(self.security, self.features, principal, lookup)
 
     def push(self, group: FeatureGroup | str, data: Any) -> PushResult:
         """Write fresh rows to the offline table and the online store in one call."""
@@ -258,10 +298,21 @@ class Yard:
     def training_set(self, spine: Any = None, features: Sequence[str] | str = (), *,
                      label: str | None = None, timestamp: str | None = None,
                      as_of: datetime | str | None = None, start: datetime | None = None,
-                     end: datetime | None = None) -> TrainingSet:
-        """Point-in-time-correct features for each spine row; see FeatureService."""
-        return self.features.training_set(spine, features, label=label, timestamp=timestamp,
-                                          as_of=as_of, start=start, end=end)
+                     end: datetime | None = None,
+                     principal: Principal | None = None) -> TrainingSet:
+        """Point-in-time-correct features for each spine row; see FeatureService. For a
+        ``principal``, the read is checked (``training_sets:read``), audited, and features
+        tagged ``pii`` are masked unless it holds ``pii:read``."""
+        def build() -> TrainingSet:
+            return self.features.training_set(spine, features, label=label,
+                                              timestamp=timestamp, as_of=as_of, start=start,
+                                              end=end)
+
+        if principal is None:
+            return build()
+        from modelyard.security.release import release_training_set
+
+        return release_training_set(self.security, self.features, principal, build)
 
     # --- upkeep ---------------------------------------------------------------------------
 
@@ -275,7 +326,7 @@ class Yard:
         from modelyard.maintenance.gc import collect_garbage
 
         return collect_garbage(SqlBlobReferences(self._engine), self.tracking.artifacts,
-                               offline_store_from_uri(self.settings.offline_uri)
+                               offline_store_from_uri(self.settings.offline_uri, self._s3)
                                if self.settings.offline_uri else None,
                                older_than=older_than, dry_run=dry_run, writes=self.writes)
 

@@ -102,13 +102,15 @@ def _reclaimable(settings: Settings, engine: Engine) -> GcReport | None:
     from modelyard.backends.artifacts.base import artifact_store_from_uri
     from modelyard.backends.metadata.sql.blob_references import SqlBlobReferences
     from modelyard.backends.offline.tables import offline_store_from_uri
+    from modelyard.backends.s3 import S3Options
     from modelyard.maintenance.gc import collect_garbage
 
+    s3 = S3Options.from_mapping(settings.s3())
     try:
-        offline = (offline_store_from_uri(settings.offline_uri) if settings.offline_uri
+        offline = (offline_store_from_uri(settings.offline_uri, s3) if settings.offline_uri
                    else None)
         return collect_garbage(SqlBlobReferences(engine),
-                               artifact_store_from_uri(settings.artifact_uri), offline,
+                               artifact_store_from_uri(settings.artifact_uri, s3), offline,
                                dry_run=True, writes=SqlWriteStore(engine))
     except ModelyardError:
         return None

@@ -17,6 +17,9 @@ itself to a plain dict so a remote client can raise the same class again.
     │   ├── InvalidMetricError (422)  a metric value that is not a finite number
     │   ├── InvalidDefinitionError (422) a feature definition is malformed
     │   └── DataValidationError (422) a data batch does not fit its declared schema
+    ├── AuthenticationError (401)     no valid token: missing, unknown, expired or revoked
+    ├── PermissionDeniedError (403)   the principal's roles do not allow the action
+    ├── RateLimitedError (429)        too many failed authentications from one source
     ├── NotFoundError (404)           unknown experiment, run, artifact, ...
     └── ConflictError (409)           a write contradicts what is stored
         ├── AlreadyExistsError (409)
@@ -33,6 +36,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AlreadyExistsError",
     "ArtifactIntegrityError",
+    "AuthenticationError",
     "ConfigurationError",
     "ConflictError",
     "DataValidationError",
@@ -45,7 +49,9 @@ __all__ = [
     "ModelyardError",
     "NotFoundError",
     "ParamConflictError",
+    "PermissionDeniedError",
     "ProjectNotFoundError",
+    "RateLimitedError",
     "RunStateError",
     "SchemaVersionError",
     "StorageError",
@@ -110,6 +116,25 @@ class InvalidDefinitionError(InvalidInputError):
 
 class DataValidationError(InvalidInputError):
     pass
+
+
+class AuthenticationError(ModelyardError):
+    """No valid credentials: the message never repeats the token that was presented."""
+
+    http_status = 401
+
+
+class PermissionDeniedError(ModelyardError):
+    """``details["permission"]`` names the action refused, ``details["required"]`` the
+    least role that allows it there (project, environment)."""
+
+    http_status = 403
+
+
+class RateLimitedError(ModelyardError):
+    """``details["retry_after"]``: seconds until the source may try again."""
+
+    http_status = 429
 
 
 class NotFoundError(ModelyardError):

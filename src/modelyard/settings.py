@@ -24,8 +24,9 @@ PROJECT_FILE = "modelyard.toml"
 DATA_DIR = ".modelyard"
 
 
-def _setting(default: Any, toml: str, env: str, doc: str) -> Any:
-    return field(default=default, metadata={"toml": toml, "env": env, "doc": doc})
+def _setting(default: Any, toml: str, env: str, doc: str, *, secret: bool = False) -> Any:
+    return field(default=default, repr=not secret,
+                 metadata={"toml": toml, "env": env, "doc": doc, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,27 @@ class Settings:
                         "Metadata store URI: sqlite:///path.db or postgresql://...; "
                         "default: the project's .modelyard/modelyard.db.")
     artifact_uri: str = _setting("", "store.artifact_uri", "MODELYARD_ARTIFACT_URI",
-                                 "Artifact store URI (file:///path); "
+                                 "Artifact store URI (file:///path or s3://bucket/prefix); "
                                  "default: the project's .modelyard/artifacts.")
     offline_uri: str = _setting("", "store.offline_uri", "MODELYARD_OFFLINE_URI",
-                                "Offline feature tables (Delta Lake, file:///path); "
-                                "default: the project's .modelyard/offline.")
+                                "Offline feature tables (Delta Lake, file:///path or "
+                                "s3://bucket/prefix); default: the project's "
+                                ".modelyard/offline.")
+    s3_endpoint: str = _setting("", "s3.endpoint", "AWS_ENDPOINT_URL",
+                                "Endpoint of an S3-compatible server for s3:// stores "
+                                "(http://host:port allows plain HTTP); empty for AWS S3.")
+    s3_region: str = _setting("", "s3.region", "AWS_REGION",
+                              "Region of the s3:// stores' buckets; default us-east-1.")
+    s3_access_key_id: str = _setting("", "s3.access_key_id", "AWS_ACCESS_KEY_ID",
+                                     "Access key of the s3:// stores; empty: the AWS "
+                                     "credential chain (instance profile, web identity...).")
+    s3_secret_access_key: str = _setting(
+        "", "s3.secret_access_key", "AWS_SECRET_ACCESS_KEY",
+        "Secret key of the s3:// stores: keep it in the environment or the user file, not in "
+        "the project file; never shown nor stored.", secret=True)
+    s3_session_token: str = _setting("", "s3.session_token", "AWS_SESSION_TOKEN",
+                                     "Session token of temporary S3 credentials; never "
+                                     "shown nor stored.", secret=True)
     online_uri: str = _setting("", "store.online_uri", "MODELYARD_ONLINE_URI",
                                "Online feature store: sqlite:///path.db or "
                                "redis://host:6379/0?prefix=name; default: the project's "
@@ -87,6 +104,13 @@ class Settings:
     @property
     def data_dir(self) -> Path | None:
         return None if self.project_root is None else self.project_root / DATA_DIR
+
+    def s3(self) -> dict[str, str]:
+        """How to reach the s3:// stores (the S3 settings without their prefix)."""
+        return {"endpoint": self.s3_endpoint, "region": self.s3_region,
+                "access_key_id": self.s3_access_key_id,
+                "secret_access_key": self.s3_secret_access_key,
+                "session_token": self.s3_session_token}
 
     @classmethod
     def fields(cls) -> list[dataclasses.Field[Any]]:
@@ -239,8 +263,8 @@ def _with_defaults(s: Settings) -> Settings:
         if rel and rel != ":memory:" and not Path(rel).is_absolute():
             uri = f"sqlite:///{(base / rel).resolve()}"
     artifact_uri = _file_uri(artifact_uri, base)
-    if not offline_uri and artifact_uri.startswith("file://"):
-        offline_uri = f"{artifact_uri}/tables"  # outside a project: beside the artifacts
+    if not offline_uri and artifact_uri.startswith(("file://", "s3://")):
+        offline_uri = f"{artifact_uri.rstrip('/')}/tables"  # outside a project: beside them
     offline_uri = _file_uri(offline_uri, base)
     if not online_uri and artifact_uri.startswith("file://"):
         online_uri = f"sqlite:///{artifact_uri[len('file://'):]}/online.db"
@@ -284,7 +308,7 @@ def render_project_file(name: str) -> str:
         "# Artifact store; default is the project's .modelyard/artifacts.\n"
         '# artifact_uri = "file:///data/modelyard-artifacts"\n'
         "# Offline feature tables (Delta Lake); default: the project's .modelyard/offline.\n"
-        '# offline_uri = "file:///data/modelyard-offline"\n'
+        '# offline_uri = "s3://bucket/modelyard/offline"  # credentials: AWS_* variables\n'
         "# Online feature store; default: the project's .modelyard/online.db (SQLite).\n"
         '# online_uri = "redis://127.0.0.1:6379/0?prefix=claims"\n'
         "\n"

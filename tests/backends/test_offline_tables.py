@@ -1,7 +1,13 @@
-"""The offline table store on real Delta tables: ingestion, time travel, forgetting, atomicity."""
+"""The offline table store on real Delta tables: ingestion, time travel, forgetting, atomicity.
+
+The behaviour tests run on a local folder and on an S3 bucket (SeaweedFS); the ones that need
+the local disk (a blocked log entry, back-dated files, a kill as the first file appears) on
+the local folder only.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -10,6 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,9 +47,45 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "offline"
 
 
+BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]
+
+
+@pytest.fixture(params=BACKENDS)
+def uri(request: pytest.FixtureRequest, root: Path) -> str:
+    """Where the tables lie: a local folder, or a prefix of an S3 bucket of its own."""
+    if request.param == "local":
+        return f"file://{root}"
+    return f"s3://{request.getfixturevalue('s3_bucket')}/offline"
+
+
 @pytest.fixture
-def store(root: Path) -> OfflineTableStore:
-    return offline_store_from_uri(f"file://{root}")
+def store(uri: str) -> DeltaTableStore:
+    made = offline_store_from_uri(uri)
+    assert isinstance(made, DeltaTableStore)
+    return made
+
+
+def delta_table(store: DeltaTableStore, table: str, **kwargs: Any) -> DeltaTable:
+    """Delta's own view of a table, opened by its reference (location and options)."""
+    ref = store.ref(table)
+    return DeltaTable(ref.uri, storage_options=ref.options(), **kwargs)
+
+
+def stored_files(store: DeltaTableStore, table: str) -> dict[str, bytes]:
+    """Every file of the table, by its path in the table's folder, log included."""
+    if store.root is not None:
+        folder = store.root / table
+        return {p.relative_to(folder).as_posix(): p.read_bytes()
+                for p in folder.rglob("*") if p.is_file()}
+    import obstore
+
+    from modelyard.backends.offline.location import S3Tables
+
+    assert isinstance(store.location, S3Tables)
+    s3 = store.location.s3
+    prefix = s3.key(table) + "/"
+    return {m["path"][len(prefix):]: bytes(obstore.get(s3.store, m["path"]).bytes())
+            for chunk in obstore.list(s3.store, prefix) for m in chunk}
 
 
 def batch(ids: list[str], amounts: list[float] | None = None) -> pa.Table:
@@ -57,8 +100,8 @@ def customers(table: pa.Table) -> list[str]:
 # --- ingestion ----------------------------------------------------------------------------
 
 
-def test_append_adds_the_system_columns_and_records_the_commit(store: OfflineTableStore,
-                                                               root: Path) -> None:
+def test_append_adds_the_system_columns_and_records_the_commit(store: DeltaTableStore
+                                                               ) -> None:
     assert not store.exists("claims")
     first = store.append("claims", batch(["a", "b", "c"]))
     second = store.append("claims", batch(["d", "e"]))
@@ -81,7 +124,7 @@ def test_append_adds_the_system_columns_and_records_the_commit(store: OfflineTab
     assert store.history("claims") == [first, second]
 
     # the Delta log itself carries the commit metadata
-    log = {e["version"]: e for e in DeltaTable(str(root / "claims")).history()}
+    log = {e["version"]: e for e in delta_table(store, "claims").history()}
     assert log[1]["modelyard.commit_id"] == second.commit_id
     assert log[1]["modelyard.source"] == "claims"
     assert log[1]["modelyard.rows"] == "2"
@@ -154,12 +197,13 @@ def test_unknown_tables_and_uris(store: OfflineTableStore) -> None:
         offline_store_from_uri("s4://bucket/x")
 
 
-def test_drop_removes_the_table(store: OfflineTableStore, root: Path) -> None:
+def test_drop_removes_the_table(store: DeltaTableStore) -> None:
     store.append("claims", batch(["a"]))
     store.append("other", batch(["b"]))
+    assert store.tables() == ["claims", "other"]
     store.drop("claims")
-    assert not store.exists("claims") and not (root / "claims").exists()
-    assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == ["other"]
+    assert not store.exists("claims") and stored_files(store, "claims") == {}
+    assert store.tables() == ["other"]
     with pytest.raises(NotFoundError):
         store.read("claims")
     again = store.append("claims", batch(["z"]))
@@ -227,15 +271,26 @@ def _parquet_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.parquet") if "_delta_log" not in p.parts)
 
 
+def _holding(store: DeltaTableStore, table: str, secret: str) -> list[str]:
+    """The stored files of ``table`` that hold ``secret``: in a data file's rows, or
+    anywhere in any other file's bytes (the log)."""
+    found = []
+    for name, data in stored_files(store, table).items():
+        if name.endswith(".parquet"):
+            if secret in pq.read_table(io.BytesIO(data))["customer"].to_pylist():
+                found.append(name)
+        elif secret.encode() in data:
+            found.append(name)
+    return found
+
+
 def test_forget_removes_the_rows_from_every_version_and_every_file(
-        store: OfflineTableStore, root: Path) -> None:
+        store: DeltaTableStore) -> None:
     secret = "customer-4f7a-secret"
     c1 = store.append("claims", batch(["a", secret, "b"]))
     store.append("claims", batch([secret, "c"]))
     store.append("claims", batch(["d"]))
-    folder = root / "claims"
-    assert any(secret in pq.read_table(p)["customer"].to_pylist()
-               for p in _parquet_files(folder))
+    assert len(_holding(store, "claims", secret)) == 2
 
     removed = store.forget("claims", ["customer"], pa.table({"customer": [secret, "nobody"]}))
 
@@ -243,14 +298,12 @@ def test_forget_removes_the_rows_from_every_version_and_every_file(
     assert customers(store.read("claims")) == ["a", "b", "c", "d"]
     assert customers(store.read("claims", as_of=c1.commit_id)) == ["a", "b"]
     assert customers(store.read("claims", as_of=c1.ingested_at)) == ["a", "b"]
-    # no data file left on disk holds the rows, and the log never held the values
-    for path in _parquet_files(folder):
-        assert secret not in pq.read_table(path)["customer"].to_pylist(), path
-    for entry in (folder / "_delta_log").iterdir():
-        assert secret not in entry.read_bytes().decode(errors="replace"), entry
+    # no data file left in storage holds the rows, and the log never held the values
+    assert _holding(store, "claims", secret) == []
     # Delta's own time travel to the first version cannot show them either: its files are gone
     with pytest.raises(pa.ArrowInvalid, match=r"(?i)not found"):
-        pa.RecordBatchReader.from_stream(DeltaTable(str(folder), version=0).scan()).read_all()
+        pa.RecordBatchReader.from_stream(delta_table(store, "claims", version=0).scan()
+                                         ).read_all()
 
     history = store.history("claims")
     assert [c.operation for c in history] == ["ingest", "ingest", "ingest", "forget"]
@@ -273,8 +326,8 @@ def test_forget_matches_on_every_key_column(store: OfflineTableStore) -> None:
         store.forget("ghost", ["id"], keys)
 
 
-def test_forget_also_clears_files_left_by_a_writer_that_died(store: OfflineTableStore,
-                                                             root: Path) -> None:
+def test_forget_also_clears_files_left_by_a_writer_that_died(root: Path) -> None:
+    store = DeltaTableStore(root)  # S3 cannot back-date a file
     store.append("claims", batch(["a", "b"]))
     leftover = root / "claims" / "part-00000-leftover-c000.snappy.parquet"
     pq.write_table(batch(["b"]), leftover)
@@ -289,7 +342,8 @@ def test_forget_also_clears_files_left_by_a_writer_that_died(store: OfflineTable
 
 
 def test_a_failure_after_the_data_files_are_written_leaves_the_table_unchanged(
-        store: OfflineTableStore, root: Path) -> None:
+        root: Path) -> None:
+    store = DeltaTableStore(root)
     first = store.append("claims", batch(["a"]))
     folder = root / "claims"
     files_before = set(_parquet_files(folder))
@@ -313,13 +367,14 @@ def _start_worker(args: list[str], cwd: Path) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
-def test_concurrent_appends_from_two_processes_all_land(root: Path, tmp_path: Path) -> None:
-    uri = f"file://{root}"
+def test_concurrent_appends_from_several_processes_all_land(uri: str, tmp_path: Path) -> None:
+    """On S3, the commits race by conditional put: a lost race is retried, none is lost."""
     barrier = tmp_path / "barrier"
     barrier.mkdir()
+    names = ("w1", "w2", "w3")
     procs = [_start_worker(["append", "--uri", uri, "--table", "claims", "--name", name,
-                            "--batches", "8", "--rows", "5", "--barrier", str(barrier)],
-                           tmp_path) for name in ("w1", "w2")]
+                            "--batches", "6", "--rows", "5", "--barrier", str(barrier)],
+                           tmp_path) for name in names]
     try:
         deadline = time.monotonic() + 60
         while len(list(barrier.glob("ready-*"))) < len(procs):
@@ -333,7 +388,7 @@ def test_concurrent_appends_from_two_processes_all_land(root: Path, tmp_path: Pa
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    assert [p.returncode for p in procs] == [0] * len(names), [err for _, err in outputs]
     reported = [Commit.from_dict(c) for out, _ in outputs
                 for c in json.loads(out.strip().splitlines()[-1])["commits"]]
 
@@ -341,11 +396,11 @@ def test_concurrent_appends_from_two_processes_all_land(root: Path, tmp_path: Pa
     history = store.history("claims")
     assert sorted(history, key=lambda c: c.commit_id) == sorted(reported,
                                                                 key=lambda c: c.commit_id)
-    assert [c.version for c in history] == list(range(16))
+    assert [c.version for c in history] == list(range(18))
     rows = store.read("claims")
-    assert rows.num_rows == 2 * 8 * 5
+    assert rows.num_rows == 3 * 6 * 5
     per_worker = pc.value_counts(rows["worker"]).to_pylist()
-    assert sorted((d["values"], d["counts"]) for d in per_worker) == [("w1", 40), ("w2", 40)]
+    assert sorted((d["values"], d["counts"]) for d in per_worker) == [(n, 30) for n in names]
 
 
 @pytest.mark.slow
@@ -366,3 +421,58 @@ def test_a_process_killed_mid_write_leaves_the_table_unchanged(root: Path,
     nxt = store.append("claims", pa.table({"worker": ["after"], "batch": [1], "value": [1.0]}))
     assert nxt.version == 1
     assert sorted(store.read("claims")["worker"].to_pylist()) == ["after", "seed"]
+
+
+# --- on S3 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.s3
+def test_the_server_refuses_a_second_create_of_one_key(s3_bucket: str) -> None:
+    """What Delta commits on S3 rely on (``conditional_put = etag``): of two writers creating
+    the same log entry, the second is refused, so no commit overwrites another."""
+    import obstore
+    from obstore.exceptions import AlreadyExistsError
+
+    from modelyard.backends.offline.location import S3Tables
+
+    store = DeltaTableStore(S3Tables(f"s3://{s3_bucket}/offline"))
+    store.append("claims", batch(["a"]))
+    assert isinstance(store.location, S3Tables)
+    s3 = store.location.s3
+    entry = s3.key("claims", "_delta_log", f"{0:020d}.json")
+    with pytest.raises(AlreadyExistsError):
+        obstore.put(s3.store, entry, b"{}", mode="create")
+    assert store.history("claims")[0].rows == 1  # the commit is intact
+    assert store.ref("claims").options() is not None
+    options = store.ref("claims").options() or {}
+    assert options["conditional_put"] == "etag"
+    assert "AWS_S3_ALLOW_UNSAFE_RENAME" not in options
+
+
+@pytest.mark.s3
+def test_a_wrong_credential_is_a_clear_error(s3_bucket: str, s3_server: Any) -> None:
+    from modelyard.backends.s3 import S3Options
+
+    uri = f"s3://{s3_bucket}/offline"
+    offline_store_from_uri(uri).append("claims", batch(["a"]))
+    wrong = S3Options(endpoint=s3_server.endpoint, access_key_id=s3_server.access_key,
+                      secret_access_key="not-the-secret")
+    store = offline_store_from_uri(uri, wrong)
+    for attempt in (lambda: store.read("claims"), lambda: store.append("claims", batch(["b"])),
+                    lambda: store.history("claims"), store.tables):
+        with pytest.raises(StorageError, match=rf"credentials were refused by the S3 store "
+                           rf"{uri} \(check AWS_ACCESS_KEY_ID") as info:
+            attempt()
+        assert "not-the-secret" not in str(info.value)
+    nowhere = offline_store_from_uri(f"s3://{s3_bucket}-missing/offline")
+    with pytest.raises(StorageError, match="bucket does not exist"):
+        nowhere.append("claims", batch(["a"]))
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = offline_store_from_uri(uri, S3Options(endpoint=f"http://127.0.0.1:{port}"))
+    with pytest.raises(StorageError, match=rf"server does not answer at the S3 store {uri}"):
+        down.read("claims")
+    assert customers(offline_store_from_uri(uri).read("claims")) == ["a"]

@@ -206,3 +206,51 @@ def test_search_by_status_and_experiment(yard: Yard) -> None:
     assert ids(RunQuery(statuses=["running"])) == [r3, r1]
     assert ids(RunQuery(experiment_ids=[e1], statuses=["failed"], limit=5)) == [r2]
     assert ids(RunQuery(limit=1)) == [r3]
+
+
+def test_pages_of_a_search_and_the_count_of_all_matches(yard: Yard) -> None:
+    from modelyard.backends.metadata.base import Comparison, OrderBy
+
+    store = _store(yard)
+    e1 = store.create_experiment("paged").experiment_id
+    other = store.create_experiment("other").experiment_id
+    runs = [_new_run(store, e1, start=1_000 + i) for i in range(7)]
+    _new_run(store, other, start=5_000)
+    store.log_metrics([MetricPoint(r, "r2", i / 10, 0, 1) for i, r in enumerate(runs[:6])])
+    by_r2 = [OrderBy("metric", "r2", descending=True)]
+    whole = [r.info.run_id for r in store.search_runs(
+        RunQuery(experiment_ids=[e1], order_by=by_r2))]
+    assert whole == [*runs[5::-1], runs[6]]  # highest r2 first, the run without it last
+    pages = [[r.info.run_id for r in store.search_runs(RunQuery(
+        experiment_ids=[e1], order_by=by_r2, limit=3, offset=offset))]
+        for offset in (0, 3, 6)]
+    assert pages == [whole[:3], whole[3:6], whole[6:]]
+    newest = [r.info.run_id for r in store.search_runs(RunQuery(
+        experiment_ids=[e1], limit=2, offset=2))]
+    assert newest == runs[4:2:-1]
+    filtered = RunQuery(experiment_ids=[e1], where=[Comparison("metric", "r2", ">", 0.25)],
+                        limit=1, offset=1)
+    assert store.count_matching(filtered) == 3  # order, limit and offset do not count
+    assert store.count_matching(RunQuery()) == 8
+    assert store.search_runs(RunQuery(experiment_ids=[e1], limit=5, offset=50)) == []
+
+
+def test_metric_ranges_and_run_keys(yard: Yard) -> None:
+    store = _store(yard)
+    e1 = store.create_experiment("ranges").experiment_id
+    e2 = store.create_experiment("elsewhere").experiment_id
+    a, b = _new_run(store, e1), _new_run(store, e1, tags={"team": "x"})
+    c = _new_run(store, e2)
+    store.log_metrics([MetricPoint(a, "loss", v, s, s) for s, v in enumerate([3.0, 1.0, 2.0])]
+                      + [MetricPoint(b, "loss", 5.0, 0, 0), MetricPoint(b, "acc", 0.5, 0, 0),
+                         MetricPoint(c, "other", 1.0, 0, 0)])
+    store.log_params(a, {"depth": "3"})
+    store.log_params(c, {"lr": "0.1"})
+    ranges = store.metric_ranges([a, b, c], ["loss", "missing"])
+    assert {k: (v.min, v.max, v.count) for k, v in ranges.items()} == {
+        (a, "loss"): (1.0, 3.0, 3), (b, "loss"): (5.0, 5.0, 1)}
+    assert store.metric_ranges([], ["loss"]) == {} == store.metric_ranges([a], [])
+    assert store.run_keys([e1]) == {"metric": ["acc", "loss"], "param": ["depth"],
+                                    "tag": ["team"]}
+    assert store.run_keys() == {"metric": ["acc", "loss", "other"],
+                                "param": ["depth", "lr"], "tag": ["team"]}

@@ -83,6 +83,22 @@ def test_doctor_reports_project_store_settings_and_versions(
             "features.materialize_chunk_rows"} <= words(piped.output)
 
 
+def test_doctor_never_shows_an_s3_secret(invoke: Invoke, project: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-visible-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "the-hidden-secret")
+    from modelyard.cli import render
+
+    monkeypatch.setattr(render.console, "_width", 400)
+    result = invoke("doctor")
+    assert result.exit_code == 0, result.output
+    assert "the-hidden-secret" not in result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert "(set, not shown)" in lines["s3.secret_access_key"]
+    assert "AWS_SECRET_ACCESS_KEY" in lines["s3.secret_access_key"]
+    assert "AKIA-visible-key" in lines["s3.access_key_id"]
+
+
 @pytest.mark.postgres
 def test_doctor_on_postgres_hides_the_password_and_changes_nothing(
     invoke: Invoke, pg_uri: str, project: Path

@@ -28,6 +28,16 @@ class Page:
     setup: Callable[[Path], Names] | None = None
     check: Callable[[Names, Path], None] | None = None
     project: bool = True  # False: the examples start in an empty folder
+    s3: bool = False  # the examples need the S3 server: a bucket of their own, AWS_* set
+
+
+def s3_project(project: Path, bucket: str) -> None:
+    """Point the project's artifacts and offline tables at ``bucket``, as the page's
+    ``modelyard.toml`` example does with its own bucket name."""
+    path = project / "modelyard.toml"
+    path.write_text(path.read_text().replace(
+        "[store]\n", f'[store]\nartifact_uri = "s3://{bucket}/modelyard/artifacts"\n'
+                     f'offline_uri = "s3://{bucket}/modelyard/offline"\n', 1))
 
 
 def _readme(project: Path) -> Names:
@@ -231,13 +241,52 @@ def _serving_check(names: Names, project: Path) -> None:
     assert sorted(labelled["entity.customer_id"])[1:] == [77, 100]  # by entity and time
 
 
+def _deploy(project: Path) -> Names:
+    """claims-model version 1 behind production, logged in a run that recorded its
+    environment."""
+    import modelyard
+
+    data.claim_stats(project)
+    with modelyard.connect(capture_git=False) as yard:
+        training = yard.training_set(data.labels(), ["claim_stats:*"], label="claim_value")
+        with yard.start_run("claims") as run:
+            run.log_model(data.fit(training), "claims-model", training_set=training,
+                          onnx=False)
+        yard.models.promote("claims-model", 1, alias="production")
+    return {}
+
+
+def _deploy_check(names: Names, project: Path) -> None:
+    bundle = names["bundle"]
+    assert bundle.version == 1 and "kserve/inferenceservice.yaml" in bundle.files
+    assert (project / "bundle" / "Dockerfile").is_file()
+    assert "scikit-learn==" in (project / "bundle" / "requirements.txt").read_text()
+
+
+def _scale_out(project: Path) -> Names:
+    data.write_claims(project)
+    return {"labels": data.labels()}
+
+
+def _scale_out_check(names: Names, project: Path) -> None:
+    yard = names["yard"]
+    assert yard.settings.artifact_uri.startswith("s3://")
+    assert yard.settings.offline_uri.startswith("s3://")
+    assert names["commit"].rows == len(data.claims())
+    assert names["loaded"].predict(names["frame"][["amount_30d_mean", "claims_90d"]]).shape
+    local = project / ".modelyard"
+    assert not (local / "artifacts").exists() and not (local / "offline").exists()
+
+
 PAGES: dict[str, Page] = {
     "README.md": Page(_readme, _readme_check, project=False),
+    "docs/deploy.md": Page(_deploy, _deploy_check),
     "docs/features.md": Page(_features, _features_check),
     "docs/monitoring.md": Page(_monitoring, _monitoring_check),
     "docs/online.md": Page(_online, _online_check),
     "docs/pipelines.md": Page(_pipelines, _pipelines_check),
     "docs/registry.md": Page(_registry, _registry_check),
+    "docs/scale-out.md": Page(_scale_out, _scale_out_check, s3=True),
     "docs/serving.md": Page(_serving, _serving_check),
     "docs/tracking.md": Page(_tracking, _tracking_check),
 }

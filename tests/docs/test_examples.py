@@ -25,8 +25,14 @@ def _runnable(path: Path) -> list[Block]:
 PAGES = [page_name(p) for p in pages() if _runnable(p)]
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_the_examples_of_a_page_run(page: str, tmp_path: Path,
+def _marked(page: str) -> Any:
+    """A page whose examples need the S3 server runs with the ``s3`` mark."""
+    return pytest.param(page, marks=pytest.mark.s3) if setups.PAGES.get(
+        page, setups.Page()).s3 else page
+
+
+@pytest.mark.parametrize("page", [_marked(p) for p in PAGES])
+def test_the_examples_of_a_page_run(page: str, tmp_path: Path, request: pytest.FixtureRequest,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from modelyard import init_project
 
@@ -37,6 +43,8 @@ def test_the_examples_of_a_page_run(page: str, tmp_path: Path,
     project.mkdir()
     if spec.project:
         init_project(project, "claims")
+    if spec.s3:  # a bucket of its own; AWS_* point at the server
+        setups.s3_project(project, request.getfixturevalue("s3_bucket"))
     monkeypatch.chdir(project)
     names: dict[str, Any] = {"__name__": "__docs__"}
     names.update(spec.setup(project) if spec.setup else {})

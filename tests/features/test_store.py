@@ -1,8 +1,10 @@
-"""The feature store end to end through the public API, on SQLite and PostgreSQL metadata."""
+"""The feature store end to end through the public API, on SQLite and PostgreSQL metadata;
+the tests on ingested claims run with the offline tables on the local disk and in S3."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,13 +51,24 @@ def spine(rows: list[tuple[int, datetime]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["customer_id", "ts"])
 
 
-@pytest.fixture
-def fyard(yard: Yard) -> Yard:
-    yard.apply([customer, claims, stats])
-    yard.ingest("claims", claims_frame([
-        (1, day(0), 10.0), (1, day(5), 20.0), (1, day(9), 40.0), (2, day(3), 7.0),
-    ]))
-    return yard
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def fyard(request: pytest.FixtureRequest, yard: Yard, store_uri: str) -> Iterator[Yard]:
+    """claim_stats applied and four claims ingested, in the project's offline folder or in
+    an S3 bucket of its own."""
+    made = yard
+    if request.param == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        made = modelyard.connect(store_uri, offline_uri=f"s3://{bucket}/offline",
+                                 capture_packages=False, capture_git=False)
+    try:
+        made.apply([customer, claims, stats])
+        made.ingest("claims", claims_frame([
+            (1, day(0), 10.0), (1, day(5), 20.0), (1, day(9), 40.0), (2, day(3), 7.0),
+        ]))
+        yield made
+    finally:
+        if made is not yard:
+            made.close()
 
 
 def test_apply_versions_and_plan(yard: Yard) -> None:

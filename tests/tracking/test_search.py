@@ -347,3 +347,9 @@ def test_a_limited_search_is_the_head_of_the_full_one(
     full = prop_yard.tracking.find_runs(experiment, filter=flt, order_by=order)
     head = prop_yard.tracking.find_runs(experiment, filter=flt, order_by=order, limit=limit)
     assert [r.info.run_id for r in head] == [r.info.run_id for r in full][:limit]
+    # a page further down is the same slice of the full ordering, counted whole
+    page, total = prop_yard.tracking.page_runs(experiment, flt, order, offset=limit // 2,
+                                               limit=limit)
+    assert [r.info.run_id for r in page] == [
+        r.info.run_id for r in full][limit // 2:limit // 2 + limit]
+    assert total == len(full)

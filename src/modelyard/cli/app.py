@@ -14,7 +14,11 @@ import typer
 
 from modelyard._version import __version__
 from modelyard.cli import (
+    access,
+    audit,
     demo,
+    deploy,
+    deployments,
     experiments,
     features,
     gc,
@@ -26,6 +30,7 @@ from modelyard.cli import (
     project,
     runs,
     serve,
+    ui,
 )
 from modelyard.cli.helptext import ReadableGroup
 from modelyard.errors import ModelyardError
@@ -58,8 +63,10 @@ def root(
 project.register(app)
 demo.register(app)
 serve.register(app)
+ui.register(app)
 predict.register(app)
 gc.register(app)
+deployments.register(app)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 online.register(features.app)
@@ -67,6 +74,9 @@ app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(monitor.app, name="monitor")
 pipelines.register(app)
+app.add_typer(deploy.app, name="deploy")
+access.register(app)
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from modelyard.cli.deployments import WaitOption, wait_for_rollout
 from modelyard.cli.project import (
     IdempotencyKeyOption,
     NoIdempotencyOption,
@@ -201,6 +202,7 @@ def promote(
                                         help="Why; kept in the history.")] = "",
     idempotency_key: IdempotencyKeyOption = None,
     no_idempotency: NoIdempotencyOption = False,
+    wait: WaitOption = None,
     uri: UriOption = None,
 ) -> None:
     """Run the model's gates and move the alias to the version, or refuse listing each failed
@@ -232,10 +234,13 @@ def promote(
         except GateFailedError as exc:
             _print_report(exc.details["report"], False)
             raise
-    _print_report(done.report.to_dict(), done.report.passed, done.forced)
-    before = "nothing" if done.previous is None else f"version {done.previous}"
-    say(f"[green]{escape(alias)}[/] of {escape(parsed.name)} now points at version "
-        f"{done.version} (was {before})" + (" [yellow]forced[/]" if done.forced else "") + ".")
+        _print_report(done.report.to_dict(), done.report.passed, done.forced)
+        before = "nothing" if done.previous is None else f"version {done.previous}"
+        say(f"[green]{escape(alias)}[/] of {escape(parsed.name)} now points at version "
+            f"{done.version} (was {before})" + (" [yellow]forced[/]" if done.forced else "")
+            + ".")
+        if wait is not None:
+            wait_for_rollout(yard, parsed.name, alias, done.version, wait)
 
 
 def _named(text: str) -> tuple[str, Path]:
@@ -265,13 +270,16 @@ def rollback(
                      ] = "production",
     reason: Annotated[str, typer.Option("--reason", metavar="TEXT",
                                         help="Why; kept in the history.")] = "",
+    wait: WaitOption = None,
     uri: UriOption = None,
 ) -> None:
     """Move the alias back to the version that held it before the current one."""
     with open_yard(uri) as yard:
         event = yard.models.rollback(name, alias, reason=reason)
-    say(f"[green]{escape(alias)}[/] of {escape(name)} rolled back from version "
-        f"{event.from_version} to version {event.to_version}.")
+        say(f"[green]{escape(alias)}[/] of {escape(name)} rolled back from version "
+            f"{event.from_version} to version {event.to_version}.")
+        if wait is not None and event.to_version is not None:
+            wait_for_rollout(yard, name, alias, event.to_version, wait)
 
 
 @app.command("history")

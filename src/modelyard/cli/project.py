@@ -170,6 +170,8 @@ def doctor(
     for f in Settings.fields():
         value = getattr(settings, f.name)
         shown = hide_password(value) if f.name == "uri" else value
+        if f.metadata.get("secret"):
+            shown = "(set, not shown)" if value else ""
         source = "--uri" if d.sources[f.name] == "arguments" else d.sources[f.name]
         table.add_row(cell(f.metadata["toml"]), cell(shown), cell(source))
     versions = section("Versions")

@@ -78,6 +78,10 @@ def serve(
         "--poll-interval", min=0.1, help="Seconds between checks of the followed aliases "
                                          "(a moved alias is swapped in without a restart).")
     ] = 2.0,
+    listen: Annotated[bool, typer.Option(
+        "--listen/--no-listen", help="On PostgreSQL, also wake as soon as an alias moves "
+                                     "(LISTEN/NOTIFY); turn off behind a connection pooler in "
+                                     "transaction mode, which drops notifications.")] = True,
     onnx: Annotated[bool, typer.Option(
         "--onnx/--no-onnx", help="Serve a version's verified ONNX twin when it has one.")
     ] = True,
@@ -100,8 +104,9 @@ def serve(
     level = log_level.value
     options = ServeOptions.parse(
         list(models or []), list(canary or []), list(shadow or []),
-        poll_interval=poll_interval, prefer_onnx=onnx,
-        batching=None if batching is Batching.auto else batching is Batching.on)
+        poll_interval=poll_interval, listen=listen, prefer_onnx=onnx,
+        batching=None if batching is Batching.auto else batching is Batching.on,
+        address=advertised(host, port))
     if workers == 1:
         from modelyard.server.app import create_app
 
@@ -127,6 +132,14 @@ def serve(
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers,
                     log_level=level)
+
+
+def advertised(host: str, port: int) -> str:
+    """The address the replica list shows for this server: the machine's name when it
+    listens on every interface."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def check_port(host: str, port: int) -> None:

@@ -62,8 +62,12 @@ def ingest_key(service: FeatureService, source: str, file: Path | None) -> str |
 
 
 def table_paths(service: FeatureService, source: str) -> list[str]:
+    """Where the source's table lies: a folder, or an ``s3://`` URL (never credentials);
+    garbage collection keeps the unlisted files of a table a write in flight names."""
     uri = service.tables.uri
-    return [str(Path(uri[len("file://"):]) / source)] if uri.startswith("file://") else []
+    if uri.startswith("file://"):
+        return [str(Path(uri[len("file://"):]) / source)]
+    return [f"{uri.rstrip('/')}/{source}"] if uri.startswith("s3://") else []
 
 
 def _stamp(ms: int) -> str:

@@ -155,6 +155,30 @@ def declared_gates(registry: ModelRegistry, name: str) -> list[Gate]:
     return found
 
 
+@dataclass(frozen=True)
+class GatePreview:
+    """What promoting ``version`` to ``alias`` would meet now: the alias's holder and every
+    declared gate's verdict against it, on the evaluations already stored."""
+
+    name: str
+    version: int
+    alias: str
+    holder: int | None
+    report: GateReport
+
+
+def preview(registry: ModelRegistry, name: str, version: int, alias: str) -> GatePreview:
+    """Run the model's declared gates for ``version`` against the alias's holder, on the
+    stored evaluations, without storing a report or moving anything."""
+    check_name(name)
+    check_alias(alias)
+    record = registry.store.get_version(name, version)
+    holder = registry.store.aliases(name).get(alias)
+    return GatePreview(name, version, alias, holder,
+                       run_gates(registry, record, holder, alias,
+                                 declared_gates(registry, name)))
+
+
 def promote(registry: ModelRegistry, name: str, version: int, alias: str, *, force: bool,
             reason: str, actor: str | None, data: Mapping[str, Any] | None,
             extra_gates: Sequence[Gate], idempotency_key: str | None = None) -> Promotion:

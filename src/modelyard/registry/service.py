@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from modelyard.registry.evaluation import Evaluation
     from modelyard.registry.gates import Gate
     from modelyard.registry.lineage import Lineage
-    from modelyard.registry.promotion import Promotion
+    from modelyard.registry.promotion import GatePreview, Promotion
     from modelyard.registry.signature import Signature
     from modelyard.tracking.service import TrackingService
 
@@ -460,6 +460,14 @@ class ModelRegistry:
 
         return promote(self, name, version, alias, force=force, reason=reason, actor=actor,
                        data=data, extra_gates=gates, idempotency_key=idempotency_key)
+
+    def preview_promotion(self, name: str, version: int, alias: str = "production"
+                          ) -> GatePreview:
+        """The gates ``promote`` would run, run now against the alias's holder on the
+        stored evaluations: nothing is stored and nothing moves."""
+        from modelyard.registry.promotion import preview
+
+        return preview(self, name, version, alias)
 
     def lineage(self, ref: str | ModelRef, version: int | None = None) -> Lineage:
         from modelyard.registry.lineage import lineage

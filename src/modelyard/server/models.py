@@ -34,6 +34,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # A predict body this small, to a version that answers from a matrix at once (no batcher, no
 # feature lookup), is answered on the event loop: a few rows cost less than a thread hop.
 INLINE_BYTES = 4096
+#: the version that answered, on every prediction and explanation (a fleet's rollout shows)
+VERSION_HEADER = "Modelyard-Model-Version"
 
 
 def request_id(request: Request) -> str:
@@ -43,19 +45,21 @@ def request_id(request: Request) -> str:
 
 
 def predict_body(server: ModelServer, name: str, body: bytes, rid: str,
-                 received: float) -> bytes:
-    """The whole blocking part of a predict request: its answer as JSON bytes. The
-    prediction log gets the answer once those bytes are ready, with the latency from
-    ``received`` (when the handler took the request, ``time.perf_counter()``) to then."""
+                 received: float) -> tuple[bytes, int]:
+    """The whole blocking part of a predict request: its answer as JSON bytes, and the
+    version that answered. The prediction log gets the answer once those bytes are ready,
+    with the latency from ``received`` (when the handler took the request,
+    ``time.perf_counter()``) to then."""
     answer = server.predict(name, parse_json(body), rid, received=received, log=False)
     out = dumps(answer.to_dict())
     server.log_answer(answer, received)
-    return out
+    return out, answer.version
 
 
 def explain_body(server: ModelServer, name: str, body: bytes, rid: str,
-                 received: float) -> bytes:
-    return dumps(server.explain(name, parse_json(body), rid))
+                 received: float) -> tuple[bytes, int]:
+    explained = server.explain(name, parse_json(body), rid)
+    return dumps(explained), int(explained["version"])
 
 
 def describe(server: ModelServer, name: str | None = None) -> Any:
@@ -76,9 +80,9 @@ def routes(state: ServerState) -> list[BaseRoute]:
             try:
                 if (endpoint == "predict" and len(body) <= INLINE_BYTES
                         and b'"entities"' not in body and server.answers_inline(name)):
-                    payload = work(server, name, body, rid, began)  # cheaper than a thread
+                    payload, version = work(server, name, body, rid, began)  # no thread hop
                 else:
-                    payload = await state.call(work, server, name, body, rid, began)
+                    payload, version = await state.call(work, server, name, body, rid, began)
             except ModelyardError as exc:
                 state.failed(name, endpoint, rid, exc, began)
                 return error_response(exc, {"X-Request-ID": rid})
@@ -86,7 +90,8 @@ def routes(state: ServerState) -> list[BaseRoute]:
                 state.failed(name, endpoint, rid, exc, began)
                 raise
             state.count(name, endpoint, 200, began)
-            return Response(payload, media_type=JSON, headers={"X-Request-ID": rid})
+            return Response(payload, media_type=JSON,
+                            headers={"X-Request-ID": rid, VERSION_HEADER: str(version)})
 
         return handler
 

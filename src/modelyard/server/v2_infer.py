@@ -285,7 +285,8 @@ def _response(request: InferRequest, name: str, version: int, rid: str, role: st
     header = dumps({"model_name": name, "model_version": str(version),
                     "id": request.id if request.id is not None else rid,
                     "parameters": {"request_id": rid, "role": role}, "outputs": outputs})
-    response_headers = {"X-Request-ID": rid, "Content-Type": JSON}
+    response_headers = {"X-Request-ID": rid, "Content-Type": JSON,
+                        "Modelyard-Model-Version": str(version)}
     if blobs:
         response_headers["Inference-Header-Content-Length"] = str(len(header))
         response_headers["Content-Type"] = BINARY

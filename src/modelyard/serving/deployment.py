@@ -60,12 +60,16 @@ class Served:
 
 
 class Slot:
-    """One role of a deployment, following a model reference."""
+    """One role of a deployment, following a model reference.
+
+    The version swapped out stays loaded beside the current one (``previous``), so moving the
+    alias back (a rollback) is a swap, not a load; it is closed when a third version comes."""
 
     def __init__(self, ref: ModelRef, role: Role) -> None:
         self.ref = ref
         self.role = role
         self.current: Served | None = None
+        self.previous: Served | None = None  # the version swapped out, kept warm
         self.failures = 0  # consecutive failed loads of a new version
         self.last_error: str | None = None
 
@@ -77,26 +81,40 @@ class Slot:
         return self.ref.version if self.ref.version is not None else resolve(self.ref)
 
     def refresh(self, resolve: Callable[[ModelRef], int],
-                load: Callable[[str, int], Served]) -> Served | None:
-        """Load and swap in the version the reference names now, if it changed. Returns
-        the version swapped out (for the caller to close), or None.
+                load: Callable[[str, int], Served]) -> tuple[Served | None, Served | None]:
+        """Swap in the version the reference names now, if it changed: the one kept warm
+        when it is that version, else a new load. Returns the version swapped out (None if
+        nothing changed) and the version to close now that it is no longer kept (or None).
 
         A canary or shadow following an alias that is not set (yet, or any more: a
-        pipeline's shadow trial ended) serves nothing in its role, and is no error."""
+        pipeline's shadow trial ended) serves nothing in its role, and is no error: what it
+        served is swapped out (kept warm like any other)."""
         old = self.current
         try:
             wanted = self.target(resolve)
         except NotFoundError:
             if self.role == "primary" or self.ref.version is not None:
                 raise
-            self.current, self.failures, self.last_error = None, 0, None
-            return old
+            self.failures, self.last_error = 0, None
+            if old is None:
+                return None, None
+            dropped, self.current, self.previous = self.previous, None, old
+            return old, dropped
         if old is not None and old.version == wanted:
-            return None
-        served = load(self.ref.name, wanted)  # the old version keeps serving until this is ready
-        self.current = served
+            return None, None
+        kept = self.previous
+        if kept is not None and kept.version == wanted:
+            served, dropped = kept, None
+        else:  # the old version keeps serving until this is ready
+            served, dropped = load(self.ref.name, wanted), kept
+        self.current, self.previous = served, old
         self.failures, self.last_error = 0, None
-        return old
+        return old, dropped
+
+    def close(self) -> None:
+        for served in (self.current, self.previous):
+            if served is not None:
+                served.close()
 
 
 @dataclass

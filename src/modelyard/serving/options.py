@@ -29,9 +29,12 @@ class ServeOptions:
     canary: dict[str, str] = field(default_factory=dict)  # model -> "target:percent"
     shadow: dict[str, str] = field(default_factory=dict)  # model -> target
     poll_interval: float = 2.0
+    listen: bool = True  # on PostgreSQL, wake at alias notifications too
     prefer_onnx: bool = True
     batching: bool | None = None  # None: where timing the model says it helps
     prediction_log: bool = True
+    address: str | None = None  # where this server answers, reported to the replica list
+    report: bool = True  # report this server to the fleet's replica list
 
     @classmethod
     def parse(cls, models: list[str], canary: list[str], shadow: list[str],
@@ -82,7 +85,9 @@ class ServeOptions:
         if failure_sink is None and self.prediction_log:
             failure_sink = yard.prediction_log.log_failure
         return ModelServer(yard, list(self.models), canary=self.canary, shadow=self.shadow,
-                           poll_interval=self.poll_interval, prefer_onnx=self.prefer_onnx,
+                           poll_interval=self.poll_interval, listen=self.listen,
+                           prefer_onnx=self.prefer_onnx,
                            batching=self.batching, metrics=ServingMetrics(), sink=sink,
                            failure_sink=failure_sink,
-                           canary_shares=yard.pipelines.canary_share)
+                           replicas=yard.replicas if self.report else None,
+                           address=self.address, canary_shares=yard.pipelines.canary_share)

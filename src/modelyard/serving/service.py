@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from modelyard.backends.metadata.predictions import FailureRecord
+from modelyard.backends.metadata.replicas import ReplicaStore, ServedSlot
 from modelyard.backends.predictions.codec import MAX_FIELD
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
 from modelyard.serving.deployment import (
@@ -33,6 +34,7 @@ from modelyard.serving.deployment import (
     parse_canary,
     parse_target,
 )
+from modelyard.serving.fleet import HEARTBEAT_S, ReplicaReporter
 from modelyard.serving.inputs import invalid, key_name, rows_of
 
 if TYPE_CHECKING:
@@ -91,16 +93,20 @@ class ModelServer:
     def __init__(self, yard: Yard, targets: Sequence[str], *,
                  canary: Mapping[str, str] | None = None,
                  shadow: Mapping[str, str] | None = None, poll_interval: float = 2.0,
+                 listen: bool = True,
                  prefer_onnx: bool = True, batching: bool | None = None,
                  metrics: ServingMetrics | None = None, sink: Sink | None = None,
                  failure_sink: FailureSink | None = None,
                  clock: Callable[[], datetime] | None = None,
+                 replicas: ReplicaStore | None = None, address: str | None = None,
+                 heartbeat: float = HEARTBEAT_S,
                  canary_shares: Callable[[str, int], float | None] | None = None) -> None:
         if not targets:
             raise InvalidInputError("name at least one model to serve, like "
                                     "'claims-model@production'", field="models")
         self.yard = yard
         self.poll_interval = poll_interval
+        self.listen = listen  # also wake at the database's alias notifications
         self.prefer_onnx = prefer_onnx
         self.batching = batching  # None: decide per version by timing it
         self.metrics = metrics
@@ -130,6 +136,9 @@ class ModelServer:
         self._shadow = ThreadPoolExecutor(1, thread_name_prefix="modelyard-shadow")
         self._shadow_waiting = 0
         self._shadow_lock = threading.Lock()
+        # what this process serves, reported to the fleet's replica list (None: not reported)
+        self.reporter = None if replicas is None else ReplicaReporter(
+            replicas, self.served_slots, address=address, interval=heartbeat)
 
     def _deployment_for(self, name: str, what: str) -> Deployment:
         if name not in self.deployments:
@@ -145,8 +154,17 @@ class ModelServer:
             for slot in deployment.slots():
                 self._refresh(deployment, slot)
 
+    def served_slots(self) -> list[ServedSlot]:
+        """Every slot of every deployment: what it follows and the version it serves."""
+        return [ServedSlot(d.name, slot.role, str(slot.ref),
+                           None if slot.current is None else slot.current.version)
+                for d in self.deployments.values() for slot in d.slots()]
+
     def start(self) -> None:
-        """Start the watcher that follows aliases."""
+        """Start the watcher that follows aliases, and the heartbeat that reports what this
+        process serves."""
+        if self.reporter is not None and self._watcher is None:
+            self.reporter.start()
         if self._watcher is None:
             self._watcher = threading.Thread(target=self._watch, daemon=True,
                                              name="modelyard-alias-watcher")
@@ -156,11 +174,12 @@ class ModelServer:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=10)
+        if self.reporter is not None:
+            self.reporter.close()
         self._shadow.shutdown(wait=True, cancel_futures=False)
         for deployment in self.deployments.values():
             for slot in deployment.slots():
-                if slot.current is not None:
-                    slot.current.close()
+                slot.close()
 
     def poll(self) -> list[tuple[str, Role, int]]:
         """Check every followed alias once; returns the (model, role, version) swapped in
@@ -186,7 +205,7 @@ class ModelServer:
         from modelyard.backends.metadata.sql.notify import alias_listener
 
         engine = getattr(self.yard.models.store, "engine", None)
-        listener = alias_listener(engine) if engine is not None else None
+        listener = alias_listener(engine) if engine is not None and self.listen else None
         due = time.monotonic() + self.poll_interval
         try:
             while not self._stop.is_set():
@@ -209,7 +228,10 @@ class ModelServer:
     def _refresh(self, deployment: Deployment, slot: Slot) -> bool:
         registry = self.yard.models
         before = slot.current
-        old = slot.refresh(lambda ref: registry.get_version(ref).version, self._load_served)
+        old, dropped = slot.refresh(lambda ref: registry.get_version(ref).version,
+                                    self._load_served)
+        if dropped is not None:
+            dropped.close()
         current = slot.current
         if slot.role == "canary" and deployment.share_from_trial:
             deployment.canary_share = self._trial_share(deployment.name, current)
@@ -218,11 +240,14 @@ class ModelServer:
         if old is not None and current is None:  # an alias followed as canary or shadow
             logger.info("%s (%s): alias not set, version %d no longer served in this role",
                         slot, slot.role, old.version)
-            old.close()
+            if self.reporter is not None:
+                self.reporter.changed()
             return False
         if before is None and current is not None and slot.role != "primary":
             logger.info("%s (%s): alias set, now serving version %d", slot, slot.role,
                         current.version)  # a canary or shadow that was empty
+            if self.reporter is not None:
+                self.reporter.changed()
             return True
         if old is None or current is None:
             return False
@@ -230,7 +255,8 @@ class ModelServer:
                     current.version, old.version)
         if self.metrics is not None:
             self.metrics.swaps.labels(deployment.name, slot.role).inc()
-        old.close()
+        if self.reporter is not None:
+            self.reporter.changed()
         return True
 
     def _trial_share(self, name: str, current: Served | None) -> float:

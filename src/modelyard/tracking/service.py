@@ -18,7 +18,10 @@ from modelyard.backends.artifacts.base import ArtifactStore
 from modelyard.backends.metadata.base import (
     ArtifactEntry,
     Comparison,
+    Entity,
     Experiment,
+    MetricPoint,
+    MetricRange,
     RunInfo,
     RunQuery,
     RunRecord,
@@ -259,6 +262,11 @@ class TrackingService:
         self.reap_dead_runs()
         return self.store.get_run(run_id)
 
+    def metric_points(self, run_id: str, key: str) -> list[MetricPoint]:
+        """Every point logged for ``key`` in the run, by step then time."""
+        self.buffer.flush()
+        return self.store.metric_history(run_id, key)
+
     def metric_history(self, run_id: str, key: str) -> pd.DataFrame:
         import pandas as pd
 
@@ -295,6 +303,39 @@ class TrackingService:
         self.buffer.flush()
         self.reap_dead_runs()
         return self.store.search_runs(query)
+
+    def page_runs(self, experiments: str | int | Sequence[str | int] | None = None,
+                  filter: str | None = None, order_by: Sequence[str] | str | None = None,
+                  *, offset: int = 0, limit: int = 50) -> tuple[list[RunRecord], int]:
+        """One page of the runs matching ``filter`` (``limit`` of them from ``offset``,
+        in order) and how many match in all; the database does the paging."""
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidInputError(f"offset must be a whole number >= 0, got {offset!r}",
+                                    field="offset")
+        query = self._query(experiments, filter, order_by, limit)
+        self.buffer.flush()
+        self.reap_dead_runs()
+        page = RunQuery(query.experiment_ids, query.where, query.order_by, query.statuses,
+                        limit, offset)
+        return self.store.search_runs(page), self.store.count_matching(query)
+
+    def metric_ranges(self, run_ids: Sequence[str], keys: Sequence[str]
+                      ) -> dict[tuple[str, str], MetricRange]:
+        """Min, max and count over each metric's whole history, per run and key."""
+        for key in keys:
+            validate_key("metric", key)
+        self.buffer.flush()
+        return self.store.metric_ranges(run_ids, keys)
+
+    def run_keys(self, experiments: str | int | Sequence[str | int] | None = None
+                 ) -> dict[Entity, list[str]]:
+        """The metric, param and tag keys the runs of these experiments logged."""
+        if experiments is None:
+            ids: list[int] = []
+        else:
+            names = [experiments] if isinstance(experiments, (str, int)) else list(experiments)
+            ids = [self._experiment_id(n, create=False) for n in names]
+        return self.store.run_keys(ids)
 
     def search_runs(self, experiments: str | int | Sequence[str | int] | None = None,
                     filter: str | None = None, order_by: Sequence[str] | str | None = None,

@@ -16,7 +16,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from modelyard.backends.s3 import S3Options
 
 
 @dataclass(frozen=True)
@@ -76,14 +79,19 @@ class ArtifactStore(ABC):
         return []
 
 
-def artifact_store_from_uri(uri: str) -> ArtifactStore:
+def artifact_store_from_uri(uri: str, s3: S3Options | None = None) -> ArtifactStore:
+    """The store at ``uri``: ``file:///path`` or ``s3://bucket/prefix`` (reached with ``s3``,
+    by default the standard AWS environment variables)."""
     from modelyard.errors import ConfigurationError
 
     if uri.startswith("file://"):
         from modelyard.backends.artifacts.local import LocalArtifactStore
 
         return LocalArtifactStore(Path(uri[len("file://"):]))
+    if uri.startswith("s3://"):
+        from modelyard.backends.artifacts.s3 import S3ArtifactStore
+
+        return S3ArtifactStore(uri, s3)
     raise ConfigurationError(
-        f"unsupported artifact store URI {uri!r}: use file:///path "
-        "(S3-compatible stores are planned)"
-    )
+        f"unsupported artifact store URI {uri!r}: use file:///path or s3://bucket/prefix",
+        uri=uri)

@@ -106,6 +106,16 @@ class RunQuery:
     order_by: Sequence[OrderBy] = ()
     statuses: Sequence[str] = ()
     limit: int | None = None
+    offset: int = 0  # matching runs skipped before the first returned (a page's start)
+
+
+@dataclass(frozen=True)
+class MetricRange:
+    """The smallest and largest value a run logged for one metric key."""
+
+    min: float
+    max: float
+    count: int
 
 
 class TrackingStore(ABC):
@@ -158,6 +168,21 @@ class TrackingStore(ABC):
 
     @abstractmethod
     def search_runs(self, query: RunQuery) -> list[RunRecord]: ...
+
+    @abstractmethod
+    def count_matching(self, query: RunQuery) -> int:
+        """How many runs match ``query`` (its order, limit and offset ignored)."""
+
+    @abstractmethod
+    def metric_ranges(self, run_ids: Sequence[str], keys: Sequence[str]
+                      ) -> dict[tuple[str, str], MetricRange]:
+        """Min, max and count of each metric key's history for each run (pairs never
+        logged are absent)."""
+
+    @abstractmethod
+    def run_keys(self, experiment_ids: Sequence[int] = ()) -> dict[Entity, list[str]]:
+        """The metric, param and tag keys logged by the runs of these experiments (all
+        when empty), sorted, under ``metric``, ``param`` and ``tag``."""
 
     @abstractmethod
     def mark_killed(self, run_ids: Sequence[str]) -> int:

@@ -1,4 +1,9 @@
-"""Offline tables as Delta Lake tables on the local disk, one folder per table.
+"""Offline tables as Delta Lake tables, one folder per table, on the local disk or in S3.
+
+Where the tables lie is a :class:`~modelyard.backends.offline.location.TableLocation`: every
+Delta operation below goes through deltalake on a table reference (location and storage
+options), and the few file operations Delta does not do go through that seam, so this code is
+the same on ``file://`` and ``s3://``.
 
 An ingestion is one Delta commit. Its data files are written first and the commit is a single
 atomic put of the next log entry, so a reader sees the whole ingestion or none of it, and a
@@ -15,21 +20,20 @@ old ones, no file left on disk holds the forgotten rows.
 A reader that loaded the table just before a ``forget`` vacuumed its files reads again from
 the new version.
 
-Every write holds an in-flight mark naming its table (``<root>/.inflight/``, see
-:mod:`modelyard.backends.inflight`) while it runs, and garbage collection leaves a marked
-table alone. Before handing a batch to the Delta writer, a write checks that the table's folder
-takes a file and has room for the batch (its Arrow size, an upper bound of the Parquet file in
-practice): the Rust writer reports a full or read-only disk with a panic message on stderr,
-so the cases it can foresee never reach it. A disk filled by someone else during the write
-still gives the same clear StorageError (and the table stays whole), with that message.
+On the local disk, every write holds an in-flight mark naming its table
+(``<root>/.inflight/``, see :mod:`modelyard.backends.inflight`) while it runs, and garbage
+collection leaves a marked table alone. Before handing a batch to the Delta writer, a write
+checks that the table's folder takes a file and has room for the batch (its Arrow size, an
+upper bound of the Parquet file in practice): the Rust writer reports a full or read-only
+disk with a panic message on stderr, so the cases it can foresee never reach it. A disk
+filled by someone else during the write still gives the same clear StorageError (and the
+table stays whole), with that message.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +45,6 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import (
     CommitFailedError,
@@ -50,7 +53,7 @@ from deltalake.exceptions import (
     TableNotFoundError,
 )
 
-from modelyard.backends.inflight import held, hold
+from modelyard.backends.offline.location import LocalTables, TableLocation
 from modelyard.backends.offline.tables import (
     COMMIT,
     INGESTED_AT,
@@ -59,9 +62,9 @@ from modelyard.backends.offline.tables import (
     Commit,
     OfflineTableStore,
     TableFile,
+    TableRef,
     check_table_name,
 )
-from modelyard.backends.resources import check_handles, check_writable, resource_error
 from modelyard.errors import (
     DataValidationError,
     InvalidInputError,
@@ -84,8 +87,6 @@ _ORPHAN_AGE_HOURS = 1  # unreferenced files older than this are leftovers of dea
 _BAD_NAME_CHARS = set(" ,;{}()\n\t=")
 _META = "modelyard."
 _LOG_FILE = re.compile(r"^(\d{20})\.json$")
-_INFLIGHT = ".inflight"
-_STAGING = re.compile(r"^[^._].*#\d+$")  # the local object store's multipart staging files
 
 T = TypeVar("T")
 
@@ -95,22 +96,24 @@ def _writer() -> WriterProperties:
 
 
 class DeltaTableStore(OfflineTableStore):
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.uri = f"file://{root}"
+    def __init__(self, location: TableLocation | Path) -> None:
+        self.location = LocalTables(location) if isinstance(location, Path) else location
+        self.uri = self.location.uri
+        # the folder of a local store (tests and tools look into it), None on S3
+        self.root = self.location.root if isinstance(self.location, LocalTables) else None
 
     # --- writing ------------------------------------------------------------------------
 
     def append(self, table: str, data: pa.Table, *, commit_id: str | None = None
                ) -> Commit:
-        path = self._path(table)
+        ref = self._ref(table)
         if not isinstance(data, pa.Table):
             raise InvalidInputError(
                 f"append takes a pyarrow.Table, got {type(data).__name__}", table=table)
         batch = _storable(data)
-        check_handles(path, f"cannot write offline table {table!r}")
+        self.location.check_open(table, f"cannot write offline table {table!r}")
         with self._errors(table):
-            existing = _arrow_schema(path)
+            existing = _arrow_schema(ref)
         if existing is not None:
             batch = _conform(batch, existing)
         for field in batch.schema:
@@ -136,18 +139,18 @@ class DeltaTableStore(OfflineTableStore):
         })
 
         def write() -> int:
-            if not DeltaTable.is_deltatable(str(path)):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_deltalake(str(path), batch, mode="append", schema_mode="merge",
+            if not _is_table(ref):
+                write_deltalake(ref.uri, batch, mode="append", schema_mode="merge",
                                 configuration=_TABLE_CONFIG, commit_properties=props,
-                                writer_properties=_writer())
+                                writer_properties=_writer(), storage_options=ref.options())
                 # usually version 0, unless another writer created the table meanwhile
-                return next(v for v, info in _commit_infos(path)
-                            if info.get(f"{_META}commit_id") == commit_id)
-            target = DeltaTable(str(path))
+                return self._version_of(table, commit_id)
+            target = _table(ref)
             write_deltalake(target, batch, mode="append", schema_mode="merge",
                             commit_properties=props, writer_properties=_writer())
-            return target.version()  # the version this write committed
+            # read back from the log: after a lost race the table object's own state (its
+            # version, its history) places the commit where it first tried, not where it landed
+            return self._version_of(table, commit_id)
 
         with self._writing(table, batch.nbytes), self._errors(table):
             try:
@@ -188,27 +191,24 @@ class DeltaTableStore(OfflineTableStore):
         predicate = " AND ".join(f't."{c}" = s."{c}"' for c in key_columns)
 
         def merge() -> dict[str, Any]:
-            target = DeltaTable(str(self._path(table)))
+            target = _table(self._ref(table))
             return target.merge(source, predicate, source_alias="s", target_alias="t",
                                 writer_properties=_writer(), commit_properties=props,
                                 ).when_matched_delete().execute()
 
         with self._writing(table, self._size(table)), self._errors(table):
             metrics = _retrying(merge)
-            dt = DeltaTable(str(self._path(table)))
+            dt = _table(self._ref(table))
             dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
             dt.vacuum(retention_hours=_ORPHAN_AGE_HOURS, enforce_retention_duration=False,
                       dry_run=False, full=True)
         return int(metrics.get("num_target_rows_deleted", 0))
 
     def drop(self, table: str) -> None:
-        path = self._path(table)
         if not self.exists(table):
             raise NotFoundError(f"no offline table {table!r}", table=table)
-        trash = self.root / f".dropped-{uuid.uuid4().hex}"
         with self._errors(table):
-            os.replace(path, trash)
-            shutil.rmtree(trash)
+            self.location.remove(check_table_name(table))
 
     # --- reading ------------------------------------------------------------------------
 
@@ -220,12 +220,11 @@ class DeltaTableStore(OfflineTableStore):
                  where: pc.Expression | None, *, streaming: bool) -> pads.Scanner:
         """A scanner of the table; ``streaming`` reads ahead one batch only, so that a
         consumer of the batches holds little more than a row group in memory. Column chunks
-        are read as they are decoded (no pre-buffering): faster and lighter on local disks."""
+        are read as they are decoded on a local disk (faster and lighter there), and pre-buffered in
+        coalesced range requests from an object store (fewer round trips)."""
         dt = self._open(table)
-        path = self._path(table)
         with self._errors(table):
-            dataset = dt.to_pyarrow_dataset(
-                filesystem=pafs.SubTreeFileSystem(str(path.resolve()), pafs.LocalFileSystem()))
+            dataset = dt.to_pyarrow_dataset(filesystem=self.location.arrow_filesystem(table))
         names = dataset.schema.names
         wanted = [n for n in names if n not in SYSTEM_COLUMNS] + [
             n for n in SYSTEM_COLUMNS if n in names] if columns is None else list(columns)
@@ -243,7 +242,8 @@ class DeltaTableStore(OfflineTableStore):
         with self._errors(table):
             return dataset.scanner(
                 columns=wanted, filter=row_filter,
-                fragment_scan_options=pads.ParquetFragmentScanOptions(pre_buffer=False),
+                fragment_scan_options=pads.ParquetFragmentScanOptions(
+                    pre_buffer=self.location.remote),
                 **(streamed if streaming else {}))
 
     def read(self, table: str, *, columns: Sequence[str] | None = None,
@@ -253,8 +253,7 @@ class DeltaTableStore(OfflineTableStore):
             try:
                 return scanner.to_table()
             except (OSError, pa.ArrowException) as exc:
-                clear = resource_error(exc, self._path(table),
-                                       f"cannot read offline table {table!r}")
+                clear = self.location.error(exc, table, f"cannot read offline table {table!r}")
                 if clear is not None:
                     raise clear from exc
                 if attempt == 1:  # not a file vacuumed by a concurrent forget: give up
@@ -263,29 +262,27 @@ class DeltaTableStore(OfflineTableStore):
         raise AssertionError("unreachable")
 
     def history(self, table: str) -> list[Commit]:
-        path = self._path(table)
         if not self.exists(table):
             raise NotFoundError(f"no offline table {table!r}", table=table)
         with self._errors(table):
-            commits = [_commit_from_info(v, info) for v, info in _commit_infos(path)]
+            commits = [_commit_from_info(v, self._commit_info(table, v))
+                       for v in self._log_versions(table)]
         return sorted((c for c in commits if c is not None), key=lambda c: c.version)
 
     def exists(self, table: str) -> bool:
-        path = self._path(table)
-        check_handles(path, f"cannot open offline table {table!r}")
+        ref = self._ref(table)
+        self.location.check_open(table, f"cannot open offline table {table!r}")
         with self._errors(table):
-            return DeltaTable.is_deltatable(str(path))
+            return _is_table(ref)
 
     # --- garbage collection ---------------------------------------------------------------
 
     def tables(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(e.name for e in os.scandir(self.root)
-                      if not e.name.startswith(".") and DeltaTable.is_deltatable(e.path))
+        return [name for name in self.location.children()
+                if _valid_name(name) and _is_table(self.location.ref(name))]
 
     def in_flight(self) -> set[str]:
-        return held(self.root / _INFLIGHT)
+        return self.location.in_flight()
 
     def unlisted_files(self, table: str, older_than: float) -> list[TableFile]:
         """Files in the table's folder that its current version does not list and that were
@@ -299,18 +296,9 @@ class DeltaTableStore(OfflineTableStore):
             dt = self._open(table)
             names = dt.vacuum(retention_hours=hours, dry_run=True,
                               enforce_retention_duration=False, full=True)
-            names += self._staging(table)
-        return [f for f in (self._file(table, n) for n in names)
-                if f is not None and f.modified < older_than]
-
-    def _staging(self, table: str) -> list[str]:
-        """Relative paths of unfinished uploads' staging files (``name#n``) in the table."""
-        root = self._path(table)
-        found = []
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
-            found += [os.path.relpath(os.path.join(folder, f), root)
-                      for f in files if _STAGING.match(f)]
+            names += self.location.staging(table)
+            found = [f for f in (self._file(table, n) for n in names)
+                     if f is not None and f.modified < older_than]
         return found
 
     def delete_unlisted(self, table: str, files: Sequence[TableFile]) -> list[TableFile]:
@@ -321,39 +309,23 @@ class DeltaTableStore(OfflineTableStore):
                          .column("path").to_pylist())
             deleted = []
             for f in files:
-                if f.path in listed:
-                    continue
-                try:
-                    os.unlink(self._path(table) / f.path)
-                except FileNotFoundError:
+                if f.path in listed or not self.location.delete_file(table, f.path):
                     continue
                 deleted.append(f)
         return deleted
 
     def _file(self, table: str, name: str) -> TableFile | None:
-        path = (self._path(table) / name).resolve()
-        if not path.is_relative_to(self._path(table).resolve()):
-            return None
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return None
-        return TableFile(table, name, st.st_size, st.st_mtime)
+        found = self.location.stat(table, name)
+        return None if found is None else TableFile(table, name, *found)
 
     # --- helpers ------------------------------------------------------------------------
 
     @contextmanager
     def _writing(self, table: str, need: int) -> Iterator[None]:
-        """Mark the table in flight and check that its folder takes ``need`` bytes."""
-        path = self._path(table)
-        what = f"cannot write offline table {table!r}"
-        try:
-            check_writable(path if path.is_dir() else self.root, need, what)
-            with hold(self.root / _INFLIGHT, [table]):
-                yield
-        except OSError as exc:
-            raise (resource_error(exc, self.root, what)
-                   or StorageError(f"{what}: {exc.strerror or exc}", table=table)) from exc
+        """Mark the table in flight and check that its folder takes ``need`` bytes (what
+        the location can do of that)."""
+        with self.location.writing(table, need, f"cannot write offline table {table!r}"):
+            yield
 
     def _size(self, table: str) -> int:
         """Bytes of the table's current files (what a rewrite may need)."""
@@ -362,20 +334,45 @@ class DeltaTableStore(OfflineTableStore):
                              ).column("size_bytes")
         return int(pc.sum(sizes).as_py() or 0)
 
-    def _path(self, table: str) -> Path:
-        return self.root / check_table_name(table)
+    def _log_versions(self, table: str) -> list[int]:
+        """The versions of the table's commit files, oldest first."""
+        return sorted(int(m[1]) for name in self.location.names(table, "_delta_log")
+                      if (m := _LOG_FILE.match(name)))
+
+    def _commit_info(self, table: str, version: int) -> dict[str, Any]:
+        """The commitInfo of one commit file (each is written whole by one atomic put)."""
+        for line in self.location.read(table, f"_delta_log/{version:020d}.json").splitlines():
+            action = json.loads(line)
+            if "commitInfo" in action:
+                return dict(action["commitInfo"])
+        return {}
+
+    def _version_of(self, table: str, commit_id: str) -> int:
+        """The version of the commit ``commit_id``, searched from the newest."""
+        for version in reversed(self._log_versions(table)):
+            if self._commit_info(table, version).get(f"{_META}commit_id") == commit_id:
+                return version
+        raise StorageError(f"commit {commit_id} is missing from offline table {table!r}",
+                           table=table, commit=commit_id)
+
+    def ref(self, table: str) -> TableRef:
+        """Where ``table`` lies and how to reach it: what an engine opens it with."""
+        return self._ref(table)
+
+    def _ref(self, table: str) -> TableRef:
+        return self.location.ref(check_table_name(table))
 
     def _open(self, table: str) -> DeltaTable:
-        path = self._path(table)
-        check_handles(path, f"cannot open offline table {table!r}")
+        ref = self._ref(table)
+        what = f"cannot open offline table {table!r}"
+        self.location.check_open(table, what)
         try:
-            return DeltaTable(str(path))
+            return _table(ref)
         except TableNotFoundError:
             raise NotFoundError(f"no offline table {table!r}", table=table) from None
         except (DeltaError, OSError) as exc:
-            raise (resource_error(exc, path, f"cannot open offline table {table!r}")
-                   or StorageError(f"cannot open offline table {table!r}: "
-                                   f"{_first_line(exc)}", table=table)) from exc
+            raise (self.location.error(exc, table, what)
+                   or StorageError(f"{what}: {_first_line(exc)}", table=table)) from exc
 
     def _as_of_filter(self, table: str, as_of: AsOf) -> pc.Expression | None:
         if as_of is None:
@@ -405,7 +402,7 @@ class DeltaTableStore(OfflineTableStore):
         try:
             yield
         except (DeltaError, OSError, pa.ArrowException) as exc:
-            raise (resource_error(exc, self._path(table), f"offline table {table!r}")
+            raise (self.location.error(exc, table, f"offline table {table!r}")
                    or StorageError(f"offline table {table!r}: {_first_line(exc)}",
                                    table=table)) from exc
 
@@ -422,21 +419,23 @@ def _retrying(op: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _commit_infos(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(version, commitInfo) of every commit, read from the Delta log's commit files.
+def _table(ref: TableRef) -> DeltaTable:
+    return DeltaTable(ref.uri, storage_options=ref.options())
 
-    Each commit file is written whole by one atomic put, so a listed file is complete.
-    """
-    log = path / "_delta_log"
-    with os.scandir(log) as entries:
-        versions = sorted(int(m[1]) for e in entries if (m := _LOG_FILE.match(e.name)))
-    for version in versions:
-        with open(log / f"{version:020d}.json", "rb") as fh:
-            for line in fh:
-                action = json.loads(line)
-                if "commitInfo" in action:
-                    yield version, action["commitInfo"]
-                    break
+
+def _is_table(ref: TableRef) -> bool:
+    return DeltaTable.is_deltatable(ref.uri, storage_options=ref.options())
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_table_name(name)
+    except InvalidInputError:
+        return False
+    return True
+
+
+
 
 
 def _commit_from_info(version: int, info: dict[str, Any]) -> Commit | None:
@@ -454,10 +453,10 @@ def _commit_from_info(version: int, info: dict[str, Any]) -> Commit | None:
                   "ingest" if operation == "ingest" else "forget")
 
 
-def _arrow_schema(path: Path) -> pa.Schema | None:
-    if not DeltaTable.is_deltatable(str(path)):
+def _arrow_schema(ref: TableRef) -> pa.Schema | None:
+    if not _is_table(ref):
         return None
-    return pa.schema(DeltaTable(str(path)).schema().to_arrow())
+    return pa.schema(_table(ref).schema().to_arrow())
 
 
 def _storable(data: pa.Table) -> pa.Table:

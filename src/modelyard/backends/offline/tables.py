@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelyard.errors import ConfigurationError, InvalidInputError
+from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import pyarrow
     import pyarrow.compute
+
+    from modelyard.backends.s3 import S3Options
 
 __all__ = [
     "COMMIT",
@@ -34,6 +36,7 @@ __all__ = [
     "Commit",
     "OfflineTableStore",
     "TableFile",
+    "TableRef",
     "check_table_name",
     "offline_store_from_uri",
 ]
@@ -71,6 +74,19 @@ class Commit:
         return cls(str(data["commit_id"]), int(data["version"]),
                    datetime.fromisoformat(str(data["ingested_at"])), int(data["rows"]),
                    "ingest" if op == "ingest" else "forget")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """One Delta table: where it lies (a path or an ``s3://`` URL) and the storage options
+    that reach it; what deltalake, DuckDB or Spark open the table with, where it lies."""
+
+    uri: str
+    storage_options: Mapping[str, str] | None = field(default=None, repr=False)
+
+    def options(self) -> dict[str, str] | None:
+        """The storage options as deltalake takes them."""
+        return None if self.storage_options is None else dict(self.storage_options)
 
 
 @dataclass(frozen=True)
@@ -138,6 +154,11 @@ class OfflineTableStore(ABC):
     def exists(self, table: str) -> bool: ...
 
     @abstractmethod
+    def ref(self, table: str) -> TableRef:
+        """Where ``table`` lies and how to reach it (its storage options hold credentials:
+        hand them to an engine, never log or store them)."""
+
+    @abstractmethod
     def drop(self, table: str) -> None:
         """Delete the table and all its data; raises NotFoundError if there is none."""
 
@@ -162,14 +183,12 @@ class OfflineTableStore(ABC):
         have moved since they were found); the ones deleted."""
 
 
-def offline_store_from_uri(uri: str) -> OfflineTableStore:
-    if uri.startswith("file://"):
-        from pathlib import Path
+def offline_store_from_uri(uri: str, s3: S3Options | None = None) -> OfflineTableStore:
+    """Delta tables at ``file:///path`` or ``s3://bucket/prefix`` (reached with ``s3``, by
+    default the standard AWS environment variables)."""
+    from modelyard.backends.offline.location import location_from_uri
 
-        from modelyard.backends.offline.delta import DeltaTableStore
+    location = location_from_uri(uri, s3)  # refuses another scheme before deltalake loads
+    from modelyard.backends.offline.delta import DeltaTableStore
 
-        return DeltaTableStore(Path(uri[len("file://"):]))
-    raise ConfigurationError(
-        f"unsupported offline store URI {uri!r}: use file:///path "
-        "(S3-compatible stores are planned)"
-    )
+    return DeltaTableStore(location)

@@ -9,6 +9,8 @@
   candidate checked with correlated ``EXISTS`` probes, so the database stops after N matches
   instead of filtering and sorting every run; runs lacking the key follow only if fewer than
   N had it. Both plans return the same rows in the same order.
+* A page further down (``offset``) takes the first plan with ``LIMIT ... OFFSET``: the
+  database sorts the matching runs' ids and keys, and only the page's rows come back.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ _ENTITY_TABLES = {"metric": t.latest_metrics, "param": t.params, "tag": t.tags}
 
 def find_run_infos(conn: Connection, query: RunQuery) -> list[RunInfo]:
     first = query.order_by[0] if query.order_by else None
-    if query.limit is None or first is None or first.entity == "attribute":
+    if (query.limit is None or query.offset or first is None
+            or first.entity == "attribute"):
         stmt = _ordered(_filtered(query, correlated=False), query.order_by)
+        if query.offset:
+            stmt = stmt.offset(query.offset)
         return _infos(conn, stmt.limit(query.limit) if query.limit is not None else stmt)
     rest = query.order_by[1:]
     key = _ENTITY_TABLES[first.entity].alias("first_key")
@@ -41,6 +46,13 @@ def find_run_infos(conn: Connection, query: RunQuery) -> list[RunInfo]:
         tail = _filtered(query, correlated=True).where(~sa.exists().where(on_key))
         found += _infos(conn, _ordered(tail, rest).limit(query.limit - len(found)))
     return found
+
+
+def count_matching(conn: Connection, query: RunQuery) -> int:
+    """How many runs match the query's experiments, statuses and filter."""
+    matching = _filtered(query, correlated=False).with_only_columns(t.runs.c.run_id)
+    return int(conn.execute(sa.select(sa.func.count()).select_from(
+        matching.subquery())).scalar_one())
 
 
 def _infos(conn: Connection, stmt: Any) -> list[RunInfo]:

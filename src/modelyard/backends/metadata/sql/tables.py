@@ -461,3 +461,82 @@ write_repairs = Table(
     Column("started_at", BigInteger, nullable=False),
     Column("repaired_at", BigInteger, nullable=False),
 )
+
+# --- security (migration 0014) -----------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),  # person | service
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("created_by", String(160), nullable=False),
+    Column("disabled_at_ms", BigInteger, nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(16), primary_key=True),  # the token's non-secret prefix
+    Column("user_name", String(128), ForeignKey("users.name"), nullable=False),
+    Column("digest", String(64), nullable=False),  # sha256 of the whole token, not a blob
+    Column("description", Text, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=True),
+    Column("revoked_at_ms", BigInteger, nullable=True),
+    Column("last_used_ms", BigInteger, nullable=True),
+    Index("ix_api_tokens_user", "user_name"),
+)
+
+role_grants = Table(
+    "role_grants",
+    metadata,
+    Column("user_name", String(128), ForeignKey("users.name"), primary_key=True),
+    Column("project", String(128), primary_key=True),  # "*": every project
+    Column("environment", String(32), primary_key=True),  # "*": every environment
+    Column("role", String(32), primary_key=True),  # viewer | editor | ... | pii:read
+    Column("granted_by", String(160), nullable=False),
+    Column("granted_at_ms", BigInteger, nullable=False),
+)
+
+audit_log = Table(  # append-only, hash-chained: each hash covers the previous one
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),  # 1, 2, 3, ... no gaps
+    Column("at_ms", BigInteger, nullable=False),
+    Column("actor", String(160), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("project", String(128), nullable=False),
+    Column("environment", String(32), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text, nullable=False),  # canonical JSON
+    Column("prev_hash", String(64), nullable=False, unique=True),  # one successor per entry
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_at", "at_ms"),
+    Index("ix_audit_log_actor", "actor", "seq"),
+)
+
+audit_head = Table(  # one row: the last entry's seq and hash (0 and the genesis hash at first)
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# --- serving replicas (migration 0016) ----------------------------------------------------------
+
+serving_replicas = Table(
+    "serving_replicas",
+    metadata,
+    Column("replica_id", String(32), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("address", String(512), nullable=True),
+    Column("started_at_ms", BigInteger, nullable=False),
+    Column("heartbeat_at_ms", BigInteger, nullable=False),
+    Column("serving", Text, nullable=False),  # JSON list of ServedSlot
+    Index("ix_serving_replicas_heartbeat", "heartbeat_at_ms"),
+)

@@ -11,9 +11,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from modelyard.backends.metadata.base import (
     ArtifactEntry,
+    Entity,
     Experiment,
     LatestMetric,
     MetricPoint,
+    MetricRange,
     RunInfo,
     RunQuery,
     RunRecord,
@@ -26,7 +28,7 @@ from modelyard.backends.metadata.sql.engine import (
     read_connection,
     translate_errors,
 )
-from modelyard.backends.metadata.sql.run_search import find_run_infos
+from modelyard.backends.metadata.sql.run_search import count_matching, find_run_infos
 from modelyard.backends.metadata.sql.write_store import complete_write
 from modelyard.backends.metadata.writes import Completion
 from modelyard.errors import (
@@ -273,6 +275,43 @@ class SqlTrackingStore(TrackingStore):
     def search_runs(self, query: RunQuery) -> list[RunRecord]:
         with self._read() as conn:
             return self._load_details(conn, find_run_infos(conn, query))
+
+    @translate_errors
+    def count_matching(self, query: RunQuery) -> int:
+        with self._read() as conn:
+            return count_matching(conn, query)
+
+    @translate_errors
+    def metric_ranges(self, run_ids: Sequence[str], keys: Sequence[str]
+                      ) -> dict[tuple[str, str], MetricRange]:
+        if not run_ids or not keys:
+            return {}
+        c = t.metrics.c
+        found: dict[tuple[str, str], MetricRange] = {}
+        with self._read() as conn:
+            for start in range(0, len(run_ids), _CHUNK):
+                rows = _plain_rows(conn, sa.select(
+                    c.run_id, c.key, sa.func.min(c.value), sa.func.max(c.value),
+                    sa.func.count()).where(
+                    c.run_id.in_(list(run_ids[start:start + _CHUNK])),
+                    c.key.in_(list(keys))).group_by(c.run_id, c.key))
+                for run_id, key, low, high, count in rows:
+                    found[(run_id, key)] = MetricRange(float(low), float(high), int(count))
+        return found
+
+    @translate_errors
+    def run_keys(self, experiment_ids: Sequence[int] = ()) -> dict[Entity, list[str]]:
+        found: dict[Entity, list[str]] = {}
+        with self._read() as conn:
+            for entity, table in (("metric", t.latest_metrics), ("param", t.params),
+                                  ("tag", t.tags)):
+                stmt = sa.select(table.c.key).distinct()
+                if experiment_ids:
+                    stmt = stmt.where(table.c.run_id.in_(
+                        sa.select(t.runs.c.run_id).where(
+                            t.runs.c.experiment_id.in_(list(experiment_ids)))))
+                found[entity] = sorted(str(k) for (k,) in _plain_rows(conn, stmt))  # type: ignore[index]
+        return found
 
     def _load_details(self, conn: Connection, infos: list[RunInfo]) -> list[RunRecord]:
         params: dict[str, dict[str, str]] = {i.run_id: {} for i in infos}

@@ -2,14 +2,14 @@
 its live comparison against the champion, kept as JSON beside the decision.
 
 Revision ID: 0013
-Revises: 0012
+Revises: 0016
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0012"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
