@@ -26,7 +26,7 @@ PUBLIC = {
     "Entity", "Feature", "FeatureGroup", "Source", "Transform", "transform", "TrainingSet",
     "RequestFeatureGroup", "OnlineResult",
     "pipeline", "Pipeline", "PipelineContext", "on_alert", "on_success",
-    "on_new_data",
+    "on_new_data", "Shadow", "EvaluationWindow",
 }
 
 HEAVY = ["sqlalchemy", "pandas", "numpy", "alembic", "typer", "rich", "sklearn", "pyarrow",

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from modelyard.features.request import RequestFeatureGroup
     from modelyard.features.training import TrainingSet
     from modelyard.pipelines.context import PipelineContext
+    from modelyard.pipelines.declarations import EvaluationWindow, Shadow
     from modelyard.pipelines.definitions import (
         Pipeline,
         on_alert,
@@ -68,6 +69,7 @@ __all__ = [
     "ConflictError",
     "DataValidationError",
     "Entity",
+    "EvaluationWindow",
     "Feature",
     "FeatureGroup",
     "GateFailedError",
@@ -91,6 +93,7 @@ __all__ = [
     "RunStateError",
     "SchemaVersionError",
     "Settings",
+    "Shadow",
     "Source",
     "StorageError",
     "TrainingSet",
@@ -125,6 +128,8 @@ _LAZY = {
     "Pipeline": "modelyard.pipelines.definitions",
     "PipelineContext": "modelyard.pipelines.context",
     "pipeline": "modelyard.pipelines.definitions",
+    "Shadow": "modelyard.pipelines.declarations",
+    "EvaluationWindow": "modelyard.pipelines.declarations",
     "on_alert": "modelyard.pipelines.definitions",
     "on_success": "modelyard.pipelines.definitions",
     "on_new_data": "modelyard.pipelines.definitions",

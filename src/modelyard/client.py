@@ -157,7 +157,8 @@ class Yard:
         return PipelineService(SqlPipelineStore(self._engine),
                                PipelineServices(self.tracking, lambda: self.models,
                                                 lambda: self.features,
-                                                lambda: self.monitoring),
+                                                lambda: self.monitoring,
+                                                lambda: self.predictions),
                                lambda: self.monitoring, self.settings.project_root,
                                SqlDecisionStore(self._engine))
 

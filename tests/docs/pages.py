@@ -190,9 +190,12 @@ def _pipelines_check(names: Names, project: Path) -> None:
     assert yard.models.lineage("claims-model", 1).training_set is not None
     assert yard.pipelines.get("claims_retrain").schedule == "0 4 * * *"
     assert {t.kind for t in yard.pipelines.triggers()} == {"schedule", "alert"}
-    [decision] = yard.pipelines.decisions("claims-model")
+    dropped, decision = yard.pipelines.decisions("claims-model")
     assert (decision.decision, decision.policy) == ("approved", "approval")
     assert yard.models.aliases("claims-model") == {"production": decision.version}
+    assert (dropped.decision, dropped.policy) == ("dropped", "shadow")  # no traffic came
+    assert dropped.data["evaluation"]["training_set"]["rows"] == len(
+        pd.read_parquet(project / "data" / "labels.parquet"))
 
 
 def _serving(project: Path) -> Names:

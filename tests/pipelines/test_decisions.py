@@ -138,7 +138,26 @@ def _linear() -> Any:
 
 
 def test_policy_is_checked_when_declared() -> None:
-    with pytest.raises(InvalidDefinitionError, match="not supported yet"):
+    with pytest.raises(InvalidDefinitionError, match="the shadow policy needs its trial"):
         modelyard.pipeline(model="toy", policy="shadow")(_linear)
+    with pytest.raises(InvalidDefinitionError, match="shadow= declares the trial"):
+        modelyard.pipeline(model="toy", policy="auto",
+                           shadow=modelyard.Shadow(duration="1h"))(_linear)
+    with pytest.raises(InvalidDefinitionError, match="must differ from the alias"):
+        modelyard.pipeline(model="toy", policy="shadow", alias="shadow",
+                           shadow=modelyard.Shadow(requests=5))(_linear)
+    with pytest.raises(InvalidDefinitionError, match="needs an end"):
+        modelyard.Shadow()
+    with pytest.raises(InvalidDefinitionError, match="canary_percent must be above 0"):
+        modelyard.Shadow(requests=5, canary_percent=150)
+    with pytest.raises(InvalidDefinitionError, match="a shadow trial only"):
+        modelyard.Shadow(requests=5, canary_percent=10, min_agreement=0.9)
+    with pytest.raises(InvalidDefinitionError, match="labels source"):
+        modelyard.EvaluationWindow(["profile:*"], label="cost")
+    with pytest.raises(InvalidDefinitionError, match="evaluation window"):
+        modelyard.EvaluationWindow(label="cost", window="a month", from_prediction_log=True)
+    with pytest.raises(InvalidDefinitionError, match="give the pipeline a policy"):
+        modelyard.pipeline(model="toy", evaluation=modelyard.EvaluationWindow(
+            label="y", from_prediction_log=True))(_linear)
     with pytest.raises(InvalidDefinitionError, match="give the pipeline its model"):
         modelyard.pipeline(policy="auto")(_linear)

@@ -245,7 +245,10 @@ def test_targets_and_canaries_parse_or_say_what_is_expected() -> None:
     ref, share = parse_canary("challenger:12.5%", "m")
     assert (str(ref), share) == ("m@challenger", 12.5)
     assert str(parse_canary("other@x:5", "m")[0]) == "other@x"
-    for bad in ("challenger", "challenger:0%", "challenger:150%"):
+    for bare in ("challenger", "m@canary"):  # the share a pipeline's trial declares
+        ref, share = parse_canary(bare, "m")
+        assert share is None and ref.alias is not None
+    for bad in ("challenger:0%", "challenger:150%", "m@x:y:5%"):
         with pytest.raises(InvalidInputError):
             parse_canary(bad, "m")
 

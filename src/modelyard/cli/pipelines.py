@@ -1,5 +1,5 @@
 """CLI: ``modelyard pipelines plan|apply|list|show|run|runs|logs|triggers|schedule|
-decisions`` and ``modelyard worker``."""
+decisions|shadows`` and ``modelyard worker``."""
 
 from __future__ import annotations
 
@@ -114,6 +114,20 @@ def show(name: NameArgument, version: Annotated[int | None, typer.Option(
     info.add_row("max attempts", cell(pipeline.max_attempts))
     info.add_row("policy", cell("none (registers only)" if pipeline.policy is None
                                 else f"{pipeline.policy}, against {pipeline.alias}"))
+    if pipeline.shadow is not None:
+        trial = pipeline.shadow
+        ends = " or ".join(x for x in (trial.duration, trial.requests and
+                                       f"{trial.requests} requests") if x)
+        share = "" if trial.canary_percent is None else f" ({trial.canary_percent:g}%)"
+        info.add_row("trial", cell(f"{trial.mode}{share} on alias {trial.trial_alias}, "
+                                   f"for {ends}"))
+    if pipeline.evaluation is not None:
+        window = pipeline.evaluation
+        parts = [f"labels {window.labels}"] if window.labels else []
+        if window.from_prediction_log:
+            parts.append("prediction log")
+        info.add_row("evaluation", cell(f"last {window.window}: {' + '.join(parts)}, "
+                                        f"label {window.label}"))
     if pipeline.probation is not None:
         info.add_row("probation", cell(f"{pipeline.probation} after a promotion"))
     if pipeline.description:
@@ -256,6 +270,50 @@ def decisions(model: Annotated[str | None, typer.Argument(
     show_table(table)
 
 
+@app.command("shadows")
+def shadows(model: Annotated[str | None, typer.Argument(
+                help="Only this model's trials.", show_default=False)] = None,
+            check: Annotated[bool, typer.Option(
+                "--check", help="Conclude the trials that are due (a worker does it on its "
+                "own): compare live, then promote or drop.")] = False,
+            end: Annotated[str | None, typer.Option(
+                "--end", help="MODEL:VERSION: conclude this trial now, whatever it "
+                "declared.", show_default=False)] = None,
+            uri: UriOption = None) -> None:
+    """List the shadow and canary trials going on, or conclude them (``--check``,
+    ``--end``); ``modelyard models why`` shows a trial's live comparison."""
+    from modelyard.registry.references import parse_ref
+
+    with open_yard(uri) as yard:
+        concluded = []
+        if end is not None:
+            ref = parse_ref(end)
+            if ref.version is None:
+                raise InvalidInputError(f"name the trial's version, like {ref.name}:3",
+                                        field="end")
+            concluded.append(yard.pipelines.end_shadow(ref.name, ref.version))
+        if check:
+            concluded += yard.pipelines.check_shadows()
+        going = yard.pipelines.shadows(model)
+    for d in concluded:
+        say(f"{d.model}:{d.version}: {d.decision} ({d.reason})")
+    if not going:
+        if not concluded:
+            say("No shadow trial is going on.")
+        return
+    table = listing(None, ["candidate", "champion", "mode", "alias", "answered", "ends"])
+    for d, answered in going:
+        trial = d.shadow or {}
+        wanted = trial.get("requests")
+        ends = format_time(trial["ends_at_ms"], compact=True) if trial.get(
+            "ends_at_ms") else "-"
+        table.add_row(cell(f"{d.model}:{d.version}"), cell(d.champion),
+                      cell(trial.get("mode")), cell(trial.get("alias")),
+                      cell(f"{answered}" + ("" if wanted is None else f" of {wanted}")),
+                      cell(ends))
+    show_table(table)
+
+
 @app.command("logs")
 def logs(run_id: Annotated[str, typer.Argument(help="The run's id or a unique prefix.")],
          uri: UriOption = None) -> None:
@@ -311,7 +369,8 @@ def worker(lease: Annotated[float, typer.Option(
            until_idle: Annotated[bool, typer.Option(
                "--until-idle", help="Stop when the queue is empty.")] = False,
            uri: UriOption = None) -> None:
-    """Run queued pipeline runs, fire due schedules and new-data triggers, until stopped."""
+    """Run queued pipeline runs, fire due schedules and new-data triggers, and conclude
+    due shadow trials, until stopped."""
     from modelyard.pipelines.worker import Worker
 
     if lease < 1 or poll <= 0:

@@ -68,7 +68,9 @@ def serve(
     canary: Annotated[list[str] | None, typer.Option(
         "--canary", help="[MODEL=]TARGET:PERCENT: a share of requests answered by another "
                          "alias or version, like challenger:10% (MODEL defaults to the "
-                         "first model).", show_default=False)] = None,
+                         "first model); an alias without a share (canary) answers the "
+                         "share its version's shadow trial declares.",
+        show_default=False)] = None,
     shadow: Annotated[list[str] | None, typer.Option(
         "--shadow", help="[MODEL=]TARGET: a version that sees a copy of every request; its "
                          "answers are logged, never returned.", show_default=False)] = None,
@@ -250,6 +252,7 @@ def _model_lines(server: ModelServer) -> list[str]:
             what = (f"{escape(str(slot.ref))} -> version {current.version} "
                     f"({current.loaded.runtime})" if current is not None else "")
             share = (f", {deployment.canary_share:g}% of requests"
+                     + (" (its shadow trial's)" if deployment.share_from_trial else "")
                      if slot.role == "canary" else "")
             lines.append(f"  {slot.role:<8} {what}{share}")
     return lines

@@ -19,10 +19,10 @@ latency percentiles, which are those of the served requests alone (None when the
 none). A failed
 request is one failure record; ``error_rate`` is ``errors / (requests + errors)``, and
 ``rate_per_minute`` counts both over the window. The totals and ``periods`` are what clients
-saw (primary and canary answers); a shadow's answers show only under its version, in
-``roles["shadow"]`` (a version that answers a request in two roles, as canary and as shadow,
-counts it in each). Failures whose version is unknown (no version was loaded) count in the
-totals only. Pass one model's frames.
+saw (primary and canary answers); a shadow's answers and failures show only under its
+version, in ``roles["shadow"]`` (a version that answers a request in two roles, as canary
+and as shadow, counts it in each). Failures whose version is unknown (no version was
+loaded) count in the totals only. Pass one model's frames.
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ def service_health(predictions: pd.DataFrame, failures: pd.DataFrame, *, start_u
     failed = _window(failures, _FAILURE_COLUMNS, "failures", start_us, end_us)
     minutes = (end_us - start_us) / 60_000_000
     seen = answers[answers["role"] != "shadow"]
+    seen_failed = failed[failed["role"] != "shadow"]  # a shadow's failures: its version's
     versions: dict[int, VersionHealth] = {}
     known = failed["version"].notna()
     for version in sorted({*map(int, answers["version"]), *map(int, failed["version"][known])}):
@@ -145,8 +146,8 @@ def service_health(predictions: pd.DataFrame, failures: pd.DataFrame, *, start_u
                                           roles=roles)
     periods: tuple[PeriodHealth, ...] = ()
     if period_us is not None:
-        periods = _periods(seen, failed, start_us, period_us, count)
-    return ServiceHealth(**vars(_traffic(seen, failed, minutes)), start_us=start_us,
+        periods = _periods(seen, seen_failed, start_us, period_us, count)
+    return ServiceHealth(**vars(_traffic(seen, seen_failed, minutes)), start_us=start_us,
                          end_us=end_us, versions=versions, periods=periods)
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard.errors import InvalidInputError, RunStateError
 
 if TYPE_CHECKING:
+    from modelyard.backends.metadata.predictions import PredictionStore
     from modelyard.backends.metadata.registry import VersionRecord
     from modelyard.features.service import FeatureService
     from modelyard.features.training import TrainingSet
@@ -38,6 +39,7 @@ class PipelineServices:
     models: Callable[[], ModelRegistry]
     features: Callable[[], FeatureService]
     monitoring: Callable[[], MonitoringService] | None = None
+    predictions: Callable[[], PredictionStore] | None = None  # for shadow trials
 
 
 class LogCapture(io.TextIOBase):

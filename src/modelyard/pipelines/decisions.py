@@ -5,16 +5,18 @@ champion (the version holding the pipeline's alias) are evaluated on the same fr
 (the run's ``ctx.register(..., evaluation=...)``), the model's declared gates run against
 the champion, and the policy decides: ``auto`` promotes a candidate that passes,
 ``approval`` leaves it pending for :func:`approve` or :func:`reject`; a candidate that fails
-a gate is refused, never promoted. Each run keeps one :class:`DecisionRecord`, and
-:func:`why` walks from a version back to what caused it.
+a gate is refused, never promoted; ``shadow`` tries a candidate that passes live first
+(:mod:`.shadowing`). The evaluation data is what the run handed to ``ctx.register``, else
+the snapshot of the pipeline's declared :class:`EvaluationWindow` (:mod:`.snapshot`). Each
+run keeps one :class:`DecisionRecord`; :mod:`.why` walks from a version back to what caused
+it.
 """
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,23 +24,18 @@ from modelyard.backends.metadata.decisions import DecisionRecord, DecisionStore
 from modelyard.errors import ConflictError, GateFailedError, NotFoundError
 
 if TYPE_CHECKING:
-    from modelyard.backends.metadata.pipelines import PipelineRunRecord, PipelineStore
-    from modelyard.backends.metadata.registry import AliasEvent, VersionRecord
+    from modelyard.backends.metadata.pipelines import PipelineRunRecord
+    from modelyard.backends.metadata.predictions import PredictionStore
+    from modelyard.backends.metadata.registry import VersionRecord
     from modelyard.pipelines.context import PipelineContext
     from modelyard.pipelines.definitions import Pipeline
     from modelyard.registry.service import ModelRegistry
 
-__all__ = ["Why", "approve", "decide", "reject", "why"]
+__all__ = ["approve", "decide", "reject"]
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _table(data: Any) -> Any:
@@ -77,8 +74,24 @@ def _metrics(registry: ModelRegistry, name: str, version: int | None) -> dict[st
     return {}
 
 
+def _evaluation(ctx: PipelineContext, pipeline: Pipeline, model: str,
+                predictions: PredictionStore | None) -> tuple[Any, str | None,
+                                                              dict[str, Any] | None]:
+    """The data candidate and champion are scored on, its label column and where it came
+    from: what the run handed to ``ctx.register``, else the pipeline's declared window."""
+    if ctx.evaluation is not None:
+        return _table(ctx.evaluation), ctx.evaluation_label, _describe_data(ctx.evaluation)
+    if pipeline.evaluation is None:
+        return None, None, None
+    from modelyard.pipelines.snapshot import build
+
+    snapshot = build(pipeline.evaluation, ctx, model, predictions)
+    return snapshot.frame, snapshot.label, snapshot.described
+
+
 def decide(ctx: PipelineContext, run: PipelineRunRecord, pipeline: Pipeline,
-           store: DecisionStore) -> DecisionRecord | None:
+           store: DecisionStore, predictions: PredictionStore | None = None
+           ) -> DecisionRecord | None:
     """Evaluate the run's candidate against the champion, run the gates, apply the
     pipeline's policy and store the decision (None: no policy, or nothing registered)."""
     from modelyard.registry.gates import FairnessGate
@@ -96,37 +109,55 @@ def decide(ctx: PipelineContext, run: PipelineRunRecord, pipeline: Pipeline,
     name, alias = candidate.name, pipeline.alias
     gates = declared_gates(registry, name)
     champion = registry.store.aliases(name).get(alias)
-    if ctx.evaluation is not None:  # both on the same frozen data
+    data, label, described = _evaluation(ctx, pipeline, name, predictions)
+    slices = None if pipeline.evaluation is None or ctx.evaluation is not None else (
+        list(pipeline.evaluation.slices) or None)
+    if data is not None:  # both on the same frozen data
         sensitive = sorted({g.sensitive for g in gates if isinstance(g, FairnessGate)
                             and (g.data or DEFAULT_DATASET) == DEFAULT_DATASET})
         held = [] if champion is None else [registry.store.get_version(name, champion)]
+        scored = {}
         for version in [candidate, *held]:
-            evaluate_version(registry, version, _table(ctx.evaluation),
-                             label=ctx.evaluation_label, dataset=DEFAULT_DATASET,
-                             slice_by=None, sensitive=sensitive)
+            result = evaluate_version(registry, version, data, label=label,
+                                      dataset=DEFAULT_DATASET, slice_by=slices,
+                                      sensitive=sensitive)
+            scored[version.version] = result.rows
+            if slices and described is not None:
+                described.setdefault("slices", {})[str(version.version)] = {
+                    col: {str(v): dict(m) for v, m in groups.items()}
+                    for col, groups in result.slices.items()}
+        if described is not None:
+            described["scored_rows"] = {str(k): v for k, v in scored.items()}
     report = run_gates(registry, candidate, champion, alias, gates)
+    actor = f"pipeline:{run.pipeline}"
     record = DecisionRecord(
         uuid.uuid4().hex, run.run_id, run.pipeline, run.version, name, candidate.version,
         alias, champion, pipeline.policy, "refused", run.trigger, dict(run.trigger_detail),
-        {"training": _describe_data(ctx.training), "evaluation": _describe_data(
-            ctx.evaluation)},
+        {"training": _describe_data(ctx.training), "evaluation": described},
         _metrics(registry, name, candidate.version) or {},
         _metrics(registry, name, champion), report.to_dict(), report.passed,
-        f"pipeline:{run.pipeline}", _now_ms(), "" if report.passed else report.summary(),
+        actor, _now_ms(), "" if report.passed else report.summary(),
         _now_ms())
     if report.passed and pipeline.policy == "approval":
         record = replace(record, decision="pending", decided_by=None, decided_at_ms=None)
+    elif report.passed and pipeline.policy == "shadow" and champion is not None:
+        from modelyard.pipelines.shadowing import start
+
+        assert pipeline.shadow is not None
+        record = start(record, pipeline.shadow, registry, store)
     elif report.passed:
-        actor = f"pipeline:{run.pipeline}"
+        reason = f"policy {pipeline.policy}, pipeline run {run.run_id}" + (
+            "" if pipeline.policy == "auto" else ": no champion to try it against")
         try:
             promotion = registry.promote(name, candidate.version, alias, actor=actor,
-                                         reason=f"policy auto, pipeline run {run.run_id}")
+                                         reason=reason)
         except GateFailedError as exc:  # the champion changed meanwhile
             record = replace(record, passed=False, gate_report=exc.details["report"],
                              reason=str(exc))
         else:
             record = replace(record, decision="promoted", decided_at_ms=promotion.event.at,
-                             champion=promotion.previous)
+                             champion=promotion.previous,
+                             reason="" if pipeline.policy == "auto" else reason)
     store.save_decision(record)
     if record.decision == "pending" and pipeline.notify:
         _announce(ctx, record, pipeline.notify)
@@ -215,130 +246,3 @@ def reject(store: DecisionStore, name: str, version: int, *, actor: str,
     return rejected
 
 
-@dataclass(frozen=True)
-class Why:
-    """How a version came to be where it is: its pipeline run, trigger, data, gates and
-    decision, and the alias moves that name it."""
-
-    model: str
-    version: int
-    decision: DecisionRecord | None
-    run: PipelineRunRecord | None
-    moves: list[AliasEvent]
-
-    def lines(self) -> list[str]:
-        out = [f"version: {self.model}:{self.version}"]
-        d = self.decision
-        if d is None and self.run is not None:
-            out.append(f"pipeline run: {self.run.run_id} (pipeline {self.run.pipeline} "
-                       f"v{self.run.version}, which has no policy: no decision)")
-            out.append(f"trigger: {_trigger(self.run.trigger, self.run.trigger_detail)}")
-        elif d is None:
-            out.append("pipeline run: none (registered by hand, not by a pipeline)")
-        else:
-            out.append(f"pipeline run: {d.run_id} (pipeline {d.pipeline} "
-                       f"v{d.pipeline_version})")
-            out.append(f"trigger: {_trigger(d.trigger, d.trigger_detail)}")
-            for kind in ("training", "evaluation"):
-                data = d.data.get(kind)
-                if data:
-                    out.append(f"{kind} data: {_data(data)}")
-            champion = "none" if d.champion is None else f"version {d.champion}"
-            out.append(f"champion: {d.alias} = {champion}; candidate metrics "
-                       f"{_numbers(d.candidate_metrics)}; champion metrics "
-                       f"{_numbers(d.champion_metrics or {})}")
-            results = d.gate_report.get("results", [])
-            passed = sum(1 for r in results if r.get("passed"))
-            out.append(f"gates: {passed} of {len(results)} passed" + "".join(
-                f"\n  - {r['gate']}: {'passed' if r.get('passed') else 'FAILED'}"
-                f"{'' if r.get('passed') else ' (' + str(r.get('detail', '')) + ')'}"
-                for r in results))
-            out.append(f"decision: {d.decision} (policy {d.policy})")
-            if d.decided_by is not None:
-                note = f"; reason: {d.reason}" if d.reason and d.decision != "refused" else ""
-                out.append(f"decided by: {d.decided_by} at {_when(d.decided_at_ms)}{note}")
-        for event in self.moves:
-            if event.actor.startswith("pipeline:"):
-                how = "by pipeline policy"
-            elif d is not None and _approved_by(d, event.actor):
-                how = "on approval"
-            else:
-                how = "by hand"
-            out.append(f"alias {event.alias}: {event.action} to version {event.to_version} "
-                       f"{how} ({event.actor}, {_when(event.at)})"
-                       + (f": {event.reason}" if event.reason else ""))
-        return out
-
-
-def _approved_by(d: DecisionRecord, actor: str) -> bool:
-    """Whether ``actor`` approved the decision's candidate (also when probation rolled it
-    back since: its reason keeps who approved it)."""
-    if d.decision == "approved":
-        return actor == d.decided_by
-    return d.decision == "rolled_back" and re.search(
-        rf"\bapproved by {re.escape(actor)}\b", d.reason) is not None
-
-
-def _trigger(kind: str, detail: dict[str, Any]) -> str:
-    if kind == "alert":
-        values = ", ".join(f"{rule} = {value}" for rule, value in
-                           detail.get("values", {}).items())
-        rules = ", ".join(detail.get("rules", []))
-        return (f"alert on {detail.get('model')}: {rules}" + (f" ({values})" if values else "")
-                + f" [alerts {', '.join(detail.get('alerts', []))}]")
-    if kind == "schedule":
-        return f"schedule {detail.get('cron')} ({detail.get('timezone')}), due " \
-               f"{detail.get('scheduled_for')}"
-    if kind == "data":
-        return f"new data: {detail.get('rows')} rows in {detail.get('source')}"
-    if kind == "upstream":
-        return f"after pipeline {detail.get('pipeline')} (run {detail.get('run_id')})"
-    return "manual" + (f" ({detail['where']})" if detail.get("where") else "")
-
-
-def _data(data: dict[str, Any]) -> str:
-    parts = [f"{data['rows']} rows"] if data.get("rows") is not None else []
-    if data.get("window"):
-        parts.append(f"window {data['window'][0]} .. {data['window'][1]}")
-    if data.get("as_of"):
-        parts.append(f"as of {data['as_of']}")
-    if data.get("commits"):
-        parts.append("commits " + ", ".join(f"{k}@{v}" for k, v in
-                                            sorted(data["commits"].items())))
-    return "; ".join(parts)
-
-
-def _numbers(metrics: dict[str, Any]) -> str:
-    if not metrics:
-        return "-"
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in sorted(metrics.items()))
-
-
-def _pipeline_run_of(registry: ModelRegistry, record: VersionRecord) -> str | None:
-    """The pipeline run whose tracking run registered the version, if one did."""
-    if record.run_id is None:
-        return None
-    try:
-        tags = registry.tracking.get_run(record.run_id).tags
-    except NotFoundError:
-        return None
-    found = tags.get("modelyard.pipeline_run")
-    return None if found is None else str(found)
-
-
-def why(store: DecisionStore, runs: PipelineStore, registry: ModelRegistry,
-        ref: str) -> Why:
-    """The chain behind a version (``name@alias`` or ``name:version``)."""
-    record = registry.get_version(ref)
-    found = store.decisions(record.name, record.version)
-    decision = found[0] if found else None
-    run_id = decision.run_id if decision is not None else _pipeline_run_of(registry, record)
-    run = None
-    if run_id is not None:
-        try:
-            run = runs.get_run(run_id)
-        except NotFoundError:
-            run = None
-    moves = [e for e in registry.history(record.name) if e.to_version == record.version]
-    return Why(record.name, record.version, decision, run, moves)

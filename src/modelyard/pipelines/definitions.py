@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.errors import InvalidDefinitionError
+from modelyard.pipelines.declarations import EvaluationWindow, Shadow, duration_ms
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
-_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
-_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-POLICIES = ("auto", "approval")
+POLICIES = ("auto", "approval", "shadow")
 
 __all__ = ["OnAlert", "OnNewData", "OnSuccess", "Pipeline", "Trigger", "check_cron",
            "check_timezone", "on_alert", "on_new_data", "on_success", "pipeline"]
@@ -47,15 +46,6 @@ def _check_name(what: str, name: object) -> str:
             f"{what} {name!r} is not valid: use letters, digits, '_', '-' and '.', starting "
             "with a letter or '_' (at most 128 characters)", field=what, value=repr(name))
     return name
-
-
-def duration_ms(text: object, what: str) -> int:
-    """``"1h"`` -> milliseconds (units s, m, h, d)."""
-    if not isinstance(text, str) or not (m := _DURATION.match(text.strip())) or not int(m[1]):
-        raise InvalidDefinitionError(
-            f"{what} {text!r} is not valid: write a positive whole number and a unit, like "
-            "30m, 1h or 1d (units: s, m, h, d)", field=what, value=repr(text))
-    return int(m[1]) * _UNIT_MS[m[2]]
 
 
 def check_cron(cron: object, owner: str | None = None) -> str:
@@ -206,6 +196,8 @@ class Pipeline:
     alias: str = "production"  # the champion's alias the candidate is compared with
     notify: tuple[str, ...] = ()  # notifiers told of a decision awaiting approval
     probation: str | None = None  # after a promotion: a critical alert rolls it back
+    shadow: Shadow | None = None  # the shadow policy's live trial
+    evaluation: EvaluationWindow | None = None  # the data champion and challenger are scored on
 
     def __post_init__(self) -> None:
         _check_name("pipeline name", self.name)
@@ -215,17 +207,15 @@ class Pipeline:
                 raise InvalidDefinitionError(
                     f"pipeline {self.name!r}: probation watches the versions a policy "
                     "promotes: give the pipeline a policy", field="probation")
-        if self.policy is not None:
-            if self.policy not in POLICIES:
-                later = " (shadow deployments are not supported yet)" \
-                    if self.policy == "shadow" else ""
-                raise InvalidDefinitionError(
-                    f"pipeline {self.name!r}: policy must be 'auto' or 'approval', not "
-                    f"{self.policy!r}{later}", field="policy", value=repr(self.policy))
-            if self.model is None:
-                raise InvalidDefinitionError(
-                    f"pipeline {self.name!r}: a policy decides on the versions of a model: "
-                    "give the pipeline its model=", field="policy")
+        if self.policy is not None and self.policy not in POLICIES:
+            raise InvalidDefinitionError(
+                f"pipeline {self.name!r}: policy must be 'auto', 'approval' or 'shadow', not "
+                f"{self.policy!r}", field="policy", value=repr(self.policy))
+        self._check_policy_parts()
+        if self.policy is not None and self.model is None:
+            raise InvalidDefinitionError(
+                f"pipeline {self.name!r}: a policy decides on the versions of a model: "
+                "give the pipeline its model=", field="policy")
         from modelyard.registry.references import check_alias
 
         check_alias(self.alias)
@@ -273,6 +263,33 @@ class Pipeline:
                     f"pipeline {self.name!r} cannot trigger itself on success",
                     field="triggers")
 
+    def _check_policy_parts(self) -> None:
+        if self.shadow is not None and not isinstance(self.shadow, Shadow):
+            raise InvalidDefinitionError(
+                f"pipeline {self.name!r}: shadow is a modelyard.Shadow(...), not "
+                f"{self.shadow!r}", field="shadow")
+        if self.evaluation is not None and not isinstance(self.evaluation, EvaluationWindow):
+            raise InvalidDefinitionError(
+                f"pipeline {self.name!r}: evaluation is a modelyard.EvaluationWindow(...), not "
+                f"{self.evaluation!r}", field="evaluation")
+        if self.policy == "shadow" and self.shadow is None:
+            raise InvalidDefinitionError(
+                f"pipeline {self.name!r}: the shadow policy needs its trial: "
+                "shadow=modelyard.Shadow(duration='1d') (or requests=N)", field="shadow")
+        if self.shadow is not None and self.policy != "shadow":
+            raise InvalidDefinitionError(
+                f"pipeline {self.name!r}: shadow= declares the trial of policy='shadow', "
+                f"but the policy is {self.policy!r}", field="shadow")
+        if self.shadow is not None and self.shadow.trial_alias == self.alias:
+            raise InvalidDefinitionError(
+                f"pipeline {self.name!r}: the shadow trial's alias must differ from the "
+                f"alias it decides on ({self.alias!r})", field="shadow")
+        if self.evaluation is not None and self.policy is None:
+            raise InvalidDefinitionError(
+                f"pipeline {self.name!r}: an evaluation is what a policy scores the "
+                "candidate and the champion on: give the pipeline a policy",
+                field="evaluation")
+
     def spec(self) -> dict[str, Any]:
         """What the version is made of (the schedule is kept apart, see the module)."""
         spec: dict[str, Any] = {"name": self.name, "model": self.model, "function": self.function,
@@ -285,6 +302,10 @@ class Pipeline:
             spec["notify"] = list(self.notify)
         if self.probation is not None:
             spec["probation"] = self.probation
+        if self.shadow is not None:
+            spec["shadow"] = self.shadow.spec()
+        if self.evaluation is not None:
+            spec["evaluation"] = self.evaluation.spec()
         return spec
 
     def content_hash(self) -> str:
@@ -302,7 +323,11 @@ class Pipeline:
                    tuple(trigger_from_spec(t) for t in spec.get("triggers", [])),
                    int(spec.get("max_attempts", 2)), spec.get("description", ""),
                    policy=spec.get("policy"), alias=spec.get("alias", "production"),
-                   notify=tuple(spec.get("notify", ())), probation=spec.get("probation"))
+                   notify=tuple(spec.get("notify", ())), probation=spec.get("probation"),
+                   shadow=None if spec.get("shadow") is None else Shadow.from_spec(
+                       spec["shadow"]),
+                   evaluation=None if spec.get("evaluation") is None
+                   else EvaluationWindow.from_spec(spec["evaluation"]))
 
     def __call__(self, ctx: Any) -> Any:
         """Run the function in this process (the code as defined, not as stored)."""
@@ -388,7 +413,9 @@ def pipeline(*, name: str | None = None, model: str | None = None,
              triggers: Sequence[Trigger] = (), max_attempts: int = 2,
              description: str = "", policy: str | None = None,
              alias: str = "production", notify: Sequence[str] = (),
-             probation: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]:
+             probation: str | None = None, shadow: Shadow | None = None,
+             evaluation: EvaluationWindow | None = None
+             ) -> Callable[[Callable[..., Any]], Pipeline]:
     """Decorator: declare a training pipeline for ``model`` (the model its runs register
     versions of; None for a pipeline that registers none).
 
@@ -405,6 +432,10 @@ def pipeline(*, name: str | None = None, model: str | None = None,
     announces a decision awaiting approval. ``probation`` (a duration such as ``"7d"``)
     watches a version the policy promoted (or an approver did) for that long: a critical
     monitoring alert on it rolls ``alias`` back to the version that held it before.
+    ``policy="shadow"`` first tries a candidate that passes live, as :class:`Shadow`
+    ``shadow=`` declares, then promotes or drops it. ``evaluation`` (an
+    :class:`EvaluationWindow`) is the frozen data candidate and champion are scored on when the
+    run hands none to ``ctx.register``.
     """
 
     def wrap(fn: Callable[..., Any]) -> Pipeline:
@@ -412,6 +443,6 @@ def pipeline(*, name: str | None = None, model: str | None = None,
         return Pipeline(name or fn.__name__, model, code, fn.__name__, dict(params or {}),
                         schedule, timezone, tuple(triggers), max_attempts,
                         description or inspect.getdoc(fn) or "", path, fn, policy, alias,
-                        tuple(notify), probation)
+                        tuple(notify), probation, shadow, evaluation)
 
     return wrap

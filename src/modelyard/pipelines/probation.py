@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from modelyard.errors import NotFoundError
-from modelyard.pipelines.definitions import duration_ms
+from modelyard.pipelines.declarations import duration_ms
 
 if TYPE_CHECKING:
     from modelyard.backends.metadata.decisions import DecisionRecord, DecisionStore

@@ -170,7 +170,7 @@ def reproduce(service: PipelineService, ref: str, *, rtol: float = 1e-9) -> Repr
     import numpy as np
     import pandas as pd
 
-    from modelyard.pipelines.decisions import _pipeline_run_of
+    from modelyard.pipelines.why import _pipeline_run_of
 
     if not rtol >= 0:
         raise InvalidInputError(f"rtol must be a number of at least 0, not {rtol!r}",

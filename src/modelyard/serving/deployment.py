@@ -84,9 +84,22 @@ class Slot:
                 load: Callable[[str, int], Served]) -> tuple[Served | None, Served | None]:
         """Swap in the version the reference names now, if it changed: the one kept warm
         when it is that version, else a new load. Returns the version swapped out (None if
-        nothing changed) and the version to close now that it is no longer kept (or None)."""
-        wanted = self.target(resolve)
+        nothing changed) and the version to close now that it is no longer kept (or None).
+
+        A canary or shadow following an alias that is not set (yet, or any more: a
+        pipeline's shadow trial ended) serves nothing in its role, and is no error: what it
+        served is swapped out (kept warm like any other)."""
         old = self.current
+        try:
+            wanted = self.target(resolve)
+        except NotFoundError:
+            if self.role == "primary" or self.ref.version is not None:
+                raise
+            self.failures, self.last_error = 0, None
+            if old is None:
+                return None, None
+            dropped, self.current, self.previous = self.previous, None, old
+            return old, dropped
         if old is not None and old.version == wanted:
             return None, None
         kept = self.previous
@@ -112,6 +125,7 @@ class Deployment:
     primary: Slot
     canary: Slot | None = None
     canary_share: float = 0.0  # percent of requests
+    share_from_trial: bool = False  # the share follows the canary version's shadow trial
     shadow: Slot | None = None
     _random: random.Random = field(default_factory=random.Random)
 
@@ -163,14 +177,22 @@ def parse_target(text: str, default_name: str | None = None) -> ModelRef:
     return parse_ref(text)
 
 
-def parse_canary(text: str, default_name: str | None = None) -> tuple[ModelRef, float]:
+def parse_canary(text: str, default_name: str | None = None
+                 ) -> tuple[ModelRef, float | None]:
     """``challenger:10%`` (an alias or version of the served model, or ``model@alias``,
-    and the percent of requests it answers)."""
-    match = _SHARE.match(text.strip())
+    and the percent of requests it answers). A bare alias (``challenger``,
+    ``claims-model@canary``) has no share (None): it answers the share that the shadow
+    trial of a pipeline which put the version there declares."""
+    bare = text.strip()
+    if not any(c in bare for c in ":=%"):
+        ref = parse_target(bare, default_name)
+        if ref.alias is not None:
+            return ref, None
+    match = _SHARE.match(bare)
     if match is None:
         raise InvalidInputError(
-            f"canary {text!r} is not TARGET:PERCENT, like 'challenger:10%' or "
-            "'claims-model@challenger:5%'", field="canary")
+            f"canary {text!r} is not TARGET:PERCENT or an alias, like 'challenger:10%', "
+            "'claims-model@challenger:5%' or 'claims-model@canary'", field="canary")
     share = float(match["share"])
     if not 0 < share <= 100:
         raise InvalidInputError(f"the canary's share must be above 0 and at most 100 percent, "

@@ -90,4 +90,4 @@ class ServeOptions:
                            batching=self.batching, metrics=ServingMetrics(), sink=sink,
                            failure_sink=failure_sink,
                            replicas=yard.replicas if self.report else None,
-                           address=self.address)
+                           address=self.address, canary_shares=yard.pipelines.canary_share)

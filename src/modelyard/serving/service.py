@@ -99,7 +99,8 @@ class ModelServer:
                  failure_sink: FailureSink | None = None,
                  clock: Callable[[], datetime] | None = None,
                  replicas: ReplicaStore | None = None, address: str | None = None,
-                 heartbeat: float = HEARTBEAT_S) -> None:
+                 heartbeat: float = HEARTBEAT_S,
+                 canary_shares: Callable[[str, int], float | None] | None = None) -> None:
         if not targets:
             raise InvalidInputError("name at least one model to serve, like "
                                     "'claims-model@production'", field="models")
@@ -112,6 +113,9 @@ class ModelServer:
         self.sink = sink
         self.failure_sink = failure_sink
         self.clock = clock  # the time online features' TTLs are judged at (None: now)
+        # the percent of requests a canary declared without a share answers: the one its
+        # version's shadow trial declares (model, version -> percent; None: no trial)
+        self.canary_shares = canary_shares
         self.deployments: dict[str, Deployment] = {}
         for text in targets:
             ref = parse_target(text)
@@ -121,7 +125,9 @@ class ModelServer:
         for name, text in (canary or {}).items():
             deployment = self._deployment_for(name, "canary")
             target, share = parse_canary(text, name)
-            deployment.canary, deployment.canary_share = Slot(target, "canary"), share
+            deployment.canary = Slot(target, "canary")
+            deployment.canary_share = 0.0 if share is None else share
+            deployment.share_from_trial = share is None
         for name, text in (shadow or {}).items():
             deployment = self._deployment_for(name, "shadow")
             deployment.shadow = Slot(parse_target(text, name), "shadow")
@@ -176,7 +182,8 @@ class ModelServer:
                 slot.close()
 
     def poll(self) -> list[tuple[str, Role, int]]:
-        """Check every followed alias once; returns the (model, role, version) swapped in.
+        """Check every followed alias once; returns the (model, role, version) swapped in
+        (a canary or shadow loaded into its empty slot counts).
         A version that fails to load is logged and tried again at the next poll."""
         swapped = []
         for deployment in self.deployments.values():
@@ -220,13 +227,28 @@ class ModelServer:
 
     def _refresh(self, deployment: Deployment, slot: Slot) -> bool:
         registry = self.yard.models
+        before = slot.current
         old, dropped = slot.refresh(lambda ref: registry.get_version(ref).version,
                                     self._load_served)
         if dropped is not None:
             dropped.close()
         current = slot.current
+        if slot.role == "canary" and deployment.share_from_trial:
+            deployment.canary_share = self._trial_share(deployment.name, current)
         if current is not None and self.metrics is not None:
             self.metrics.version.labels(deployment.name, slot.role).set(current.version)
+        if old is not None and current is None:  # an alias followed as canary or shadow
+            logger.info("%s (%s): alias not set, version %d no longer served in this role",
+                        slot, slot.role, old.version)
+            if self.reporter is not None:
+                self.reporter.changed()
+            return False
+        if before is None and current is not None and slot.role != "primary":
+            logger.info("%s (%s): alias set, now serving version %d", slot, slot.role,
+                        current.version)  # a canary or shadow that was empty
+            if self.reporter is not None:
+                self.reporter.changed()
+            return True
         if old is None or current is None:
             return False
         logger.info("%s (%s): now serving version %d (was %d)", slot, slot.role,
@@ -236,6 +258,11 @@ class ModelServer:
         if self.reporter is not None:
             self.reporter.changed()
         return True
+
+    def _trial_share(self, name: str, current: Served | None) -> float:
+        if current is None or self.canary_shares is None:
+            return 0.0
+        return self.canary_shares(name, current.version) or 0.0
 
     def _load_served(self, name: str, version: int) -> Served:
         from modelyard.serving.batching import MicroBatcher, batching_helps
@@ -469,6 +496,7 @@ class ModelServer:
             }
         if deployment.canary is not None:
             roles["canary"]["share_percent"] = deployment.canary_share
+            roles["canary"]["share_from_trial"] = deployment.share_from_trial
         primary = deployment.primary.current
         signature = None if primary is None or primary.loaded.signature is None else (
             primary.loaded.signature.to_dict())
@@ -498,6 +526,26 @@ class ModelServer:
         keys = [{k: whole_key(e[k]) for k in source.key_columns} for e in entities]
         return rows, status, keys
 
+    def _shadow_failed(self, name: str, version: int, rid: str, error: BaseException,
+                       began: float) -> None:
+        """Record a shadow that failed where the client's answer did not, as a failure of
+        role ``shadow`` (endpoint ``shadow``), so its error rate can be compared."""
+        sink = self.failure_sink
+        if sink is None:
+            return
+        try:
+            field_name = error.details.get("field") if isinstance(error, ModelyardError) \
+                else None
+            sink(FailureRecord(
+                rid, name, version, "shadow", time.time_ns() // 1_000,
+                (time.perf_counter() - began) * 1_000.0, _shadow_status(error),
+                type(error).__name__, "shadow",
+                field_name[:MAX_FIELD] if isinstance(field_name, str) and field_name
+                else None))
+        except Exception:
+            logger.debug("could not record the shadow failure of request %s", rid,
+                         exc_info=True)
+
     def _mirror(self, deployment: Deployment, shadow: Served, rid: str,
                 instances: list[Any] | None, entities: list[Any] | None) -> None:
         with self._shadow_lock:
@@ -508,9 +556,9 @@ class ModelServer:
             self._shadow_waiting += 1
 
         def run() -> None:
+            began = time.perf_counter()
             try:
-                answer = self._answer(shadow, "shadow", rid, instances, entities,
-                                      time.perf_counter())
+                answer = self._answer(shadow, "shadow", rid, instances, entities, began)
                 if self.sink is not None:
                     self.sink(answer)
                 if self.metrics is not None:
@@ -519,11 +567,16 @@ class ModelServer:
             except Exception as exc:  # a shadow never harms the real answer
                 logger.warning("shadow %s:%d failed on request %s: %s", deployment.name,
                                shadow.version, rid, exc)
+                self._shadow_failed(deployment.name, shadow.version, rid, exc, began)
             finally:
                 with self._shadow_lock:
                     self._shadow_waiting -= 1
 
         self._shadow.submit(run)
+
+
+def _shadow_status(error: BaseException) -> int:
+    return error.http_status if isinstance(error, ModelyardError) else 500
 
 
 def _probe_rows(loaded: Any) -> list[dict[str, Any]]:

@@ -2,9 +2,11 @@
 registered (champion against challenger, the gates, the policy, who approved and when).
 
 One record per pipeline run. Its ``decision`` moves ``pending -> approved | rejected |
-refused``; ``promoted`` and ``refused`` are final when written, except that a ``promoted`` or
-``approved`` version on probation becomes ``rolled_back`` (decided by ``probation``) when a
-critical alert fires on it (:mod:`modelyard.pipelines.probation`). The implementation is
+refused``, or under the ``shadow`` policy ``shadowing -> promoted | dropped`` (the trial and
+its live comparison kept in ``shadow``); ``promoted`` and ``refused`` are final when
+written, except that a ``promoted`` or ``approved`` version on probation becomes
+``rolled_back`` (decided by ``probation``) when a critical alert fires on it
+(:mod:`modelyard.pipelines.probation`). The implementation is
 :mod:`modelyard.backends.metadata.sql.decision_store`.
 """
 
@@ -16,7 +18,8 @@ from typing import Any
 
 __all__ = ["DECISIONS", "DecisionRecord", "DecisionStore"]
 
-DECISIONS = ("promoted", "pending", "approved", "rejected", "refused", "rolled_back")
+DECISIONS = ("promoted", "pending", "approved", "rejected", "refused", "rolled_back",
+             "shadowing", "dropped")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class DecisionRecord:
     version: int  # the candidate
     alias: str
     champion: int | None  # the alias's holder the candidate was compared with
-    policy: str  # auto | approval
+    policy: str  # auto | approval | shadow
     decision: str  # one of DECISIONS
     trigger: str
     trigger_detail: dict[str, Any]
@@ -42,6 +45,9 @@ class DecisionRecord:
     decided_at_ms: int | None
     reason: str
     created_at_ms: int
+    # the shadow policy's trial: how it was declared, when it started and ends, and (once
+    # concluded) the live comparison of candidate and champion on the same requests
+    shadow: dict[str, Any] | None = None
 
 
 class DecisionStore(ABC):

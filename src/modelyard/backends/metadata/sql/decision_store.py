@@ -1,5 +1,5 @@
 """Decision records on SQLAlchemy (SQLite and PostgreSQL): table ``pipeline_decisions``
-(migration 0012). Resolving a pending decision is a compare-and-set on its state, so two
+(migrations 0012 and 0013). Resolving a pending decision is a compare-and-set on its state, so two
 approvers cannot both resolve it."""
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from modelyard.backends.metadata.sql.engine import (
 
 __all__ = ["SqlDecisionStore"]
 
-_JSON = ("trigger_detail", "data", "candidate_metrics", "champion_metrics", "gate_report")
+_JSON = ("trigger_detail", "data", "candidate_metrics", "champion_metrics", "gate_report",
+         "shadow")
 _OUTCOME = ("decision", "gate_report", "passed", "champion", "champion_metrics",
-            "decided_by", "decided_at_ms", "reason")
+            "decided_by", "decided_at_ms", "reason", "shadow")
 
 
 def _row(record: DecisionRecord) -> dict[str, Any]:

@@ -407,7 +407,7 @@ pipeline_decisions = Table(
     Column("version", Integer, nullable=False),  # the candidate
     Column("alias", String(64), nullable=False),
     Column("champion", Integer, nullable=True),  # the alias's holder when decided
-    Column("policy", String(16), nullable=False),  # auto | approval
+    Column("policy", String(16), nullable=False),  # auto | approval | shadow
     Column("decision", String(16), nullable=False),  # promoted | pending | approved | ...
     Column("trigger", String(16), nullable=False),
     Column("trigger_detail", Text, nullable=False),  # JSON
@@ -420,6 +420,7 @@ pipeline_decisions = Table(
     Column("decided_at_ms", BigInteger, nullable=True),
     Column("reason", Text, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
+    Column("shadow", Text, nullable=True),  # JSON: the shadow trial (migration 0013)
     Index("ix_pipeline_decisions_model_version", "model", "version"),
 )
 
