@@ -17,6 +17,8 @@ from modelyard.backends.metadata.base import (
     TrackingStore,
 )
 
+pytestmark = pytest.mark.over_rest
+
 
 def _store(yard: Yard) -> TrackingStore:
     return yard.tracking.store

@@ -19,6 +19,8 @@ from modelyard import (
     Yard,
 )
 
+pytestmark = pytest.mark.over_rest
+
 
 def _user_tags(yard: Yard, run_id: str) -> dict[str, str]:
     """The run's tags without the system tags (``modelyard.*``)."""

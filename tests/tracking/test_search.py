@@ -19,6 +19,8 @@ from modelyard import InvalidFilterError, InvalidInputError, NotFoundError, Yard
 BASE_COLUMNS = ["run_id", "experiment", "name", "status", "start_time", "end_time",
                 "parent_run_id", "user", "host"]
 
+pytestmark = pytest.mark.over_rest
+
 
 @dataclass
 class Runs:

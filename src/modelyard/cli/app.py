@@ -26,6 +26,7 @@ from modelyard.cli import (
     project,
     runs,
     serve,
+    server,
 )
 from modelyard.cli.helptext import ReadableGroup
 from modelyard.errors import ModelyardError
@@ -58,6 +59,7 @@ def root(
 project.register(app)
 demo.register(app)
 serve.register(app)
+server.register(app)
 predict.register(app)
 gc.register(app)
 app.add_typer(experiments.app, name="experiments")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelyard.backends.metadata.registry import (
+    AliasAuthority,
     AliasEvent,
     EvaluationRecord,
     GateReportRecord,
@@ -200,6 +201,40 @@ def promote(registry: ModelRegistry, name: str, version: int, alias: str, *, for
             return Promotion(name, version, alias, holder, report, report_id, forced, event)
     raise ConflictError(f"alias {alias!r} of model {name!r} kept moving during the "
                         "promotion; try again", model=name, alias=alias)
+
+
+def promote_remotely(authority: AliasAuthority, name: str, version: int, alias: str, *,
+                     force: bool, reason: str, data: Mapping[str, Any] | None,
+                     extra_gates: Sequence[Gate], idempotency_key: str | None,
+                     actor: str | None) -> Promotion:
+    """The same promotion, decided by the server behind ``authority`` (its gates, its
+    evaluations, its actor)."""
+    from modelyard.backends.metadata.wire import decode
+    from modelyard.registry.gates import GateReport
+
+    check_name(name)
+    check_alias(alias)
+    if data:
+        raise InvalidInputError(
+            "promoting through a server takes no data=: evaluate the versions first "
+            "(yard.models.evaluate), then promote; the server checks the stored evaluations",
+            field="data")
+    found = authority.promote(name, version, alias, force=force, reason=reason,
+                              gates=gates_to_store(extra_gates),
+                              idempotency_key=idempotency_key, actor=actor)
+    event = decode(AliasEvent, found["event"], "event")
+    return Promotion(name, version, alias, found["previous"],
+                     GateReport.from_dict(found["report"]), str(found["report_id"]),
+                     bool(found["forced"]), event)
+
+
+def promotion_wire(promotion: Promotion) -> dict[str, Any]:
+    """A promotion as the server answers it (:func:`promote_remotely` reads it back)."""
+    from modelyard.backends.metadata.wire import encode
+
+    return {"previous": promotion.previous, "report": promotion.report.to_dict(),
+            "report_id": promotion.report_id, "forced": promotion.forced,
+            "event": encode(promotion.event)}
 
 
 def _replayed(registry: ModelRegistry, done: Mapping[str, Any]) -> Promotion:

@@ -191,7 +191,8 @@ class SqlTrackingStore(TrackingStore):
                                 for k, v in tags.items()])
 
     @translate_errors
-    def log_metrics(self, points: Sequence[MetricPoint], heartbeat: Iterable[str] = ()) -> None:
+    def log_metrics(self, points: Sequence[MetricPoint], heartbeat: Iterable[str] = (),
+                    batch_key: str | None = None) -> None:
         beat = sorted(set(heartbeat))
         if not points and not beat:
             return
@@ -201,6 +202,8 @@ class SqlTrackingStore(TrackingStore):
             if best is None or (p.step, p.timestamp) >= (best.step, best.timestamp):
                 latest[(p.run_id, p.key)] = p
         with self.engine.begin() as conn:
+            if points and batch_key is not None and not self._claim_batch(conn, batch_key):
+                points = ()  # logged by an earlier try of this batch: the heartbeat only
             if points:
                 conn.execute(
                     t.metrics.insert(),
@@ -226,6 +229,26 @@ class SqlTrackingStore(TrackingStore):
                     .where(t.runs.c.run_id.in_(beat), t.runs.c.status == "running")
                     .values(heartbeat=_now_ms())
                 )
+
+    def _claim_batch(self, conn: Connection, batch_key: str) -> bool:
+        """Store the batch's key in the transaction of its points; False if it was stored
+        before. A concurrent try of the same key waits for the first (the primary key) and
+        then inserts nothing."""
+        stmt = self._insert(t.idempotency_keys).values(
+            key=batch_key, operation="log_metrics", fingerprint="", result="{}",
+            created_at=_now_ms()).on_conflict_do_nothing(index_elements=["key"])
+        return bool(conn.execute(stmt).rowcount)
+
+    @translate_errors
+    def ping(self) -> None:
+        try:
+            # read-only: on SQLite this neither takes the write lock nor waits for a writer
+            with self._read() as conn:
+                conn.exec_driver_sql("SELECT 1").scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise StorageError(f"cannot reach the metadata store at {where}: "
+                               f"{getattr(exc, 'orig', None) or exc}") from exc
 
     @translate_errors
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:

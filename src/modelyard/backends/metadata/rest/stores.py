@@ -1,0 +1,55 @@
+"""The REST family of metadata stores: tracking, registry, writes and artifacts through one
+connection to a modelyard server. The feature store, monitoring and pipelines are not
+offered over HTTP yet (:class:`MetadataStores` says so when they are asked for)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from modelyard.backends.metadata.rest.connection import RestConnection
+from modelyard.backends.metadata.rest.registry import RestRegistryStore
+from modelyard.backends.metadata.rest.tracking import RestTrackingStore
+from modelyard.backends.metadata.rest.writes import RestWriteStore
+from modelyard.backends.metadata.stores import MetadataStores
+
+if TYPE_CHECKING:
+    from modelyard.backends.artifacts.base import ArtifactStore
+
+__all__ = ["RestMetadataStores"]
+
+
+class RestMetadataStores(MetadataStores):
+    remote = True
+
+    def __init__(self, uri: str, *, token: str | None = None, transport: Any = None) -> None:
+        self.connection = RestConnection(uri, token=token, transport=transport)
+        self._tracking = RestTrackingStore(self.connection)
+        self._writes = RestWriteStore(self.connection)
+        self._registry = RestRegistryStore(self.connection)
+
+    @property
+    def uri(self) -> str:
+        return self.connection.uri
+
+    @property
+    def tracking(self) -> RestTrackingStore:
+        return self._tracking
+
+    @property
+    def writes(self) -> RestWriteStore:
+        return self._writes
+
+    def registry(self) -> RestRegistryStore:
+        return self._registry
+
+    def artifacts(self, uri: str) -> ArtifactStore:
+        from modelyard.backends.artifacts.base import artifact_store_from_uri
+        from modelyard.backends.artifacts.rest import RestArtifactStore
+
+        if uri.rstrip("/") == self.connection.base_url or uri.startswith(("http://",
+                                                                          "https://")):
+            return RestArtifactStore(self.connection)
+        return artifact_store_from_uri(uri)  # a shared folder both ends reach
+
+    def close(self) -> None:
+        self.connection.close()
