@@ -97,6 +97,7 @@ FILTER_CASES: list[tuple[str, str | None]] = [
 ]
 
 
+@pytest.mark.over_rest(server=True)
 def test_filters(yard: Yard, runs: Runs) -> None:
     for flt, expected in FILTER_CASES:
         if expected is None:  # '>' is refused for a param: it is a string

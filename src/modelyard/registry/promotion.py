@@ -203,22 +203,30 @@ def promote(registry: ModelRegistry, name: str, version: int, alias: str, *, for
                         "promotion; try again", model=name, alias=alias)
 
 
-def promote_remotely(authority: AliasAuthority, name: str, version: int, alias: str, *,
-                     force: bool, reason: str, data: Mapping[str, Any] | None,
-                     extra_gates: Sequence[Gate], idempotency_key: str | None,
-                     actor: str | None) -> Promotion:
+def promote_remotely(registry: ModelRegistry, authority: AliasAuthority, name: str,
+                     version: int, alias: str, *, force: bool, reason: str,
+                     data: Mapping[str, Any] | None, extra_gates: Sequence[Gate],
+                     idempotency_key: str | None, actor: str | None) -> Promotion:
     """The same promotion, decided by the server behind ``authority`` (its gates, its
-    evaluations, its actor)."""
+    stored evaluations). With ``data``, the candidate and the current holder are evaluated
+    here first and their evaluations stored, as a local promotion does."""
     from modelyard.backends.metadata.wire import decode
     from modelyard.registry.gates import GateReport
 
+    from modelyard.registry.gates import BehaviourGate
+
     check_name(name)
     check_alias(alias)
-    if data:
+    if any(isinstance(g, BehaviourGate) and not isinstance(g.test, str) for g in extra_gates):
         raise InvalidInputError(
-            "promoting through a server takes no data=: evaluate the versions first "
-            "(yard.models.evaluate), then promote; the server checks the stored evaluations",
-            field="data")
+            "the server runs the gates, so a behaviour test must be named by a dotted path "
+            "the server can import ('package.module:function'), not given as a function",
+            field="gates")
+    if data:
+        gates = [*declared_gates(registry, name), *extra_gates]
+        holder = registry.store.aliases(name).get(alias)
+        for number in sorted({version, holder} - {None}):  # type: ignore[type-var]
+            _evaluate_on(registry, registry.store.get_version(name, number), data, gates)
     found = authority.promote(name, version, alias, force=force, reason=reason,
                               gates=gates_to_store(extra_gates),
                               idempotency_key=idempotency_key, actor=actor)

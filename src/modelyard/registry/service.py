@@ -464,7 +464,7 @@ class ModelRegistry:
 
         authority = self.store.authority()
         if authority is not None:  # a server runs the gates: no client can skip them
-            return promote_remotely(authority, name, version, alias, force=force,
+            return promote_remotely(self, authority, name, version, alias, force=force,
                                     reason=reason, data=data, extra_gates=gates,
                                     idempotency_key=idempotency_key,
                                     actor=actor or current_user())

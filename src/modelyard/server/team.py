@@ -13,7 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from modelyard.server import artifacts_api, registry_api, tracking_api, writes_api
+from modelyard.server import (
+    artifacts_api,
+    features_api,
+    registry_api,
+    tracking_api,
+    writes_api,
+)
 from modelyard.server.app import create_app
 from modelyard.server.state import Endpoints
 
@@ -28,7 +34,8 @@ __all__ = ["TEAM_GROUPS", "create_team_app", "team_app_from_environment"]
 
 #: The metadata API's endpoint groups, in the order the OpenAPI document lists them.
 TEAM_GROUPS: tuple[Endpoints, ...] = (tracking_api.ENDPOINTS, registry_api.ENDPOINTS,
-                                      artifacts_api.ENDPOINTS, writes_api.ENDPOINTS)
+                                      features_api.ENDPOINTS, artifacts_api.ENDPOINTS,
+                                      writes_api.ENDPOINTS)
 
 
 def create_team_app(yard: Yard, *, middleware: Sequence[Middleware] = (),

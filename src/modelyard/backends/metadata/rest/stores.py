@@ -1,12 +1,17 @@
-"""The REST family of metadata stores: tracking, registry, writes and artifacts through one
-connection to a modelyard server. The feature store, monitoring and pipelines are not
-offered over HTTP yet (:class:`MetadataStores` says so when they are asked for)."""
+"""The REST family of metadata stores: tracking, registry, feature registry, writes and
+artifacts through one connection to a modelyard server. Monitoring, pipelines, the prediction
+log and garbage collection are not offered over HTTP yet (:class:`MetadataStores` says so
+when they are asked for)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from modelyard.backends.metadata.rest.connection import RestConnection
+from modelyard.backends.metadata.rest.features import (
+    RestFeatureRegistryStore,
+    RestMaterializationStore,
+)
 from modelyard.backends.metadata.rest.registry import RestRegistryStore
 from modelyard.backends.metadata.rest.tracking import RestTrackingStore
 from modelyard.backends.metadata.rest.writes import RestWriteStore
@@ -41,6 +46,12 @@ class RestMetadataStores(MetadataStores):
 
     def registry(self) -> RestRegistryStore:
         return self._registry
+
+    def feature_registry(self) -> RestFeatureRegistryStore:
+        return RestFeatureRegistryStore(self.connection)
+
+    def materializations(self) -> RestMaterializationStore:
+        return RestMaterializationStore(self.connection)
 
     def artifacts(self, uri: str) -> ArtifactStore:
         from modelyard.backends.artifacts.base import artifact_store_from_uri
