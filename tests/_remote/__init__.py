@@ -51,6 +51,9 @@ class InProcessTransport(httpx.BaseTransport):
         return httpx.Response(status, headers=headers, content=content)
 
     def close(self) -> None:
+        """Kept open: several clients share the transport (``shutdown`` ends it)."""
+
+    def shutdown(self) -> None:
         with contextlib.suppress(Exception):
             self._portal_cm.__exit__(None, None, None)
 
@@ -73,7 +76,7 @@ class InProcessServer:
                                  capture_git=False, **settings)
 
     def close(self) -> None:
-        self.transport.close()
+        self.transport.shutdown()
         self.yard.close()
 
 
