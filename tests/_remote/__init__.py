@@ -1,9 +1,9 @@
 """The team server for tests: in this process over an ASGI transport, or a real process.
 
 ``InProcessServer`` builds the team app over a Yard of its own (a SQLite project in its own
-folder, apart from the client's) and gives an ``httpx`` transport that calls the app in this
-process, on an event loop in a thread of its own (anyio's blocking portal), so the sync REST
-client and its metric-flushing thread reach it as they would a real server.
+folder, apart from the client's) and reaches it through
+:class:`modelyard.server.inprocess.InProcessTransport`, so the sync REST client and its
+metric-flushing thread reach it as they would a real server.
 ``ServerProcess`` runs ``modelyard server`` as a real process (several uvicorn workers) and
 can be stopped and started again on the same port.
 """
@@ -23,39 +23,11 @@ from typing import Any
 import httpx
 
 import modelyard
+from modelyard.server.inprocess import InProcessTransport
+
+__all__ = ["URI", "InProcessServer", "InProcessTransport", "ServerProcess", "free_port"]
 
 URI = "http://testserver"
-
-
-class InProcessTransport(httpx.BaseTransport):
-    """A sync transport over an ASGI app (the body is read whole, then sent)."""
-
-    def __init__(self, app: Any) -> None:
-        import anyio.from_thread
-
-        self._inner = httpx.ASGITransport(app=app)
-        self._portal_cm = anyio.from_thread.start_blocking_portal()
-        self._portal = self._portal_cm.__enter__()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-
-        async def send() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-            inner = httpx.Request(request.method, request.url, headers=request.headers,
-                                  content=body)
-            answer = await self._inner.handle_async_request(inner)
-            content = b"".join([chunk async for chunk in answer.stream])  # type: ignore[union-attr]
-            return answer.status_code, answer.headers.raw, content
-
-        status, headers, content = self._portal.call(send)
-        return httpx.Response(status, headers=headers, content=content)
-
-    def close(self) -> None:
-        """Kept open: several clients share the transport (``shutdown`` ends it)."""
-
-    def shutdown(self) -> None:
-        with contextlib.suppress(Exception):
-            self._portal_cm.__exit__(None, None, None)
 
 
 class InProcessServer:

@@ -52,8 +52,8 @@ def _sample(hint: Any, depth: int = 0) -> Any:
         return {"k": _sample(args[1] if args else Any, depth + 1)}
     if origin is tuple:
         return (_sample(args[0], depth + 1),)
-    if origin in (list, typing.Sequence) or origin is not None and isinstance(
-            origin, type) and issubclass(origin, typing.Sequence):  # type: ignore[arg-type]
+    if origin in (list, typing.Sequence) or (origin is not None and isinstance(
+            origin, type) and issubclass(origin, typing.Sequence)):  # type: ignore[arg-type]
         return [_sample(args[0] if args else Any, depth + 1)]
     if hint is bool:
         return True

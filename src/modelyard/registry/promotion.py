@@ -211,9 +211,7 @@ def promote_remotely(registry: ModelRegistry, authority: AliasAuthority, name: s
     stored evaluations). With ``data``, the candidate and the current holder are evaluated
     here first and their evaluations stored, as a local promotion does."""
     from modelyard.backends.metadata.wire import decode
-    from modelyard.registry.gates import GateReport
-
-    from modelyard.registry.gates import BehaviourGate
+    from modelyard.registry.gates import BehaviourGate, GateReport
 
     check_name(name)
     check_alias(alias)
@@ -225,7 +223,7 @@ def promote_remotely(registry: ModelRegistry, authority: AliasAuthority, name: s
     if data:
         gates = [*declared_gates(registry, name), *extra_gates]
         holder = registry.store.aliases(name).get(alias)
-        for number in sorted({version, holder} - {None}):  # type: ignore[type-var]
+        for number in sorted(n for n in {version, holder} if n is not None):
             _evaluate_on(registry, registry.store.get_version(name, number), data, gates)
     found = authority.promote(name, version, alias, force=force, reason=reason,
                               gates=gates_to_store(extra_gates),

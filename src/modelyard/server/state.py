@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from modelyard.errors import ModelyardError, StorageError
+from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
     from starlette.requests import Request

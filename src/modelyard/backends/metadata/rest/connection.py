@@ -2,7 +2,7 @@
 
 Bodies travel in the wire codec (:mod:`modelyard.backends.metadata.wire`); an error answer is
 raised as the same exception class the server raised. A request that never reached the
-server (connection refused while it restarts) is tried again for up to ``retry_seconds``; a
+server (connection refused while it restarts) is tried again for up to ``retry_seconds`` (60); a
 request that may have reached it is tried again only when the call is idempotent (reads,
 replacing writes, keyed writes such as a metric batch), so no retry writes anything twice.
 The token, when given, is sent as ``Authorization: Bearer <token>`` and never logged.
@@ -29,7 +29,7 @@ _BACKOFF = (0.05, 0.1, 0.2, 0.5, 1.0)
 class RestConnection:
     def __init__(self, base_url: str, *, token: str | None = None,
                  transport: httpx.BaseTransport | None = None, timeout: float = 60.0,
-                 retry_seconds: float = 30.0) -> None:
+                 retry_seconds: float = 60.0) -> None:
         try:
             import httpx
         except ImportError as exc:
