@@ -94,7 +94,7 @@ class RestArtifactStore(ArtifactStore):
             digest.update(block)
             size += len(block)
         sha = digest.hexdigest()
-        self.http.upload(f"/artifacts/{sha}", _file_chunks(path),
+        self.http.upload(f"/artifacts/{sha}", lambda: _file_chunks(path),
                          {"Content-Type": "application/octet-stream",
                           "Content-Length": str(size)})
         return sha, size

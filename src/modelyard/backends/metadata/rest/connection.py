@@ -11,6 +11,7 @@ The token, when given, is sent as ``Authorization: Bearer <token>`` and never lo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -58,12 +59,14 @@ class RestConnection:
         attempt = 0
         while True:
             try:
-                request = self._client.build_request(method, API + path, **kwargs)
+                args = dict(kwargs)
+                if callable(args.get("content")):  # a stream made afresh for each attempt
+                    args["content"] = args["content"]()
+                request = self._client.build_request(method, API + path, **args)
                 response = self._client.send(request, stream=stream)
             except httpx.TransportError as exc:
                 unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                if (not (unsent or idempotent) or time.monotonic() >= deadline
-                        or not _replayable(kwargs)):
+                if not (unsent or idempotent) or time.monotonic() >= deadline:
                     raise StorageError(
                         f"cannot reach the modelyard server at {self.uri}: "
                         f"{type(exc).__name__}: {exc}", uri=self.uri) from None
@@ -89,10 +92,11 @@ class RestConnection:
                               content=content, params=params, headers=headers)
         return wire.loads(response.content) if response.content else None
 
-    def upload(self, path: str, content: Any, headers: dict[str, str]) -> Any:
-        """Stream ``content`` (bytes or an iterator of bytes) as a request body."""
-        response = self._send("PUT", path, idempotent=isinstance(content, bytes),
-                              content=content, headers=headers)
+    def upload(self, path: str, content: bytes | Callable[[], Iterator[bytes]],
+               headers: dict[str, str]) -> Any:
+        """PUT ``content`` (bytes, or a function making an iterator of bytes, called again
+        for each attempt) as a request body; a content-addressed upload is safe to retry."""
+        response = self._send("PUT", path, idempotent=True, content=content, headers=headers)
         return wire.loads(response.content)
 
     def download(self, path: str) -> httpx.Response:
@@ -101,9 +105,3 @@ class RestConnection:
 
     def close(self) -> None:
         self._client.close()
-
-
-def _replayable(kwargs: dict[str, Any]) -> bool:
-    """Whether the request body can be sent again (not a consumed stream)."""
-    content = kwargs.get("content")
-    return content is None or isinstance(content, (bytes, str))
