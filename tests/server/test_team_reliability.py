@@ -58,8 +58,13 @@ def _steps(yard: modelyard.Yard, run_id: str) -> list[int]:
     return [int(s) for s in yard.tracking.metric_history(run_id, "loss")["step"]]
 
 
-def test_a_batch_whose_answer_was_lost_is_logged_once(tmp_path: Path, project: Path) -> None:
-    server = InProcessServer(tmp_path / "server")
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+def test_a_batch_whose_answer_was_lost_is_logged_once(tmp_path: Path, project: Path,
+                                                      backend: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    uri = request.getfixturevalue("pg_uri") if backend == "postgres" else None
+    server = InProcessServer(tmp_path / "server", uri)
     lossy = LosesAnswers(server.transport, n=3)
     yard = modelyard.connect(server.uri, transport=lossy, capture_git=False,
                              capture_packages=False, flush_interval=3600)

@@ -7,9 +7,10 @@ most the points logged in the last ``interval`` plus the time one flush takes; e
 flushed before is committed. Each flush also refreshes the heartbeat of the process's
 running runs, by which a run whose process died is later shown as killed.
 
-Every batch gets a key when it is first sent; a batch whose write failed is kept whole, with
-its key, and sent again before anything newer. A store that may have committed a batch whose
-answer was lost (a server restarting) then recognises the key and logs nothing twice.
+A batch whose write failed is kept whole and sent again before anything newer. For a store
+whose answers can be lost after the write landed (``keys_batches``: a server restarting),
+each batch gets a key when first sent and keeps it; the store then recognises a batch sent
+again and logs nothing twice.
 """
 
 from __future__ import annotations
@@ -89,13 +90,14 @@ class MetricBuffer:
         with self._flush_lock:
             with self._lock:
                 if self._points:
-                    self._unsent.append((uuid.uuid4().hex, self._points))
+                    key = uuid.uuid4().hex if self._store.keys_batches else ""
+                    self._unsent.append((key, self._points))
                     self._points = []
                 batches = list(self._unsent)
                 active = list(self._active)
             if batches:
                 for key, points in batches:
-                    self._store.log_metrics(points, heartbeat=active, batch_key=key)
+                    self._store.log_metrics(points, heartbeat=active, batch_key=key or None)
                     with self._lock:
                         self._unsent.remove((key, points))
             elif active and time.monotonic() - self._last_beat >= self._heartbeat_every:

@@ -111,6 +111,11 @@ class RunQuery:
 class TrackingStore(ABC):
     """Experiments, runs, params, tags, metrics and artifact records."""
 
+    #: whether the answer of a write can be lost after the write landed (a store across a
+    #: network): the metric buffer then keys its batches, so a batch sent again is not
+    #: logged twice
+    keys_batches: bool = False
+
     @abstractmethod
     def create_experiment(self, name: str, description: str = "") -> Experiment: ...
 
@@ -146,7 +151,7 @@ class TrackingStore(ABC):
                     batch_key: str | None = None) -> None:
         """Append points (any runs) in one transaction and refresh the runs' heartbeat.
         A ``batch_key`` already stored by an earlier call makes the points a no-op (a batch
-        retried after its answer was lost is not logged twice)."""
+        retried after its answer was lost is not logged twice); keys are kept a day."""
 
     @abstractmethod
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]: ...

@@ -36,6 +36,8 @@ def points_from_wire(rows: object) -> list[MetricPoint]:
 
 
 class RestTrackingStore(TrackingStore):
+    keys_batches = True  # an answer lost to a restarting server must not double a batch
+
     def __init__(self, connection: RestConnection) -> None:
         self.http = connection
 

@@ -37,6 +37,9 @@ from modelyard.errors import (
 )
 
 _CHUNK = 5_000
+BATCH_OPERATION = "log_metrics"
+BATCH_KEY_TTL_MS = 24 * 3600 * 1000  # how long a metric batch's key is kept
+PRUNE_EVERY = 1_000  # keyed batches between two prunings of the expired keys
 
 
 def _now_ms() -> int:
@@ -46,6 +49,7 @@ def _now_ms() -> int:
 class SqlTrackingStore(TrackingStore):
     def __init__(self, engine: Engine, *, migrate: bool = True) -> None:
         self.engine = engine
+        self._claims = 0
         if migrate:
             ensure_schema(engine)
 
@@ -234,10 +238,18 @@ class SqlTrackingStore(TrackingStore):
         """Store the batch's key in the transaction of its points; False if it was stored
         before. A concurrent try of the same key waits for the first (the primary key) and
         then inserts nothing."""
+        now = _now_ms()
         stmt = self._insert(t.idempotency_keys).values(
-            key=batch_key, operation="log_metrics", fingerprint="", result="{}",
-            created_at=_now_ms()).on_conflict_do_nothing(index_elements=["key"])
-        return bool(conn.execute(stmt).rowcount)
+            key=batch_key, operation=BATCH_OPERATION, fingerprint="", result="{}",
+            created_at=now).on_conflict_do_nothing(index_elements=["key"])
+        # RETURNING, not rowcount: a skipped row is reported reliably on every driver
+        claimed = conn.execute(stmt.returning(t.idempotency_keys.c.key)).first() is not None
+        self._claims += 1
+        if self._claims % PRUNE_EVERY == 0:  # a retry comes within a minute; keep a day
+            k = t.idempotency_keys.c
+            conn.execute(t.idempotency_keys.delete().where(
+                k.operation == BATCH_OPERATION, k.created_at < now - BATCH_KEY_TTL_MS))
+        return claimed
 
     @translate_errors
     def ping(self) -> None:
