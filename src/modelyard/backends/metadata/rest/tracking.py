@@ -29,10 +29,20 @@ def points_to_wire(points: Sequence[MetricPoint]) -> list[list[object]]:
 
 
 def points_from_wire(rows: object) -> list[MetricPoint]:
-    return [decode(MetricPoint, dict(zip(MetricPoint._fields, row, strict=True)),
-                   f"points[{i}]") if isinstance(row, list) and len(row) == 5
-            else decode(MetricPoint, row, f"points[{i}]")
-            for i, row in enumerate(decode(list, rows, "points"))]
+    """The points of :func:`points_to_wire`; InvalidInputError naming the first bad one."""
+    if not isinstance(rows, list):
+        return decode(list[MetricPoint], rows, "points")  # type: ignore[no-any-return]
+    points = []
+    for i, row in enumerate(rows):  # a row of the exact types: no generic decoding
+        if isinstance(row, list) and len(row) == 5:
+            run_id, key, value, step, timestamp = row
+            if (type(run_id) is str and type(key) is str and type(value) in (float, int)
+                    and type(step) is int and type(timestamp) is int):
+                points.append(MetricPoint(run_id, key, float(value), step, timestamp))
+                continue
+            row = dict(zip(MetricPoint._fields, row, strict=True))
+        points.append(decode(MetricPoint, row, f"points[{i}]"))
+    return points
 
 
 class RestTrackingStore(TrackingStore):
