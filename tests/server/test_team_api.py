@@ -140,6 +140,16 @@ def test_the_search_language_over_http(server: InProcessServer, remote: modelyar
     assert bad.status_code == 422 and bad.json()["error"] == "InvalidFilterError"
 
 
+def _fitted() -> Any:
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"a": [float(i) for i in range(20)]})
+    model = LinearRegression().fit(frame, frame["a"] * 2)
+    model.frame = frame
+    return model
+
+
 class Unauthorized(ModelyardError):
     http_status = 401
 
@@ -166,6 +176,11 @@ def test_the_authentication_seam(tmp_path: Path, project: Path) -> None:
                                   capture_git=False, capture_packages=False)
         assert alice.create_experiment("shared").name == "shared"
         assert "/api/v1/experiments" in seen
+        model = _fitted()
+        alice.models.register(model, "m", input_example=model.frame, onnx=False)
+        moved = alice.models.promote("m", 1, actor="mallory")  # the identity acts, not the claim
+        assert moved.event.actor == "alice"
+        assert server.yard.models.history("m", "production")[-1].actor == "alice"
         alice.close()
         with httpx.Client(base_url=server.uri, transport=transport) as http:
             assert http.get("/healthz").status_code == 200  # probes stay public
@@ -200,3 +215,19 @@ def test_connect_from_the_environment(server: InProcessServer,
 def test_a_token_is_refused_for_a_database(project: Path) -> None:
     with pytest.raises(ConfigurationError, match="only applies"):
         modelyard.connect(f"sqlite:///{project / 'x.db'}", token="t")
+
+
+def test_doctor_describes_a_project_behind_a_server(server: InProcessServer,
+                                                    remote: modelyard.Yard,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.backends.metadata import stores
+    from modelyard.backends.metadata.rest.stores import RestMetadataStores
+    from modelyard.diagnostics import diagnose
+
+    remote.create_experiment("one")
+    monkeypatch.setattr(stores, "metadata_stores", lambda uri, token=None, transport=None:
+                        RestMetadataStores(uri, token=token, transport=server.transport))
+    found = diagnose(server.uri)
+    assert found.store is not None and found.store.backend == "modelyard server"
+    assert found.store.uri == server.uri and found.store_error is None
+    assert found.experiments == 1 and found.intents == []
