@@ -231,3 +231,20 @@ def test_doctor_describes_a_project_behind_a_server(server: InProcessServer,
     assert found.store is not None and found.store.backend == "modelyard server"
     assert found.store.uri == server.uri and found.store_error is None
     assert found.experiments == 1 and found.intents == []
+
+
+def test_the_server_checks_what_a_foreign_client_sends(server: InProcessServer,
+                                                       remote: modelyard.Yard) -> None:
+    run = remote.start_run("e")
+    with _http(server) as http:
+        tag = http.post(f"/api/v1/runs/{run.run_id}/tags", json={"tags": {"/bad": "v"}})
+        nan = http.post("/api/v1/metrics", content=b'{"points": [["%s", "loss", NaN, 0, 1]]}'
+                        % run.run_id.encode())
+        long = http.post(f"/api/v1/runs/{run.run_id}/params",
+                         json={"params": {"p": "x" * 9000}})
+    assert (tag.status_code, tag.json()["error"]) == (422, "InvalidInputError")
+    assert (nan.status_code, nan.json()["error"]) == (422, "InvalidMetricError")
+    assert long.status_code == 422 and "longer than" in long.json()["message"]
+    record = remote.get_run(run.run_id)
+    assert "/bad" not in record.tags and not record.params and not record.metrics
+    run.end()

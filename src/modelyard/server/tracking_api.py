@@ -3,11 +3,15 @@
 Each operation is one call of the project's tracking store or service, the records in the
 wire codec. The REST tracking store (``backends/metadata/rest/tracking.py``) is its client.
 A metric batch carries the key its client gave it when first sent, stored in the batch's
-transaction, so a batch sent again after a lost answer logs nothing twice.
+transaction, so a batch sent again after a lost answer logs nothing twice. Names and values
+are checked here as the client's ``Run`` checks them, so a client that is not modelyard's
+cannot store what modelyard's would refuse.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelyard.backends.metadata.base import (
@@ -19,10 +23,26 @@ from modelyard.backends.metadata.base import (
 )
 from modelyard.backends.metadata.rest.tracking import points_from_wire
 from modelyard.backends.metadata.writes import Completion
+from modelyard.errors import InvalidInputError, InvalidMetricError
 from modelyard.server.rpc import Call, api_group
 from modelyard.server.state import ServerState
+from modelyard.tracking.run import MAX_PARAM_LENGTH, validate_key
 
 __all__ = ["ENDPOINTS"]
+
+
+def _keys(kind: str, keys: Iterable[str]) -> None:
+    for key in set(keys):
+        validate_key(kind, key)
+
+
+def _params(params: Mapping[str, str]) -> Mapping[str, str]:
+    _keys("param", params)
+    for key, value in params.items():
+        if len(value) > MAX_PARAM_LENGTH:
+            raise InvalidInputError(f"param {key!r} is longer than {MAX_PARAM_LENGTH} "
+                                    "characters (log long text as an artifact)", field=key)
+    return params
 
 
 def create_experiment(state: ServerState, call: Call) -> Experiment:
@@ -46,7 +66,10 @@ def count_runs(state: ServerState, call: Call) -> dict[str, int]:
 
 def create_run(state: ServerState, call: Call) -> None:
     tags = call.field("tags", dict[str, str], default={})
-    state.yard.tracking.store.create_run(call.field("info", RunInfo), tags)
+    info = call.field("info", RunInfo)
+    validate_key("run", info.name)
+    _keys("tag", tags)
+    state.yard.tracking.store.create_run(info, tags)
 
 
 def get_run(state: ServerState, call: Call) -> RunRecord:
@@ -64,15 +87,22 @@ def mark_killed(state: ServerState, call: Call) -> dict[str, int]:
 
 def log_params(state: ServerState, call: Call) -> None:
     state.yard.tracking.store.log_params(call.arg("run_id"),
-                                         call.field("params", dict[str, str]))
+                                         _params(call.field("params", dict[str, str])))
 
 
 def set_tags(state: ServerState, call: Call) -> None:
-    state.yard.tracking.store.set_tags(call.arg("run_id"), call.field("tags", dict[str, str]))
+    tags = call.field("tags", dict[str, str])
+    _keys("tag", tags)
+    state.yard.tracking.store.set_tags(call.arg("run_id"), tags)
 
 
 def log_metrics(state: ServerState, call: Call) -> None:
     points = points_from_wire(call.field("points", list, default=[]))
+    _keys("metric", (p.key for p in points))
+    bad = next((p for p in points if not math.isfinite(p.value)), None)
+    if bad is not None:
+        raise InvalidMetricError(f"metric {bad.key!r} must be finite, got {bad.value}",
+                                 field=bad.key)
     state.yard.tracking.store.log_metrics(
         points, heartbeat=call.field("heartbeat", list[str], default=[]),
         batch_key=call.field("batch_key", str | None, default=None))
