@@ -47,14 +47,20 @@ class RestConnection:
         headers = {"User-Agent": "modelyard"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx.Client(base_url=self.base_url, transport=transport,
-                                    headers=headers, timeout=timeout)
+        def new_client() -> httpx.Client:
+            return httpx.Client(base_url=self.base_url, transport=transport, headers=headers,
+                                timeout=timeout)
+
+        self._new_client: Callable[[], httpx.Client] = new_client
+        self._client = new_client()
         self.retry_seconds = retry_seconds
 
     def _send(self, method: str, path: str, *, idempotent: bool, stream: bool = False,
               **kwargs: Any) -> httpx.Response:
         import httpx
 
+        if self._client.is_closed:  # reopened on use after close, as an engine's pool is
+            self._client = self._new_client()
         deadline = time.monotonic() + self.retry_seconds
         attempt = 0
         while True:
@@ -104,4 +110,5 @@ class RestConnection:
         return self._send("GET", path, idempotent=True, stream=True)
 
     def close(self) -> None:
+        """Close the connections (a later request opens new ones)."""
         self._client.close()
