@@ -62,20 +62,77 @@ def pg_uri() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test taking ``store_uri`` runs on SQLite and PostgreSQL; a test (or module)
+    marked ``over_rest`` also runs through the REST client against the team server: in
+    process (``rest``), and with ``over_rest(server=True)`` against a real ``modelyard
+    server`` process on PostgreSQL (``server``). A test that parametrizes ``store_uri``
+    itself keeps its own choice."""
+    if "store_uri" not in metafunc.fixturenames:
+        return
+    if any(m.args and m.args[0] == "store_uri"
+           for m in metafunc.definition.iter_markers("parametrize")):
+        return
+    params: list[object] = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    rest = metafunc.definition.get_closest_marker("over_rest")
+    if rest is not None:
+        params.append(pytest.param("rest", marks=pytest.mark.rest))
+        if rest.kwargs.get("server"):
+            params.append(pytest.param("server", marks=[pytest.mark.rest, pytest.mark.slow,
+                                                         pytest.mark.postgres]))
+    metafunc.parametrize("store_uri", params, indirect=True)
+
+
+@pytest.fixture
 def store_uri(request: pytest.FixtureRequest, project: Path) -> str:
-    """The metadata store URI for each backend: the project's SQLite file, or PostgreSQL."""
-    if request.param == "sqlite":
+    """The metadata store URI for each backend: the project's SQLite file, PostgreSQL, or
+    the team server's URI (in process, or a real process on PostgreSQL)."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
         return f"sqlite:///{project / '.modelyard' / 'modelyard.db'}"
+    if kind == "rest":
+        return str(request.getfixturevalue("asgi_server").uri)
+    if kind == "server":
+        return str(request.getfixturevalue("server_process").uri)
     return str(request.getfixturevalue("pg_uri"))
 
 
 @pytest.fixture
-def yard(store_uri: str, project: Path) -> Iterator[object]:
+def asgi_server(tmp_path: Path) -> Iterator[object]:
+    """The team server in this process, over a SQLite project of its own."""
+    from tests._remote import InProcessServer
+
+    server = InProcessServer(tmp_path / "server-project")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def server_process(tmp_path: Path, pg_uri: str) -> Iterator[object]:
+    """``modelyard server`` with two workers on a PostgreSQL database of its own."""
+    from tests._remote import ServerProcess
+
+    server = ServerProcess(tmp_path / "server-project", pg_uri, workers=2)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def yard(store_uri: str, project: Path, request: pytest.FixtureRequest) -> Iterator[object]:
     """A Yard on each backend, with environment capture off to keep tests quick."""
     import modelyard
 
-    y = modelyard.connect(store_uri, capture_packages=False, capture_git=False)
+    transport = None
+    if getattr(request.node, "callspec", None) is not None and \
+            request.node.callspec.params.get("store_uri") == "rest":
+        transport = request.getfixturevalue("asgi_server").transport
+    y = modelyard.connect(store_uri, capture_packages=False, capture_git=False,
+                          transport=transport)
     try:
         yield y
     finally:

@@ -84,9 +84,14 @@ def test_import_does_not_load_heavy_libraries(code: str) -> None:
     assert heavy == []
 
 
-def test_connect_loads_the_store_libraries_on_first_use() -> None:
+def test_connect_loads_the_store_libraries_on_first_use(tmp_path: Path) -> None:
     loaded = _modules_after("import modelyard; modelyard.connect")
-    assert "sqlalchemy" in loaded
+    assert "modelyard.client" in loaded
+    assert "sqlalchemy" not in loaded  # a client of a server never needs it
+    db = tmp_path / "m.db"
+    opened = _modules_after(
+        f"import modelyard; modelyard.connect('sqlite:///{db}', artifact_uri='{tmp_path}')")
+    assert "sqlalchemy" in opened and "httpx" not in opened
 
 
 def test_py_typed_is_shipped() -> None:

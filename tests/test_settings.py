@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import modelyard
-from modelyard import ConfigurationError, ProjectNotFoundError
+from modelyard import ConfigurationError, ProjectNotFoundError, StorageError
 from modelyard.settings import (
     PROJECT_FILE,
     Settings,
@@ -237,9 +237,17 @@ def test_absolute_and_non_file_uris_are_kept(tmp_path: Path) -> None:
     assert s.uri == "postgresql://u@h/db"
 
 
-def test_connect_rejects_http_and_unknown_schemes(project: Path) -> None:
-    with pytest.raises(ConfigurationError, match="HTTP"):
-        modelyard.connect("http://localhost:8080")
+def test_connect_rejects_unknown_schemes_and_names_an_unreachable_server(
+        project: Path) -> None:
+    from tests._remote import free_port
+
+    port = free_port()  # nothing listens there
+    remote = modelyard.connect(f"http://127.0.0.1:{port}")  # connecting sends nothing yet
+    remote.stores.connection.retry_seconds = 0  # type: ignore[attr-defined]
+    with pytest.raises(StorageError, match=f"cannot reach the modelyard server at "
+                                           f"http://127.0.0.1:{port}"):
+        remote.list_experiments()
+    remote.close()
     with pytest.raises(ConfigurationError, match="mysql"):
         modelyard.connect("mysql://u@h/db")
     with pytest.raises(ConfigurationError, match="not a valid URI"):

@@ -13,13 +13,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.backends.artifacts.base import artifact_store_from_uri
 from modelyard.backends.metadata.base import Experiment, RunRecord
-from modelyard.backends.metadata.sql.engine import make_engine
-from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
-from modelyard.backends.metadata.sql.write_store import SqlWriteStore
+from modelyard.backends.metadata.stores import HTTP_SCHEMES, MetadataStores, metadata_stores
 from modelyard.backends.s3 import S3Options
-from modelyard.errors import ConfigurationError
 from modelyard.settings import Settings, load_settings
 from modelyard.tracking.frames import RunComparison
 from modelyard.tracking.run import Run
@@ -51,23 +47,25 @@ if TYPE_CHECKING:
 class Yard:
     """A connection to one modelyard project (its stores and services)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stores: MetadataStores | None = None) -> None:
         self.settings = settings
-        self._engine = make_engine(settings.uri)
+        self.stores = metadata_stores(settings.uri) if stores is None else stores
+        self._engine = getattr(self.stores, "engine", None)  # the SQL family's, for tests
         self._s3 = S3Options.from_mapping(settings.s3())  # how to reach s3:// stores
         try:
             self.tracking = TrackingService(
-                SqlTrackingStore(self._engine),
-                artifact_store_from_uri(settings.artifact_uri, self._s3),
-                settings,
-            )
+                self.stores.tracking, self.stores.artifacts(settings.artifact_uri, self._s3),
+                settings)
             self.tracking.models = lambda: self.models
-            self.writes = SqlWriteStore(self._engine)
+            self.writes = self.stores.writes
             self.tracking.writes = self.writes
-            # writes a crash left half-done: one cheap query unless there are any
-            self.repairs: list[Repair] = self.recover() if self.writes.has_intents() else []
+            # writes a crash left half-done: one cheap query unless there are any (a
+            # server recovers its own on open, not its clients)
+            self.repairs: list[Repair] = (
+                self.recover() if not self.stores.remote and self.writes.has_intents()
+                else [])
         except BaseException:  # e.g. SchemaVersionError: close what was opened
-            self._engine.dispose()
+            self.stores.close()
             raise
 
     def __repr__(self) -> str:
@@ -75,7 +73,7 @@ class Yard:
 
     @property
     def store_uri(self) -> str:
-        return str(self._engine.url.render_as_string(hide_password=True))
+        return self.stores.uri
 
     def recover(self) -> list[Repair]:
         """Complete or roll back every write whose process died mid-way (done on open);
@@ -127,10 +125,9 @@ class Yard:
     @functools.cached_property
     def models(self) -> ModelRegistry:
         """The model registry: versions, aliases, evaluation, promotion, lineage."""
-        from modelyard.backends.metadata.sql.registry_store import SqlRegistryStore
         from modelyard.registry.service import ModelRegistry
 
-        return ModelRegistry(SqlRegistryStore(self._engine), self.tracking.artifacts,
+        return ModelRegistry(self.stores.registry(), self.tracking.artifacts,
                              self.tracking, lambda: self.features, self.settings.project_root,
                              writes=self.writes)
 
@@ -138,10 +135,9 @@ class Yard:
     def monitoring(self) -> MonitoringService:
         """Checks of served models over time windows: drift, quality, performance,
         health, alerts and reports."""
-        from modelyard.backends.metadata.sql.monitor_store import SqlMonitorStore
         from modelyard.monitoring.service import MonitoringService
 
-        service = MonitoringService(SqlMonitorStore(self._engine), self.models,
+        service = MonitoringService(self.stores.monitor(), self.models,
                                     self.predictions, self.settings.project_root)
         self.pipelines.hook_into(service)  # alerts may trigger retraining pipelines
         return service
@@ -149,32 +145,27 @@ class Yard:
     @functools.cached_property
     def pipelines(self) -> PipelineService:
         """Registered training pipelines: apply, run, queue, triggers, run records."""
-        from modelyard.backends.metadata.sql.decision_store import SqlDecisionStore
-        from modelyard.backends.metadata.sql.pipeline_store import SqlPipelineStore
         from modelyard.pipelines.context import PipelineServices
         from modelyard.pipelines.service import PipelineService
 
-        return PipelineService(SqlPipelineStore(self._engine),
+        return PipelineService(self.stores.pipelines(),
                                PipelineServices(self.tracking, lambda: self.models,
                                                 lambda: self.features,
                                                 lambda: self.monitoring,
                                                 lambda: self.predictions),
                                lambda: self.monitoring, self.settings.project_root,
-                               SqlDecisionStore(self._engine))
+                               self.stores.decisions())
 
     @functools.cached_property
     def security(self) -> SecurityService:
         """Users, tokens, roles, permission checks, the audit log and PII release."""
-        from modelyard.backends.metadata.sql.audit_store import SqlAuditStore
-        from modelyard.backends.metadata.sql.identity_store import SqlIdentityStore
         from modelyard.security.pii import load_key
         from modelyard.security.service import SecurityService
         from modelyard.settings import DATA_DIR
 
         root = self.settings.project_root
         key_path = None if root is None else root / DATA_DIR / "pii.key"
-        return SecurityService(SqlIdentityStore(self._engine, migrate=False),
-                               SqlAuditStore(self._engine, migrate=False),
+        return SecurityService(self.stores.identities(), self.stores.audit(),
                                self.settings.project_name or "default",
                                pii_key=None if key_path is None
                                else functools.partial(load_key, key_path))
@@ -182,19 +173,14 @@ class Yard:
     @functools.cached_property
     def replicas(self) -> ReplicaStore:
         """The live model servers of this project and what each serves (heartbeats)."""
-        from modelyard.backends.metadata.sql.replica_store import SqlReplicaStore
-
-        return SqlReplicaStore(self._engine)
+        return self.stores.replicas()
 
     # --- predictions ----------------------------------------------------------------------
 
     @functools.cached_property
     def predictions(self) -> PredictionStore:
         """Where served predictions and their labels are kept (``predictions_uri``)."""
-        from modelyard.backends.predictions import prediction_store_from_uri
-
-        return prediction_store_from_uri(self.settings.predictions_uri,
-                                         metadata_engine=self._engine)
+        return self.stores.predictions(self.settings.predictions_uri)
 
     @functools.cached_property
     def prediction_log(self) -> PredictionLog:
@@ -231,29 +217,23 @@ class Yard:
     @functools.cached_property
     def features(self) -> FeatureService:
         """The feature store (its engine and table format load on first use)."""
-        from modelyard.backends.metadata.sql.feature_registry_store import (
-            SqlFeatureRegistryStore,
-        )
         from modelyard.backends.offline.duckdb_engine import DuckDBEngine
         from modelyard.backends.offline.tables import offline_store_from_uri
         from modelyard.features.service import FeatureService
 
-        return FeatureService(SqlFeatureRegistryStore(self._engine, migrate=False),
+        return FeatureService(self.stores.feature_registry(),
                               offline_store_from_uri(self.settings.offline_uri, self._s3),
                               DuckDBEngine(), self.settings.project_root,
                               online=self._open_online, writes=self.writes)
 
     def _open_online(self, features: FeatureService) -> OnlineService:
-        from modelyard.backends.metadata.sql.materialization_store import (
-            SqlMaterializationStore,
-        )
         from modelyard.backends.online.base import online_store_from_uri
         from modelyard.features.online import OnlineService
 
         store = online_store_from_uri(self.settings.online_uri,
                                       self.settings.project_name or "modelyard")
         self._online_store = store
-        return OnlineService(features, store, SqlMaterializationStore(self._engine),
+        return OnlineService(features, store, self.stores.materializations(),
                              self.settings.materialize_chunk_rows)
 
     def materialize(self, groups: Sequence[str] | str | None = None, *,
@@ -321,16 +301,21 @@ class Yard:
         """Remove blobs no record refers to and offline-table files no Delta version lists,
         older than ``older_than`` (``30m``, ``1h``, ``2d`` or seconds) and held by no writer
         in flight; ``dry_run`` only reports. See :mod:`modelyard.maintenance.gc`."""
-        from modelyard.backends.metadata.sql.blob_references import SqlBlobReferences
         from modelyard.backends.offline.tables import offline_store_from_uri
         from modelyard.maintenance.gc import collect_garbage
 
-        return collect_garbage(SqlBlobReferences(self._engine), self.tracking.artifacts,
+        return collect_garbage(self.stores.blob_references(), self.tracking.artifacts,
                                offline_store_from_uri(self.settings.offline_uri, self._s3)
                                if self.settings.offline_uri else None,
                                older_than=older_than, dry_run=dry_run, writes=self.writes)
 
     # --- lifecycle ------------------------------------------------------------------------
+
+    def flush_prediction_log(self, timeout: float) -> None:
+        """Write what the prediction log holds now, if one was opened."""
+        log = self.__dict__.get("prediction_log")
+        if log is not None:
+            log.flush(timeout=timeout)
 
     def close(self) -> None:
         self.tracking.buffer.flush()
@@ -343,7 +328,7 @@ class Yard:
         store = self.__dict__.get("_online_store")
         if store is not None:
             store.close()
-        self._engine.dispose()
+        self.stores.close()
 
     def __enter__(self) -> Yard:
         return self
@@ -353,18 +338,20 @@ class Yard:
 
 
 def connect(uri: str | None = None, *, project: str | os.PathLike[str] | None = None,
-            artifact_uri: str | None = None, **settings: Any) -> Yard:
+            artifact_uri: str | None = None, token: str | None = None,
+            transport: Any = None, **settings: Any) -> Yard:
     """Connect to the project found by walking up from the working directory.
 
-    ``uri`` (or ``MODELYARD_URI``) points the metadata store elsewhere: ``sqlite:///path.db``
-    or ``postgresql://user@host/db``. Any setting of :class:`modelyard.Settings` can be given
-    as a keyword.
+    ``uri`` (or ``MODELYARD_URI``) points the metadata store elsewhere: ``sqlite:///path.db``,
+    ``postgresql://user@host/db``, or ``http(s)://host:port`` for a ``modelyard server``
+    (``token``, or ``MODELYARD_TOKEN``, is sent as a bearer token; ``transport``, an
+    ``httpx.BaseTransport``, replaces the network, e.g. to reach an app in this process).
+    Any setting of :class:`modelyard.Settings` can be given as a keyword.
     """
-    if uri is not None and uri.startswith(("http://", "https://")):
-        raise ConfigurationError(
-            "connecting to a modelyard server over HTTP is not available in this version; "
-            "use a sqlite:// or postgresql:// URI"
-        )
     resolved = load_settings(Path(project) if project is not None else None, uri=uri,
                              artifact_uri=artifact_uri, **settings)
-    return Yard(resolved)
+    if not resolved.uri.startswith(HTTP_SCHEMES):  # a token matters to a server only
+        return Yard(resolved, metadata_stores(resolved.uri, token=token, transport=transport))
+    return Yard(resolved, metadata_stores(
+        resolved.uri, token=token or os.environ.get("MODELYARD_TOKEN") or None,
+        transport=transport))

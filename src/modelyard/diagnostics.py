@@ -15,6 +15,7 @@ from modelyard._version import __version__
 from modelyard.backends.metadata.sql.engine import StoreStatus, describe_store, make_engine
 from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
 from modelyard.backends.metadata.sql.write_store import SqlWriteStore
+from modelyard.backends.metadata.stores import HTTP_SCHEMES
 from modelyard.backends.metadata.writes import Repair, WriteIntent
 from modelyard.errors import ModelyardError
 from modelyard.settings import Settings, load_settings, setting_sources
@@ -76,6 +77,8 @@ def diagnose(uri: str | None = None, *, repair: bool = False) -> Diagnosis:
     reclaimable: GcReport | None = None
     intents: list[WriteIntent] = []
     repairs: list[Repair] = []
+    if settings.uri.startswith(HTTP_SCHEMES):
+        return _diagnose_server(settings, uri)
     try:
         engine = make_engine(settings.uri)
         try:
@@ -93,6 +96,35 @@ def diagnose(uri: str | None = None, *, repair: bool = False) -> Diagnosis:
               if settings.artifact_uri.startswith("file://") else None)
     return Diagnosis(settings, setting_sources(settings, uri=uri), store, problem, experiments,
                      folder, versions(), reclaimable, intents, repairs)
+
+
+def _diagnose_server(settings: Settings, uri: str | None) -> Diagnosis:
+    """A project reached through a modelyard server: what its API answers (garbage
+    collection and the schema are the server's concern)."""
+    import os
+
+    from modelyard.backends.metadata.sql.migrations import SCHEMA_REVISIONS
+    from modelyard.backends.metadata.stores import metadata_stores
+
+    store: StoreStatus | None = None
+    problem: ModelyardError | None = None
+    experiments: int | None = None
+    intents: list[WriteIntent] = []
+    repairs: list[Repair] = []
+    try:
+        stores = metadata_stores(settings.uri, token=os.environ.get("MODELYARD_TOKEN") or None)
+        try:
+            stores.tracking.ping()
+            head = SCHEMA_REVISIONS[-1]
+            store = StoreStatus(stores.uri, "modelyard server", "", head, head)
+            experiments = len(stores.tracking.list_experiments())
+            intents, repairs = stores.writes.list_intents(), stores.writes.repairs()
+        finally:
+            stores.close()
+    except ModelyardError as exc:
+        problem = exc
+    return Diagnosis(settings, setting_sources(settings, uri=uri), store, problem, experiments,
+                     None, versions(), None, intents, repairs)
 
 
 def _reclaimable(settings: Settings, engine: Engine) -> GcReport | None:

@@ -36,11 +36,13 @@ class Settings:
     project_name: str = _setting("", "project.name", "MODELYARD_PROJECT_NAME",
                                  "Name of the project, shown by `modelyard doctor`.")
     uri: str = _setting("", "store.uri", "MODELYARD_URI",
-                        "Metadata store URI: sqlite:///path.db or postgresql://...; "
-                        "default: the project's .modelyard/modelyard.db.")
+                        "Metadata store URI: sqlite:///path.db, postgresql://... or "
+                        "http(s)://host:port (a modelyard server, token in "
+                        "MODELYARD_TOKEN); default: the project's .modelyard/modelyard.db.")
     artifact_uri: str = _setting("", "store.artifact_uri", "MODELYARD_ARTIFACT_URI",
                                  "Artifact store URI (file:///path or s3://bucket/prefix); "
-                                 "default: the project's .modelyard/artifacts.")
+                                 "default: the project's .modelyard/artifacts, or the server "
+                                 "of an http(s):// uri.")
     offline_uri: str = _setting("", "store.offline_uri", "MODELYARD_OFFLINE_URI",
                                 "Offline feature tables (Delta Lake, file:///path or "
                                 "s3://bucket/prefix); default: the project's "
@@ -242,6 +244,9 @@ def _with_defaults(s: Settings) -> Settings:
     """Fill the store URIs from the project folder when not set, and resolve relative paths."""
     uri, artifact_uri, offline_uri = s.uri, s.artifact_uri, s.offline_uri
     online_uri = s.online_uri
+    if uri.startswith(("http://", "https://")):
+        # a modelyard server keeps the artifacts too (and, later, the feature data)
+        artifact_uri = artifact_uri or uri
     if s.data_dir is not None:
         online_uri = online_uri or f"sqlite:///{s.data_dir / 'online.db'}"
         uri = uri or f"sqlite:///{s.data_dir / 'modelyard.db'}"

@@ -17,6 +17,8 @@ from modelyard.backends.metadata.base import (
     TrackingStore,
 )
 
+pytestmark = pytest.mark.over_rest
+
 
 def _store(yard: Yard) -> TrackingStore:
     return yard.tracking.store
@@ -91,6 +93,7 @@ def test_run_roundtrip_and_end(yard: Yard) -> None:
     assert (info.status, info.end_time) == ("finished", 5_000)
 
 
+@pytest.mark.over_rest(server=True)
 def test_unknown_run_is_not_found_everywhere(yard: Yard) -> None:
     store = _store(yard)
     missing = uuid.uuid4().hex
@@ -179,6 +182,7 @@ def test_log_metrics_spans_runs_and_refreshes_heartbeat(yard: Yard) -> None:
 # --- artifacts and search -------------------------------------------------------------------
 
 
+@pytest.mark.over_rest(server=True)
 def test_artifact_records_are_listed_by_path_and_replaced(yard: Yard) -> None:
     store = _store(yard)
     run_id = _new_run(store, store.create_experiment("e").experiment_id)

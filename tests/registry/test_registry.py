@@ -50,6 +50,7 @@ def trained(yard: Yard) -> dict[str, Any]:
     return {"rows": rows, "ts": ts, "model": model, "first": first, "run": run}
 
 
+@pytest.mark.over_rest
 def test_log_model_records_signature_lineage_and_loads_back(yard: Yard,
                                                             trained: dict[str, Any]) -> None:
     first, ts = trained["first"], trained["ts"]
@@ -104,6 +105,7 @@ def test_loading_with_other_library_versions_warns(yard: Yard, trained: dict[str
         yard.models.load(f"{MODEL}:1")
 
 
+@pytest.mark.over_rest(server=True)
 def test_aliases_history_and_rollback(yard: Yard, trained: dict[str, Any]) -> None:
     second = yard.models.register(linear(trained["ts"]), MODEL, training_set=trained["ts"],
                                   onnx=False)
@@ -127,6 +129,7 @@ def test_aliases_history_and_rollback(yard: Yard, trained: dict[str, Any]) -> No
     assert yard.models.aliases(MODEL) == {"production": 1, "staging": 2}
 
 
+@pytest.mark.over_rest
 def test_gates_refuse_and_force_is_recorded(yard: Yard, trained: dict[str, Any]) -> None:
     data = {"holdout": holdout(trained["rows"])}
     yard.models.set_gates(MODEL, [MetricGate("r2", ">=", 0.5, data="holdout"),
@@ -190,6 +193,7 @@ def test_fairness_behaviour_and_signature_gates(yard: Yard, trained: dict[str, A
         yard.models.promote(MODEL, renamed.version, alias="narrow", gates=[SignatureGate()])
 
 
+@pytest.mark.over_rest
 def test_bad_input_gets_clear_errors(yard: Yard, trained: dict[str, Any]) -> None:
     with pytest.raises(NotFoundError, match="no model 'nope'"):
         yard.models.promote("nope", 1)
@@ -210,6 +214,7 @@ def test_bad_input_gets_clear_errors(yard: Yard, trained: dict[str, Any]) -> Non
         yard.models.promote(MODEL, 1, alias="not an alias")
 
 
+@pytest.mark.over_rest
 def test_evaluate_stores_metrics_slices_and_plots(yard: Yard, trained: dict[str, Any]) -> None:
     result = yard.models.evaluate(f"{MODEL}:1", holdout(trained["rows"]), dataset="holdout",
                                   slice_by="gender", sensitive="gender")
@@ -237,6 +242,7 @@ def test_gates_declared_in_the_project_file_apply(yard: Yard, trained: dict[str,
     assert len(refused.value.details["failed"]) == 2
 
 
+@pytest.mark.over_rest
 def test_an_onnx_twin_is_kept_when_it_predicts_the_same(yard: Yard,
                                                         trained: dict[str, Any]) -> None:
     version = yard.models.register(trained["model"], MODEL, training_set=trained["ts"])

@@ -19,6 +19,8 @@ from modelyard import (
     Yard,
 )
 
+pytestmark = pytest.mark.over_rest
+
 
 def _user_tags(yard: Yard, run_id: str) -> dict[str, str]:
     """The run's tags without the system tags (``modelyard.*``)."""
@@ -29,6 +31,7 @@ def _user_tags(yard: Yard, run_id: str) -> dict[str, str]:
 # --- lifecycle ------------------------------------------------------------------------------
 
 
+@pytest.mark.over_rest(server=True)
 def test_context_manager_finishes_the_run(yard: Yard) -> None:
     with yard.start_run("exp", name="ok") as run:
         assert yard.active_run() is run
@@ -148,6 +151,7 @@ def test_param_same_value_again_is_fine_other_value_conflicts(yard: Yard) -> Non
     assert yard.get_run(run.run_id).params == {"depth": "5"}
 
 
+@pytest.mark.over_rest(server=True)
 def test_param_batch_with_one_conflict_writes_nothing(yard: Yard) -> None:
     with yard.start_run("exp") as run:
         run.log_params({"a": 1})
@@ -203,6 +207,7 @@ def test_log_metrics_batch_shares_one_step(yard: Yard) -> None:
     assert (metrics["rmse"].value, metrics["rmse"].step) == (1.5, 1)
 
 
+@pytest.mark.over_rest(server=True)
 def test_history_is_in_step_order_and_latest_is_the_highest_step(yard: Yard) -> None:
     with yard.start_run("exp") as run:
         run.log_metric("loss", 0.3, step=3)

@@ -19,6 +19,8 @@ from modelyard import InvalidFilterError, InvalidInputError, NotFoundError, Yard
 BASE_COLUMNS = ["run_id", "experiment", "name", "status", "start_time", "end_time",
                 "parent_run_id", "user", "host"]
 
+pytestmark = pytest.mark.over_rest
+
 
 @dataclass
 class Runs:
@@ -95,6 +97,7 @@ FILTER_CASES: list[tuple[str, str | None]] = [
 ]
 
 
+@pytest.mark.over_rest(server=True)
 def test_filters(yard: Yard, runs: Runs) -> None:
     for flt, expected in FILTER_CASES:
         if expected is None:  # '>' is refused for a param: it is a string

@@ -30,6 +30,7 @@ from modelyard.cli import (
     project,
     runs,
     serve,
+    server,
     ui,
 )
 from modelyard.cli.helptext import ReadableGroup
@@ -64,6 +65,7 @@ project.register(app)
 demo.register(app)
 serve.register(app)
 ui.register(app)
+server.register(app)
 predict.register(app)
 gc.register(app)
 deployments.register(app)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelyard.backends.metadata.registry import (
+    AliasAuthority,
     AliasEvent,
     EvaluationRecord,
     GateReportRecord,
@@ -224,6 +225,46 @@ def promote(registry: ModelRegistry, name: str, version: int, alias: str, *, for
             return Promotion(name, version, alias, holder, report, report_id, forced, event)
     raise ConflictError(f"alias {alias!r} of model {name!r} kept moving during the "
                         "promotion; try again", model=name, alias=alias)
+
+
+def promote_remotely(registry: ModelRegistry, authority: AliasAuthority, name: str,
+                     version: int, alias: str, *, force: bool, reason: str,
+                     data: Mapping[str, Any] | None, extra_gates: Sequence[Gate],
+                     idempotency_key: str | None, actor: str | None) -> Promotion:
+    """The same promotion, decided by the server behind ``authority`` (its gates, its
+    stored evaluations). With ``data``, the candidate and the current holder are evaluated
+    here first and their evaluations stored, as a local promotion does."""
+    from modelyard.backends.metadata.wire import decode
+    from modelyard.registry.gates import BehaviourGate, GateReport
+
+    check_name(name)
+    check_alias(alias)
+    if any(isinstance(g, BehaviourGate) and not isinstance(g.test, str) for g in extra_gates):
+        raise InvalidInputError(
+            "the server runs the gates, so a behaviour test must be named by a dotted path "
+            "the server can import ('package.module:function'), not given as a function",
+            field="gates")
+    if data:
+        gates = [*declared_gates(registry, name), *extra_gates]
+        holder = registry.store.aliases(name).get(alias)
+        for number in sorted(n for n in {version, holder} if n is not None):
+            _evaluate_on(registry, registry.store.get_version(name, number), data, gates)
+    found = authority.promote(name, version, alias, force=force, reason=reason,
+                              gates=gates_to_store(extra_gates),
+                              idempotency_key=idempotency_key, actor=actor)
+    event = decode(AliasEvent, found["event"], "event")
+    return Promotion(name, version, alias, found["previous"],
+                     GateReport.from_dict(found["report"]), str(found["report_id"]),
+                     bool(found["forced"]), event)
+
+
+def promotion_wire(promotion: Promotion) -> dict[str, Any]:
+    """A promotion as the server answers it (:func:`promote_remotely` reads it back)."""
+    from modelyard.backends.metadata.wire import encode
+
+    return {"previous": promotion.previous, "report": promotion.report.to_dict(),
+            "report_id": promotion.report_id, "forced": promotion.forced,
+            "event": encode(promotion.event)}
 
 
 def _replayed(registry: ModelRegistry, done: Mapping[str, Any]) -> Promotion:

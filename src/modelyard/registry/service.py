@@ -413,6 +413,10 @@ class ModelRegistry:
         """Move ``alias`` back to the version that held it before the current one."""
         check_name(name)
         check_alias(alias)
+        authority = self.store.authority()
+        if authority is not None:  # a server decides (and names the actor)
+            return authority.rollback(name, alias, reason=reason,
+                                      actor=actor or current_user())
         for _ in range(8):
             current = self.store.aliases(name).get(alias)
             if current is None:
@@ -456,8 +460,14 @@ class ModelRegistry:
         GateFailedError listing each failed gate. ``force=True`` (with a reason) moves
         it anyway and records the override. A retry under the same ``idempotency_key``
         returns the first promotion and moves nothing."""
-        from modelyard.registry.promotion import promote
+        from modelyard.registry.promotion import promote, promote_remotely
 
+        authority = self.store.authority()
+        if authority is not None:  # a server runs the gates: no client can skip them
+            return promote_remotely(self, authority, name, version, alias, force=force,
+                                    reason=reason, data=data, extra_gates=gates,
+                                    idempotency_key=idempotency_key,
+                                    actor=actor or current_user())
         return promote(self, name, version, alias, force=force, reason=reason, actor=actor,
                        data=data, extra_gates=gates, idempotency_key=idempotency_key)
 

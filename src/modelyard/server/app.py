@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,6 +26,11 @@ from modelyard.server import models as model_endpoints
 from modelyard.server.responses import http_error
 from modelyard.server.state import Endpoints, ServerState
 from modelyard.serving.service import ModelServer
+
+if TYPE_CHECKING:
+    from starlette.middleware import Middleware
+
+    from modelyard.server.rpc import Authenticate
 
 __all__ = ["ENDPOINT_GROUPS", "app_from_environment", "create_app"]
 
@@ -41,12 +47,18 @@ MODEL_GROUPS: tuple[Endpoints, ...] = (model_endpoints.ENDPOINTS, inference_v2.E
 
 
 def create_app(yard: Yard, *, models: ModelServer | None = None,
-               extra: Sequence[Endpoints] = (), owns_yard: bool = False) -> Starlette:
+               extra: Sequence[Endpoints] = (), owns_yard: bool = False,
+               middleware: Sequence[Middleware] = (),
+               authenticate: Authenticate | None = None) -> Starlette:
     """The server app for ``yard``'s project, serving ``models`` too when given (loaded by
     the caller; their alias watcher starts and stops with the app). With ``owns_yard`` the
-    app closes the Yard when it shuts down; otherwise the caller does."""
+    app closes the Yard when it shuts down; otherwise the caller does. ``middleware`` wraps
+    every route (an authentication middleware, say); ``authenticate`` is awaited by each
+    metadata API route with the request, raises to refuse it, and returns the identity
+    that acts (see :mod:`modelyard.server.rpc`)."""
     state = ServerState(yard, models=models,
-                        metrics=None if models is None else models.metrics)
+                        metrics=None if models is None else models.metrics,
+                        authenticate=authenticate)
     groups = [*ENDPOINT_GROUPS, *(MODEL_GROUPS if models is not None else ()), *extra]
     state.openapi = openapi.document(groups)
     try:  # open the online store now, so the first request does not pay for it
@@ -68,14 +80,13 @@ def create_app(yard: Yard, *, models: ModelServer | None = None,
             state.close()
             # Write what the prediction log holds now: uvicorn re-raises the stopping signal
             # once the app is shut down, so nothing after this point is sure to run.
-            log = yard.__dict__.get("prediction_log")
-            if log is not None:
-                log.flush(timeout=EXIT_FLUSH_S)
+            yard.flush_prediction_log(timeout=EXIT_FLUSH_S)
             if owns_yard:
                 yard.close()
 
     app = Starlette(routes=[route for group in groups for route in group.routes(state)],
-                    exception_handlers={HTTPException: _routing_error}, lifespan=lifespan)
+                    exception_handlers={HTTPException: _routing_error}, lifespan=lifespan,
+                    middleware=list(middleware))
     app.state.modelyard = state
     return app
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from modelyard.errors import ModelyardError, StorageError
+from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
     from starlette.routing import BaseRoute
 
     from modelyard.client import Yard
@@ -50,8 +51,11 @@ class ServerState:
 
     def __init__(self, yard: Yard, threads: int | None = None, *,
                  models: ModelServer | None = None,
-                 metrics: ServingMetrics | None = None) -> None:
+                 metrics: ServingMetrics | None = None,
+                 authenticate: Callable[[Request], Awaitable[Any]] | None = None) -> None:
         self.yard = yard
+        # who calls the metadata API (None: anyone); see modelyard.server.rpc
+        self.authenticate = authenticate
         self.models = models
         self.metrics = metrics
         self.openapi: dict[str, Any] = {}
@@ -128,23 +132,7 @@ class ServerState:
         return checks
 
     def _ping_metadata(self) -> None:
-        import sqlalchemy as sa
-
-        from modelyard.backends.metadata.sql.tracking_store import SqlTrackingStore
-
-        store = self.yard.tracking.store
-        if not isinstance(store, SqlTrackingStore):  # another backend: a cheap read instead
-            store.list_experiments()
-            return
-        try:
-            # read-only: on SQLite this neither takes the write lock nor waits for a writer
-            with store.engine.connect().execution_options(modelyard_read_only=True) as conn:
-                conn.exec_driver_sql("SELECT 1").scalar()
-        except sa.exc.SQLAlchemyError as exc:
-            where = store.engine.url.render_as_string(hide_password=True)
-            raise StorageError(
-                f"cannot reach the metadata store at {where}: "
-                f"{getattr(exc, 'orig', None) or exc}") from exc
+        self.yard.tracking.store.ping()
 
 
 def _problem(check: Callable[[], object]) -> str | None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from modelyard.backends.metadata.replicas import ReplicaStore
     from modelyard.client import Yard
     from modelyard.serving.service import FailureSink, ModelServer, Sink
 
@@ -89,5 +90,16 @@ class ServeOptions:
                            prefer_onnx=self.prefer_onnx,
                            batching=self.batching, metrics=ServingMetrics(), sink=sink,
                            failure_sink=failure_sink,
-                           replicas=yard.replicas if self.report else None,
+                           replicas=_replica_list(yard) if self.report else None,
                            address=self.address, canary_shares=yard.pipelines.canary_share)
+
+
+def _replica_list(yard: Yard) -> ReplicaStore | None:
+    """Where this server reports itself: the project's replica list, when its metadata store
+    keeps one (a project reached through a team server does not, yet)."""
+    from modelyard.errors import ConfigurationError
+
+    try:
+        return yard.replicas
+    except ConfigurationError:
+        return None

@@ -202,10 +202,7 @@ class ModelServer:
     def _watch(self) -> None:
         """Poll every ``poll_interval``; on PostgreSQL also wake as soon as an alias of a
         served model moves (LISTEN/NOTIFY)."""
-        from modelyard.backends.metadata.sql.notify import alias_listener
-
-        engine = getattr(self.yard.models.store, "engine", None)
-        listener = alias_listener(engine) if engine is not None and self.listen else None
+        listener = self.yard.models.store.alias_watch() if self.listen else None
         due = time.monotonic() + self.poll_interval
         try:
             while not self._stop.is_set():

@@ -6,6 +6,11 @@ thread flushes every ``interval`` seconds (sooner when ``max_points`` are waitin
 most the points logged in the last ``interval`` plus the time one flush takes; everything
 flushed before is committed. Each flush also refreshes the heartbeat of the process's
 running runs, by which a run whose process died is later shown as killed.
+
+A batch whose write failed is kept whole and sent again before anything newer. For a store
+whose answers can be lost after the write landed (``keys_batches``: a server restarting),
+each batch gets a key when first sent and keeps it; the store then recognises a batch sent
+again and logs nothing twice.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 import weakref
 
 from modelyard.backends.metadata.base import MetricPoint, TrackingStore
@@ -36,6 +42,7 @@ class MetricBuffer:
 
     def _reset(self) -> None:
         self._points: list[MetricPoint] = []
+        self._unsent: list[tuple[str, list[MetricPoint]]] = []  # failed batches, with keys
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -74,24 +81,29 @@ class MetricBuffer:
 
     def pending(self) -> int:
         with self._lock:
-            return len(self._points)
+            return len(self._points) + sum(len(p) for _, p in self._unsent)
 
     def flush(self) -> None:
-        """Write everything buffered now; on failure the points stay buffered and it raises."""
+        """Write everything buffered now: batches that failed before (under their first
+        key), then the new points. On failure what was not written stays buffered and it
+        raises."""
         with self._flush_lock:
             with self._lock:
-                points, self._points = self._points, []
+                if self._points:
+                    key = uuid.uuid4().hex if self._store.keys_batches else ""
+                    self._unsent.append((key, self._points))
+                    self._points = []
+                batches = list(self._unsent)
                 active = list(self._active)
-            beat = active if (points or time.monotonic() - self._last_beat
-                              >= self._heartbeat_every) else []
-            if not points and not beat:
+            if batches:
+                for key, points in batches:
+                    self._store.log_metrics(points, heartbeat=active, batch_key=key or None)
+                    with self._lock:
+                        self._unsent.remove((key, points))
+            elif active and time.monotonic() - self._last_beat >= self._heartbeat_every:
+                self._store.log_metrics([], heartbeat=active)
+            else:
                 return
-            try:
-                self._store.log_metrics(points, heartbeat=beat)
-            except BaseException:
-                with self._lock:
-                    self._points[:0] = points
-                raise
             self._last_beat = time.monotonic()
 
     def _start(self) -> None:

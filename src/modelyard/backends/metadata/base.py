@@ -1,8 +1,8 @@
 """The tracking side of the metadata store: its records and its interface.
 
 A backend implements :class:`TrackingStore`; the SQLAlchemy store covers SQLite and
-PostgreSQL, and a REST store can implement the same interface later. Records are plain
-frozen dataclasses so they cross process and network boundaries unchanged.
+PostgreSQL, the REST store (``rest/``) a modelyard server. Records are plain frozen
+dataclasses so they cross process and network boundaries unchanged (``wire.py``).
 """
 
 from __future__ import annotations
@@ -121,6 +121,11 @@ class MetricRange:
 class TrackingStore(ABC):
     """Experiments, runs, params, tags, metrics and artifact records."""
 
+    #: whether the answer of a write can be lost after the write landed (a store across a
+    #: network): the metric buffer then keys its batches, so a batch sent again is not
+    #: logged twice
+    keys_batches: bool = False
+
     @abstractmethod
     def create_experiment(self, name: str, description: str = "") -> Experiment: ...
 
@@ -152,8 +157,11 @@ class TrackingStore(ABC):
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
 
     @abstractmethod
-    def log_metrics(self, points: Sequence[MetricPoint], heartbeat: Iterable[str] = ()) -> None:
-        """Append points (any runs) in one transaction and refresh the runs' heartbeat."""
+    def log_metrics(self, points: Sequence[MetricPoint], heartbeat: Iterable[str] = (),
+                    batch_key: str | None = None) -> None:
+        """Append points (any runs) in one transaction and refresh the runs' heartbeat.
+        A ``batch_key`` already stored by an earlier call makes the points a no-op (a batch
+        retried after its answer was lost is not logged twice); keys are kept a day."""
 
     @abstractmethod
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]: ...
@@ -187,3 +195,8 @@ class TrackingStore(ABC):
     @abstractmethod
     def mark_killed(self, run_ids: Sequence[str]) -> int:
         """Mark these runs killed if they are still running (their process died)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Return if the store answers (a cheap read that takes no write lock); raise
+        StorageError saying what is wrong otherwise."""

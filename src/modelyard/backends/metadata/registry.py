@@ -79,8 +79,48 @@ class GateReportRecord:
     created_at: int
 
 
+class AliasWatch(ABC):
+    """Alias moves announced as they commit (where the store can: PostgreSQL's NOTIFY)."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> set[str]:
+        """The models whose aliases moved within ``timeout`` seconds (empty if none, or
+        if the announcements cannot be read: the caller polls anyway)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class AliasAuthority(ABC):
+    """Where alias moves are decided when it is not this process: a modelyard server runs
+    the gates and moves the alias, so that no client can skip them. Stores that a client
+    reaches directly (SQL) have none: the registry service decides itself."""
+
+    @abstractmethod
+    def promote(self, name: str, version: int, alias: str, *, force: bool, reason: str,
+                gates: list[dict[str, Any]], idempotency_key: str | None,
+                actor: str | None = None) -> dict[str, Any]:
+        """Run the gates and move the alias on the server; the promotion's wire form
+        (``report`` a GateReport dict, ``event`` an AliasEvent). GateFailedError when the
+        gates refuse. ``actor`` is who the client says acts; an authenticating server
+        records its own identity instead."""
+
+    @abstractmethod
+    def rollback(self, name: str, alias: str, *, reason: str,
+                 actor: str | None = None) -> AliasEvent: ...
+
+
 class RegistryStore(ABC):
     """Models, versions, aliases with their history, evaluations and gate reports."""
+
+    def alias_watch(self) -> AliasWatch | None:
+        """A watch on alias moves, or None where the store cannot announce them (a model
+        server polls then)."""
+        return None
+
+    def authority(self) -> AliasAuthority | None:
+        """Who moves aliases for this store's clients; None: the registry service itself."""
+        return None
 
     @abstractmethod
     def ensure_model(self, name: str, description: str | None = None,

@@ -12,6 +12,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from modelyard.backends.metadata.registry import AliasWatch
+
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
@@ -21,7 +23,7 @@ CHANNEL = "modelyard_aliases"
 logger = logging.getLogger("modelyard.serving")
 
 
-class AliasListener:
+class AliasListener(AliasWatch):
     """A connection that listens for alias moves (reopened after a connection error)."""
 
     def __init__(self, conninfo: str) -> None:

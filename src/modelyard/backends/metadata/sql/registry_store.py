@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from modelyard.backends.metadata.registry import (
     AliasEvent,
+    AliasWatch,
     EvaluationRecord,
     GateReportRecord,
     ModelRecord,
@@ -27,7 +28,7 @@ from modelyard.backends.metadata.registry import (
 )
 from modelyard.backends.metadata.sql import tables as t
 from modelyard.backends.metadata.sql.engine import translate_errors
-from modelyard.backends.metadata.sql.notify import notify
+from modelyard.backends.metadata.sql.notify import alias_listener, notify
 from modelyard.backends.metadata.sql.write_store import complete_write
 from modelyard.backends.metadata.writes import Completion
 from modelyard.errors import NotFoundError
@@ -63,6 +64,9 @@ def _event(row: Any) -> AliasEvent:
 class SqlRegistryStore(RegistryStore):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def alias_watch(self) -> AliasWatch | None:
+        return alias_listener(self.engine)
 
     def _read(self) -> Connection:
         return self.engine.connect().execution_options(modelyard_read_only=True)

@@ -39,6 +39,9 @@ from modelyard.errors import (
 )
 
 _CHUNK = 5_000
+BATCH_OPERATION = "log_metrics"
+BATCH_KEY_TTL_MS = 24 * 3600 * 1000  # how long a metric batch's key is kept
+PRUNE_EVERY = 1_000  # keyed batches between two prunings of the expired keys
 
 
 def _now_ms() -> int:
@@ -48,6 +51,7 @@ def _now_ms() -> int:
 class SqlTrackingStore(TrackingStore):
     def __init__(self, engine: Engine, *, migrate: bool = True) -> None:
         self.engine = engine
+        self._claims = 0
         if migrate:
             ensure_schema(engine)
 
@@ -193,7 +197,8 @@ class SqlTrackingStore(TrackingStore):
                                 for k, v in tags.items()])
 
     @translate_errors
-    def log_metrics(self, points: Sequence[MetricPoint], heartbeat: Iterable[str] = ()) -> None:
+    def log_metrics(self, points: Sequence[MetricPoint], heartbeat: Iterable[str] = (),
+                    batch_key: str | None = None) -> None:
         beat = sorted(set(heartbeat))
         if not points and not beat:
             return
@@ -203,6 +208,8 @@ class SqlTrackingStore(TrackingStore):
             if best is None or (p.step, p.timestamp) >= (best.step, best.timestamp):
                 latest[(p.run_id, p.key)] = p
         with self.engine.begin() as conn:
+            if points and batch_key is not None and not self._claim_batch(conn, batch_key):
+                points = ()  # logged by an earlier try of this batch: the heartbeat only
             if points:
                 conn.execute(
                     t.metrics.insert(),
@@ -228,6 +235,34 @@ class SqlTrackingStore(TrackingStore):
                     .where(t.runs.c.run_id.in_(beat), t.runs.c.status == "running")
                     .values(heartbeat=_now_ms())
                 )
+
+    def _claim_batch(self, conn: Connection, batch_key: str) -> bool:
+        """Store the batch's key in the transaction of its points; False if it was stored
+        before. A concurrent try of the same key waits for the first (the primary key) and
+        then inserts nothing."""
+        now = _now_ms()
+        stmt = self._insert(t.idempotency_keys).values(
+            key=batch_key, operation=BATCH_OPERATION, fingerprint="", result="{}",
+            created_at=now).on_conflict_do_nothing(index_elements=["key"])
+        # RETURNING, not rowcount: a skipped row is reported reliably on every driver
+        claimed = conn.execute(stmt.returning(t.idempotency_keys.c.key)).first() is not None
+        self._claims += 1
+        if self._claims % PRUNE_EVERY == 0:  # a retry comes within a minute; keep a day
+            k = t.idempotency_keys.c
+            conn.execute(t.idempotency_keys.delete().where(
+                k.operation == BATCH_OPERATION, k.created_at < now - BATCH_KEY_TTL_MS))
+        return claimed
+
+    @translate_errors
+    def ping(self) -> None:
+        try:
+            # read-only: on SQLite this neither takes the write lock nor waits for a writer
+            with self._read() as conn:
+                conn.exec_driver_sql("SELECT 1").scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise StorageError(f"cannot reach the metadata store at {where}: "
+                               f"{getattr(exc, 'orig', None) or exc}") from exc
 
     @translate_errors
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
