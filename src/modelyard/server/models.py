@@ -2,9 +2,11 @@
 ``POST /v1/models/{name}/explain``, ``GET /v1/models`` and ``GET /v1/models/{name}``.
 
 The handler reads the body and hands everything else (parsing, checking, looking features
-up, predicting, writing the answer) to one worker thread (a small body to a version that
-predicts straight from a matrix is answered on the event loop: see ``INLINE_BYTES``); the
-prediction log and the metrics are fed from there too. The latency the log
+up, predicting, writing the answer) to one worker thread. A small body to a version that
+predicts straight from a matrix (see ``INLINE_BYTES``) is parsed, checked and answered on
+the event loop, and only its model call goes to a worker thread: a twin or a forest walks
+its trees there without the GIL, while the loop goes on with other requests. The prediction
+log and the metrics are fed from there too. The latency the log
 keeps for a request runs from the handler taking it (before its body is read) to its
 response bytes being ready. A failed request is
 counted and handed to the prediction log by :meth:`ServerState.failed`.
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from modelyard.errors import ModelyardError
 from modelyard.server.responses import JSON, dumps, error_response, guarded, parse_json
 from modelyard.server.state import Endpoints, ServerState
+from modelyard.serving.ids import new_request_id
 
 if TYPE_CHECKING:
     from modelyard.serving.service import ModelServer
@@ -32,14 +34,15 @@ __all__ = ["ENDPOINTS", "request_id"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # A predict body this small, to a version that answers from a matrix at once (no batcher, no
-# feature lookup), is answered on the event loop: a few rows cost less than a thread hop.
+# feature lookup), is checked and answered on the event loop, its model call alone in a
+# worker thread: a few rows cost less to check than a thread hop.
 INLINE_BYTES = 4096
 
 
 def request_id(request: Request) -> str:
     """The client's ``X-Request-ID`` when it is a sensible token, else a new one."""
     given = request.headers.get("x-request-id", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.match(given) else new_request_id()
 
 
 def predict_body(server: ModelServer, name: str, body: bytes, rid: str,
@@ -48,6 +51,17 @@ def predict_body(server: ModelServer, name: str, body: bytes, rid: str,
     prediction log gets the answer once those bytes are ready, with the latency from
     ``received`` (when the handler took the request, ``time.perf_counter()``) to then."""
     answer = server.predict(name, parse_json(body), rid, received=received, log=False)
+    out = dumps(answer.to_dict())
+    server.log_answer(answer, received)
+    return out
+
+
+async def predict_split(state: ServerState, server: ModelServer, name: str, body: bytes,
+                        rid: str, received: float) -> bytes:
+    """:func:`predict_body` with only the model call in a worker thread (on the event
+    loop: a small request to a version that answers from a matrix)."""
+    prepared = server.prepare(name, parse_json(body), rid, received=received)
+    answer = server.finish(prepared, await state.call(prepared.run), log=False)
     out = dumps(answer.to_dict())
     server.log_answer(answer, received)
     return out
@@ -76,7 +90,7 @@ def routes(state: ServerState) -> list[BaseRoute]:
             try:
                 if (endpoint == "predict" and len(body) <= INLINE_BYTES
                         and b'"entities"' not in body and server.answers_inline(name)):
-                    payload = work(server, name, body, rid, began)  # cheaper than a thread
+                    payload = await predict_split(state, server, name, body, rid, began)
                 else:
                     payload = await state.call(work, server, name, body, rid, began)
             except ModelyardError as exc:
