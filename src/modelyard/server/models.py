@@ -58,10 +58,13 @@ def predict_body(server: ModelServer, name: str, body: bytes, rid: str,
 
 async def predict_split(state: ServerState, server: ModelServer, name: str, body: bytes,
                         rid: str, received: float) -> bytes:
-    """:func:`predict_body` with only the model call in a worker thread (on the event
-    loop: a small request to a version that answers from a matrix)."""
+    """:func:`predict_body` on the event loop (a small request to a version that answers
+    from a matrix), with only the model call in a worker thread when it lets go of the GIL
+    (an ONNX twin); a walked forest is answered on the loop."""
     prepared = server.prepare(name, parse_json(body), rid, received=received)
-    answer = server.finish(prepared, await state.call(prepared.run), log=False)
+    # A call that holds the GIL (a walked forest) would only fight the loop for it
+    predicted = await state.call(prepared.run) if prepared.offload else prepared.run()
+    answer = server.finish(prepared, predicted, log=False)
     out = dumps(answer.to_dict())
     server.log_answer(answer, received)
     return out

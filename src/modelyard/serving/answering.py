@@ -76,6 +76,9 @@ class Prepared:
     status: list[str] | None = None  # on the entity path
     keys: list[dict[str, Any]] | None = None  # on the entity path
     errors: dict[int, str] = field(default_factory=dict)  # rows not predicted, and why
+    # whether the model call is worth a worker thread for a caller on an event loop: it
+    # runs without the GIL (loaded.calls_without_gil)
+    offload: bool = True
     request: tuple[list[Any] | None, list[Any] | None] = (None, None)  # instances, entities
 
     def run(self) -> list[Any]:
@@ -120,7 +123,8 @@ def _prepare(served: Served, role: Role, rid: str, instances: list[Any] | None,
         if loaded.takes_matrix:  # checked whole, straight to the model's matrix
             matrix = decoder.rows_matrix(rows, "instances")
             return Prepared(served, role, rid, began, rows,
-                            lambda: served.predict_matrix(matrix))
+                            lambda: served.predict_matrix(matrix),
+                            offload=loaded.calls_without_gil or served.batcher is not None)
         checked = decoder.columns(rows, "instances")
         count = len(rows)
         return Prepared(served, role, rid, began, rows,

@@ -69,6 +69,13 @@ class LoadedVersion:
         return (self._fast is not None or self._sklearn is not None) and (
             self.decoder is not None)
 
+    @property
+    def calls_without_gil(self) -> bool:
+        """Whether a model call spends its time in native code that lets go of the GIL
+        (onnxruntime), so that other requests go on while it runs in another thread; a
+        walked forest makes one Python call per tree and holds the GIL between them."""
+        return self._fast is not None
+
     def predict_matrix(self, matrix: np.ndarray) -> list[Any]:
         """Predictions for a checked float matrix (rows x inputs, in the signature's
         order: ``decoder.rows_matrix``), JSON-ready; only when :attr:`takes_matrix`."""
