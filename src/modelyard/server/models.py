@@ -4,8 +4,8 @@
 The handler reads the body and hands everything else (parsing, checking, looking features
 up, predicting, writing the answer) to one worker thread. A small body to a version that
 predicts straight from a matrix (see ``INLINE_BYTES``) is parsed, checked and answered on
-the event loop, and only its model call goes to a worker thread: a twin or a forest walks
-its trees there without the GIL, while the loop goes on with other requests. The prediction
+the event loop; an ONNX twin's model call alone goes to a worker thread, where onnxruntime
+walks the trees without the GIL while the loop goes on with other requests. The prediction
 log and the metrics are fed from there too. The latency the log
 keeps for a request runs from the handler taking it (before its body is read) to its
 response bytes being ready. A failed request is
@@ -34,8 +34,8 @@ __all__ = ["ENDPOINTS", "request_id"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # A predict body this small, to a version that answers from a matrix at once (no batcher, no
-# feature lookup), is checked and answered on the event loop, its model call alone in a
-# worker thread: a few rows cost less to check than a thread hop.
+# feature lookup), is checked and answered on the event loop (a twin's model call alone in a
+# worker thread): a few rows cost less to check than a thread hop.
 INLINE_BYTES = 4096
 
 
