@@ -52,7 +52,7 @@ import urllib.error
 from pathlib import Path
 from typing import Any
 
-from bench_online import Server, free_port, post_json, tree_rss_mb
+from bench_online import Server, _descendants, free_port, post_json, tree_rss_mb
 from common import (
     PEER_ENV,
     VENVS_DIR,
@@ -334,10 +334,17 @@ class Bench:
 
     def load(self, tool: Tool, server: Server, kind: str, concurrency: int, warmup: float,
              seconds: float) -> dict[str, Any]:
+        cpu_before = tree_cpu_seconds(server.proc.pid)
         result = call_worker(
             self.mine, "--worker", "loadgen", "--url", server.url, "--bodies",
             str(self.bodies[(tool.tool, kind)]), "--concurrency", str(concurrency),
             "--warmup", str(warmup), "--seconds", str(seconds), timeout=600)
+        spent = tree_cpu_seconds(server.proc.pid) - cpu_before
+        if result.get("requests") and result.get("seconds"):
+            # the server's CPU time (all its processes, warm-up included) per request: less
+            # sensitive to the machine's load than throughput
+            done = result["requests"] * (1 + warmup / result["seconds"])
+            result["server_cpu_us_per_request"] = spent / done * 1e6
         result["server_rss_mb"] = tree_rss_mb(server.proc.pid)
         result["parent_rss_mb"] = process_rss_mb(server.proc.pid)
         return result
@@ -358,9 +365,11 @@ class Bench:
             record = {"kind": kind, "tool": tool.tool, "workers": tool.workers,
                       "concurrency": concurrency, "label": tool.label, **result}
             self.results.append(record)
+            cpu = result.get("server_cpu_us_per_request")
             print(f"{tool.label} {kind} x{concurrency}: " + (
                 f"{result['rps']:.1f} req/s, p50 {fmt_ms(result['p50_ms'])}, "
                 f"p99 {fmt_ms(result['p99_ms'])}, {result['errors']} errors"
+                + ("" if cpu is None else f", server CPU {cpu:,.0f} us/request")
                 if "error" not in result else f"FAILED {result['error'][-500:]}"), flush=True)
 
     def describe_modelyard(self, tool: Tool, server: Server) -> None:
@@ -395,6 +404,19 @@ class Bench:
     def stop_all(self) -> None:
         for server in self.servers:
             server.stop()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a server and every process it started, so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for one in _descendants(pid):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def process_rss_mb(pid: int) -> float | None:

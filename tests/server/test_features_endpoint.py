@@ -239,3 +239,43 @@ def test_no_request_body_makes_a_500(client: TestClient, body: Any) -> None:
     payload = strict_json(response.text)
     if response.status_code != 200:
         assert payload["status"] == response.status_code and payload["details"]
+
+
+def test_the_document_describes_the_requests_and_answers(client: TestClient) -> None:
+    from jsonschema import Draft202012Validator
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    request = Draft202012Validator(schemas["OnlineFeaturesRequest"])
+    answer = Draft202012Validator(schemas["OnlineFeaturesResponse"])
+    good = [
+        {"features": ["stats:amount", "stats:city"], "entities": {"customer_id": [2, 999]}},
+        {"features": ["stats:*"], "entities": {"customer_id": 2}},
+        {"features": ["stats@v1:city"], "entities": [{"customer_id": 1}, {"customer_id": 2}],
+         "at": day(4).isoformat()},
+        {"features": [" stats:city "], "entities": {"customer_id": [1]}, "at": None},
+    ]
+    for body in good:
+        assert request.is_valid(body), body
+        response = post(client, body)
+        assert response.status_code == 200, response.text
+        answer.validate(response.json())
+    refused = [
+        {"entities": {"customer_id": [1]}},
+        {"features": "stats:city", "entities": {"customer_id": [1]}},
+        {"features": [], "entities": {"customer_id": [1]}},
+        {"features": ["stats:city", 3], "entities": {"customer_id": [1]}},
+        {"features": ["not a ref"], "entities": {"customer_id": [1]}},
+        {"features": ["stats:city"]},
+        {"features": ["stats:city"], "entities": 3},
+        {"features": ["stats:city"], "entities": {"customer_id": {"a": 1}}},
+        {"features": ["stats:city"], "entities": [{"customer_id": 1}, 2]},
+        {"features": ["stats:city"], "entities": {}},
+        {"features": ["stats:city"], "entities": []},
+        {"features": ["stats:city"], "entities": {"customer_id": [1.5]}},
+        {"features": ["stats:city"], "entities": {"customer_id": [None]}},
+        {"features": ["stats:city"], "entities": {"customer_id": [1]}, "at": 1735689600},
+        {"features": ["stats:city"], "entities": {"customer_id": [1]}, "feature": ["x"]},
+    ]
+    for body in refused:
+        assert not request.is_valid(body), body
+        assert post(client, body).status_code == 422, body  # and the server agrees

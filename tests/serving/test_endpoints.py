@@ -252,7 +252,9 @@ def test_failed_requests_are_logged_by_class_status_and_field_never_by_value(
             def broken(*args: Any) -> Any:
                 raise RuntimeError(f"model crashed on {secret}")
 
-            monkeypatch.setattr(server, "_answer", broken)
+            loaded = server.deployments[MODEL].primary.current.loaded  # type: ignore[union-attr]
+            for call in ("predict_matrix", "predict_columns"):  # the model call itself
+                monkeypatch.setattr(loaded, call, broken)
             assert post(PREDICT, "crashed", json={"instances": [ROW]}) == 500
     finally:
         server.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -161,3 +162,51 @@ def test_the_column_fast_path_keeps_the_same_rules() -> None:
     with pytest.raises(InvalidInputError, match=r"instances\[1\]\.x: may not be null"):
         InputDecoder(Signature((ColumnSpec("x", "float", False),))).columns(
             [{"x": 1.0}, {"x": float("nan")}])
+
+
+MIXED = Signature((ColumnSpec("n", "int", False), ColumnSpec("x", "float", True),
+                   ColumnSpec("b", "bool", False)))
+VALUES = [0, 1, -1, 2**53 + 1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 10**400, 0.5, -2.0,
+          1e308, 3.5e38, -3.4e38, float("nan"), float("inf"), True, False, None, "1", [1]]
+
+
+def _either(decode: Any) -> Any:
+    try:
+        return ("ok", decode().tolist())
+    except InvalidInputError as exc:
+        return ("refused", exc.message)
+
+
+@pytest.mark.parametrize("width", ["float64", "float32"])
+def test_the_whole_matrix_path_agrees_with_the_per_value_checks(width: str) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    decoder = InputDecoder(MIXED, float_width=width)
+    value = st.sampled_from(VALUES)
+    row = st.fixed_dictionaries({"n": value, "x": value, "b": value},
+                                optional={"extra": value})
+
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    @given(rows=st.lists(row, min_size=1, max_size=4))
+    def agree(rows: list[dict[str, Any]]) -> None:
+        whole = _either(lambda: decoder.rows_matrix(rows))
+        one_by_one = _either(lambda: decoder.matrix(decoder.columns(rows)))
+        assert str(whole) == str(one_by_one)  # (str: NaN compares equal as text)
+
+    agree()
+
+
+def test_the_whole_matrix_path_takes_exact_types_and_edges() -> None:
+    decoder = InputDecoder(MIXED)
+    rows = [{"n": 2**63 - 1, "x": 1e308, "b": True}, {"n": -5, "x": -0.5, "b": False}]
+    assert decoder._quick_matrix(rows) is None  # at int64's edge: the exact check decides
+    assert decoder.rows_matrix(rows)[:, 0].tolist() == [2.0**63, -5.0]
+    quick = decoder._quick_matrix([{"n": 3, "x": 0.25, "b": True}, {"n": -5, "x": 2.0,
+                                                                   "b": False}])
+    assert quick is not None and quick.tolist() == [[3.0, 0.25, 1.0], [-5.0, 2.0, 0.0]]
+    assert decoder._quick_matrix([{"n": 3.0, "x": 0.25, "b": True}]) is None  # 3.0: converted
+    one = InputDecoder(Signature((ColumnSpec("x", "float", False),)), float_width="float32")
+    assert one.rows_matrix([{"x": 1.5}, {"x": -2.0}]).tolist() == [[1.5], [-2.0]]
+    with pytest.raises(InvalidInputError, match=r"instances\[1\]\.x: expected a finite"):
+        one.rows_matrix([{"x": 1.5}, {"x": 3.5e38}])  # beyond float32

@@ -7,6 +7,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -110,6 +111,9 @@ def test_a_failing_store_keeps_the_records_and_catches_up(
     with caplog.at_level(logging.WARNING, logger="modelyard.serving"):
         plog.log([rec(i) for i in range(20)])
         assert not plog.flush(timeout=0.5)
+        # retried again and again (how many times within a given time depends on the
+        # machine's load, so wait for three attempts rather than count them in a window)
+        wait_until(lambda: plog.stats().failures >= 3, timeout=30)
         stats = plog.stats()
         assert stats.pending == 20 and stats.written == 0 and stats.failures >= 3
         assert stats.last_error is not None and "prediction store error" in stats.last_error
@@ -117,7 +121,8 @@ def test_a_failing_store_keeps_the_records_and_catches_up(
         assert len(failed) == 1  # one warning per episode, however many retries
         repair_store(store)
         assert plog.flush(timeout=10)
-        assert any("resumed" in r.getMessage() for r in caplog.records)
+        # the writer says so just after the write that flush() waited for
+        wait_until(lambda: any("resumed" in r.getMessage() for r in caplog.records))
     assert store.count("claims") == 20 and plog.stats().written == 20
 
 
@@ -275,3 +280,47 @@ def test_failures_share_the_writer_with_predictions(
     assert plog.flush(timeout=10)
     stats = plog.stats()
     assert (stats.logged, stats.written, stats.invalid, stats.pending) == (22, 20, 2, 0)
+
+
+def _answer(rid: str, rows: int) -> Any:
+    from modelyard.serving.service import Answer
+
+    return Answer("claims", 1, "primary", rid, [float(i) for i in range(rows)],
+                  [{"x": i} for i in range(rows)], seconds=0.002)
+
+
+def test_an_answer_is_queued_whole_and_written_in_batches_of_its_rows(
+        store: PredictionStore, logs: list[PredictionLog]) -> None:
+    plog = PredictionLog(store, flush_interval=30.0, max_batch=7)
+    logs.append(plog)
+    started = time.perf_counter()
+    plog.log_answer(_answer("big", 25))  # records built later, by the writer
+    plog.log(rec(1))
+    assert time.perf_counter() - started < 0.05
+    assert plog.stats().logged == 26
+    assert plog.flush(timeout=30)
+    frame = store.read("claims")
+    assert sorted(frame[frame.request_id == "big"]["row"]) == list(range(25))
+    assert frame.loc[frame.request_id == "big", "features.x"].tolist() == list(range(25))
+    assert (plog.stats().written, plog.stats().pending) == (26, 0)
+
+
+def test_a_full_queue_drops_the_oldest_rows_of_a_queued_answer(
+        tmp_path: Path, logs: list[PredictionLog]) -> None:
+    store = ParquetPredictionStore(tmp_path / "log")
+    plog = PredictionLog(store, flush_interval=0.02, retry_max=0.05, max_batch=4,
+                         max_pending=10)
+    logs.append(plog)
+    break_store(store)
+    plog.log(rec(0))
+    assert not plog.flush(timeout=0.2)  # the writer holds that one as its batch
+    plog.log_answer(_answer("a", 8))
+    plog.log_answer(_answer("b", 5))  # 13 queued: the 3 oldest rows of "a" go
+    stats = plog.stats()
+    assert (stats.dropped, stats.pending) == (3, 11)
+    repair_store(store)
+    assert plog.flush(timeout=10)
+    frame = store.read("claims")
+    assert sorted(frame[frame.request_id == "a"]["row"]) == [3, 4, 5, 6, 7]
+    assert sorted(frame[frame.request_id == "b"]["row"]) == [0, 1, 2, 3, 4]
+    assert plog.stats().written == 11

@@ -165,48 +165,63 @@ def routes(state: ServerState) -> list[BaseRoute]:
     return [Route(PATH, online_features, methods=["POST"], name="online_features")]
 
 
+# A key value: text or a whole number, as the entity's key column holds it (a timestamp key
+# as ISO 8601 text); the lookup refuses one of the wrong type with a 422 naming the column.
+_KEY_VALUE = {"type": ["string", "integer"],
+              "description": "An entity key value, of the key column's type."}
+_REF = r"^\s*[A-Za-z_][A-Za-z0-9_]*(@v[0-9]+)?:(\*|[A-Za-z_][A-Za-z0-9_]*)\s*$"
 _REQUEST = {
     "type": "object",
     "required": ["features", "entities"],
     "additionalProperties": False,
     "properties": {
         "features": {
-            "type": "array", "minItems": 1, "items": {"type": "string"},
+            "type": "array", "minItems": 1,
+            "items": {"type": "string", "pattern": _REF},
             "description": "Feature references: group:feature, group:* (every feature of "
                            "the group) or group@v2:feature (a given version).",
             "examples": [["stats:amount", "stats:*"]],
         },
         "entities": {
-            "description": "The entities to look up: key column to values, or one object "
-                           "per entity.",
+            "description": "The entities to look up, in the order the rows are wanted: an "
+                           "object of key column to values (one value, or a list with one "
+                           "value per entity; every list of the same length), or a list "
+                           "with one object of key values per entity. Every key column of "
+                           "the features' entity must be given.",
             "oneOf": [
-                {"type": "object", "additionalProperties": {
-                    "oneOf": [{"type": "array"}, {"type": ["string", "integer", "number",
-                                                          "boolean", "null"]}]}},
-                {"type": "array", "items": {"type": "object"}},
+                {"type": "object", "minProperties": 1, "title": "columns",
+                 "additionalProperties": {"oneOf": [
+                     {"type": "array", "minItems": 1, "items": _KEY_VALUE}, _KEY_VALUE]}},
+                {"type": "array", "minItems": 1, "title": "rows", "items": {
+                    "type": "object", "minProperties": 1,
+                    "additionalProperties": _KEY_VALUE}},
             ],
             "examples": [{"customer_id": [1, 2]}, [{"customer_id": 1}, {"customer_id": 2}]],
         },
         "at": {
             "type": ["string", "null"], "format": "date-time",
-            "description": "The time a group's TTL is measured at (default: now).",
+            "description": "The time a group's TTL is judged at, with a time zone "
+                           "(default: now); a row older than the TTL then is expired.",
+            "examples": ["2025-01-31T12:00:00Z"],
         },
     },
 }
 _RESPONSE = {
     "type": "object",
     "required": ["features", "rows"],
+    "additionalProperties": False,
     "properties": {
         "features": {
             "type": "array", "items": {"type": "string"},
-            "description": "The features answered, resolved to group@vN:feature.",
+            "description": "The features answered, resolved to group@vN:feature, in the "
+                           "order of the members of each row.",
             "examples": [["stats@v1:amount", "stats@v1:amount_mean_7d"]],
         },
         "rows": {
             "type": "array",
-            "description": "One object per entity, in the order asked: the key columns, "
-                           "one member per feature (null when unknown; times as ISO 8601), "
-                           "and the row's status.",
+            "description": "One object per entity, in the order asked: the key columns "
+                           "(as sent), one member per feature, named by the feature (null "
+                           "when the entity has no current value), and the row's status.",
             "items": {
                 "type": "object",
                 "required": ["status"],
@@ -215,7 +230,10 @@ _RESPONSE = {
                     "description": "found; missing (never materialized for this entity); "
                                    "expired (older than the group's TTL: its row-level "
                                    "features are null)."}},
-                "additionalProperties": True,
+                "additionalProperties": {
+                    "description": "A key value, or a feature's value: a number, text, "
+                                   "true or false, a time or date as ISO 8601 text, or "
+                                   "null (NaN and infinities are null)."},
             },
             "examples": [[{"customer_id": 1, "amount": 1.5, "status": "found"},
                           {"customer_id": 999, "amount": None, "status": "missing"}]],
@@ -243,7 +261,10 @@ _PATHS = {
                 "404": _error("An unknown feature group or feature, or a group never "
                               "materialized into the online store."),
                 "422": _error("A malformed request: not JSON, a field of the wrong shape, a "
-                              "missing or unknown key column, a key of the wrong type."),
+                              "malformed feature reference, one feature name asked from two "
+                              "groups, a missing or unknown key column, a key of the wrong "
+                              "type, key lists of different lengths, or 'at' without a "
+                              "time zone. The error's details name the field."),
                 "500": _error("An unexpected server error (its request id is logged)."),
                 "503": _error("The online store or the metadata store does not answer."),
             },

@@ -12,7 +12,6 @@ protocol asks, with the modelyard error class and details beside it; a client's 
 from __future__ import annotations
 
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
@@ -100,7 +99,7 @@ def routes(state: ServerState) -> list[BaseRoute]:
                                    type(exc).__name__, exc.message)
                 return v2_error(exc)
             except Exception:
-                rid = request_id(request) or uuid.uuid4().hex
+                rid = request_id(request)
                 logger.exception("%s %s failed (request id %s)", request.method,
                                  request.url.path, rid)
                 return json_response({"error": "internal server error; the server log has "

@@ -2,9 +2,11 @@
 ``POST /v1/models/{name}/explain``, ``GET /v1/models`` and ``GET /v1/models/{name}``.
 
 The handler reads the body and hands everything else (parsing, checking, looking features
-up, predicting, writing the answer) to one worker thread (a small body to a version that
-predicts straight from a matrix is answered on the event loop: see ``INLINE_BYTES``); the
-prediction log and the metrics are fed from there too. The latency the log
+up, predicting, writing the answer) to one worker thread. A small body to a version that
+predicts straight from a matrix (see ``INLINE_BYTES``) is parsed, checked and answered on
+the event loop; an ONNX twin's model call alone goes to a worker thread, where onnxruntime
+walks the trees without the GIL while the loop goes on with other requests. The prediction
+log and the metrics are fed from there too. The latency the log
 keeps for a request runs from the handler taking it (before its body is read) to its
 response bytes being ready. A failed request is
 counted and handed to the prediction log by :meth:`ServerState.failed`.
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from modelyard.errors import ModelyardError
 from modelyard.server.responses import JSON, dumps, error_response, guarded, parse_json
 from modelyard.server.state import Endpoints, ServerState
+from modelyard.serving.ids import new_request_id
 
 if TYPE_CHECKING:
     from modelyard.serving.service import ModelServer
@@ -32,7 +34,8 @@ __all__ = ["ENDPOINTS", "request_id"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # A predict body this small, to a version that answers from a matrix at once (no batcher, no
-# feature lookup), is answered on the event loop: a few rows cost less than a thread hop.
+# feature lookup), is checked and answered on the event loop (a twin's model call alone in a
+# worker thread): a few rows cost less to check than a thread hop.
 INLINE_BYTES = 4096
 #: the version that answered, on every prediction and explanation (a fleet's rollout shows)
 VERSION_HEADER = "Modelyard-Model-Version"
@@ -41,7 +44,7 @@ VERSION_HEADER = "Modelyard-Model-Version"
 def request_id(request: Request) -> str:
     """The client's ``X-Request-ID`` when it is a sensible token, else a new one."""
     given = request.headers.get("x-request-id", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.match(given) else new_request_id()
 
 
 def predict_body(server: ModelServer, name: str, body: bytes, rid: str,
@@ -51,6 +54,20 @@ def predict_body(server: ModelServer, name: str, body: bytes, rid: str,
     with the latency from ``received`` (when the handler took the request,
     ``time.perf_counter()``) to then."""
     answer = server.predict(name, parse_json(body), rid, received=received, log=False)
+    out = dumps(answer.to_dict())
+    server.log_answer(answer, received)
+    return out, answer.version
+
+
+async def predict_split(state: ServerState, server: ModelServer, name: str, body: bytes,
+                        rid: str, received: float) -> tuple[bytes, int]:
+    """:func:`predict_body` on the event loop (a small request to a version that answers
+    from a matrix), with only the model call in a worker thread when it lets go of the GIL
+    (an ONNX twin); a walked forest is answered on the loop."""
+    prepared = server.prepare(name, parse_json(body), rid, received=received)
+    # A call that holds the GIL (a walked forest) would only fight the loop for it
+    predicted = await state.call(prepared.run) if prepared.offload else prepared.run()
+    answer = server.finish(prepared, predicted, log=False)
     out = dumps(answer.to_dict())
     server.log_answer(answer, received)
     return out, answer.version
@@ -80,7 +97,8 @@ def routes(state: ServerState) -> list[BaseRoute]:
             try:
                 if (endpoint == "predict" and len(body) <= INLINE_BYTES
                         and b'"entities"' not in body and server.answers_inline(name)):
-                    payload, version = work(server, name, body, rid, began)  # no thread hop
+                    payload, version = await predict_split(state, server, name, body, rid,
+                                                           began)
                 else:
                     payload, version = await state.call(work, server, name, body, rid, began)
             except ModelyardError as exc:

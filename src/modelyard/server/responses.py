@@ -71,11 +71,36 @@ def strict_dumps(payload: Any) -> bytes:
 
 
 def dumps(payload: Any) -> bytes:
-    """Compact, valid JSON: NaN and infinities become null (looked for only when present)."""
+    """Compact, valid JSON: NaN and infinities become null. Written by orjson (the server
+    extra's encoder, several times faster) when it takes the payload, else as
+    :func:`strict_dumps` writes it, with NaN and infinities looked for only when present."""
+    if _fast_dumps is not None:
+        try:
+            return _fast_dumps(payload)
+        except TypeError:  # what orjson refuses (an integer past 64 bits...): json decides
+            pass
     try:
         return strict_dumps(payload)
     except ValueError:  # a NaN or an infinity somewhere: the slow path
         return strict_dumps(_finite(payload))
+
+
+def _orjson_dumps() -> Callable[[Any], bytes] | None:
+    try:
+        import orjson
+    except ImportError:  # the server extra's encoder is missing: the standard library's
+        return None
+    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    encode = orjson.dumps
+
+    def fast(payload: Any) -> bytes:
+        # orjson writes NaN and infinities as null, as dumps() promises
+        return encode(payload, default=_default, option=option)
+
+    return fast
+
+
+_fast_dumps = _orjson_dumps()
 
 
 def json_response(payload: Any, status: int = 200,

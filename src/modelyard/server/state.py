@@ -89,10 +89,8 @@ class ServerState:
         if metrics is None:
             return
         outcome = "ok" if status < 400 else "client_error" if status < 500 else "error"
-        label = self.model_label(model)
-        metrics.latency.labels(label, endpoint).observe(time.perf_counter() - began)
-        metrics.requests.labels(label, endpoint, outcome).inc()
-        metrics.sample_worker()
+        metrics.observe_request(self.model_label(model), endpoint, outcome,
+                                time.perf_counter() - began)
 
     def model_label(self, model: str) -> str:
         """``model`` when it is served here, else ``unknown``: a client naming models that

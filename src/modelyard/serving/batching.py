@@ -22,23 +22,43 @@ from typing import Any
 __all__ = ["MicroBatcher", "batching_helps"]
 
 Columns = Mapping[str, list[Any]]
+# What a model call takes: input columns, or (for a version that predicts from a float
+# matrix) the matrix itself
+Inputs = Any
 _STOP = object()
+
+
+def join_columns(parts: list[Columns]) -> Columns:
+    """The rows of several requests' columns, in order, as one set of columns."""
+    names = list(parts[0])
+    return {n: [v for part in parts for v in part[n]] for n in names}
+
+
+def join_matrices(parts: list[Any]) -> Any:
+    """The rows of several requests' matrices, in order, as one matrix."""
+    import numpy as np
+
+    return np.concatenate(parts)
 
 
 @dataclass
 class _Item:
-    columns: Columns
+    columns: Inputs
     rows: int
     future: Future[list[Any]]
 
 
 class MicroBatcher:
-    """Predicts the rows of concurrent requests in shared calls (one worker thread)."""
+    """Predicts the rows of concurrent requests in shared calls (one worker thread).
+    ``join`` makes one model input of several requests' inputs (columns by default; a
+    version that predicts from a matrix joins matrices)."""
 
-    def __init__(self, predict: Callable[[Columns], list[Any]], *, max_rows: int = 256,
+    def __init__(self, predict: Callable[[Inputs], list[Any]], *, max_rows: int = 256,
                  name: str = "modelyard-batcher",
-                 observe: Callable[[int], None] | None = None) -> None:
+                 observe: Callable[[int], None] | None = None,
+                 join: Callable[[list[Any]], Inputs] = join_columns) -> None:
         self._predict = predict
+        self._join = join
         self._max_rows = max_rows
         self._observe = observe
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -47,7 +67,7 @@ class MicroBatcher:
         self._lock = threading.Lock()  # no request is queued after the stop marker
         self._thread.start()
 
-    def predict(self, columns: Columns, rows: int) -> list[Any]:
+    def predict(self, columns: Inputs, rows: int) -> list[Any]:
         """The predictions of ``rows`` rows, computed with whatever else is waiting."""
         if rows >= self._max_rows:
             return self._predict(columns)
@@ -96,10 +116,8 @@ class MicroBatcher:
             item = batch[0]
             self._settle(item, self._caller(item))
             return
-        names = list(batch[0].columns)
-        merged = {n: [v for item in batch for v in item.columns[n]] for n in names}
         try:
-            outputs = self._predict(merged)
+            outputs = self._predict(self._join([item.columns for item in batch]))
         except BaseException:  # one bad row must not fail the others: answer each alone
             for item in batch:
                 self._settle(item, self._caller(item))
@@ -123,16 +141,22 @@ class MicroBatcher:
             self._observe(1)
 
 
-def batching_helps(predict: Callable[[Columns], list[Any]], example: Columns, *,
+def batching_helps(predict: Callable[[Inputs], list[Any]], example: Inputs, *,
                    repeats: int = 5, rows: int = 16) -> bool:
     """Whether predicting ``rows`` rows in one call costs much less than ``rows`` calls of
-    one row each: timed on the model itself, best of ``repeats``."""
-    one = {n: values[:1] for n, values in example.items()}
-    if not one or not next(iter(one.values())):
-        return False
-    many = {n: (values[:1] * rows) for n, values in one.items()}
+    one row each: timed on the model itself, best of ``repeats``. ``example`` is input
+    columns, or a matrix for a version that predicts from one."""
+    if not isinstance(example, Mapping):  # a matrix
+        if not len(example):
+            return False
+        one, many = example[:1], join_matrices([example[:1]] * rows)
+    else:
+        one = {n: values[:1] for n, values in example.items()}
+        if not one or not next(iter(one.values())):
+            return False
+        many = {n: (values[:1] * rows) for n, values in one.items()}
 
-    def best(columns: Columns) -> float:
+    def best(columns: Inputs) -> float:
         times = []
         for _ in range(repeats):
             began = time.perf_counter()

@@ -23,6 +23,8 @@ from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.registry.references import ModelRef, parse_ref
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from modelyard.serving.batching import MicroBatcher
     from modelyard.serving.entities import FeatureSource
     from modelyard.serving.loaded import LoadedVersion
@@ -50,9 +52,18 @@ class Served:
         return self.loaded.version
 
     def predict_columns(self, columns: dict[str, list[Any]], rows: int) -> list[Any]:
+        if self.loaded.takes_matrix:  # the batcher, if any, joins matrices
+            assert self.loaded.decoder is not None
+            return self.predict_matrix(self.loaded.decoder.matrix(columns))
         if self.batcher is not None:
             return self.batcher.predict(columns, rows)
         return self.loaded.predict_columns(columns)
+
+    def predict_matrix(self, matrix: np.ndarray) -> list[Any]:
+        """Predictions for a checked matrix (only when ``loaded.takes_matrix``)."""
+        if self.batcher is not None:
+            return self.batcher.predict(matrix, len(matrix))
+        return self.loaded.predict_matrix(matrix)
 
     def close(self) -> None:
         if self.batcher is not None:

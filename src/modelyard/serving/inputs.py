@@ -21,10 +21,12 @@ onto tensor elements (``age[3]``).
 from __future__ import annotations
 
 import math
+import operator
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInputError
@@ -230,6 +232,12 @@ class InputDecoder:
                          for c in signature.inputs]
         self._float_max = FLOAT32_MAX if float_width == "float32" else sys.float_info.max
         self.numeric = all(c.type in _NUMERIC for c in signature.inputs)
+        # The matrix fast path (numeric signatures): each row's values in input order, the
+        # exact Python type each must have, and each column's largest magnitude.
+        self._getter = operator.itemgetter(*self.names) if self.names else None
+        self._row_types = [_EXACT_TYPE[c.type] for c in signature.inputs] \
+            if self.numeric else []
+        self._limits: Any = None
 
     def checker(self, name: str) -> tuple[Checker, bool]:
         """The check of input ``name`` and whether it may be null."""
@@ -356,6 +364,47 @@ class InputDecoder:
                                                           f"{takes}")
                 for key in row if key not in self._known and key not in allowed]
 
+    def rows_matrix(self, rows: Sequence[Any], field: str | Fields = "instances"
+                    ) -> np.ndarray:
+        """The rows of a numeric signature as one float64 matrix (rows x inputs), every
+        value checked as :meth:`columns` checks it. Rows whose values already have their
+        column's exact type (a float for ``float``, an int for ``int``, a bool for
+        ``bool``), with no key missing or unknown, are checked whole: their types in one
+        comparison, their ranges in one vectorised one (NaN, infinities and values beyond
+        the column's width fail it); anything else goes through :meth:`columns`, which
+        converts what it may and names every problem."""
+        quick = self._quick_matrix(rows)
+        if quick is not None:
+            return quick
+        return self.matrix(self.columns(rows, field))
+
+    def _quick_matrix(self, rows: Sequence[Any]) -> np.ndarray | None:
+        import numpy as np
+
+        count, width = len(rows), len(self.names)
+        if not self.numeric or not width or not count or set(map(type, rows)) != {dict}:
+            return None
+        if self.refuse_extra and set(map(len, rows)) != {width}:
+            return None  # a key that is no input (or one missing): named one by one
+        try:
+            values = list(map(self._getter, rows))  # type: ignore[arg-type]
+        except KeyError:
+            return None
+        flat = values if width == 1 else chain.from_iterable(values)
+        if list(map(type, flat)) != self._row_types * count:
+            return None
+        try:
+            matrix = np.array(values, dtype=np.float64).reshape(count, width)
+        except OverflowError:  # an integer beyond float64
+            return None
+        limits = self._limits
+        if limits is None:
+            bound = {"float": self._float_max, "int": _INT64_BELOW, "bool": 1.0}
+            limits = self._limits = np.array([bound[c.type] for c in self.signature.inputs])
+        if not (np.abs(matrix) <= limits).all():  # NaN compares False too
+            return None
+        return matrix
+
     def matrix(self, columns: Mapping[str, list[Any]]) -> np.ndarray:
         """Numeric columns as one float64 matrix (rows x inputs, nulls as NaN)."""
         import numpy as np
@@ -375,6 +424,10 @@ class InputDecoder:
 # the Python types a column's values may already have to skip the per-value checks
 _EXACT: dict[str, set[type]] = {"float": {float}, "int": {int}, "bool": {bool},
                                 "string": {str}, "category": {str}}
+_EXACT_TYPE: dict[str, type] = {"float": float, "int": int, "bool": bool}
+# the largest float64 below 2**63: an int column's value as a float, when it is surely
+# within int64 (the values near the bound go through the exact per-value check)
+_INT64_BELOW = 9223372036854774784.0
 
 
 def key_name(key: Any) -> str:

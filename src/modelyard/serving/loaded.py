@@ -62,12 +62,33 @@ class LoadedVersion:
         names = [] if self.signature is None else self.signature.output_names
         return names or ["prediction"]
 
+    @property
+    def takes_matrix(self) -> bool:
+        """Whether requests reach the model as one float matrix (an ONNX twin's fast path
+        or a scikit-learn model on numeric inputs): see :meth:`predict_matrix`."""
+        return (self._fast is not None or self._sklearn is not None) and (
+            self.decoder is not None)
+
+    @property
+    def calls_without_gil(self) -> bool:
+        """Whether a model call spends its time in native code that lets go of the GIL
+        (onnxruntime), so that other requests go on while it runs in another thread; a
+        walked forest makes one Python call per tree and holds the GIL between them."""
+        return self._fast is not None
+
+    def predict_matrix(self, matrix: np.ndarray) -> list[Any]:
+        """Predictions for a checked float matrix (rows x inputs, in the signature's
+        order: ``decoder.rows_matrix``), JSON-ready; only when :attr:`takes_matrix`."""
+        if self._fast is not None:
+            return _tolist(self._predict_fast(matrix))
+        assert self._sklearn is not None
+        return self._sklearn.predict(self, matrix)
+
     def predict_columns(self, columns: Mapping[str, list[Any]]) -> list[Any]:
         """Predictions for checked input columns (from the decoder), JSON-ready."""
-        if self._fast is not None and self.decoder is not None:
-            return _tolist(self._predict_fast(self.decoder.matrix(columns)))
-        if self._sklearn is not None and self.decoder is not None:
-            return self._sklearn.predict(self, self.decoder.matrix(columns))
+        if self.takes_matrix:
+            assert self.decoder is not None
+            return self.predict_matrix(self.decoder.matrix(columns))
         frame = self.decoder.frame(columns) if self.decoder is not None else _frame(columns)
         return self.predict_frame(frame)
 

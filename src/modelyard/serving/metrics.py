@@ -34,6 +34,11 @@ class ServingMetrics:
 
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self._sampled = -1.0
+        # Each label set's children, looked up once: ``labels()`` costs more than the
+        # update itself. Keys are served models, versions, roles and the server's own
+        # endpoints and outcomes, so these stay as small as the series do.
+        self._answer_meters: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
+        self._request_meters: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         kw: dict[str, Any] = {"registry": None if self.multiprocess else self.registry}
         self.requests = Counter("modelyard_requests", "Requests answered, by outcome "
@@ -83,6 +88,35 @@ class ServingMetrics:
         self._process = ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+
+    def observe_answer(self, model: str, version: int, role: str, rows: int,
+                       seconds: float) -> None:
+        """One predict request answered by ``model``'s ``version`` in ``role``."""
+        key = (model, version, role)
+        meters = self._answer_meters.get(key)
+        if meters is None:
+            meters = self._answer_meters[key] = (
+                self.rows.labels(model, str(version), role),
+                self.request_rows.labels(model),
+                self.answer_seconds.labels(model, str(version), role))
+        predicted, per_request, timed = meters
+        predicted.inc(rows)
+        per_request.observe(rows)
+        timed.observe(seconds)
+
+    def observe_request(self, model: str, endpoint: str, outcome: str,
+                        seconds: float) -> None:
+        """One request answered (``model`` a served model's name or ``unknown``)."""
+        key = (model, endpoint, outcome)
+        meters = self._request_meters.get(key)
+        if meters is None:
+            meters = self._request_meters[key] = (self.latency.labels(model, endpoint),
+                                                  self.requests.labels(model, endpoint,
+                                                                       outcome))
+        timed, counted = meters
+        timed.observe(seconds)
+        counted.inc()
+        self.sample_worker()
 
     def exposition(self) -> tuple[bytes, str]:
         """The metrics in Prometheus' text format, and its content type."""

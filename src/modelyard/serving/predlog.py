@@ -3,8 +3,10 @@
 ``log`` appends the records to an in-memory queue and returns (about a microsecond; it never
 blocks on the store and never raises); ``log_failure`` queues a failed request's
 :class:`~modelyard.backends.metadata.predictions.FailureRecord` the same way, in the same
-queue. A daemon thread writes the queue in batches of at most ``max_batch`` records, each
-batch one store transaction (two when it holds predictions and failures), every
+queue. ``log_answer`` queues a whole answer as it is, with the time it was logged: its
+records (one per row) are built by the writer thread, when it takes them, so a request pays
+for none of that. A daemon thread writes the queue in batches of at most ``max_batch``
+records, each batch one store transaction (two when it holds predictions and failures), every
 ``flush_interval`` seconds or as soon as ``max_batch`` records wait. ``flush`` waits until
 everything logged before it is written; ``close`` flushes and stops the thread, and runs at
 interpreter exit.
@@ -52,7 +54,28 @@ EXIT_TIMEOUT_S = 10.0  # how long interpreter exit waits for the store
 
 _logs: weakref.WeakSet[PredictionLog] = weakref.WeakSet()
 
-Logged = PredictionRecord | FailureRecord  # what the queue holds
+Logged = PredictionRecord | FailureRecord  # what the store is given
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Rows ``start`` to ``stop`` of an answer, queued as they are: their records are built
+    when the writer takes them."""
+
+    answer: AnswerLike
+    at_us: int  # when the answer was logged
+    start: int
+    stop: int
+
+    def records(self) -> list[PredictionRecord]:
+        return records_from_answer(self.answer, self.at_us, self.start, self.stop)
+
+
+Queued = PredictionRecord | FailureRecord | _Rows  # what the queue holds
+
+
+def _size(item: Queued) -> int:
+    return item.stop - item.start if type(item) is _Rows else 1
 
 
 @dataclass(frozen=True)
@@ -94,26 +117,31 @@ class AnswerLike(Protocol):
     def seconds(self) -> float: ...
 
 
-def records_from_answer(answer: AnswerLike, at_us: int | None = None
-                        ) -> list[PredictionRecord]:
-    """One record per answered row of an answer. A prediction that is a mapping is the
-    output as it is; any other value is ``{"prediction": value}``. A row answered without a
-    prediction (an entity whose stored features are missing or expired) has a null output
-    and its ``reason``; on the entity path every record has the lookup's ``status``.
-    ``at_us`` defaults to now."""
+def records_from_answer(answer: AnswerLike, at_us: int | None = None, start: int = 0,
+                        stop: int | None = None) -> list[PredictionRecord]:
+    """One record per answered row of an answer (rows ``start`` to ``stop``, by default
+    all). A prediction that is a mapping is the output as it is; any other value is
+    ``{"prediction": value}``. A row answered without a prediction (an entity whose stored
+    features are missing or expired) has a null output and its ``reason``; on the entity
+    path every record has the lookup's ``status``. ``at_us`` defaults to now."""
     at = time.time_ns() // 1_000 if at_us is None else at_us
     latency_ms = answer.seconds * 1_000.0
     entities = answer.entities
     status = answer.status
+    errors = answer.errors
+    predictions, inputs = answer.predictions, answer.inputs
+    end = min(len(predictions), len(inputs))
+    end = end if stop is None else min(stop, end)
+    rid, model, version, role = answer.request_id, answer.model, answer.version, answer.role
     records = []
-    for row, (prediction, features) in enumerate(zip(answer.predictions, answer.inputs,
-                                                     strict=False)):
+    for row in range(start, end):
+        prediction = predictions[row]
         output = prediction if isinstance(prediction, Mapping) else {"prediction": prediction}
         records.append(PredictionRecord(
-            answer.request_id, row, answer.model, answer.version, answer.role, at,
-            latency_ms, entities[row] if entities is not None else None, features, output,
+            rid, row, model, version, role, at, latency_ms,
+            entities[row] if entities is not None else None, inputs[row], output,
             status[row] if status is not None and row < len(status) else None,
-            answer.errors.get(row)))
+            errors.get(row) if errors else None))
     return records
 
 
@@ -139,8 +167,9 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
         self._wake = threading.Event()
-        self._queue: deque[Logged] = deque()
-        self._batch: list[Logged] = []  # taken by the writer, not yet written
+        self._queue: deque[Queued] = deque()
+        self._queued = 0  # records in the queue (an answer's rows count one each)
+        self._batch: list[Any] = []  # taken by the writer, not yet written
         # Records are numbered in logging order: the queue's head is number _head, the batch
         # starts at _batch_start; everything numbered below the oldest of them is done.
         self._logged = self._head = self._batch_start = 0
@@ -172,33 +201,51 @@ class PredictionLog:
         except Exception:
             log.debug("modelyard: could not queue a failure record", exc_info=True)
 
-    def _enqueue(self, batch: Sequence[Logged]) -> None:
-        """Append to the queue, dropping the oldest beyond ``max_pending``; wake the writer
-        when a batch is full."""
-        n = len(batch)
+    def _enqueue(self, batch: Sequence[Queued], n: int | None = None) -> None:
+        """Append to the queue (``n`` records; default one per item), dropping the oldest
+        beyond ``max_pending``; wake the writer when a batch is full."""
+        n = len(batch) if n is None else n
         with self._lock:
             if self._closed:  # not numbered: what close() waits for is already known
                 self._late += n
                 return
             self._logged += n
             self._queue.extend(batch)
-            over = len(self._queue) - self._max_pending
+            self._queued += n
+            over = self._queued - self._max_pending
             if over > 0:
-                for _ in range(over):
-                    self._queue.popleft()
-                self._dropped += over
-                self._overflowed += over
-                self._head += over
-            full = len(self._queue) >= self._max_batch
+                self._drop_oldest(over)
+            full = self._queued >= self._max_batch
         if self._thread is None:
             self._start()
         if full or over > 0:
             self._wake.set()
 
+    def _drop_oldest(self, over: int) -> None:
+        """Drop the ``over`` oldest queued records (the lock is held)."""
+        self._dropped += over
+        self._overflowed += over
+        self._head += over
+        self._queued -= over
+        queue = self._queue
+        while over:
+            head = queue[0]
+            size = _size(head)
+            if size <= over:
+                queue.popleft()
+                over -= size
+            else:  # the oldest rows of a queued answer
+                assert type(head) is _Rows
+                head.start += over
+                over = 0
+
     def log_answer(self, answer: AnswerLike) -> None:
-        """Log what the server answered (usable as the server's sink); never raises."""
+        """Log what the server answered (usable as the server's sink): queued as it is, its
+        records built by the writer thread; returns at once and never raises."""
         try:
-            self.log(records_from_answer(answer))
+            n = min(len(answer.predictions), len(answer.inputs))
+            if n:
+                self._enqueue((_Rows(answer, time.time_ns() // 1_000, 0, n),), n)
         except Exception:
             log.debug("modelyard: could not log an answer", exc_info=True)
 
@@ -248,7 +295,7 @@ class PredictionLog:
 
     def stats(self) -> PredictionLogStats:
         with self._lock:
-            pending = len(self._queue) + len(self._batch)
+            pending = self._queued + sum(map(_size, self._batch))
             return PredictionLogStats(self._logged + self._late, self._written, pending,
                                       self._dropped + self._late, self._invalid,
                                       self._failures, self._last_error)
@@ -283,7 +330,7 @@ class PredictionLog:
             if drained:
                 attempts, delay = 0, self._interval
                 with self._lock:
-                    if self._closed and not self._queue:
+                    if self._closed and not self._queued:
                         return
             else:
                 attempts += 1
@@ -293,14 +340,17 @@ class PredictionLog:
         """Write batches until the queue is empty (True) or a write fails (False)."""
         while True:
             with self._lock:
-                if not self._batch:
-                    take = min(self._max_batch, len(self._queue))
-                    if not take:
-                        return True
-                    self._batch_start = self._head
-                    self._batch = [self._queue.popleft() for _ in range(take)]
-                    self._head += take
-                batch = self._batch
+                taken = None if self._batch else self._take()
+                if taken is None and not self._batch:
+                    return True
+            if taken is not None:  # an answer's records are built here, off the request
+                records = self._expand(taken)
+                with self._progress:
+                    self._batch = records
+                    if not records:  # (none could be built: counted as invalid)
+                        self._progress.notify_all()
+                        continue
+            batch = self._batch
             try:
                 _write(self.store, batch)
             except InvalidInputError:
@@ -320,6 +370,51 @@ class PredictionLog:
             if recovered:
                 log.warning("modelyard: prediction log writes resumed (%d records pending)",
                             self.stats().pending)
+
+    def _take(self) -> list[Queued] | None:
+        """Take the next batch, at most ``max_batch`` records, off the queue (the lock is
+        held); None when the queue is empty. The batch counts as taken (``_batch``) until
+        written."""
+        room = self._max_batch
+        queue = self._queue
+        taken: list[Queued] = []
+        while room and queue:
+            head = queue[0]
+            size = _size(head)
+            if size <= room:
+                taken.append(queue.popleft())
+                room -= size
+            else:  # the first rows of a queued answer; the rest stay queued
+                assert type(head) is _Rows
+                taken.append(_Rows(head.answer, head.at_us, head.start, head.start + room))
+                head.start += room
+                room = 0
+        count = self._max_batch - room
+        if not count:
+            return None
+        self._batch_start = self._head
+        self._head += count
+        self._queued -= count
+        self._batch = taken  # (its records replace it once built)
+        return taken
+
+    def _expand(self, taken: list[Queued]) -> list[Logged]:
+        """The records of a taken batch. An answer whose records cannot be built (it
+        should not happen) is counted as invalid and logged once."""
+        records: list[Logged] = []
+        for item in taken:
+            if not isinstance(item, _Rows):
+                records.append(item)
+                continue
+            try:
+                records.extend(item.records())
+            except Exception:
+                log.warning("modelyard: the prediction log could not build the records of "
+                            "request %r", getattr(item.answer, "request_id", None),
+                            exc_info=True)
+                with self._progress:
+                    self._invalid += item.stop - item.start
+        return records
 
     def _describe(self, exc: Exception) -> str:
         """The failure as the warning and ``stats().last_error`` give it: for a full disk,
@@ -369,7 +464,7 @@ class PredictionLog:
         """One warning when the queue starts overflowing; the episode ends once the queue
         is back under half its bound with no new drops."""
         with self._lock:
-            overflowed, queued = self._overflowed, len(self._queue)
+            overflowed, queued = self._overflowed, self._queued
         if overflowed > self._warned_overflow and not self._dropping:
             log.warning("modelyard: the prediction log queue is full (%d records): dropping "
                         "the oldest; %d dropped so far", self._max_pending, overflowed)

@@ -16,16 +16,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from modelyard.backends.metadata.predictions import FailureRecord
 from modelyard.backends.metadata.replicas import ReplicaStore, ServedSlot
 from modelyard.backends.predictions.codec import MAX_FIELD
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
+from modelyard.serving.answering import (
+    ANSWERING,
+    Answer,
+    Prepared,
+    assemble,
+    prepare,
+    tag,
+)
 from modelyard.serving.deployment import (
     Deployment,
     Role,
@@ -35,7 +41,8 @@ from modelyard.serving.deployment import (
     parse_target,
 )
 from modelyard.serving.fleet import HEARTBEAT_S, ReplicaReporter
-from modelyard.serving.inputs import invalid, key_name, rows_of
+from modelyard.serving.ids import new_request_id
+from modelyard.serving.inputs import key_name, rows_of
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -43,42 +50,12 @@ if TYPE_CHECKING:
     from modelyard.client import Yard
     from modelyard.serving.metrics import ServingMetrics
 
-__all__ = ["Answer", "FailureSink", "ModelServer", "Sink"]
+__all__ = ["Answer", "FailureSink", "ModelServer", "Prepared", "Sink"]
 
 logger = logging.getLogger("modelyard.serving")
 
 _PAYLOAD_FIELDS = ("instances", "entities", "parameters")
 SHADOW_QUEUE = 1_000  # shadow predictions waiting at most; past that they are skipped
-# Set on an exception raised while a chosen version was answering: (version, role).
-_ANSWERING = "_modelyard_answering"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What one request was answered with, and what the prediction log keeps of it."""
-
-    model: str
-    version: int
-    role: Role
-    request_id: str
-    predictions: list[Any]
-    inputs: list[dict[str, Any]]  # per row: the values the model was given
-    entities: list[dict[str, Any]] | None = None  # per row: the keys, on the entity path
-    status: list[str] | None = None  # per row, on the entity path
-    errors: dict[int, str] = field(default_factory=dict)  # row -> why it was not predicted
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "version": self.version,
-                                "request_id": self.request_id,
-                                "predictions": self.predictions}
-        if self.role != "primary":
-            body["role"] = self.role
-        if self.status is not None:
-            body["status"] = self.status
-        if self.errors:
-            body["errors"] = {str(k): v for k, v in self.errors.items()}
-        return body
 
 
 #: Receives every answer (primary, canary and shadow) after it is computed; must not block.
@@ -262,7 +239,12 @@ class ModelServer:
         return self.canary_shares(name, current.version) or 0.0
 
     def _load_served(self, name: str, version: int) -> Served:
-        from modelyard.serving.batching import MicroBatcher, batching_helps
+        from modelyard.serving.batching import (
+            MicroBatcher,
+            batching_helps,
+            join_columns,
+            join_matrices,
+        )
         from modelyard.serving.entities import feature_source
         from modelyard.serving.loaded import load_version
 
@@ -280,18 +262,22 @@ class ModelServer:
         served = Served(loaded, features)
         example = record.spec.get("input_example") or _probe_rows(loaded)
         batch = self.batching
+        matrix = loaded.takes_matrix
+        predict = loaded.predict_matrix if matrix else loaded.predict_columns
         if batch is None and loaded.decoder is not None and example:
             try:
-                batch = batching_helps(loaded.predict_columns,
-                                       loaded.decoder.columns(example, "input_example"))
+                batch = batching_helps(predict, (
+                    loaded.decoder.rows_matrix(example, "input_example") if matrix
+                    else loaded.decoder.columns(example, "input_example")))
             except ModelyardError:
                 batch = False
         if batch:
             metrics = self.metrics
             observe = (None if metrics is None else
                        metrics.batches.labels(record.name, str(record.version)).observe)
-            served.batcher = MicroBatcher(loaded.predict_columns, observe=observe,
-                                          name=f"modelyard-batch-{record.name}")
+            served.batcher = MicroBatcher(predict, observe=observe,
+                                          name=f"modelyard-batch-{record.name}",
+                                          join=join_matrices if matrix else join_columns)
         logger.info("loaded %s:%d (%s, %.2f s%s)", record.name, record.version,
                     loaded.runtime, loaded.load_seconds, ", micro-batched" if batch else "")
         return served
@@ -299,10 +285,11 @@ class ModelServer:
     # --- answering ------------------------------------------------------------------------
 
     def answers_inline(self, name: str) -> bool:
-        """Whether a small request to ``name`` costs so little to answer (every version that
-        may answer it predicts straight from a matrix, without a batcher: an ONNX twin's
-        fast path or a directly walked forest) that handing it to a worker thread would cost
-        more than the answer; the HTTP layer then answers it on the event loop."""
+        """Whether a small request to ``name`` costs so little before its model call (every
+        version that may answer it predicts straight from a matrix, without a batcher: an
+        ONNX twin's fast path or a directly walked forest) that the HTTP layer prepares and
+        finishes it on the event loop (:meth:`prepare`, :meth:`finish`) and hands only the
+        model call (:meth:`Prepared.run`) to a worker thread."""
         deployment = self.deployments.get(name)
         if deployment is None:
             return False
@@ -339,25 +326,40 @@ class ModelServer:
         hands it with :meth:`log_answer` once its response
         is ready, so the latency kept is the one the client saw.
         """
+        prepared = self.prepare(name, payload, request_id, version, received=received)
+        return self.finish(prepared, prepared.run(), log=log)
+
+    def prepare(self, name: str, payload: Any, request_id: str | None = None,
+                version: int | None = None, *, received: float | None = None) -> Prepared:
+        """The first step of :meth:`predict`: parse the payload, choose the version, look
+        entities up and check the inputs. Then :meth:`Prepared.run` makes the model call
+        and :meth:`finish` the answer."""
         began = time.perf_counter() if received is None else received
         deployment = self.deployment(name)
         instances, entities = _parse_payload(payload)
         served, role = deployment.choose() if version is None else deployment.exact(version)
-        rid = request_id or uuid.uuid4().hex
+        return prepare(served, role, request_id or new_request_id(), instances, entities,
+                       began, self._entity_rows)
+
+    def finish(self, prepared: Prepared, predicted: list[Any], *, log: bool = True
+               ) -> Answer:
+        """The answer of a prepared request from its predictions (:meth:`Prepared.run`),
+        counted in the metrics and, unless ``log=False``, handed to the prediction log."""
         try:
-            answer = self._answer(served, role, rid, instances, entities, began)
-        except Exception as exc:  # the failure is this version's, whatever the primary
-            setattr(exc, _ANSWERING, (served.version, role))
+            answer = assemble(prepared, predicted)
+        except Exception as exc:
+            tag(exc, prepared.served, prepared.role)
             raise
         if self.metrics is not None:
-            answered = str(answer.version)
-            self.metrics.rows.labels(name, answered, role).inc(len(answer.predictions))
-            self.metrics.request_rows.labels(name).observe(len(answer.predictions))
-            self.metrics.answer_seconds.labels(name, answered, role).observe(answer.seconds)
+            self.metrics.observe_answer(answer.model, answer.version, answer.role,
+                                        len(answer.predictions), answer.seconds)
         if log:
             self.log_answer(answer)
-        if deployment.shadow is not None and deployment.shadow.current is not None:
-            self._mirror(deployment, deployment.shadow.current, rid, instances, entities)
+        deployment = self.deployments.get(answer.model)
+        if deployment is not None and deployment.shadow is not None and (
+                deployment.shadow.current is not None):
+            self._mirror(deployment, deployment.shadow.current, answer.request_id,
+                         *prepared.request)
         return answer
 
     def log_answer(self, answer: Answer, received: float | None = None) -> None:
@@ -366,7 +368,7 @@ class ModelServer:
         if self.sink is None:
             return
         if received is not None:
-            answer = replace(answer, seconds=time.perf_counter() - received)
+            answer.seconds = time.perf_counter() - received
         self.sink(answer)
 
     def record_failure(self, name: str, request_id: str, status: int, error: BaseException,
@@ -382,7 +384,7 @@ class ModelServer:
         try:
             version: int | None
             role: Role | None
-            answering = getattr(error, _ANSWERING, None)
+            answering = getattr(error, ANSWERING, None)
             if answering is not None:
                 version, role = answering
             elif (primary := deployment.primary.current) is not None:
@@ -399,39 +401,6 @@ class ModelServer:
         except Exception:  # the answer must not fail because of its log
             logger.debug("could not record the failure of request %s", request_id,
                          exc_info=True)
-
-    def _answer(self, served: Served, role: Role, rid: str, instances: list[Any] | None,
-                entities: list[Any] | None, began: float) -> Answer:
-        loaded = served.loaded
-        status: list[str] | None = None
-        keys: list[dict[str, Any]] | None = None
-        if entities is not None:
-            rows, status, keys = self._entity_rows(served, entities)
-            field_name = "entities"
-        else:
-            assert instances is not None
-            rows, field_name = instances, "instances"
-        errors: dict[int, str] = {}
-        if loaded.decoder is None:  # no signature: the rows go to the model as they are
-            predictions = loaded.predict_columns(_columns_of(rows))
-            inputs = [dict(r) for r in rows]
-        elif status is None:
-            columns = loaded.decoder.columns(rows, field_name)
-            predictions = served.predict_columns(columns, len(rows))
-            inputs = rows
-        else:
-            columns, bad = loaded.decoder.split(rows, field_name)
-            blamed = [i for i in bad if status[i] == "found"]
-            if blamed:  # a found entity whose stored values do not fit
-                raise invalid([p for i in blamed for p in bad[i]])
-            errors = {i: _row_error(status[i], bad[i]) for i in bad}
-            good = len(rows) - len(bad)
-            predicted = served.predict_columns(columns, good) if good else []
-            it = iter(predicted)
-            predictions = [None if i in bad else next(it) for i in range(len(rows))]
-            inputs = rows
-        return Answer(loaded.name, loaded.version, role, rid, predictions, inputs, keys,
-                      status, errors, time.perf_counter() - began)
 
     def explain(self, name: str, payload: Any, request_id: str | None = None
                 ) -> dict[str, Any]:
@@ -462,7 +431,7 @@ class ModelServer:
         explanation = self._explainer(served).explain(frame)
         body = explanation.to_records()
         return {"model": name, "version": served.version,
-                "request_id": request_id or uuid.uuid4().hex, **body}
+                "request_id": request_id or new_request_id(), **body}
 
     def _explainer(self, served: Served) -> Any:
         with served.lock:
@@ -555,7 +524,9 @@ class ModelServer:
         def run() -> None:
             began = time.perf_counter()
             try:
-                answer = self._answer(shadow, "shadow", rid, instances, entities, began)
+                prepared = prepare(shadow, "shadow", rid, instances, entities, began,
+                                   self._entity_rows)
+                answer = assemble(prepared, prepared.run())
                 if self.sink is not None:
                     self.sink(answer)
                 if self.metrics is not None:
@@ -586,14 +557,6 @@ def _probe_rows(loaded: Any) -> list[dict[str, Any]]:
     return [{spec.name: zero[spec.type] for spec in loaded.signature.inputs}]
 
 
-def _row_error(status: str, problems: list[Any]) -> str:
-    """Why an entity row without stored values was not predicted."""
-    nulls = [p.field.rsplit(".", 1)[-1] for p in problems if p.problem == "may not be null"]
-    others = [f"{p.field}: {p.problem}" for p in problems if p.problem != "may not be null"]
-    said = [f"no value for {', '.join(nulls)}"] if nulls else []
-    return f"{status} entity: " + "; ".join(said + others)
-
-
 def _parse_payload(payload: Any) -> tuple[list[Any] | None, list[Any] | None]:
     if not isinstance(payload, dict):
         raise InvalidInputError(
@@ -612,8 +575,3 @@ def _parse_payload(payload: Any) -> tuple[list[Any] | None, list[Any] | None]:
     if has_instances:
         return rows_of(payload, "instances"), None
     return None, rows_of(payload, "entities")
-
-
-def _columns_of(rows: list[Any]) -> dict[str, list[Any]]:
-    names = list(dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r))
-    return {n: [r.get(n) if isinstance(r, dict) else None for r in rows] for n in names}
