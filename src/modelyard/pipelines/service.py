@@ -207,6 +207,14 @@ class PipelineService:
         return {r.label for r in rules} | {r.condition for r in rules} | {
             r.text() for r in rules}
 
+    def _labels_of(self, model: str, rule: str) -> set[str]:
+        """What alerts call the rules of ``model`` that ``rule`` names by name, condition or
+        text (apply accepts all three; an alert carries the rule's label)."""
+        if self._monitoring is None:
+            return {rule}
+        rules, _ = self._monitoring().rules(model)
+        return {rule} | {r.label for r in rules if rule in (r.label, r.condition, r.text())}
+
     def plan(self, targets: Sequence[Target] | Target | None = None) -> list[PipelineChange]:
         """What :meth:`apply` would store (nothing is written)."""
         pipelines = self._gather(targets)
@@ -382,8 +390,9 @@ class PipelineService:
                 trigger = OnAlert(spec.get("model"), spec.get("rule"),
                                   spec.get("cooldown", "1h"))
                 model = trigger.model or record.spec["model"]
+                named = None if trigger.rule is None else self._labels_of(model, trigger.rule)
                 hits = [a for a in alerts if a.model == model
-                        and (trigger.rule is None or trigger.rule == a.rule)]
+                        and (named is None or a.rule in named)]
                 if hits:
                     matched += [a for a in hits if a not in matched]
                     cooldown_ms = max(cooldown_ms, trigger.cooldown_ms)
