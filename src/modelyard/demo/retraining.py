@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelyard.demo.files import write_project_file
-from modelyard.demo.registry import MIN_R2, MODEL
+from modelyard.demo.registry import MODEL
 from modelyard.demo.serving import ask, claim_requests, missing_server_module, running_server
 from modelyard.demo.state import DemoState, need
 
@@ -66,16 +66,17 @@ def write_pipelines(root: Path) -> tuple[Path, Path | None]:
 
 def retraining_gates() -> list[Gate]:
     """What a retrained candidate must pass against production, both scored on the claims
-    its run holds out: the registry step's r2 floor, an rmse and a mean absolute error no
-    worse than production's, a signature production's callers can still use.
+    its run holds out: an rmse and a mean absolute error no worse than production's, and a
+    signature production's callers can still use.
 
-    The registry step's fairness gate (an error gap between age bands, in claim value) is
-    not among them: one month's held-out claims hold a few hundred young drivers' claims,
-    too few to measure that gap to within its bound (it moves by more than the bound from
-    one sample of them to the next)."""
-    from modelyard.registry.gates import MetricGate, RegressionGate, SignatureGate
+    The registry step's absolute gates (an r2 floor, an error gap between age bands in claim
+    value) are not among them: one month's held-out claims (a few hundred at the smallest
+    demo size, a few hundred young drivers at the largest) measure them too loosely, and
+    they move by more than their bounds from one sample of claims to the next; a comparison
+    of both versions on the very same claims does not."""
+    from modelyard.registry.gates import RegressionGate, SignatureGate
 
-    return [MetricGate("r2", ">=", MIN_R2), RegressionGate(("rmse", "mae")), SignatureGate()]
+    return [RegressionGate(("rmse", "mae")), SignatureGate()]
 
 
 def declare_retraining(state: DemoState) -> int:
