@@ -16,6 +16,8 @@ from modelyard.demo.state import DemoState, need
 from modelyard.demo.telling import say, shown, size_text
 from modelyard.text_tables import listing, show
 
+_NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 10: "ten"}
+
 if TYPE_CHECKING:
     from modelyard.backends.metadata.decisions import DecisionRecord
     from modelyard.demo.monitoring import MonthCheck, WatchOutcome
@@ -172,7 +174,8 @@ def _tell_data(decision: DecisionRecord, every: int, console: Console) -> None:
                  f"claims filed from {str(window[0])[:10]} to {str(window[1])[:10]}, read as "
                  "the feature store held them at the run's time (training set "
                  f"{str(training.get('training_set_id', ''))[:12]}), and kept aside "
-                 f"{evaluation.get('rows', 0):,} claims that one customer in {every} filed in "
+                 f"{evaluation.get('rows', 0):,} claims that one customer in "
+                 f"{_NUMBERS.get(every, str(every))} filed in "
                  "the alert's month: both versions were scored on those, unseen by either:")
 
 
@@ -210,8 +213,8 @@ def _failed(failures: list[str]) -> str:
 
 
 def _by_version(counts: dict[int, int]) -> str:
-    return ", ".join(f"{n:,} claims by version {v}" for v, n in sorted(counts.items())) or \
-        "no claims"
+    return ", ".join(f"{n:,} claim{'' if n == 1 else 's'} by version {v}"
+                     for v, n in sorted(counts.items())) or "no claims"
 
 
 def _tell_timeline(retrain: RetrainOutcome, console: Console) -> None:
