@@ -24,6 +24,9 @@ from modelyard.demo import (
 
 #: Today pinned so the claims run from 2024-01-01 to 2025-07-01, the dates the tests name.
 SMALL = DemoConfig(customers=500, seed=9, today=date(2025, 7, 20))
+#: The demo at its default size and seed, on the same calendar (its figures then hold on any
+#: day the tests run).
+FULL = DemoConfig(today=SMALL.today)
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,21 @@ def keeping_state(seen: list[DemoState]) -> list[Step]:
 def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallDemo]:
     """The demo at 500 customers in its own project, with no MODELYARD_* from outside, on
     the calendar of :data:`SMALL`."""
-    base = tmp_path_factory.mktemp("small-demo")
-    config = DemoConfig(path=base / "project", customers=SMALL.customers, seed=SMALL.seed,
-                        today=SMALL.today)
-    console = Console(file=io.StringIO(), width=80)  # as when the output is piped
+    yield from _demo(tmp_path_factory, "small-demo", SMALL, width=80)  # as when piped
+
+
+@pytest.fixture(scope="package")
+def full_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallDemo]:
+    """The demo at its default size (:data:`FULL`), for the slow tests of its figures."""
+    yield from _demo(tmp_path_factory, "full-demo", FULL, width=160)
+
+
+def _demo(tmp_path_factory: pytest.TempPathFactory, name: str, wanted: DemoConfig, *,
+          width: int) -> Iterator[SmallDemo]:
+    base = tmp_path_factory.mktemp(name)
+    config = DemoConfig(path=base / "project", customers=wanted.customers, seed=wanted.seed,
+                        today=wanted.today)
+    console = Console(file=io.StringIO(), width=width)
     with pytest.MonkeyPatch.context() as patch:
         for key in list(os.environ):
             if key.startswith("MODELYARD_"):

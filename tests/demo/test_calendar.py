@@ -9,6 +9,7 @@ import io
 import os
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ from rich.console import Console
 import modelyard
 from modelyard.demo import DemoConfig, DemoResult, DemoState, run_demo
 from modelyard.demo.registry import ALIAS, MODEL
+from modelyard.demo.retraining import PIPELINE, TRIGGER_RULE
 from modelyard.demo.serving import DAYS_SINCE
 
 from .conftest import SMALL, SmallDemo, keeping_state
@@ -105,7 +107,8 @@ def _check_story(result: DemoResult, state: DemoState, output: str, today: date)
         for _, gate, _ in attempt.failed:
             assert f"v{attempt.version} {gate}" in out
     came_from, went_to = live.promoted or (None, None)
-    assert moves[-1].to_version == went_to and moves[-1].from_version == came_from
+    [moved] = [m for m in moves if m.reason.startswith("demo: promoted live")]
+    assert moved.to_version == went_to and moved.from_version == came_from
     assert f"Version {went_to} was promoted over version {came_from}" in out
 
     # monitoring: one check per month after validation, in order, up to today's month
@@ -116,10 +119,39 @@ def _check_story(result: DemoResult, state: DemoState, output: str, today: date)
     assert all(h["rows"] > 0 for h in history)
     assert [bool(h["metrics"]) for h in history] == [True] * 5 + [False]  # last not settled
     assert alerts, "the drift of the last months fires at least one rule"
-    watch = state.watch
-    assert watch is not None
-    assert [m.month for m in watch.months] == [f"{s:%b %Y}" for s in starts]
+    watch, after = state.watch, state.after
+    assert watch is not None and after is not None
+    assert [m.month for m in watch.months + after.months] == [f"{s:%b %Y}" for s in starts]
     assert watch.health["requests"] == live.requests  # this run's traffic only
+
+    # retraining: the first alert of the trigger's rule queued one run; on approval the
+    # months after it were served and checked by the retrained version
+    _check_retraining(result, state, history, moves, out)
+
+
+def _check_retraining(result: DemoResult, state: DemoState, history: list[dict[str, Any]],
+                      moves: list[Any], out: str) -> None:
+    watch, after, retrain = state.watch, state.after, state.retrain
+    assert watch is not None and after is not None and retrain is not None
+    with modelyard.connect(project=result.root) as yard:
+        runs = yard.pipelines.runs(PIPELINE, limit=None)
+    fired = [i for i, m in enumerate(watch.months + after.months) if TRIGGER_RULE in m.rules]
+    if watch.trigger is None:  # no month's error grew past the rule's bound
+        assert not fired and runs == [] and after.months == []
+        assert "11. Retraining Skipped:" in out
+        return
+    [run] = runs
+    assert run.run_id == watch.trigger.run_id and fired[0] == len(watch.months) - 1
+    assert retrain.run is not None and retrain.run.status == "succeeded", retrain.run.error
+    versions = [h["version"] for h in history]
+    final = retrain.final
+    if final is not None and final.decision == "approved":
+        assert moves[-1].to_version == final.version == after.version
+        assert versions[len(watch.months):] == [final.version] * len(after.months)
+        assert f"$ {retrain.command}" in out
+    else:  # refused by the gates: production kept its version
+        assert retrain.pending is not None and retrain.pending.decision == "refused"
+        assert set(versions) == {watch.version}
 
 
 def test_a_today_after_the_systems_date_is_refused(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def test_extra_steps_see_what_earlier_steps_made(tmp_path: Path) -> None:
                       console=console, steps=steps)
     assert [s.key for s in default_steps()] == [
         "data", "features", "ingest", "training_set", "train", "best", "online", "registry",
-        "serving", "monitoring"]
+        "serving", "monitoring", "retraining", "after"]
     assert len(seen["results"]) >= 3  # type: ignore[arg-type]
     assert seen["best"] is not None
     assert seen["training_set"] is not None

@@ -42,6 +42,13 @@ def test_the_story_reads_whole_at_80_columns(small_demo: SmallDemo) -> None:
     assert watch is not None and watch.months
     for month in watch.months:
         assert {f"{month.rows:,}", f"{month.labelled:,}", *month.drifted[:3]} <= words
+    after = small_demo.state.after
+    assert after is not None
+    for month in after.months:  # the months after the retraining, the earlier rmse beside
+        rmse, before = month.metrics.get("rmse"), month.before.get("rmse")
+        assert {f"{month.rows:,}", f"{month.labelled:,}"} <= words
+        assert rmse is None or f"{rmse:,.0f}" in words
+        assert before is None or f"{before:,.0f}" in words
     for written in small_demo.state.files:
         assert {written.path.name, f"{written.rows:,}"} <= words
 

@@ -140,6 +140,29 @@ def test_monitoring_hands_its_stored_alerts_to_pipelines(yard: Any, project: Pat
     assert queued.trigger == "alert" and queued.trigger_detail["rules"] == ["drift(a)"]
 
 
+@pytest.mark.parametrize("named", ["drift(a) [critical]", "drift(a)", "a moved"])
+def test_an_alert_trigger_fires_on_its_rule_named_any_way_apply_accepts(
+        yard: Any, project: Path, named: str) -> None:
+    """A rule's text (with its severity), its condition and its name all pass apply; each
+    must also match the alerts, which carry the rule's label (here its name)."""
+    write(project, TOY)
+    yard.pipelines.apply()
+    yard.pipelines.run("toy_retrain")
+    yard.monitoring.set_rules("toy", [{"rule": "drift(a)", "severity": "critical",
+                                       "name": "a moved"}], notify=[])
+    write(project, TOY.replace('modelyard.on_alert(cooldown="10m")',
+                               f'modelyard.on_alert(rule={named!r}, cooldown="10m")'))
+    yard.pipelines.apply()
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": np.linspace(99, 101, 200), "b": np.linspace(1, -1, 200)})
+    assert [o.rule.label for o in yard.monitoring.check("toy", data=frame).fired] == [
+        "a moved"]
+    [queued] = yard.pipelines.runs("toy_retrain", status="queued")
+    assert queued.trigger == "alert" and queued.trigger_detail["rules"] == ["a moved"]
+
+
 def test_schedules_fire_each_due_time_once_and_can_be_edited(yard: Any,
                                                              project: Path) -> None:
     write(project, TOY.replace('params={"alpha": 1.0, "rows": 40},',

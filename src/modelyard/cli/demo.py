@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from modelyard.cli.render import console
+from rich.console import Console
 
 
 def demo(
@@ -32,13 +32,19 @@ def demo(
     from modelyard.demo.clock import parse_today
 
     day = None if today is None or not today.strip() else parse_today(today)
-    run_demo(DemoConfig(path=path, seed=seed, customers=customers, today=day), console=console)
+    # the console of this command, held to the stream it writes to now: the demo's pipeline
+    # run captures sys.stdout while it goes on
+    run_demo(DemoConfig(path=path, seed=seed, customers=customers, today=day),
+             console=Console(file=sys.stdout))
 
 
 HELP = (
     "Generate insurance claims, train candidate models with tracking, and show the best; then "
     "serve features online, register and promote the model through its gates, serve it over "
-    "HTTP while a new version is promoted, and monitor it month by month as the data drifts."
+    "HTTP while a new version is promoted, and monitor it month by month as the data drifts; "
+    "when its error jumps, the alert triggers the project's retraining pipeline, a worker "
+    "runs it, the demo approves the candidate with `modelyard models approve`, the running "
+    "server swaps it in, and the months after are checked with it."
     "\n\n"
     "Every run starts a clean project: what an earlier demo left in the folder (its .modelyard "
     "store, data files, report and alert inbox) is cleared first, so no figure mixes in an "

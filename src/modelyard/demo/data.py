@@ -6,9 +6,13 @@ value depends on the vehicle, the driver, the claim and the region through multi
 effects and a few interactions, so that a linear model and tree ensembles clearly differ. Each
 driver also has a hidden riskiness that no column shows: it makes their claims both more
 frequent and costlier, so a customer's claim history says something about their next claim.
-Over the last :data:`SHIFT_MONTHS` months the world drifts gradually: repair costs inflate,
-weather and theft claims become more frequent, and the south and central regions report more
-claims. Monitoring is meant to find that shift later.
+Over the last :data:`SHIFT_MONTHS` months the world drifts: over their first month repair
+costs inflate, weather and theft claims become more frequent and the south and central regions
+report more claims, then the world holds there. From the second of those months floods
+begin: a kind of claim no earlier month holds, costly, often a major damage or a total
+loss. A model trained before can only price a flood as some other claim, so its error jumps;
+one retrained on the months since learns them. Monitoring is meant to find that shift later,
+and retraining to recover from it.
 
 Everything is vectorised and deterministic for a given seed.
 """
@@ -38,11 +42,14 @@ VEHICLE_VALUE = (14_000, 22_000, 32_000, 26_000, 48_000, 38_000)
 VEHICLE_RATE = (1.00, 0.95, 1.05, 1.20, 1.45, 0.90)
 CREDIT_BANDS = ("A", "B", "C", "D", "E")
 CREDIT_RATE = (0.80, 0.90, 1.00, 1.20, 1.45)
-CLAIM_TYPES = ("collision", "glass", "theft", "weather", "vandalism", "liability")
-CLAIM_TYPE_P = (0.38, 0.20, 0.09, 0.10, 0.08, 0.15)
-CLAIM_TYPE_P_SHIFTED = (0.32, 0.13, 0.14, 0.21, 0.08, 0.12)
-CLAIM_BASE_COST = (3_200.0, 450.0, 6_500.0, 2_400.0, 900.0, 5_200.0)
-CLAIM_VEHICLE_ELASTICITY = (0.55, 0.30, 0.60, 0.50, 0.35, 0.0)
+CLAIM_TYPES = ("collision", "glass", "theft", "weather", "vandalism", "liability", "flood")
+CLAIM_TYPE_P = (0.38, 0.20, 0.09, 0.10, 0.08, 0.15, 0.0)
+CLAIM_TYPE_P_SHIFTED = (0.32, 0.13, 0.14, 0.21, 0.08, 0.12, 0.0)
+SHIFT_RAMP_MONTHS = 1  # the shift builds up over the first month of its period, then holds
+FLOOD_ONSET_MONTHS = 1  # that far into the shift period floods begin, a kind of claim the
+FLOOD_SHARE = 0.12  # earlier months never saw; this share of the claims from then on
+CLAIM_BASE_COST = (3_200.0, 450.0, 6_500.0, 2_400.0, 900.0, 5_200.0, 12_000.0)
+CLAIM_VEHICLE_ELASTICITY = (0.55, 0.30, 0.60, 0.50, 0.35, 0.0, 0.60)
 SEVERITIES = ("minor", "moderate", "major", "total_loss")
 SEVERITY_COST = (0.45, 1.0, 2.4, 0.0)  # a total loss is priced from the vehicle value
 SEVERITY_P = (  # rows follow CLAIM_TYPES
@@ -52,8 +59,9 @@ SEVERITY_P = (  # rows follow CLAIM_TYPES
     (0.40, 0.40, 0.15, 0.05),
     (0.60, 0.30, 0.10, 0.00),
     (0.30, 0.40, 0.25, 0.05),
+    (0.05, 0.35, 0.45, 0.15),
 )
-POLICE_P = (0.45, 0.02, 0.95, 0.10, 0.70, 0.60)
+POLICE_P = (0.45, 0.02, 0.95, 0.10, 0.70, 0.60, 0.05)
 REPAIR_SHOPS = ("partner", "independent", "dealer")
 REPAIR_SHOP_COST = (0.88, 1.00, 1.25)
 BASE_CLAIM_RATE = 3.0  # expected claims per customer over the whole period
@@ -155,6 +163,22 @@ def hidden_risk(customers: int, seed: int = 42) -> np.ndarray:
     return risk
 
 
+def _ramp_end(shift_start: pd.Timestamp, end: pd.Timestamp) -> pd.Timestamp:
+    """Where the shift has built up fully: :data:`SHIFT_RAMP_MONTHS` in, or at the end."""
+    ramp_end: pd.Timestamp = min(end, shift_start + pd.DateOffset(months=SHIFT_RAMP_MONTHS))
+    return ramp_end
+
+
+def _rising_then_flat(u: np.ndarray, span: float, ramp: float) -> np.ndarray:
+    """Offsets in [0, span) from uniform draws ``u``: their density rises linearly over
+    [0, ramp), then stays flat (inverse transform sampling)."""
+    total = span - ramp / 2
+    mass = u * total
+    offsets: np.ndarray = np.where(mass <= ramp / 2, np.sqrt(2 * ramp * mass),
+                                   mass + ramp / 2)
+    return offsets
+
+
 def _event_times(rng: np.random.Generator, people: pd.DataFrame, risk: np.ndarray,
                  start: pd.Timestamp, end: pd.Timestamp, shift_start: pd.Timestamp
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -167,8 +191,10 @@ def _event_times(rng: np.random.Generator, people: pd.DataFrame, risk: np.ndarra
                              np.repeat(np.arange(len(people)), extra_n)])
     t0, t1, ts = start.value, end.value, shift_start.value
     base_t = t0 + rng.random(int(base_n.sum())) * (t1 - t0)
-    # extra claims grow over the shift period: density rises linearly towards the end
-    extra_t = ts + np.sqrt(rng.random(int(extra_n.sum()))) * (t1 - ts)
+    # extra claims grow over the shift's first months (their density rises linearly), then
+    # hold
+    ramp = _ramp_end(shift_start, end).value - ts
+    extra_t = ts + _rising_then_flat(rng.random(int(extra_n.sum())), t1 - ts, ramp)
     times = np.concatenate([base_t, extra_t]).astype(np.int64) // 1_000_000_000 * 1_000_000_000
     order = np.argsort(times, kind="stable")
     return owners[order], times[order]
@@ -182,11 +208,17 @@ def generate_claims(people: pd.DataFrame, seed: int = 42, start: pd.Timestamp = 
     risk = hidden_risk(len(people), seed)
     owner, times = _event_times(rng, people, risk, start, end, shift_start)
     n = len(owner)
-    shift = np.clip((times - shift_start.value) / (end.value - shift_start.value), 0.0, 1.0)
+    ramp_end = _ramp_end(shift_start, end)
+    shift = np.clip((times - shift_start.value) / (ramp_end.value - shift_start.value), 0.0, 1.0)
     elapsed_months = (times - start.value) / (end.value - start.value) * months
 
     type_p = ((1 - shift)[:, None] * np.asarray(CLAIM_TYPE_P)
               + shift[:, None] * np.asarray(CLAIM_TYPE_P_SHIFTED))
+    flood_start = shift_start + pd.DateOffset(months=FLOOD_ONSET_MONTHS)
+    if shift_months > FLOOD_ONSET_MONTHS:
+        flooded = times >= flood_start.value
+        type_p[flooded] *= 1 - FLOOD_SHARE
+        type_p[flooded, CLAIM_TYPES.index("flood")] = FLOOD_SHARE
     ctype = _pick(rng, type_p)
     severity = _pick(rng, np.asarray(SEVERITY_P)[ctype])
     p = people.iloc[owner]

@@ -12,13 +12,12 @@ window features never count a claim twice.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelyard.errors import StorageError
+from modelyard.demo.files import write_project_file
 from modelyard.features.definitions import FeatureGroup, Source
 from modelyard.features.discovery import load_definitions
 from modelyard.features.profiles import Profile, ProfileReport, report
@@ -39,33 +38,10 @@ def definitions_text() -> str:
     return resources.files("modelyard.demo").joinpath("claims_features.py").read_text("utf-8")
 
 
-def _free_backup(target: Path) -> Path:
-    n = 1
-    while (backup := target.with_name(f"{target.name}.bak{'' if n == 1 else n}")).exists():
-        n += 1
-    return backup
-
-
 def write_definitions(root: Path) -> tuple[Path, Path | None]:
     """Write ``root/features.py``; a different file already there is kept as ``.bak``.
     Returns the file and the backup made, if any."""
-    target = root / DEFINITIONS_FILE
-    text = definitions_text()
-    backup = None
-    partial = root / f".{DEFINITIONS_FILE}.partial"
-    try:
-        if target.exists():
-            if target.read_text("utf-8", errors="replace") == text:
-                return target, None
-            backup = _free_backup(target)
-            os.replace(target, backup)
-        partial.write_text(text, "utf-8")
-        os.replace(partial, target)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {target}: {exc.strerror or exc}",
-                           path=str(target)) from exc
-    return target, backup
+    return write_project_file(root, DEFINITIONS_FILE, definitions_text())
 
 
 def read_definitions(path: Path) -> list[AnyDefinition]:

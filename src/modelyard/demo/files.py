@@ -57,3 +57,31 @@ def fingerprint(files: list[DataFile]) -> str:
     for f in sorted(files, key=lambda f: f.name):
         digest.update(f"{f.name}:{f.sha256}\n".encode())
     return digest.hexdigest()
+
+
+def _free_backup(target: Path) -> Path:
+    n = 1
+    while (backup := target.with_name(f"{target.name}.bak{'' if n == 1 else n}")).exists():
+        n += 1
+    return backup
+
+
+def write_project_file(root: Path, name: str, text: str) -> tuple[Path, Path | None]:
+    """Write ``text`` to ``root/name`` atomically; a different file already there is kept as
+    ``name.bak`` (``.bak2``, ... when taken). Returns the file and the backup made, if any."""
+    target = root / name
+    backup = None
+    partial = root / f".{name}.partial"
+    try:
+        if target.exists():
+            if target.read_text("utf-8", errors="replace") == text:
+                return target, None
+            backup = _free_backup(target)
+            os.replace(target, backup)
+        partial.write_text(text, "utf-8")
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}",
+                           path=str(target)) from exc
+    return target, backup

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,7 +59,9 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
     config = config or DemoConfig()
     config.validate()
     require_sklearn()
-    console = console or Console()
+    # written to the stream of this moment: a pipeline run captures sys.stdout while it
+    # goes on, and the story's progress line stays on the terminal, out of the run's logs
+    console = console or Console(file=sys.stdout)
     began = time.perf_counter()
     clock = config.clock()
     path = config.path.expanduser().resolve()

@@ -15,6 +15,7 @@ interval it served in) to count the features the server really computed.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import math
@@ -22,7 +23,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -83,33 +84,23 @@ def claim_requests(claims: pd.DataFrame, start: pd.Timestamp, n: int, seed: int,
     return rows
 
 
-def serve_live(state: DemoState, progress: Callable[[str], None]) -> None:
-    """Serve production, send the requests from several clients, promote midway."""
-    outcome = LiveOutcome()
-    state.live = outcome
-    try:
-        import uvicorn
+@contextlib.contextmanager
+def running_server(state: DemoState) -> Iterator[int]:
+    """A real server of ``claims-model@production`` (the app ``modelyard serve`` runs, under
+    uvicorn on a free port of 127.0.0.1) that logs its answers, judges TTLs on the demo's
+    clock and swaps versions when the alias moves; yields its port. Raises ImportError when
+    the server extra is not installed."""
+    import uvicorn
 
-        from modelyard.server.app import create_app
-    except ImportError as exc:
-        outcome.skipped = f"serving needs the server extra ({exc.name} is not installed)"
-        return
+    from modelyard.server.app import create_app
     from modelyard.serving.metrics import ServingMetrics
     from modelyard.serving.service import ModelServer
 
-    yard, registry = state.yard, need(state.registry, "registry outcome")
-    current, successor = _versions(yard, registry)
-    if current is None or successor is None:
-        outcome.skipped = "the registry step left fewer than two versions to serve"
-        return
-    split, data = need(state.split, "split"), need(state.data, "data")
-    requests = claim_requests(data.claims, split.valid_end, REQUESTS, state.config.seed,
-                              filed_at=state.clock.now())
+    yard = state.yard
     server = ModelServer(yard, [f"{MODEL}@{ALIAS}"], poll_interval=0.2,
                          metrics=ServingMetrics(), sink=yard.prediction_log.log_answer,
                          failure_sink=yard.prediction_log.log_failure,
                          clock=state.clock.now)
-    progress("loading the champion")
     server.load_all()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -120,15 +111,46 @@ def serve_live(state: DemoState, progress: Callable[[str], None]) -> None:
     thread.start()
     try:
         _wait_ready(web)
-        progress(f"{len(requests)} requests by entity key from {CLIENTS} clients")
-        outcome.features_at = state.clock.now()
-        outcome.began = datetime.now(UTC)
-        _traffic(state, outcome, port, requests, current, successor, progress)
+        yield port
     finally:
         web.should_exit = True
         thread.join(timeout=30)
         sock.close()
         yard.prediction_log.flush(timeout=30)
+
+
+def ask(conn: http.client.HTTPConnection, row: dict[str, Any]) -> tuple[int, Any]:
+    """Send one claim by entity key; the HTTP status and the decoded answer."""
+    conn.request("POST", PATH, json.dumps({"entities": [row]}),
+                 {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def serve_live(state: DemoState, progress: Callable[[str], None]) -> None:
+    """Serve production, send the requests from several clients, promote midway."""
+    outcome = LiveOutcome()
+    state.live = outcome
+    missing = missing_server_module()
+    if missing is not None:
+        outcome.skipped = f"serving needs the server extra ({missing} is not installed)"
+        return
+    yard, registry = state.yard, need(state.registry, "registry outcome")
+    current, successor = _versions(yard, registry)
+    if current is None or successor is None:
+        outcome.skipped = "the registry step left fewer than two versions to serve"
+        return
+    split, data = need(state.split, "split"), need(state.data, "data")
+    requests = claim_requests(data.claims, split.valid_end, REQUESTS, state.config.seed,
+                              filed_at=state.clock.now())
+    progress("loading the champion")
+    try:
+        with running_server(state) as port:
+            progress(f"{len(requests)} requests by entity key from {CLIENTS} clients")
+            outcome.features_at = state.clock.now()
+            outcome.began = datetime.now(UTC)
+            _traffic(state, outcome, port, requests, current, successor, progress)
+    finally:
         outcome.ended = datetime.now(UTC)
     _count_computed(yard, outcome)
     state.parent.log_metrics({"serving_requests": outcome.requests,
@@ -137,6 +159,14 @@ def serve_live(state: DemoState, progress: Callable[[str], None]) -> None:
                               "serving_p99_ms": outcome.percentile(99),
                               "serving_lookups_found": outcome.statuses.get("found", 0),
                               "serving_days_since_computed": outcome.computed})
+
+
+def missing_server_module() -> str | None:
+    """The first library of the server extra that is not installed, if any."""
+    import importlib.util
+
+    return next((name for name in ("uvicorn", "starlette", "orjson")
+                 if importlib.util.find_spec(name) is None), None)
 
 
 def _versions(yard: Any, registry: Any) -> tuple[int | None, int | None]:
@@ -191,10 +221,7 @@ def _traffic(state: DemoState, outcome: LiveOutcome, port: int, requests: list[A
                 row = item
                 began = time.perf_counter()
                 try:
-                    conn.request("POST", PATH, json.dumps({"entities": [row]}),
-                                 {"Content-Type": "application/json"})
-                    response = conn.getresponse()
-                    body = json.loads(response.read())
+                    status, body = ask(conn, row)
                 except (OSError, http.client.HTTPException, ValueError) as exc:
                     with lock:
                         outcome.failures.append(f"{type(exc).__name__}: {exc}")
@@ -204,8 +231,8 @@ def _traffic(state: DemoState, outcome: LiveOutcome, port: int, requests: list[A
                 elapsed = (time.perf_counter() - began) * 1000
                 with lock:
                     outcome.requests += 1
-                    if response.status != 200 or body["predictions"][0] is None:
-                        outcome.failures.append(f"{response.status}: {body}")
+                    if status != 200 or body["predictions"][0] is None:
+                        outcome.failures.append(f"{status}: {body}")
                     else:
                         outcome.versions[body["version"]] += 1
                         outcome.statuses.update(body.get("status") or ["no status"])

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from modelyard.demo.data import ClaimsData
     from modelyard.demo.feature_store import Ingestion
     from modelyard.demo.files import DataFile
-    from modelyard.demo.monitoring import WatchOutcome
+    from modelyard.demo.monitoring import AfterOutcome, WatchOutcome
     from modelyard.demo.registry import RegistryOutcome
+    from modelyard.demo.retraining import RetrainOutcome
     from modelyard.demo.serving import LiveOutcome
     from modelyard.demo.training import CandidateResult, TimeSplit
     from modelyard.features.lookup import OnlineResult
@@ -106,6 +107,10 @@ class DemoState:
     registry: RegistryOutcome | None = None
     live: LiveOutcome | None = None
     watch: WatchOutcome | None = None
+    pipelines_file: Path | None = None
+    pipelines_backup: Path | None = None
+    retrain: RetrainOutcome | None = None
+    after: AfterOutcome | None = None
 
     @property
     def experiment(self) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from modelyard.demo import story
+from modelyard.demo import story, watch_story
 from modelyard.demo.candidates import default_candidates
 from modelyard.demo.data import generate
 from modelyard.demo.feature_store import (
@@ -23,9 +23,10 @@ from modelyard.demo.feature_store import (
     write_definitions,
 )
 from modelyard.demo.files import DATA_FOLDER, fingerprint, write_table
-from modelyard.demo.monitoring import watch_production
+from modelyard.demo.monitoring import watch_after, watch_production
 from modelyard.demo.online import serve_online
 from modelyard.demo.registry import manage_models
+from modelyard.demo.retraining import retrain
 from modelyard.demo.serving import serve_live
 from modelyard.demo.state import DemoState, need
 from modelyard.demo.training import (
@@ -134,5 +135,8 @@ def default_steps() -> list[Step]:
              story.tell_registry),
         Step("serving", "Serving the model", serve_live, story.tell_serving),
         Step("monitoring", "Watching production as the world drifts", watch_production,
-             story.tell_monitoring),
+             watch_story.tell_monitoring),
+        Step("retraining", "Retraining on the alert", retrain, watch_story.tell_retraining),
+        Step("after", "Watching the months after the retraining", watch_after,
+             watch_story.tell_after),
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,9 @@ from rich.text import Text
 from modelyard.demo.clock import DemoClock
 from modelyard.demo.feature_store import groups, profile_warnings
 from modelyard.demo.state import DemoConfig, DemoState, need
+from modelyard.demo.telling import say as _say
+from modelyard.demo.telling import shown as _shown
+from modelyard.demo.telling import size_text as _size
 from modelyard.demo.training import ROW_TIME
 from modelyard.features.definitions import Source
 from modelyard.features.request import RequestFeatureGroup
@@ -25,29 +27,6 @@ from modelyard.text_tables import listing, show
 
 if TYPE_CHECKING:
     from modelyard.demo.serving import LiveOutcome
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when it lies below it."""
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return str(path) if rel.startswith("..") else rel
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB"):
-        if size < 1024:
-            return f"{size:,.0f} B" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1024
-    return f"{size:,.1f} GB"
-
-
-def _say(console: Console, markup: str) -> None:
-    """A paragraph that wraps at the terminal's edge (not at 80 columns when piped)."""
-    console.print(markup, soft_wrap=True)
 
 
 def tell_intro(config: DemoConfig, root: Path, clock: DemoClock, cleared: list[str],
@@ -384,57 +363,6 @@ def _freshness(live: LiveOutcome) -> str:
     return text + "."
 
 
-def tell_monitoring(state: DemoState, console: Console) -> None:
-    from modelyard.demo.monitoring import RULES
-
-    watch = need(state.watch, "monitoring outcome")
-    console.print("[bold green]10. Monitoring[/]")
-    if watch.skipped:
-        _say(console, f"   Skipped: {escape(watch.skipped)}.\n")
-        return
-    _say(console, f"   {watch.logged:,} claims of the later months were scored by version "
-                  f"{watch.version} in one batch and logged as predictions made when each "
-                  "claim was filed (no client waited for them, so they carry no latency: "
-                  "service health counts them but measures latency on served requests only); "
-                  f"{watch.labelled:,} have settled, and their values came back as labels. "
-                  "Alert rules: "
-                  f"{escape(', '.join(RULES))}. One stored check per month:")
-    table = listing(None, ("month", "rows", "labels", "drifted features", "rmse", "vs reg.",
-                           "alerts"), wrap=("drifted features",),
-                    right=("rows", "labels", "rmse", "vs reg.", "alerts"))
-    for month in watch.months:
-        share = "" if month.drifted_share is None else f"{month.drifted_share:.0%}"
-        names = ", ".join(month.drifted[:3]) + (
-            f" +{len(month.drifted) - 3}" if len(month.drifted) > 3 else "")
-        drifted = f"{share} {names}".strip() or "-"
-        rmse = month.metrics.get("rmse")
-        change = "" if month.change is None else f"{month.change:+.1%}"
-        table.add_row(month.month, f"{month.rows:,}", f"{month.labelled:,}", Text(drifted),
-                      "-" if rmse is None else f"{rmse:,.0f}", change,
-                      str(len(month.alerts)) if month.alerts else "-")
-    show(table, console)
-    fired = [a for m in watch.months for a in m.alerts]
-    if fired:
-        _say(console, f"   Last alert: [yellow]{escape(fired[-1])}[/]" + (
-            f"; every alert was filed in {escape(_shown(Path(watch.inbox)))} by the "
-            "command notifier." if watch.inbox else "."))
-    for note in watch.notes:
-        _say(console, f"   {escape(note[0].upper() + note[1:])}.")
-    health = watch.health
-    if health.get("requests"):
-        latency = health.get("latency_ms") or {}
-        _say(console, f"   The serving step's live traffic, from the log (its own requests "
-                      "only, by the interval it served in): "
-                      f"{health['requests']:,} requests, {health['errors']} failed "
-                      f"({health['error_rate']:.1%}), p50 {latency.get('p50') or 0:.1f} ms, "
-                      f"p99 {latency.get('p99') or 0:.1f} ms.")
-    if watch.report:
-        _say(console, f"   Report: {escape(_shown(Path(watch.report)))} "
-                      f"({_size(Path(watch.report).stat().st_size)}); checks took "
-                      f"{watch.seconds:.1f} s.")
-    console.print()
-
-
 def _day(at_us: int) -> str:
     from datetime import UTC, datetime
 
@@ -470,6 +398,9 @@ def tell_outro(state: DemoState, seconds: float, console: Console) -> None:
         "  [bold]modelyard serve claims-model@production[/]\n"
         "  [bold]modelyard monitor history claims-model[/]\n"
         "  [bold]modelyard monitor alerts claims-model[/]\n"
+        "  [bold]modelyard pipelines runs[/]\n"
+        "  [bold]modelyard models why claims-model@production[/]\n"
+        "  [bold]modelyard models reproduce claims-model@production[/]\n"
         "Edit features.py, then [bold]modelyard features plan[/] shows what "
         "[bold]modelyard features apply[/] would change.\n"
         "In Python:\n"

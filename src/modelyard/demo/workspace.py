@@ -4,7 +4,7 @@ A folder an earlier demo made (it holds the marker :data:`MARKER`, or, from olde
 ``modelyard.toml`` beside the demo's two data files) is cleared first: its embedded store
 (``.modelyard/``: runs, models, feature tables, online store, prediction log), the data
 files, the monitoring report and the alert inbox. ``modelyard.toml`` and any other file stay;
-an edited ``features.py`` is kept as ``features.py.bak`` when the demo writes its own. A
+an edited ``features.py`` or ``pipelines.py`` is kept as ``.bak`` when the demo writes its own. A
 folder holding anything else is refused, so the demo never clears a project it did not make.
 
 Stores configured outside the folder (``MODELYARD_URI`` and friends) are not cleared; the

@@ -71,6 +71,14 @@ class PipelineService:
         applying.validate(pipelines, self.store, self.services, self._monitoring)
         return pipelines
 
+    def _labels_of(self, model: str, rule: str) -> set[str]:
+        """What alerts call the rules of ``model`` that ``rule`` names by name, condition or
+        text (apply accepts all three; an alert carries the rule's label)."""
+        if self._monitoring is None:
+            return {rule}
+        rules, _ = self._monitoring().rules(model)
+        return {rule} | {r.label for r in rules if rule in (r.label, r.condition, r.text())}
+
     def plan(self, targets: Sequence[Target] | Target | None = None) -> list[PipelineChange]:
         """What :meth:`apply` would store (nothing is written)."""
         return applying.plan(self._checked(targets), self.store)
@@ -165,7 +173,7 @@ class PipelineService:
         if not alerts:
             return []
         self._probation(alerts)
-        return triggering.on_alerts(self.store, alerts)
+        return triggering.on_alerts(self.store, alerts, self._labels_of)
 
     def _probation(self, alerts: Sequence[AlertRecord]) -> builtins.list[DecisionRecord]:
         """Roll back versions on probation that critical alerts fired on (see

@@ -55,9 +55,13 @@ def after_success(store: PipelineStore, run: PipelineRunRecord) -> list[Pipeline
                 queued.append(store.enqueue(new)[0])
     return queued
 
-def on_alerts(store: PipelineStore, alerts: Sequence[AlertRecord]) -> list[PipelineRunRecord]:
+def on_alerts(store: PipelineStore, alerts: Sequence[AlertRecord],
+              labels_of: Callable[[str, str], set[str]] | None = None
+              ) -> list[PipelineRunRecord]:
     """Queue the pipelines whose alert triggers match fired alerts: one run per
-    pipeline, collapsed into a live or recent run within the trigger's cooldown."""
+    pipeline, collapsed into a live or recent run within the trigger's cooldown.
+    ``labels_of(model, rule)`` gives the labels alerts carry for a rule a trigger names (by
+    name, condition or text, as apply accepts); without it the names are compared as given."""
     queued = []
     for record in store.list_pipelines():
         matched: list[AlertRecord] = []
@@ -68,8 +72,10 @@ def on_alerts(store: PipelineStore, alerts: Sequence[AlertRecord]) -> list[Pipel
             trigger = OnAlert(spec.get("model"), spec.get("rule"),
                               spec.get("cooldown", "1h"))
             model = trigger.model or record.spec["model"]
+            named = None if trigger.rule is None else (
+                labels_of(model, trigger.rule) if labels_of is not None else {trigger.rule})
             hits = [a for a in alerts if a.model == model
-                    and (trigger.rule is None or trigger.rule == a.rule)]
+                    and (named is None or a.rule in named)]
             if hits:
                 matched += [a for a in hits if a not in matched]
                 cooldown_ms = max(cooldown_ms, trigger.cooldown_ms)
@@ -82,6 +88,7 @@ def on_alerts(store: PipelineStore, alerts: Sequence[AlertRecord]) -> list[Pipel
         found, _ = store.enqueue(run, collapse_since_ms=now_ms() - cooldown_ms)
         queued.append(found)
     return queued
+
 
 def fire_due(store: PipelineStore, now: datetime | None = None) -> list[PipelineRunRecord]:
     """Queue each schedule's latest due time not queued yet (once, however many
