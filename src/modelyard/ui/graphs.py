@@ -11,7 +11,7 @@ from html import escape
 
 __all__ = ["Node", "layered_graph"]
 
-BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 150, 40, 46, 14, 10
+BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 136, 40, 36, 14, 10  # 7 columns fit in 1,200 px
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Node:
     link: str | None = None
 
 
-def _cut(text: str, limit: int = 20) -> str:
+def _cut(text: str, limit: int = 18) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
