@@ -169,7 +169,8 @@ def test_every_page_loads_with_no_console_error_and_no_failed_request(ui: Watche
     pages = {"overview": "/", "runs": "/runs", "run": run_link, "models": "/models",
              "model": f"/models/{MODEL}", "promote-preview": f"/models/{MODEL}/promote?version=2",
              "monitoring": "/monitoring", "drift": f"/monitoring/{MODEL}", "report": report,
-             "features": "/features", "feature-group": "/features?group=claim_history"}
+             "features": "/features", "feature-group": "/features?group=claim_history",
+             "pipelines": "/pipelines"}
     for name, path in pages.items():
         answer = ui.go(path)
         assert answer is not None and answer.status == 200, path

@@ -129,8 +129,9 @@ def test_compare_three_runs_shows_differing_params_and_overlays(web: Any,
     assert "Params that differ <small>(1; 1 the same)" in page.text
     differing = page.text.split('class="diff"', 1)[1].split("</table>", 1)[0]
     assert "max_depth" in differing and "learning_rate" not in differing
-    assert page.text.count("<polyline") == 3
-    assert "depth-13 (" in page.text  # in the legend
+    overlay = page.text.split('id="h-overlay"', 1)[1]
+    assert overlay.count("<polyline") == 3
+    assert "depth-13 (" in overlay  # in the legend
     one = web.get("/compare", params={"run": ids[0]})
     assert one.status_code == 422 and "at least two runs" in one.text
 

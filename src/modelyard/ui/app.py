@@ -25,7 +25,7 @@ from modelyard.client import Yard
 from modelyard.errors import ModelyardError
 from modelyard.ui.auth import Authorize, allow_all
 from modelyard.ui.pages import UiState, page
-from modelyard.ui.views import features, home, models, monitoring, runs
+from modelyard.ui.views import features, home, models, monitoring, pipelines, runs
 
 __all__ = ["ui_app", "ui_routes"]
 
@@ -35,7 +35,7 @@ logger = logging.getLogger("modelyard.ui")
 def ui_routes(state: UiState) -> list[BaseRoute]:
     """Every route of the UI, its static files included."""
     return [*home.routes(), *runs.routes(), *models.routes(), *monitoring.routes(),
-            *features.routes(),
+            *features.routes(), *pipelines.routes(),
             Mount("/static", app=StaticFiles(packages=[("modelyard.ui", "static")]),
                   name="static")]
 

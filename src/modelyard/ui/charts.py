@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
-__all__ = ["MAX_POINTS", "Series", "line_chart", "nice_ticks"]
+__all__ = ["MAX_POINTS", "Series", "histogram_chart", "line_chart", "nice_ticks"]
 
 MAX_POINTS = 1_000
 COLOURS = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7d8c",
@@ -152,3 +152,35 @@ def line_chart(series: Sequence[Series], *, x_label: str, y_label: str = "",
         f'{_dash(DASHES[i % len(DASHES)])}/></svg> {escape(name)}</li>'
         for i, (name, _) in enumerate(reduced))
     return f'<figure class="chart-box">{"".join(parts)}<ul class="legend">{legend}</ul></figure>'
+
+
+def histogram_chart(edges: Sequence[float], counts: Sequence[int], *, title: str,
+                    width: int = 360, height: int = 150) -> str:
+    """Bars of ``counts`` over the bins ``edges`` (one more edge than counts), each bar
+    titled with its range and count."""
+    label = escape(title)
+    if len(edges) != len(counts) + 1 or not counts:
+        return f'<p class="empty" role="note">No histogram for {label}.</p>'
+    left, right, top, bottom = 44, 8, 8, 28
+    plot_w, plot_h = width - left - right, height - top - bottom
+    tallest = max(counts) or 1
+    bar_w = plot_w / len(counts)
+    parts = [f'<svg class="chart histogram" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-label="{label}"><title>{label}</title>']
+    for tick in nice_ticks(0, tallest, 3):
+        y = top + plot_h - tick / tallest * plot_h
+        parts.append(f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" '
+                     f'y2="{y:.1f}"/><text class="tick" x="{left - 4}" y="{y + 4:.1f}" '
+                     f'text-anchor="end">{escape(_label(tick, False, 0))}</text>')
+    for i, count in enumerate(counts):
+        h = count / tallest * plot_h
+        parts.append(f'<rect class="bar" x="{left + i * bar_w + 0.5:.1f}" '
+                     f'y="{top + plot_h - h:.1f}" width="{max(bar_w - 1, 0.5):.1f}" '
+                     f'height="{h:.1f}" fill="{COLOURS[0]}"><title>'
+                     f'{escape(_label(edges[i], False, 0))} to '
+                     f'{escape(_label(edges[i + 1], False, 0))}: {count}</title></rect>')
+    for value, anchor, x in ((edges[0], "start", left), (edges[-1], "end", left + plot_w)):
+        parts.append(f'<text class="tick" x="{x}" y="{top + plot_h + 16}" '
+                     f'text-anchor="{anchor}">{escape(_label(value, False, 0))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,5 +1,7 @@
 """The feature store: entities, sources with their commits, feature groups with their
-versions and features, online freshness, and a training set's record."""
+versions and features (expectations and PII tags), the diff between two versions, the
+profile of a group's source with histograms, online freshness, and a training set's
+record."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from modelyard.errors import InvalidInputError, ModelyardError
+from modelyard.features.profiles import Profile
+from modelyard.ui.charts import histogram_chart
+from modelyard.ui.definition_diff import diff_specs
 from modelyard.ui.pages import page, state_of
 
 
@@ -42,12 +47,53 @@ def features_page(request: Request) -> Response:
             if chosen is None:
                 raise InvalidInputError(f"feature group {group!r} has no version {wanted!r}",
                                         field="version")
+    detail = _group_detail(features, chosen, versions, q.get("against"), q.get("commit"))
     training_set = None
     if q.get("training_set"):
         training_set = features.get_training_set(q["training_set"])
     return page(request, "features.html", section="features", by_kind=by_kind,
                 commits=commits, freshness=freshness, online_error=online_error,
-                group=group, versions=versions, chosen=chosen, training_set=training_set)
+                group=group, versions=versions, chosen=chosen, training_set=training_set,
+                **detail)
+
+
+def _group_detail(features: Any, chosen: Any, versions: list[Any], against: str | None,
+                  commit: str | None) -> dict[str, Any]:
+    """The diff of the chosen version against another (``against=N``, default: the one
+    before it), and the profile of its source's newest commit (or ``commit=ID``) with a
+    histogram per numeric column."""
+    if chosen is None:
+        return {"diff": None, "base": None, "profile": None, "histograms": {},
+                "profile_commit": None}
+    base = None
+    if against:
+        base = next((v for v in versions if str(v.version) == against), None)
+        if base is None:
+            raise InvalidInputError(f"feature group {chosen.name!r} has no version "
+                                    f"{against!r} to compare with", field="against")
+    else:
+        base = next((v for v in reversed(versions) if v.version < chosen.version), None)
+    diff = diff_specs(base.spec, chosen.spec) if base is not None else None
+    source = chosen.spec.get("source")
+    name = source.get("name") if isinstance(source, dict) else None
+    found = [c for c in (features.commits(name) if name else [])
+             if c.operation == "ingest"]
+    profile = picked = None
+    histograms: dict[str, str] = {}
+    if found:
+        picked = next((c for c in found if c.commit_id == commit), None) if commit \
+            else found[-1]
+        if picked is None:
+            raise InvalidInputError(f"source {name!r} has no commit {commit!r}",
+                                    field="commit")
+        profile = Profile.from_dict(features.commit_profile(name, picked.commit_id))
+        for column, summary in profile.columns.items():
+            if summary.histogram is not None:
+                histograms[column] = histogram_chart(
+                    summary.histogram.edges, summary.histogram.counts,
+                    title=f"{column}: values at commit {picked.commit_id[:12]}")
+    return {"diff": diff, "base": base, "profile": profile, "histograms": histograms,
+            "profile_commit": picked}
 
 
 def routes() -> list[BaseRoute]:

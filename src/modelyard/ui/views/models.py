@@ -21,6 +21,7 @@ from modelyard.backends.metadata.registry import GateReportRecord, VersionRecord
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
 from modelyard.ui.auth import Action
 from modelyard.ui.pages import UiState, form, href, page, state_of
+from modelyard.ui.views.model_extras import evaluation_plot, extras
 
 MAX_REASON = 500
 
@@ -41,7 +42,8 @@ def _version_param(text: str | None, field: str = "version") -> int | None:
     return int(text)
 
 
-def _model_context(state: UiState, name: str, version: int | None) -> dict[str, Any]:
+def _model_context(request: Request, state: UiState, name: str, version: int | None
+                   ) -> dict[str, Any]:
     registry = state.yard.models
     model = registry.get_model(name)
     versions = registry.versions(name)
@@ -68,7 +70,8 @@ def _model_context(state: UiState, name: str, version: int | None) -> dict[str, 
             "history": list(reversed(registry.history(name))), "focus": focus,
             "reports": list(reversed(reports)), "evaluations": evaluations,
             "lineage": lineage, "latest_reports": latest, "decisions": decisions,
-            "pending": [d for d in decisions if d.decision == "pending"]}
+            "pending": [d for d in decisions if d.decision == "pending"],
+            **extras(request, state, name, lineage)}
 
 
 def model_page(request: Request) -> Response:
@@ -77,7 +80,7 @@ def model_page(request: Request) -> Response:
     version = _version_param(request.query_params.get("version"))
     return page(request, "model.html", section="models", error=None,
                 notice=request.query_params.get("notice", ""),
-                **_model_context(state, name, version))
+                **_model_context(request, state, name, version))
 
 
 def promote_preview(request: Request) -> Response:
@@ -165,7 +168,7 @@ async def _act(request: Request, state: UiState, action: Action, name: str, act:
         state.allow(request, action)
         done = await run_in_threadpool(act)
     except ModelyardError as exc:
-        context = await run_in_threadpool(_model_context, state, name, None)
+        context = await run_in_threadpool(_model_context, request, state, name, None)
         return page(request, "model.html", section="models", status=exc.http_status,
                     error=exc, notice="", **context)
     return _back(request, name, said(done))
@@ -178,6 +181,8 @@ def _back(request: Request, name: str, notice: str) -> Response:
 def routes() -> list[BaseRoute]:
     return [Route("/models", models_list, name="models"),
             Route("/models/{name}", model_page, name="model"),
+            Route("/models/{name}/versions/{version}/plots/{dataset}/{file}",
+                  evaluation_plot),
             Route("/models/{name}/promote", promote_preview, methods=["GET"]),
             Route("/models/{name}/promote", promote, methods=["POST"]),
             Route("/models/{name}/rollback", rollback, methods=["POST"]),

@@ -1,6 +1,7 @@
 """Monitoring: the monitored models with their latest check and the recent alerts; one
-model's checks over time (drift per feature as a grid and as a chart, performance, alerts
-and their deliveries); and each stored check's HTML report."""
+model's checks over time (drift per feature as a grid and as a chart, data quality,
+performance as measured and as estimated before labels, alerts and their deliveries); and
+each stored check's HTML report."""
 
 from __future__ import annotations
 
@@ -51,10 +52,12 @@ def model_monitoring(request: Request) -> Response:
     monitoring = yard.monitoring
     history = monitoring.history(name, limit=WINDOWS)
     drift: dict[str, dict[str, dict[str, Any]]] = {}  # column -> result id -> its drift row
+    quality: dict[str, dict[str, Any] | None] = {}  # result id -> its quality section
     for summary in history:
         result = monitoring.get_result(summary["result_id"])
         for row in (result.get("drift") or {}).get("columns", []):
             drift.setdefault(row["column"], {})[summary["result_id"]] = row
+        quality[summary["result_id"]] = result.get("quality")
     latest = history[-1]["result_id"] if history else None
     features = sorted(drift, key=lambda c: (
         -float((drift[c].get(latest or "") or {}).get("statistic") or 0)
@@ -82,11 +85,60 @@ def model_monitoring(request: Request) -> Response:
             x_label="window end (UTC)", y_label="drifted share", time_axis=True,
             title="share of drifted columns per window")
     metric_names = sorted({k for s in history for k in (s.get("metrics") or {})})
+    performance = performance_chart(history, request.query_params.get("metric") or None)
     return page(request, "monitoring_model.html", section="monitoring", name=name,
+                quality=quality, quality_chart=quality_chart(history, quality),
+                **performance,
                 history=list(reversed(history)), windows=history, drift=drift,
                 features=features, feature=feature, chart=chart, share_chart=share_chart,
                 metric_names=metric_names, alerts=monitoring.alerts(name, limit=50),
                 window_end=_window_end)
+
+
+def performance_chart(history: list[dict[str, Any]], metric: str | None) -> dict[str, Any]:
+    """One metric over the windows: as measured where labels arrived, and as estimated
+    from the model's confidence (before they do); ``metric`` None: the first there is."""
+    measured = sorted({k for s in history for k in (s.get("metrics") or {})})
+    estimated = sorted({k for s in history for k in (s.get("estimated") or {})})
+    choices = sorted(set(measured) | set(estimated))
+    if metric is not None and metric not in choices:
+        raise InvalidInputError(f"no check measured or estimated {metric!r} (there are: "
+                                f"{', '.join(choices) or 'none'})", field="metric")
+    chosen = metric or next(iter(measured or estimated), None)
+    chart = ""
+    if chosen is not None:
+        xs = [_epoch(_window_end(s)) for s in history]
+        chart = line_chart(
+            [Series(f"{chosen} (measured)", xs,
+                    [_number((s.get("metrics") or {}).get(chosen)) for s in history]),
+             Series(f"{chosen} (estimated)", xs,
+                    [_number((s.get("estimated") or {}).get(chosen)) for s in history])],
+            x_label="window end (UTC)", y_label=chosen, time_axis=True,
+            title=f"{chosen} per window")
+    return {"metric_choices": choices, "metric": chosen, "performance_chart": chart,
+            "estimated_names": estimated}
+
+
+def quality_chart(history: list[dict[str, Any]],
+                  quality: dict[str, dict[str, Any] | None]) -> str:
+    """The worst column's missing share and out-of-range share per window."""
+    def worst(summary: dict[str, Any], key: str) -> float:
+        section = quality.get(summary["result_id"])
+        if not section:
+            return float("nan")
+        values = [float(c[key]) for c in section.get("columns", [])
+                  if isinstance(c.get(key), (int, float))]
+        return max(values, default=0.0)
+
+    if not any(quality.values()):
+        return ""
+    xs = [_epoch(_window_end(s)) for s in history]
+    return line_chart([Series("missing share (worst column)", xs,
+                              [worst(s, "missing_share") for s in history]),
+                       Series("out-of-range share (worst column)", xs,
+                              [worst(s, "out_of_range_share") for s in history])],
+                      x_label="window end (UTC)", y_label="share of rows", time_axis=True,
+                      title="data quality per window")
 
 
 def report(request: Request) -> Response:

@@ -22,6 +22,7 @@ from modelyard.errors import (
 from modelyard.tracking.filters import parse_order_by
 from modelyard.ui.charts import Series, line_chart
 from modelyard.ui.pages import page, state_of
+from modelyard.ui.parallel import Line, parallel_coordinates
 from modelyard.ui.runs_table import Column, default_columns, order_text, parse_columns
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -232,8 +233,16 @@ def compare(request: Request) -> Response:
                   for r in runs if metric in r.metrics]
         chart = line_chart(series, x_label=_axis_label(axis), y_label=metric,
                            time_axis=axis == "time", title=f"{metric} by {axis}")
+    parallel = parallel_coordinates(
+        [*differing, *([metric] if metric else [])],
+        [Line(f"{r.info.name} ({r.info.run_id[:8]})",
+              {**{k: r.params.get(k) for k in differing},
+               **({metric: r.metrics[metric].value}
+                  if metric is not None and metric in r.metrics else {})})
+         for r in runs], title=f"params that differ and {metric or 'no metric'}")
     return page(request, "compare.html", section="runs", runs=runs, differing=differing,
                 same=same, metric_keys=metric_keys, metric=metric, axis=axis, chart=chart,
+                parallel=parallel,
                 columns=[Column("metric", k) for k in metric_keys])
 
 
