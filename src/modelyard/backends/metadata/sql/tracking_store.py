@@ -303,8 +303,8 @@ class SqlTrackingStore(TrackingStore):
     def run_keys(self, experiment_ids: Sequence[int] = ()) -> dict[Entity, list[str]]:
         found: dict[Entity, list[str]] = {}
         with self._read() as conn:
-            for entity, table in (("metric", t.latest_metrics), ("param", t.params)):
-                found[entity] = _distinct_keys(conn, table, experiment_ids)
+            found["metric"] = _distinct_keys(conn, t.latest_metrics, experiment_ids)
+            found["param"] = _distinct_keys(conn, t.params, experiment_ids)
             stmt = sa.select(t.tags.c.key).distinct()  # tags have no index on key alone
             if experiment_ids:
                 stmt = stmt.where(t.tags.c.run_id.in_(
