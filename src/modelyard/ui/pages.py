@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -54,12 +55,13 @@ class UiState:
         self.authorize(request, action)
 
 
-def asset_tag() -> str:
-    """A digest of the static files, put in their links (``?v=``): a browser may then
-    keep them (see ``app.CachedAssets``) and still fetches new ones after an upgrade."""
+def asset_tag(folder: Traversable | None = None) -> str:
+    """A digest of the static files (those of ``folder``, default the package's), put in
+    their links (``?v=``): a browser may then keep them (see ``app.CachedAssets``) and
+    still fetches new ones after an upgrade."""
     digest = hashlib.sha256()
-    for item in sorted(files("modelyard.ui").joinpath("static").iterdir(),
-                       key=lambda entry: entry.name):
+    where = folder if folder is not None else files("modelyard.ui").joinpath("static")
+    for item in sorted(where.iterdir(), key=lambda entry: entry.name):
         if item.is_file():
             digest.update(item.name.encode() + b"\0" + item.read_bytes())
     return digest.hexdigest()[:12]
