@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from modelyard.client import Yard
 from modelyard.errors import ModelyardError
@@ -36,8 +37,20 @@ def ui_routes(state: UiState) -> list[BaseRoute]:
     """Every route of the UI, its static files included."""
     return [*home.routes(), *runs.routes(), *models.routes(), *monitoring.routes(),
             *features.routes(), *pipelines.routes(),
-            Mount("/static", app=StaticFiles(packages=[("modelyard.ui", "static")]),
+            Mount("/static", app=CachedAssets(packages=[("modelyard.ui", "static")]),
                   name="static")]
+
+
+class CachedAssets(StaticFiles):
+    """The static files; those asked for with the digest the pages link them by (``?v=``,
+    see ``pages.asset_tag``) may be kept by the browser for a day without asking again,
+    so that loading a page costs one request, not three."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code == 200 and b"v=" in scope.get("query_string", b""):
+            response.headers["Cache-Control"] = "public, max-age=86400, immutable"
+        return response
 
 
 def ui_app(yard: Yard, *, authorize: Authorize = allow_all,

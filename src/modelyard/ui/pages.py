@@ -3,7 +3,10 @@ rendering a page, links that keep state in the URL, and reading a posted form.""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -41,7 +44,7 @@ class UiState:
             trim_blocks=True, lstrip_blocks=True)
         self.templates.filters.update(num=fmt.number, when=fmt.when, size=fmt.size)
         self.templates.globals.update(href=href, with_params=with_params,
-                                      duration=fmt.duration)
+                                      duration=fmt.duration, asset_tag=asset_tag())
 
     def allow(self, request: Request, action: Action) -> None:
         """Refuse a cross-site post, then ask the authorize hook (which raises to refuse)."""
@@ -50,6 +53,18 @@ class UiState:
             raise CrossSiteError(f"the {action} form was posted from {origin}, not from "
                                  "this UI; open the page here and submit it again")
         self.authorize(request, action)
+
+
+def asset_tag(folder: Traversable | None = None) -> str:
+    """A digest of the static files (those of ``folder``, default the package's), put in
+    their links (``?v=``): a browser may then keep them (see ``app.CachedAssets``) and
+    still fetches new ones after an upgrade."""
+    digest = hashlib.sha256()
+    where = folder if folder is not None else files("modelyard.ui").joinpath("static")
+    for item in sorted(where.iterdir(), key=lambda entry: entry.name):
+        if item.is_file():
+            digest.update(item.name.encode() + b"\0" + item.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def state_of(request: Request) -> UiState:

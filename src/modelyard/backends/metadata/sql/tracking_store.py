@@ -338,14 +338,14 @@ class SqlTrackingStore(TrackingStore):
     def run_keys(self, experiment_ids: Sequence[int] = ()) -> dict[Entity, list[str]]:
         found: dict[Entity, list[str]] = {}
         with self._read() as conn:
-            for entity, table in (("metric", t.latest_metrics), ("param", t.params),
-                                  ("tag", t.tags)):
-                stmt = sa.select(table.c.key).distinct()
-                if experiment_ids:
-                    stmt = stmt.where(table.c.run_id.in_(
-                        sa.select(t.runs.c.run_id).where(
-                            t.runs.c.experiment_id.in_(list(experiment_ids)))))
-                found[entity] = sorted(str(k) for (k,) in _plain_rows(conn, stmt))  # type: ignore[index]
+            found["metric"] = _distinct_keys(conn, t.latest_metrics, experiment_ids)
+            found["param"] = _distinct_keys(conn, t.params, experiment_ids)
+            stmt = sa.select(t.tags.c.key).distinct()  # tags have no index on key alone
+            if experiment_ids:
+                stmt = stmt.where(t.tags.c.run_id.in_(
+                    sa.select(t.runs.c.run_id).where(
+                        t.runs.c.experiment_id.in_(list(experiment_ids)))))
+            found["tag"] = sorted(str(k) for (k,) in _plain_rows(conn, stmt))
         return found
 
     def _load_details(self, conn: Connection, infos: list[RunInfo]) -> list[RunRecord]:
@@ -368,6 +368,25 @@ class SqlTrackingStore(TrackingStore):
         return [
             RunRecord(i, params[i.run_id], tags[i.run_id], metrics[i.run_id]) for i in infos
         ]
+
+
+def _distinct_keys(conn: Connection, table: sa.Table, experiment_ids: Sequence[int]
+                   ) -> list[str]:
+    """The keys of ``table`` that runs of these experiments (all runs: none given) have,
+    in order. A skip scan on the table's index led by ``key``: one index probe per distinct
+    key (then one probe of the experiment's runs), instead of reading every row; the runs
+    page asks this on every load, over tables of a few rows per run."""
+    name = table.name
+    sql = (f"WITH RECURSIVE k(key) AS (SELECT MIN(key) FROM {name} UNION ALL "
+           f"SELECT (SELECT MIN(key) FROM {name} WHERE key > k.key) FROM k "
+           "WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL")
+    stmt = sa.text(sql)
+    if experiment_ids:
+        stmt = sa.text(
+            sql + f" AND EXISTS (SELECT 1 FROM {name} x JOIN runs r ON r.run_id = x.run_id "
+            "WHERE x.key = k.key AND r.experiment_id IN :ids)"
+        ).bindparams(sa.bindparam("ids", [int(i) for i in experiment_ids], expanding=True))
+    return sorted(str(k) for (k,) in _plain_rows(conn, stmt))
 
 
 def _plain_rows(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
