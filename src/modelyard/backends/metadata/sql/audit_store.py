@@ -1,5 +1,5 @@
 """The hash-chained audit log on SQLAlchemy (SQLite and PostgreSQL): tables ``audit_log``
-and ``audit_head`` (migration 0014).
+and ``audit_head`` (migration 0013).
 
 Appending is serialized on the head row: PostgreSQL locks it (``SELECT ... FOR UPDATE``),
 SQLite holds its write lock from ``BEGIN IMMEDIATE``. The new entries and the head move in

@@ -1,5 +1,5 @@
 """Users, API tokens and role grants on SQLAlchemy (SQLite and PostgreSQL): tables
-``users``, ``api_tokens`` and ``role_grants`` (migration 0014)."""
+``users``, ``api_tokens`` and ``role_grants`` (migration 0013)."""
 
 from __future__ import annotations
 

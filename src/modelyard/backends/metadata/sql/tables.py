@@ -420,7 +420,7 @@ pipeline_decisions = Table(
     Column("decided_at_ms", BigInteger, nullable=True),
     Column("reason", Text, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
-    Column("shadow", Text, nullable=True),  # JSON: the shadow trial (migration 0013)
+    Column("shadow", Text, nullable=True),  # JSON: the shadow trial (migration 0015)
     Index("ix_pipeline_decisions_model_version", "model", "version"),
 )
 
@@ -462,7 +462,7 @@ write_repairs = Table(
     Column("repaired_at", BigInteger, nullable=False),
 )
 
-# --- security (migration 0014) -----------------------------------------------------------------
+# --- security (migration 0013) -----------------------------------------------------------------
 
 users = Table(
     "users",
@@ -526,7 +526,7 @@ audit_head = Table(  # one row: the last entry's seq and hash (0 and the genesis
     Column("hash", String(64), nullable=False),
 )
 
-# --- serving replicas (migration 0016) ----------------------------------------------------------
+# --- serving replicas (migration 0014) ----------------------------------------------------------
 
 serving_replicas = Table(
     "serving_replicas",

@@ -1,14 +1,14 @@
 """Serving replicas: live model servers and the versions they serve (their heartbeats).
 
-Revision ID: 0016
-Revises: 0014
+Revision ID: 0014
+Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0014"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """Security: users, their API tokens (hashed), role grants, and the hash-chained audit log.
 
-Revision ID: 0014
+Revision ID: 0013
 Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None

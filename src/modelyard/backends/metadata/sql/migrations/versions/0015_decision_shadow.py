@@ -1,15 +1,15 @@
 """Decisions: the shadow (or canary) trial of a candidate under the ``shadow`` policy, with
 its live comparison against the champion, kept as JSON beside the decision.
 
-Revision ID: 0013
-Revises: 0016
+Revision ID: 0015
+Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0016"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
