@@ -140,8 +140,9 @@ def _valid_number(value: Any) -> bool:
 
 
 def _valid_v1(body: Any) -> bool:
-    """An oracle for the instances path: every row exactly the inputs, each in its domain."""
-    if not isinstance(body, dict) or set(body) != {"instances"}:
+    """An oracle for the instances path: every row exactly the inputs, each in its domain
+    (``parameters`` is reserved: any value, ignored)."""
+    if not isinstance(body, dict) or set(body) - {"parameters"} != {"instances"}:
         return False
     rows = body["instances"]
     return isinstance(rows, list) and bool(rows) and all(
