@@ -28,15 +28,15 @@ def val(at: int, body: str = "") -> bytes:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def online_store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'online.db'}"
     return f"{REDIS_URL}?prefix={request.getfixturevalue('redis_prefix')}"
 
 
 @pytest.fixture
-def store(store_uri: str) -> Iterator[OnlineStore]:
-    s = online_store_from_uri(store_uri)
+def store(online_store_uri: str) -> Iterator[OnlineStore]:
+    s = online_store_from_uri(online_store_uri)
     try:
         yield s
     finally:
@@ -308,12 +308,12 @@ def test_sqlite_store_works_from_several_threads(tmp_path: Path) -> None:
 
 # --- concurrent writers -------------------------------------------------------------------
 
-def test_two_processes_writing_the_same_keys(store_uri: str, tmp_path: Path) -> None:
+def test_two_processes_writing_the_same_keys(online_store_uri: str, tmp_path: Path) -> None:
     keys, rounds = 1_500, 4
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     procs = [subprocess.Popen(
-        [sys.executable, str(WRITER), store_uri, "race@v1", name, str(keys), str(rounds),
+        [sys.executable, str(WRITER), online_store_uri, "race@v1", name, str(keys), str(rounds),
          str(seed), str(barrier)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for seed, name in enumerate(["a", "b"])]
     try:
@@ -335,7 +335,7 @@ def test_two_processes_writing_the_same_keys(store_uri: str, tmp_path: Path) -> 
     written = sum(json.loads(out.strip().splitlines()[-1])["written"] for out, _ in outputs)
     assert written >= keys  # at least the last value of every key
 
-    store = online_store_from_uri(store_uri)
+    store = online_store_from_uri(online_store_uri)
     try:
         got = store.read([("race@v1", [f"k{i}" for i in range(keys)])])[0]
         assert store.count("race@v1") == keys
