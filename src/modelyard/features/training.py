@@ -4,8 +4,9 @@ For every spine row and every feature, the value is the latest one whose event t
 before the row's timestamp (within the group's TTL), ties on event time broken by ingestion
 time; window features aggregate the entity's history up to the row's timestamp; with
 ``as_of`` only rows ingested by then are seen. The engine reads the tables and does the joins;
-this module tells it which table versions and feature expressions, and records the lineage: the :class:`TrainingSet` id is a hash of the feature
-versions, the table commits and the spine.
+this module tells it which table versions and feature expressions, and records the lineage:
+the :class:`TrainingSet` id is a hash of the feature versions, the table commits and the
+spine.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ class SparkEngine(OfflineEngine):
             try:
                 with _quiet():
                     self._session = SparkSession.builder.remote(self.remote).getOrCreate()
-            except Exception as exc:  # noqa: BLE001 - grpc and pyspark raise many kinds
+            except Exception as exc:  # grpc and pyspark raise many kinds
                 raise StorageError(
                     f"cannot reach the Spark Connect server at {self.remote}: "
                     f"{_first_line(exc)}") from exc
@@ -158,7 +158,7 @@ class SparkEngine(OfflineEngine):
                         out = out.append_column(name, found[name])
         except (ConfigurationError, InvalidDefinitionError, StorageError):
             raise
-        except Exception as exc:  # noqa: BLE001 - the server's errors come in many classes
+        except Exception as exc:  # the server's errors come in many classes
             raise _server_error(exc, groups) from exc
         return out
 
@@ -216,7 +216,7 @@ class _Group:
     def _read(self, spark: SparkSession) -> DataFrame:
         from pyspark.sql import functions as F
 
-        group, source = self.group, self.group.table
+        source = self.group.table
         if isinstance(source, TableInput):
             reader = spark.read.format("delta").options(**(source.ref.options() or {}))
             if source.version is not None:
