@@ -11,6 +11,7 @@ spine.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -19,7 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from modelyard.backends.offline.engine import GroupInput, OfflineEngine, TableInput, WindowSpec
+from modelyard.backends.offline.engine import (
+    GroupInput,
+    OfflineEngine,
+    TableInput,
+    WindowSpec,
+    tie_columns,
+)
 from modelyard.backends.offline.tables import OfflineTableStore
 from modelyard.errors import InvalidDefinitionError, InvalidInputError, NotFoundError
 from modelyard.features.definitions import FeatureGroup
@@ -169,14 +176,22 @@ def prepare_group(raw: pa.Table, selected: SelectedGroup, *, event_feature: str 
     """The engine's input from a group's raw source rows: the transform applied and the
     features computed. ``event_feature`` adds the chosen row's event time as a row feature of
     that name; ``ttl=False`` keeps rows older than the group's TTL (the online side applies
-    the TTL when values are read)."""
+    the TTL when values are read).
+
+    The rows come from the offline store, whose full ties an engine breaks by the rows'
+    values (see :mod:`modelyard.backends.offline.engine`): they are sorted so that table
+    position, which breaks an Arrow table's ties, gives the same choice, and materialized
+    values agree with training sets."""
     group = selected.group
     if group.transform is not None:
         raw = apply_transform(raw, group)
     columns, row_features, windows = _plan(selected, event_feature)
     table = _computed(raw, selected, columns)
-    return GroupInput(group.name, group.entity.keys, table, row_features, windows,
-                      group.ttl_us if ttl else None)
+    unordered = GroupInput(group.name, group.entity.keys, table, row_features, windows,
+                           group.ttl_us if ttl else None)
+    order = [*unordered.keys, "event_time", "ingested_at", *tie_columns(unordered)]
+    ordered = select(table, [(c, quote(c)) for c in table.column_names], order=order)
+    return dataclasses.replace(unordered, table=ordered)
 
 
 def _plan(selected: SelectedGroup, event_feature: str | None
