@@ -191,3 +191,15 @@ def s3_bucket(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield name
     finally:
         buckets.delete(s3_server, name)
+
+
+@pytest.fixture(scope="session")
+def spark_remote() -> Iterator[str]:
+    """The ``sc://`` address of a Spark Connect server (Sail, started for the session)."""
+    from _spark import server
+
+    remote, handle = server.start()
+    try:
+        yield remote
+    finally:
+        server.stop(handle)

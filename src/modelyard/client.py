@@ -217,13 +217,14 @@ class Yard:
     @functools.cached_property
     def features(self) -> FeatureService:
         """The feature store (its engine and table format load on first use)."""
-        from modelyard.backends.offline.duckdb_engine import DuckDBEngine
+        from modelyard.backends.offline import engine_from_setting
         from modelyard.backends.offline.tables import offline_store_from_uri
         from modelyard.features.service import FeatureService
 
         return FeatureService(self.stores.feature_registry(),
                               offline_store_from_uri(self.settings.offline_uri, self._s3),
-                              DuckDBEngine(), self.settings.project_root,
+                              engine_from_setting(self.settings.engine),
+                              self.settings.project_root,
                               online=self._open_online, writes=self.writes)
 
     def _open_online(self, features: FeatureService) -> OnlineService:

@@ -66,6 +66,9 @@ class Settings:
                                "Online feature store: sqlite:///path.db or "
                                "redis://host:6379/0?prefix=name; default: the project's "
                                ".modelyard/online.db.")
+    engine: str = _setting("duckdb", "features.engine", "MODELYARD_ENGINE",
+                           "Offline engine of training sets: duckdb (in this process) or the "
+                           "Spark Connect server sc://host:15002 (needs modelyard[spark]).")
     materialize_chunk_rows: int = _setting(2_000_000, "features.materialize_chunk_rows",
                                            "MODELYARD_MATERIALIZE_CHUNK_ROWS",
                                            "Offline rows read per materialization chunk; "

@@ -1,4 +1,5 @@
-"""The DuckDB point-in-time engine on hand-made adversarial histories."""
+"""The point-in-time engines (DuckDB, and Spark Connect on a Sail server) on hand-made
+adversarial histories: every test of an ``engine`` runs on both."""
 
 from __future__ import annotations
 
@@ -46,8 +47,12 @@ def spine(cids: list[Any], hours: list[float | None], zone: str = "UTC") -> pa.T
     })
 
 
-@pytest.fixture
-def engine() -> OfflineEngine:
+@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def engine(request: pytest.FixtureRequest) -> OfflineEngine:
+    if request.param == "spark":
+        from modelyard.backends.offline.spark_engine import SparkEngine
+
+        return SparkEngine(request.getfixturevalue("spark_remote"))
     return DuckDBEngine(threads=2)
 
 

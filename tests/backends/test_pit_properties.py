@@ -1,14 +1,17 @@
-"""The DuckDB point-in-time engine against a brute-force reference on random small histories.
+"""The point-in-time engines against a brute-force reference on random small histories.
 
 The reference reads the semantics straight off the spec, one spine row at a time: the latest
-visible row at or before the spine time (ties by ingestion time, then table position), the TTL,
-``as_of``, and every window function over ``(ts - window, ts]``.
+visible row at or before the spine time (ties by ingestion time, then table position for an
+Arrow table, the row's values for a Delta table), the TTL, ``as_of``, and every window function
+over ``(ts - window, ts]``. Each engine (DuckDB with either window strategy, Spark Connect on
+Sail) runs on groups given as Arrow tables and as Delta tables it reads itself.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,15 +19,18 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelyard.backends.offline.duckdb_engine import DuckDBEngine, WindowStrategy
+from modelyard.backends.offline.duckdb_engine import DuckDBEngine
 from modelyard.backends.offline.engine import (
     WINDOW_FUNCTIONS,
     GroupInput,
+    OfflineEngine,
+    TableInput,
     WindowSpec,
 )
+from modelyard.backends.offline.tables import TableRef
 
 HOUR = 3_600_000_000
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
@@ -50,6 +56,12 @@ class Case:
     rows: list[Row]
     windows: tuple[WindowSpec, ...]
     ttl: int | None
+    delta: bool = False  # full ties by the row's values (x, then n; nulls lowest)
+
+    def tie(self, i: int, row: Row) -> Any:
+        if not self.delta:
+            return i
+        return tuple((0, 0.0) if v is None else (1, v) for v in (row.x, row.n))
 
 
 # --- reference ---------------------------------------------------------------------------
@@ -69,13 +81,13 @@ def _row_features(case: Case, keys: tuple[Any, ...], ts: int | None,
     seen = [(i, r) for i, r in _visible(case, keys, as_of) if r.event <= ts]
     if not seen:
         return empty
-    _, row = max(seen, key=lambda p: (p[1].event, p[1].ingested, p[0]))
+    _, row = max(seen, key=lambda p: (p[1].event, p[1].ingested, case.tie(*p)))
     if case.ttl is not None and (ts - row.event) * HOUR > case.ttl:
         return empty
     return {"x": row.x, "n": row.n}
 
 
-def _aggregate(spec: WindowSpec, rows: list[tuple[int, Row]]) -> Any:
+def _aggregate(case: Case, spec: WindowSpec, rows: list[tuple[int, Row]]) -> Any:
     if spec.column is None:
         return len(rows)
     values = [(i, r, getattr(r, spec.column)) for i, r in rows]
@@ -87,7 +99,8 @@ def _aggregate(spec: WindowSpec, rows: list[tuple[int, Row]]) -> Any:
     if not present:
         return None
     if spec.func == "last":
-        picked = [(r.event, r.ingested, i, v) for i, r, v in values if v is not None]
+        picked = [(r.event, r.ingested, case.tie(i, r), v) for i, r, v in values
+                  if v is not None]
         return max(picked)[3]
     functions: dict[str, Callable[[list[Any]], Any]] = {
         "sum": sum, "min": min, "max": max, "mean": statistics.fmean,
@@ -106,7 +119,7 @@ def _windows(case: Case, keys: tuple[Any, ...], ts: int | None,
             rows = [
                 (i, r) for i, r in _visible(case, keys, as_of) if ts - length < r.event <= ts
             ]
-        found[spec.name] = _aggregate(spec, rows)
+        found[spec.name] = _aggregate(case, spec, rows)
     return found
 
 
@@ -162,7 +175,7 @@ def cases(draw: st.DrawFn, composite: bool) -> Case:
     return Case(keys, rows, windows, ttl)
 
 
-def _group(case: Case, suffix: str) -> GroupInput:
+def _group(case: Case, suffix: str, folder: str) -> GroupInput:
     columns: dict[str, pa.Array] = {}
     for j, key in enumerate(case.keys):
         dtype = pa.int64() if key == "cid" else pa.string()
@@ -176,10 +189,26 @@ def _group(case: Case, suffix: str) -> GroupInput:
         WindowSpec(w.name, w.func, None if w.column is None else w.column + suffix, w.window_us)
         for w in case.windows
     )
+    table: pa.Table | TableInput = pa.table(columns)
+    if case.delta:
+        table = _stored(table, folder)
     return GroupInput(
-        name="g" + suffix, keys=case.keys, table=pa.table(columns),
+        name="g" + suffix, keys=case.keys, table=table,
         row_features=("x" + suffix, "n" + suffix), windows=windows, ttl_us=case.ttl,
     )
+
+
+def _stored(table: pa.Table, folder: str) -> TableInput:
+    """The rows written as a Delta table (in shuffled batches, so that no file order can stand
+    in for the tie rule), given to the engine as a reference."""
+    from deltalake import write_deltalake
+
+    uri = f"{folder}/{table.column_names[-1]}"
+    half = table.num_rows // 2
+    for part in (table.slice(half), table.slice(0, half)):
+        write_deltalake(uri, part, mode="append")
+    columns = tuple((name, '"' + name + '"') for name in table.column_names)
+    return TableInput(TableRef(uri), None, columns, table.schema)
 
 
 spine_row = st.tuples(
@@ -191,8 +220,21 @@ spines = st.integers(0, 20).flatmap(
 )
 
 
-@pytest.mark.parametrize("strategy", ["join", "stream"])
-@settings(max_examples=75, deadline=None, database=None)
+@pytest.fixture(params=[
+    "duckdb-join", "duckdb-stream",
+    pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.slow]),
+])
+def engine(request: pytest.FixtureRequest) -> OfflineEngine:
+    if request.param == "spark":
+        from modelyard.backends.offline.spark_engine import SparkEngine
+
+        return SparkEngine(request.getfixturevalue("spark_remote"))
+    return DuckDBEngine(threads=2, windows="join" if request.param == "duckdb-join" else "stream")
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["arrow", "delta"])
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     single=cases(composite=False),
     composite=cases(composite=True),
@@ -201,9 +243,10 @@ spines = st.integers(0, 20).flatmap(
     as_of=st.one_of(st.none(), st.integers(0, 18)),
 )
 def test_engine_matches_brute_force_reference(
-    strategy: WindowStrategy, single: Case, composite: Case,
+    engine: OfflineEngine, stored: bool, single: Case, composite: Case,
     spine_rows: list[tuple[int | None, str, int | None]], zone: str, as_of: int | None,
 ) -> None:
+    single.delta = composite.delta = stored
     spine = pa.table({
         "cid": pa.array([r[0] for r in spine_rows], pa.int64()),
         "shop": pa.array([r[1] for r in spine_rows], pa.string()),
@@ -213,11 +256,11 @@ def test_engine_matches_brute_force_reference(
         ),
         "label": pa.array(range(len(spine_rows)), pa.int64()),
     })
-    groups = [_group(single, "_1"), _group(composite, "_2")]
-    engine = DuckDBEngine(threads=2, windows=strategy)
-    result = engine.point_in_time(
-        spine, "ts", groups, as_of=None if as_of is None else moment(as_of)
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        groups = [_group(single, "_1", folder), _group(composite, "_2", folder)]
+        result = engine.point_in_time(
+            spine, "ts", groups, as_of=None if as_of is None else moment(as_of)
+        )
 
     assert result.num_rows == spine.num_rows
     assert result.select(spine.column_names).equals(spine)

@@ -227,10 +227,11 @@ def _connection() -> Any:
     return con
 
 
-def select(table: pa.Table, columns: Sequence[tuple[str, str]], where: str | None = None
-           ) -> pa.Table:
-    """``SELECT expr AS name, ... FROM table [WHERE ...]`` on an Arrow table, with a clear
-    error naming the failing expression."""
+def select(table: pa.Table, columns: Sequence[tuple[str, str]], where: str | None = None,
+           order: Sequence[str] = ()) -> pa.Table:
+    """``SELECT expr AS name, ... FROM table [WHERE ...] [ORDER BY ...]`` on an Arrow table,
+    with a clear error naming the failing expression; ``order`` names output columns, sorted
+    ascending with nulls first."""
     import duckdb
 
     con = _connection()
@@ -238,6 +239,8 @@ def select(table: pa.Table, columns: Sequence[tuple[str, str]], where: str | Non
     try:
         body = ", ".join(f"({expr}) AS {quote(name)}" for name, expr in columns)
         sql = f"SELECT {body} FROM src" + (f" WHERE {where}" if where else "")
+        if order:
+            sql += " ORDER BY " + ", ".join(f"{quote(c)} ASC NULLS FIRST" for c in order)
         try:
             result: pa.Table = con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:

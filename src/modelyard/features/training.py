@@ -3,13 +3,15 @@
 For every spine row and every feature, the value is the latest one whose event time is at or
 before the row's timestamp (within the group's TTL), ties on event time broken by ingestion
 time; window features aggregate the entity's history up to the row's timestamp; with
-``as_of`` only rows ingested by then are seen. The engine does the joins; this module prepares
-its inputs and records the lineage: the :class:`TrainingSet` id is a hash of the feature
-versions, the table commits and the spine.
+``as_of`` only rows ingested by then are seen. The engine reads the tables and does the joins;
+this module tells it which table versions and feature expressions, and records the lineage:
+the :class:`TrainingSet` id is a hash of the feature versions, the table commits and the
+spine.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -18,7 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from modelyard.backends.offline.engine import GroupInput, OfflineEngine, WindowSpec
+from modelyard.backends.offline.engine import (
+    GroupInput,
+    OfflineEngine,
+    TableInput,
+    WindowSpec,
+    tie_columns,
+)
 from modelyard.backends.offline.tables import OfflineTableStore
 from modelyard.errors import InvalidDefinitionError, InvalidInputError, NotFoundError
 from modelyard.features.definitions import FeatureGroup
@@ -138,8 +146,14 @@ def spine_timestamp(spine: pa.Table, timestamp: str | None) -> str:
 
 
 def group_input(tables: OfflineTableStore, selected: SelectedGroup,
-                as_of: datetime | None) -> GroupInput:
-    """The group's rows with its features computed, as the engine wants them."""
+                as_of: datetime | None) -> tuple[GroupInput, int]:
+    """The engine's input for a group and the table version it reads.
+
+    A group without a transform goes as a reference: the table, its current version and the
+    SQL expressions of the features, which the engine computes where the table lies. A group
+    with a Python ``transform`` cannot be pushed down: its rows are read here, transformed and
+    sent to the engine as an Arrow table, the one case where history rows pass through this
+    process."""
     group = selected.group
     source = group.source
     if not tables.exists(source.name):
@@ -147,7 +161,14 @@ def group_input(tables: OfflineTableStore, selected: SelectedGroup,
             f"source {source.name!r} of feature group {group.name!r} has no data yet: "
             f"ingest it first (yard.features.ingest({source.name!r}, ...))",
             source=source.name)
-    return prepare_group(tables.read(source.name, as_of=as_of), selected)
+    snapshot = tables.snapshot(source.name)
+    if group.transform is not None:
+        return prepare_group(tables.read(source.name, as_of=as_of), selected), snapshot.version
+    columns, row_features, windows = _plan(selected, None)
+    schema = _computed(snapshot.schema.empty_table(), selected, columns).schema
+    rows = TableInput(snapshot.ref, snapshot.version, tuple(columns), schema)
+    return (GroupInput(group.name, group.entity.keys, rows, row_features, windows,
+                       group.ttl_us), snapshot.version)
 
 
 def prepare_group(raw: pa.Table, selected: SelectedGroup, *, event_feature: str | None = None,
@@ -155,11 +176,30 @@ def prepare_group(raw: pa.Table, selected: SelectedGroup, *, event_feature: str 
     """The engine's input from a group's raw source rows: the transform applied and the
     features computed. ``event_feature`` adds the chosen row's event time as a row feature of
     that name; ``ttl=False`` keeps rows older than the group's TTL (the online side applies
-    the TTL when values are read)."""
+    the TTL when values are read).
+
+    The rows come from the offline store, whose full ties an engine breaks by the rows'
+    values (see :mod:`modelyard.backends.offline.engine`): they are sorted so that table
+    position, which breaks an Arrow table's ties, gives the same choice, and materialized
+    values agree with training sets."""
     group = selected.group
-    source = group.source
     if group.transform is not None:
         raw = apply_transform(raw, group)
+    columns, row_features, windows = _plan(selected, event_feature)
+    table = _computed(raw, selected, columns)
+    unordered = GroupInput(group.name, group.entity.keys, table, row_features, windows,
+                           group.ttl_us if ttl else None)
+    order = [*unordered.keys, "event_time", "ingested_at", *tie_columns(unordered)]
+    ordered = select(table, [(c, quote(c)) for c in table.column_names], order=order)
+    return dataclasses.replace(unordered, table=ordered)
+
+
+def _plan(selected: SelectedGroup, event_feature: str | None
+          ) -> tuple[list[tuple[str, str]], tuple[str, ...], tuple[WindowSpec, ...]]:
+    """The (name, SQL expression) columns a group's rows are computed into, its row features
+    and its windows."""
+    group = selected.group
+    source = group.source
     keys = group.entity.keys
     columns: list[tuple[str, str]] = [(k, quote(k)) for k in keys]
     columns += [("event_time", quote(source.timestamp)), ("ingested_at", quote(INGESTED_AT))]
@@ -181,15 +221,20 @@ def prepare_group(raw: pa.Table, selected: SelectedGroup, *, event_feature: str 
                 columns.append((column, inner))
             windows.append(WindowSpec(name, func, column,  # type: ignore[arg-type]
                                       int(feature.window_us or 0)))
+    return columns, tuple(row_features), tuple(windows)
+
+
+def _computed(raw: pa.Table, selected: SelectedGroup, columns: list[tuple[str, str]]
+              ) -> pa.Table:
     try:
-        table = select(raw, columns)
+        return select(raw, columns)
     except InvalidDefinitionError:
         # name the feature and the column as plan/apply would (a version applied before
         # expressions were bound, or rows that changed since), not the internal column
-        validate_group(group, SourceColumns(source.name, raw.schema, "in the stored rows"))
+        source = selected.group.source
+        validate_group(selected.group,
+                       SourceColumns(source.name, raw.schema, "in the stored rows"))
         raise
-    return GroupInput(group.name, keys, table, tuple(row_features), tuple(windows),
-                      group.ttl_us if ttl else None)
 
 
 def apply_transform(raw: pa.Table, group: FeatureGroup) -> pa.Table:
@@ -223,7 +268,8 @@ def build(engine: OfflineEngine, tables: OfflineTableStore, spine: pa.Table,
           groups: Sequence[SelectedGroup], *, timestamp: str, label: str | None,
           as_of: datetime | None, requests: Sequence[SelectedRequest] = (),
           hidden: Sequence[str] = ()) -> TrainingSet:
-    inputs = [group_input(tables, g, as_of) for g in groups]
+    planned = [group_input(tables, g, as_of) for g in groups]
+    inputs = [group for group, _ in planned]
     names = [n for g in groups for n in g.features] + [n for r in requests for n in r.features]
     clashes = {n for n in names if names.count(n) > 1} | (set(names) & set(spine.column_names))
     if clashes:
@@ -239,9 +285,10 @@ def build(engine: OfflineEngine, tables: OfflineTableStore, spine: pa.Table,
     if hidden:
         result = result.drop_columns(list(hidden))
     commits: dict[str, str | None] = {}
-    for g in groups:
+    for g, (_, version) in zip(groups, planned, strict=True):
         history = tables.history(g.group.source.name)
-        seen = [c for c in history if as_of is None or c.ingested_at <= as_of]
+        seen = [c for c in history
+                if c.version <= version and (as_of is None or c.ingested_at <= as_of)]
         commits[g.group.source.name] = seen[-1].commit_id if seen else None
     features = [f"{g.group.name}@v{g.version}:{f}" for g in groups for f in g.features
                 if f not in hidden]

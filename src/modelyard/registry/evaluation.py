@@ -6,20 +6,6 @@ data (no ``predict_proba``, a single class present, zeros in the label for ``map
 left out of :attr:`Evaluation.metrics` and its reason put in :attr:`Evaluation.skipped`; NaN
 is never stored.
 
-Metric names
-    classification, binary: ``accuracy``, ``precision``, ``recall``, ``f1`` (for the positive
-    class: the larger of the sorted classes, so ``1``, ``True`` or the second label),
-    ``roc_auc``, ``log_loss``, ``brier`` and ``ece``.
-
-    classification, more than two classes: ``accuracy``, ``precision_macro``,
-    ``recall_macro``, ``f1_macro`` (unweighted means over the classes), ``roc_auc``
-    (one-vs-rest, macro), ``log_loss`` and ``ece``.
-
-    ``ece`` is the expected calibration error over 10 equal-width bins: for a binary task
-    on the positive class probability, for more classes on the top-label confidence.
-
-    regression: ``rmse``, ``mae``, ``r2`` and ``mape`` (left out when the label has zeros).
-
 :func:`modelyard.stats.metrics.metric_scorer` computes the same metrics from arrays
 (labels, predictions and the optional class probabilities), on all rows or on a row mask;
 :func:`evaluate` and :mod:`modelyard.monitoring.performance` both use it. For a classifier with

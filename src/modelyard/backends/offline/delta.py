@@ -63,6 +63,7 @@ from modelyard.backends.offline.tables import (
     OfflineTableStore,
     TableFile,
     TableRef,
+    TableSnapshot,
     check_table_name,
 )
 from modelyard.errors import (
@@ -358,6 +359,12 @@ class DeltaTableStore(OfflineTableStore):
     def ref(self, table: str) -> TableRef:
         """Where ``table`` lies and how to reach it: what an engine opens it with."""
         return self._ref(table)
+
+    def snapshot(self, table: str) -> TableSnapshot:
+        dt = self._open(table)
+        with self._errors(table):
+            dataset = dt.to_pyarrow_dataset(filesystem=self.location.arrow_filesystem(table))
+            return TableSnapshot(self._ref(table), dt.version(), dataset.schema)
 
     def _ref(self, table: str) -> TableRef:
         return self.location.ref(check_table_name(table))

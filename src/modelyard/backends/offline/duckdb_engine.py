@@ -20,6 +20,11 @@ the untouched spine with each feature column appended in the spine's row order.
 
 Times are integer microseconds since the epoch, so every comparison is exact and independent
 of time zones.
+
+A group given as a :class:`TableInput` is read here, in this process: its Delta table at the
+version given, the columns computed by DuckDB over the table's files (rows ingested after
+``as_of`` skipped as they are scanned), sorted so that table position breaks full ties by the
+row's values as every engine does; the steps above then run on that table.
 """
 
 from __future__ import annotations
@@ -38,11 +43,14 @@ from modelyard.backends.offline.engine import (
     INGESTED_AT,
     GroupInput,
     OfflineEngine,
+    TableInput,
     WindowSpec,
     check_request,
     epoch_us,
     micros,
+    tie_columns,
 )
+from modelyard.errors import InvalidDefinitionError, StorageError
 
 __all__ = ["DuckDBEngine", "WindowStrategy"]
 
@@ -149,6 +157,7 @@ class _Call:
 
     def features(self, number: int, group: GroupInput) -> list[tuple[str, pa.ChunkedArray]]:
         view = f"__modelyard_group_{number}"
+        group = self._resolved(group, view)
         self.con.register(view, _history(group))
         try:
             visible = _visible(group, self.as_of_us)
@@ -158,6 +167,27 @@ class _Call:
         finally:
             self.con.unregister(view)
         return [(name, found[name]) for name in group.output_names()]
+
+    def _resolved(self, group: GroupInput, view: str) -> GroupInput:
+        """The group with its rows in memory: a table input read and computed here."""
+        source = group.table
+        if not isinstance(source, TableInput):
+            return group
+        raw = f"{view}_raw"
+        self.con.register(raw, _dataset(group.name, source))
+        try:
+            table = self.con.sql(_read_sql(group, source, raw, self.as_of_us)).to_arrow_table()
+        except duckdb.Error as exc:
+            raise InvalidDefinitionError(
+                f"feature group {group.name!r}: cannot compute its columns from "
+                f"{_where(source)}: {str(exc).strip().splitlines()[0]}", field="expr",
+            ) from exc
+        finally:
+            self.con.unregister(raw)
+        if table.schema != source.schema:
+            table = table.cast(source.schema)
+        return GroupInput(group.name, group.keys, table, group.row_features, group.windows,
+                          group.ttl_us)
 
     def _latest(self, view: str, group: GroupInput, visible: str) -> tuple[np.ndarray, ...]:
         """(spine row, history row, its event time) for every spine row with a match."""
@@ -172,7 +202,7 @@ class _Call:
         if group.ttl_us is not None:
             fresh = self.ts[rows] - event <= group.ttl_us
             rows, picks = rows[fresh], picks[fresh]
-        chosen = group.table.select(list(group.row_features))
+        chosen = _rows(group).select(list(group.row_features))
         taken = chosen.take(_positions(rows, picks, self.rows))
         return {name: taken.column(name) for name in group.row_features}
 
@@ -187,7 +217,7 @@ class _Call:
             for spec in (w for w in lasts if w.column == column):
                 inside = age < spec.window_us
                 positions = _positions(rows[inside], picks[inside], self.rows)
-                found[spec.name] = group.table.column(column).take(positions)
+                found[spec.name] = _rows(group).column(column).take(positions)
         return found
 
     def _aggregates(self, view: str, group: GroupInput,
@@ -227,9 +257,43 @@ class _Call:
         return int(pairs) <= _JOIN_PAIRS_PER_ROW * (self.rows + int(history_rows))
 
 
+def _where(source: TableInput) -> str:
+    at = "latest version" if source.version is None else f"version {source.version}"
+    return f"the Delta table at {source.ref.uri} ({at})"
+
+
+def _dataset(name: str, source: TableInput) -> Any:
+    """The table's files at the version asked for, as a pyarrow dataset DuckDB scans."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError
+
+    try:
+        table = DeltaTable(source.ref.uri, version=source.version,
+                           storage_options=source.ref.options())
+        return table.to_pyarrow_dataset()
+    except (DeltaError, OSError) as exc:
+        raise StorageError(f"feature group {name!r}: cannot read {_where(source)}: "
+                           f"{str(exc).strip().splitlines()[0]}") from exc
+
+
+def _read_sql(group: GroupInput, source: TableInput, raw: str, as_of_us: int | None) -> str:
+    body = ", ".join(f"({expr}) AS {_q(name)}" for name, expr in source.columns)
+    sql = f"SELECT * FROM (SELECT {body} FROM {raw})"
+    if as_of_us is not None:
+        sql += f" WHERE epoch_us({_q(INGESTED_AT)}) <= {as_of_us}"
+    order = [*group.keys, EVENT_TIME, INGESTED_AT, *tie_columns(group)]
+    return sql + " ORDER BY " + ", ".join(f"{_q(c)} ASC NULLS FIRST" for c in order)
+
+
+def _rows(group: GroupInput) -> pa.Table:
+    """The rows of a group already read (see ``_Call._resolved``)."""
+    assert isinstance(group.table, pa.Table)
+    return group.table
+
+
 def _history(group: GroupInput) -> pa.Table:
     """The group's table as the queries read it: keys, integer times, a row index, inputs."""
-    table = group.table
+    table = _rows(group)
     inputs = list(dict.fromkeys(
         w.column for w in group.windows if w.column is not None and w.column not in group.keys
     ))

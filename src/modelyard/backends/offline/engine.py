@@ -14,9 +14,21 @@ that entity at that instant, and nothing from the future:
 * with ``as_of``, rows ingested after that instant do not exist.
 
 The output is the spine itself, every column and every row in the spine's order, followed by
-the feature columns of each group. Engines receive Arrow tables and the plain specs below; they
-know nothing of feature definitions or of the registry, so another engine (Spark) implements
-the same one method.
+the feature columns of each group. Engines receive the plain specs below and know nothing of
+feature definitions or of the registry.
+
+A group's rows come either as a :class:`TableInput` (a Delta table, a version cut-off and the
+SQL expressions of its columns), which the engine reads and computes where the table lies, so
+that no history row passes through the caller, or as an in-memory Arrow table: the one case
+where rows pass through the caller's process, used for groups with a Python ``transform`` and
+for materialization's small batches.
+
+**Full ties.** Rows of an Arrow table sharing keys, ``event_time`` and ``ingested_at`` are
+resolved by the later position in the table. A Delta table's rows have no position an engine
+can see everywhere (Spark reads files in any order), and a full tie there means two rows of one
+ingestion for one entity and instant; they are resolved by the greater row, comparing the
+values of the computed columns (:func:`tie_columns`) in order, nulls lowest. Every engine
+applies both rules the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from typing import Literal, get_args
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modelyard.backends.offline.tables import TableRef
 from modelyard.errors import InvalidInputError
 
 __all__ = [
@@ -38,12 +51,15 @@ __all__ = [
     "WINDOW_FUNCTIONS",
     "GroupInput",
     "OfflineEngine",
+    "TableInput",
     "WindowFunction",
     "WindowSpec",
     "check_request",
     "epoch_us",
     "micros",
     "output_columns",
+    "tie_columns",
+    "window_type",
 ]
 
 EVENT_TIME = "event_time"
@@ -93,18 +109,36 @@ class WindowSpec:
 
 
 @dataclass(frozen=True, eq=False)
+class TableInput:
+    """A group's rows as they lie in a Delta table: the engine reads ``ref`` at ``version``
+    (None: the latest) and computes ``columns``, each a (name, SQL expression over the stored
+    columns) pair in DuckDB's dialect; ``schema`` holds the Arrow types of those columns (found
+    by the caller from the table's schema alone), which the engine's output keeps."""
+
+    ref: TableRef
+    version: int | None
+    columns: tuple[tuple[str, str], ...]
+    schema: pa.Schema
+
+    def __post_init__(self) -> None:
+        if [name for name, _ in self.columns] != list(self.schema.names):
+            raise InvalidInputError("a table input's schema must name its columns in order")
+
+
+@dataclass(frozen=True, eq=False)
 class GroupInput:
     """One feature group's history and what to compute from it.
 
-    ``table`` holds the key columns, ``event_time`` and ``ingested_at`` (timezone-aware
-    timestamps) and the feature columns. ``row_features`` are taken as point-in-time values;
+    ``table`` (an Arrow table, or a :class:`TableInput` the engine reads itself) holds the key
+    columns, ``event_time`` and ``ingested_at`` (timezone-aware timestamps) and the feature
+    columns. ``row_features`` are taken as point-in-time values;
     ``windows`` are aggregated. Output columns are named after the row features and the windows,
     and must be unique across the spine and every group.
     """
 
     name: str
     keys: tuple[str, ...]
-    table: pa.Table
+    table: pa.Table | TableInput
     row_features: tuple[str, ...] = ()
     windows: tuple[WindowSpec, ...] = ()
     ttl_us: int | None = None
@@ -119,6 +153,20 @@ class GroupInput:
 
     def output_names(self) -> list[str]:
         return [*self.row_features, *(w.name for w in self.windows)]
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The names and Arrow types of the group's columns."""
+        return self.table.schema
+
+    def output_types(self) -> dict[str, pa.DataType]:
+        """The Arrow type of every output column, as every engine returns it."""
+        schema = self.schema
+        types = {name: schema.field(name).type for name in self.row_features}
+        for spec in self.windows:
+            column = None if spec.column is None else schema.field(spec.column).type
+            types[spec.name] = window_type(spec, column)
+        return types
 
 
 class OfflineEngine(ABC):
@@ -186,7 +234,7 @@ def _check_aware_timestamp(table: pa.Table, column: str, where: str) -> None:
 
 def _check_group(spine: pa.Table, group: GroupInput) -> None:
     where = f"feature group {group.name!r}"
-    table = group.table
+    table = group.schema.empty_table()
     for key in group.keys:
         if key not in spine.column_names:
             raise InvalidInputError(f"the spine has no key column {key!r} of {where}", column=key)
@@ -249,3 +297,37 @@ def micros(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
         return pc.if_else(below, pc.subtract(quotient, 1), quotient)
     factor = _US_PER_UNIT[unit]
     return raw if factor == 1 else pc.multiply_checked(raw, factor)
+
+
+def window_type(spec: WindowSpec, column: pa.DataType | None) -> pa.DataType:
+    """The Arrow type of a window's values: counts are 64-bit integers, means and standard
+    deviations doubles, sums of integers 64-bit integers (of decimals 38-digit decimals, of
+    anything else doubles); ``min``, ``max`` and ``last`` keep the column's type."""
+    if spec.func in ("count", "count_distinct"):
+        return pa.int64()
+    assert column is not None
+    if spec.func in ("mean", "std"):
+        return pa.float64()
+    if spec.func == "sum":
+        if pa.types.is_integer(column):
+            return pa.int64()
+        if pa.types.is_decimal(column):
+            return pa.decimal128(38, column.scale)
+        return pa.float64()
+    return column
+
+
+def tie_columns(group: GroupInput) -> list[str]:
+    """The columns, in order, whose values resolve a full tie between rows of a Delta table
+    (see the module docstring): every computed column but the keys and the times whose type
+    both SQL engines order the same way (numbers, strings, booleans, dates and times)."""
+    skip = {*group.keys, EVENT_TIME, INGESTED_AT}
+    return [f.name for f in group.schema if f.name not in skip and _orderable(f.type)]
+
+
+def _orderable(dtype: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
+        or pa.types.is_boolean(dtype) or pa.types.is_temporal(dtype)
+        or _key_family(dtype) in ("string", "binary")
+    )

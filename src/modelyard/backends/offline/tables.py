@@ -37,6 +37,7 @@ __all__ = [
     "OfflineTableStore",
     "TableFile",
     "TableRef",
+    "TableSnapshot",
     "check_table_name",
     "offline_store_from_uri",
 ]
@@ -87,6 +88,16 @@ class TableRef:
     def options(self) -> dict[str, str] | None:
         """The storage options as deltalake takes them."""
         return None if self.storage_options is None else dict(self.storage_options)
+
+
+@dataclass(frozen=True)
+class TableSnapshot:
+    """A table at one version: where it lies, that version and its columns' Arrow types,
+    which is all an engine needs to compute over it where it lies."""
+
+    ref: TableRef
+    version: int
+    schema: pyarrow.Schema
 
 
 @dataclass(frozen=True)
@@ -157,6 +168,11 @@ class OfflineTableStore(ABC):
     def ref(self, table: str) -> TableRef:
         """Where ``table`` lies and how to reach it (its storage options hold credentials:
         hand them to an engine, never log or store them)."""
+
+    @abstractmethod
+    def snapshot(self, table: str) -> TableSnapshot:
+        """The table's latest version, its reference and its schema, read from its log alone
+        (no data file is opened)."""
 
     @abstractmethod
     def drop(self, table: str) -> None:
