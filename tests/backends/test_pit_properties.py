@@ -233,7 +233,7 @@ def engine(request: pytest.FixtureRequest) -> OfflineEngine:
 
 
 @pytest.mark.parametrize("stored", [False, True], ids=["arrow", "delta"])
-@settings(max_examples=40, deadline=None, database=None,
+@settings(max_examples=25, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     single=cases(composite=False),
